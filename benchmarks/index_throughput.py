@@ -1,0 +1,154 @@
+"""End-to-end indexing throughput vs a bare `encode` of the same texts, measured in one run.
+
+Downloads a pinned sdist with pip (PyPI), indexes it with `coderag index` in a fresh data
+directory (only the converted model is reused), then embeds the very same chunk texts with a
+plain `Embedder.embed` call on the same backend, and prints:
+
+    files, chunks, wall seconds, chunks/s, peak RSS, ratio = end-to-end chunks/s / bare chunks/s
+
+Usage: .venv/bin/python benchmarks/index_throughput.py [--package django==5.1.4] [--backend openvino]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
+CACHE = HERE / ".cache"
+
+
+def fetch_sdist(requirement: str) -> Path:
+    """pip-download the sdist once and unpack it under benchmarks/.cache/src/."""
+    name = requirement.replace("==", "-")
+    target = CACHE / "src" / name
+    if target.is_dir():
+        return next(p for p in target.iterdir() if p.is_dir())
+    downloads = CACHE / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+         requirement, "-d", str(downloads)],
+        check=True,
+    )
+    package = requirement.split("==")[0].lower().replace("-", "_")
+    archive = next(
+        p for p in downloads.iterdir()
+        if p.name.lower().replace("-", "_").startswith(package) and p.name.endswith(".tar.gz")
+        and requirement.split("==")[-1] in p.name
+    )
+    target.mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return next(p for p in target.iterdir() if p.is_dir())
+
+
+class RssSampler(threading.Thread):
+    """Samples the summed RSS of a process tree every 50 ms."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_total, self.peak_single, self.stop_flag = pid, 0, 0, False
+
+    def run(self) -> None:
+        while not self.stop_flag:
+            try:
+                parent = psutil.Process(self.pid)
+                procs = [parent, *parent.children(recursive=True)]
+                rss = [p.memory_info().rss for p in procs if p.is_running()]
+                self.peak_total = max(self.peak_total, sum(rss))
+                self.peak_single = max(self.peak_single, max(rss, default=0))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--package", default="django==5.1.4")
+    parser.add_argument("--backend", default=os.environ.get("CODERAG_BACKEND", "openvino"))
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+
+    source = fetch_sdist(args.package)
+    data_dir = CACHE / "data"
+    shutil.rmtree(data_dir / "indexes", ignore_errors=True)
+    env = {**os.environ, "CODERAG_DATA": str(data_dir), "CODERAG_BACKEND": args.backend,
+           "HF_HUB_OFFLINE": "1", "CODERAG_WORKERS": str(args.workers)}
+    coderag = [sys.executable, "-m", "coderag_assets.cli"]
+
+    # Convert/prepare the model outside the timed run (a one-time cost, cached under data/models).
+    subprocess.run([*coderag, "index", "--dry-run", str(source)], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
+
+    spec = EmbedderSpec(backend=args.backend, cache_dir=data_dir / "models")
+    prepare_model(spec)
+
+    started = time.perf_counter()
+    process = subprocess.Popen([*coderag, "index", str(source), "--json", "--quiet"], env=env,
+                               stdout=subprocess.PIPE, text=True)
+    sampler = RssSampler(process.pid)
+    sampler.start()
+    stdout, _ = process.communicate()
+    wall = time.perf_counter() - started
+    sampler.stop_flag = True
+    if process.returncode != 0:
+        print(stdout)
+        return 1
+    summary = json.loads(stdout)
+
+    # Bare encode of the same texts, same backend, all cores, one process.
+    import pyarrow.parquet as pq
+
+    from coderag_assets.indexing import chunk_from_row
+    from coderag_assets.store import IndexStore
+
+    store = IndexStore.for_root(data_dir, source.resolve())
+    texts: dict[str, str] = {}
+    for path in sorted((store.base / "chunks").glob("*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            texts.setdefault(row["content_hash"], chunk_from_row(row).embedding_text)
+    embedder = load_embedder(EmbedderSpec(backend=args.backend, cache_dir=data_dir / "models"))
+    encode_started = time.perf_counter()
+    embedder.embed(list(texts.values()))
+    encode_seconds = time.perf_counter() - encode_started
+
+    chunks = summary["chunks"]
+    e2e_rate = summary["embedded"] / wall
+    bare_rate = len(texts) / encode_seconds
+    rows = [
+        ("package", args.package),
+        ("backend", args.backend),
+        ("workers", args.workers),
+        ("files indexed", summary["indexable_files"]),
+        ("files skipped", sum(summary["skipped"].values())),
+        ("chunks", chunks),
+        ("unique texts embedded", summary["embedded"]),
+        ("end-to-end wall s", f"{wall:.1f}"),
+        ("end-to-end chunks/s", f"{e2e_rate:.1f}"),
+        ("bare encode s", f"{encode_seconds:.1f}"),
+        ("bare encode chunks/s", f"{bare_rate:.1f}"),
+        ("ratio e2e / bare", f"{e2e_rate / bare_rate:.3f}"),
+        ("peak RSS, largest process MiB", f"{sampler.peak_single / 2**20:.0f}"),
+        ("peak RSS, process tree MiB", f"{sampler.peak_total / 2**20:.0f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

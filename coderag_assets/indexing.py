@@ -1,0 +1,393 @@
+"""What each pipeline stage does, as plain functions over one index's shards.
+
+The Dagster assets are thin wrappers around these; the CLI reaches them only through the
+assets (one code path). Each stage reads its upstream shard files, writes its own shard
+files, and returns stats a person wants to see. Stages are incremental:
+
+- manifest: a file whose size and mtime are unchanged keeps its recorded sha256 (unless
+  `verify_hashes`), so a no-op re-run reads no file contents;
+- chunks: a file whose sha256 and chunker version are unchanged keeps its chunk rows;
+- embeddings: a content hash with a vector (this shard's last output or the vector cache)
+  is never embedded again, so renames, reverts and rebuilds reuse vectors.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from coderag_assets.chunking import CHUNKER_VERSION, Chunk, chunk_file, language_for_path
+from coderag_assets.embedding import Embedder, EmbedderSpec, load_embedder, prepare_model
+from coderag_assets.files import FileStat, SkippedFile, read_source, scan_tree
+from coderag_assets.progress import report
+from coderag_assets.store import (
+    CHUNK_SCHEMA,
+    MANIFEST_SCHEMA,
+    SYMBOL_SCHEMA,
+    BuildResult,
+    IndexBuildInput,
+    IndexStore,
+    build_index,
+    vector_schema,
+    vectors_table,
+)
+
+EMBED_TASK_TEXTS = 128           # texts per task handed to a worker process
+PARALLEL_EMBED_MIN_TEXTS = 256   # below this, embedding in-process beats starting workers
+CACHE_FLUSH_VECTORS = 2048       # new vectors are persisted at least this often (crash safety)
+
+
+@dataclass
+class ManifestStats:
+    files: int = 0
+    indexable: int = 0
+    hashed: int = 0
+    bytes: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class ChunkStats:
+    files_chunked: int = 0
+    files_reused: int = 0
+    chunks: int = 0
+    symbols: int = 0
+    parse_error_files: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+@dataclass
+class EmbedStats:
+    chunks: int = 0
+    unique_hashes: int = 0
+    embedded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    model_id: str = ""
+
+
+# ------------------------------------------------------------------ manifest
+
+
+def build_manifests(
+    store: IndexStore,
+    shards: Sequence[str],
+    shard_of: Callable[[str], str],
+    *,
+    max_file_bytes: int,
+    verify_hashes: bool = False,
+) -> dict[str, ManifestStats]:
+    """Walk the root once and write `manifest/<shard>.parquet` for each of `shards`."""
+    file_stats = scan_tree(store.root, max_file_bytes=max_file_bytes)
+    by_shard: dict[str, list[FileStat]] = defaultdict(list)
+    wanted = set(shards)
+    for stat in file_stats:
+        shard = shard_of(stat.path)
+        if shard in wanted:
+            by_shard[shard].append(stat)
+    report().start("scan", sum(len(by_shard[s]) for s in shards))
+    results: dict[str, ManifestStats] = {}
+    for shard in shards:
+        previous = {
+            row["path"]: row for row in store.read_shard("manifest", shard, MANIFEST_SCHEMA).to_pylist()
+        }
+        stats = ManifestStats()
+        rows = [
+            _manifest_row(store.root, stat, shard, previous.get(stat.path), stats, max_file_bytes, verify_hashes)
+            for stat in by_shard[shard]
+        ]
+        store.write_shard("manifest", shard, pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA))
+        results[shard] = stats
+        report().advance("scan", len(rows))
+    report().finish("scan")
+    return results
+
+
+def _manifest_row(
+    root: Path,
+    stat: FileStat,
+    shard: str,
+    previous: dict | None,
+    stats: ManifestStats,
+    max_file_bytes: int,
+    verify_hashes: bool,
+) -> dict:
+    row = {
+        "path": stat.path,
+        "shard": shard,
+        "size": stat.size,
+        "mtime_ns": stat.mtime_ns,
+        "sha256": None,
+        "language": language_for_path(stat.path),
+        "skip_reason": stat.skip_reason,
+        "skip_detail": None,
+    }
+    stats.files += 1
+    if stat.skip_reason is None:
+        unchanged = (
+            previous is not None
+            and previous["size"] == stat.size
+            and previous["mtime_ns"] == stat.mtime_ns
+            and not verify_hashes
+        )
+        if unchanged:
+            row.update(sha256=previous["sha256"], skip_reason=previous["skip_reason"], skip_detail=previous["skip_detail"])
+        else:
+            stats.hashed += 1
+            try:
+                source = read_source(root, stat.path, max_file_bytes=max_file_bytes)
+                row["sha256"] = source.sha256
+            except SkippedFile as skipped:
+                row.update(skip_reason=skipped.reason, skip_detail=skipped.detail)
+    if row["skip_reason"] is None:
+        stats.indexable += 1
+        stats.bytes += stat.size
+    else:
+        stats.skipped[row["skip_reason"]] += 1
+    return row
+
+
+# ------------------------------------------------------------------ chunks
+
+
+def build_chunks(
+    store: IndexStore, shards: Sequence[str], *, run_id: str, max_file_bytes: int
+) -> dict[str, ChunkStats]:
+    """Chunk the indexable files of each shard; unchanged files keep their chunk rows."""
+    manifests = {shard: store.read_shard("manifest", shard, MANIFEST_SCHEMA) for shard in shards}
+    report().start("chunk", sum(m.num_rows for m in manifests.values()))
+    results: dict[str, ChunkStats] = {}
+    for shard in shards:
+        started = time.perf_counter()
+        stats = ChunkStats()
+        previous_chunks = store.read_shard("chunks", shard, CHUNK_SCHEMA)
+        previous_symbols = store.read_shard("symbols", shard, SYMBOL_SCHEMA)
+        chunks_by_path = _rows_by_path(previous_chunks)
+        symbols_by_path = _rows_by_path(previous_symbols)
+        chunk_rows: list[dict] = []
+        symbol_rows: list[dict] = []
+        for entry in manifests[shard].to_pylist():
+            if entry["skip_reason"] is not None:
+                continue
+            old_rows = chunks_by_path.get(entry["path"], [])
+            if old_rows and all(
+                r["file_sha256"] == entry["sha256"] and r["chunker_version"] == CHUNKER_VERSION
+                for r in old_rows
+            ):
+                chunk_rows.extend(old_rows)
+                symbol_rows.extend(symbols_by_path.get(entry["path"], []))
+                stats.files_reused += 1
+                continue
+            try:
+                source = read_source(store.root, entry["path"], max_file_bytes=max_file_bytes)
+            except SkippedFile as skipped:
+                stats.skipped[skipped.reason] += 1
+                continue
+            chunked = chunk_file(entry["path"], source.text, entry["language"])
+            stats.files_chunked += 1
+            stats.parse_error_files += int(chunked.parse_errors > 0)
+            chunk_rows.extend(_chunk_row(chunk, source.sha256, run_id) for chunk in chunked.chunks)
+            symbol_rows.extend(_symbol_row(symbol) for symbol in chunked.symbols)
+        report().advance("chunk", manifests[shard].num_rows)
+        store.write_shard("chunks", shard, pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA))
+        store.write_shard("symbols", shard, pa.Table.from_pylist(symbol_rows, schema=SYMBOL_SCHEMA))
+        stats.chunks = len(chunk_rows)
+        stats.symbols = len(symbol_rows)
+        stats.seconds = time.perf_counter() - started
+        results[shard] = stats
+    report().finish("chunk")
+    return results
+
+
+def _rows_by_path(table: pa.Table) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for row in table.to_pylist():
+        grouped[row["path"]].append(row)
+    return grouped
+
+
+def _chunk_row(chunk: Chunk, file_sha256: str, run_id: str) -> dict:
+    return {
+        "chunk_id": chunk.chunk_id,
+        "path": chunk.path,
+        "language": chunk.language,
+        "start_line": chunk.start_line,
+        "end_line": chunk.end_line,
+        "symbol": chunk.symbol,
+        "kind": chunk.kind,
+        "content": chunk.content,
+        "content_hash": chunk.content_hash,
+        "file_sha256": file_sha256,
+        "chunker_version": CHUNKER_VERSION,
+        "run_id": run_id,
+    }
+
+
+def _symbol_row(symbol: object) -> dict:
+    return {name: getattr(symbol, name) for name in SYMBOL_SCHEMA.names}
+
+
+def chunk_from_row(row: dict) -> Chunk:
+    return Chunk(
+        path=row["path"],
+        language=row["language"],
+        start_line=row["start_line"],
+        end_line=row["end_line"],
+        symbol=row["symbol"],
+        kind=row["kind"],
+        content=row["content"],
+    )
+
+
+# ------------------------------------------------------------------ embeddings
+
+_worker_embedder: Embedder | None = None
+
+
+def _init_embed_worker(spec: EmbedderSpec) -> None:
+    global _worker_embedder
+    _worker_embedder = load_embedder(spec)
+
+
+def _embed_in_worker(texts: list[str]) -> np.ndarray:
+    assert _worker_embedder is not None, "worker initializer did not run"
+    return _worker_embedder.embed(texts)
+
+
+def worker_layout(workers: int) -> tuple[int, int]:
+    """(processes, inference threads per process) with processes × threads ≤ cores."""
+    cores = os.cpu_count() or 1
+    processes = max(1, min(workers, cores))
+    return processes, max(1, cores // processes)
+
+
+def embed_texts(spec: EmbedderSpec, texts: list[str], workers: int) -> np.ndarray:
+    """Embed `texts` (row order kept) across worker processes, each loading the model once."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    processes, threads = worker_layout(workers)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    tasks = [order[i : i + EMBED_TASK_TEXTS] for i in range(0, len(order), EMBED_TASK_TEXTS)]
+    results: dict[int, np.ndarray] = {}
+    if processes == 1 or len(texts) < PARALLEL_EMBED_MIN_TEXTS:
+        embedder = load_embedder(EmbedderSpec(**{**spec.__dict__, "threads": (os.cpu_count() or 1)}))
+        for task_no, rows in enumerate(tasks):
+            results[task_no] = embedder.embed([texts[i] for i in rows])
+            report().advance("embed", len(rows))
+    else:
+        worker_spec = EmbedderSpec(**{**spec.__dict__, "threads": threads})
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(processes, mp_context=context, initializer=_init_embed_worker, initargs=(worker_spec,)) as pool:
+            futures = {
+                pool.submit(_embed_in_worker, [texts[i] for i in rows]): task_no
+                for task_no, rows in enumerate(tasks)
+            }
+            for future in as_completed(futures):
+                task_no = futures[future]
+                results[task_no] = future.result()
+                report().advance("embed", len(tasks[task_no]))
+    dim = next(iter(results.values())).shape[1]
+    vectors = np.empty((len(texts), dim), dtype=np.float32)
+    for task_no, rows in enumerate(tasks):
+        vectors[rows] = results[task_no]
+    return vectors
+
+
+def build_embeddings(
+    store: IndexStore, shards: Sequence[str], spec: EmbedderSpec, *, run_id: str, workers: int
+) -> dict[str, EmbedStats]:
+    """One vector per distinct content hash of each shard; only unseen hashes are embedded."""
+    started = time.perf_counter()
+    prepare_model(spec)
+    model_id = spec.model_id
+    shard_hashes: dict[str, list[str]] = {}
+    text_of: dict[str, str] = {}
+    stats: dict[str, EmbedStats] = {}
+    known: dict[str, np.ndarray] = {}
+    for shard in shards:
+        chunk_rows = store.read_shard("chunks", shard, CHUNK_SCHEMA).to_pylist()
+        hashes = sorted({row["content_hash"] for row in chunk_rows})
+        shard_hashes[shard] = hashes
+        for row in chunk_rows:
+            text_of.setdefault(row["content_hash"], chunk_from_row(row).embedding_text)
+        stats[shard] = EmbedStats(chunks=len(chunk_rows), unique_hashes=len(hashes), model_id=model_id)
+        previous = store.read_shard("embeddings", shard, vector_schema(1))
+        if previous.num_rows and previous.column("model_id")[0].as_py() == model_id:
+            wanted = set(hashes)
+            prev_hashes = previous.column("content_hash").to_pylist()
+            prev_vectors = _as_matrix(previous.column("vector"))
+            for i, content_hash in enumerate(prev_hashes):
+                if content_hash in wanted:
+                    known[content_hash] = prev_vectors[i]
+    all_hashes = set(text_of)
+    known.update(store.cached_vectors(model_id, all_hashes - set(known)))
+    missing = sorted(all_hashes - set(known))
+    report().start("embed", len(missing))
+    for start in range(0, len(missing), CACHE_FLUSH_VECTORS * max(1, workers)):
+        part = missing[start : start + CACHE_FLUSH_VECTORS * max(1, workers)]
+        vectors = embed_texts(spec, [text_of[h] for h in part], workers)
+        store.add_cached_vectors(model_id, run_id, vectors_table(part, vectors, model_id, run_id))
+        known.update(zip(part, vectors, strict=True))
+    report().finish("embed")
+    missing_set = set(missing)
+    for shard in shards:
+        hashes = shard_hashes[shard]
+        matrix = np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, 1), np.float32)
+        store.write_shard("embeddings", shard, vectors_table(hashes, matrix, model_id, run_id))
+        shard_stats = stats[shard]
+        shard_stats.embedded = sum(1 for h in hashes if h in missing_set)
+        shard_stats.reused = shard_stats.unique_hashes - shard_stats.embedded
+        shard_stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _as_matrix(column: pa.ChunkedArray) -> np.ndarray:
+    array = column.combine_chunks()
+    return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), -1).astype(np.float32)
+
+
+# ------------------------------------------------------------------ index
+
+
+def publish_index(
+    store: IndexStore, all_shards: Sequence[str], spec: EmbedderSpec, *, run_id: str
+) -> BuildResult:
+    """Union every shard and publish a new DuckDB index (validated, atomic)."""
+    manifest = store.read_all_shards("manifest", all_shards, MANIFEST_SCHEMA)
+    chunks = store.read_all_shards("chunks", all_shards, CHUNK_SCHEMA)
+    symbols = store.read_all_shards("symbols", all_shards, SYMBOL_SCHEMA)
+    vector_tables = [store.read_shard("embeddings", s, vector_schema(1)) for s in all_shards]
+    vector_tables = [t for t in vector_tables if t.num_rows]
+    if vector_tables:
+        vectors = pa.concat_tables(vector_tables)
+        _, first_rows = np.unique(vectors.column("content_hash").to_numpy(zero_copy_only=False), return_index=True)
+        vectors = vectors.take(pa.array(np.sort(first_rows)))
+        dim = vectors.schema.field("vector").type.list_size
+    else:
+        dim = load_embedder(spec).dim
+        vectors = vector_schema(dim).empty_table()
+    build = IndexBuildInput(
+        root=str(store.root),
+        manifest=manifest,
+        chunks=chunks,
+        symbols=symbols,
+        vectors=vectors,
+        model_id=spec.model_id,
+        model=spec.model,
+        backend=spec.backend,
+        dim=dim,
+        chunker_version=CHUNKER_VERSION,
+        shard_count=len(all_shards),
+        expected_chunks=chunks.num_rows,
+    )
+    return build_index(store, build, run_id)

@@ -1,0 +1,107 @@
+"""The query side shared by the CLI and the MCP server: a searcher with a warm query embedder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from coderag_assets.embedding import Embedder, EmbedderSpec, load_embedder
+from coderag_assets.search import IndexReader, Mode, SearchResult
+from coderag_assets.settings import Settings
+from coderag_assets.store import IndexStore, connect_index, read_meta
+
+
+class QueryService:
+    """Answers searches from the latest published index of one root.
+
+    The query embedder is loaded lazily (BM25-only queries never load it) with the model
+    and backend recorded in the index, so queries and chunks are embedded the same way.
+    """
+
+    def __init__(self, store: IndexStore, settings: Settings):
+        self.store = store
+        self.settings = settings
+        self.reader = IndexReader(store.index_path)
+        self._embedder: Embedder | None = None
+
+    def embedder(self) -> Embedder:
+        meta = self.reader.meta
+        spec = EmbedderSpec(
+            model=str(meta["model"]), backend=str(meta["backend"]), cache_dir=self.settings.models_dir
+        )
+        if self._embedder is None or self._embedder.model_id != spec.model_id:
+            self._embedder = load_embedder(spec)
+        return self._embedder
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: Mode = "hybrid",
+        limit: int = 10,
+        language: str | None = None,
+        path_glob: str | None = None,
+    ) -> list[SearchResult]:
+        self.reader.refresh()
+        query_vector = self.embedder().embed_query(query) if mode != "bm25" else None
+        return self.reader.search(
+            query, mode=mode, limit=limit, language=language, path_glob=path_glob, query_vector=query_vector
+        )
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def index_status(store: IndexStore) -> dict[str, object]:
+    """What is indexed, from where, when, by which model, counts and skips (JSON-ready)."""
+    con = connect_index(store.index_path)
+    try:
+        meta = read_meta(con)
+        files, indexed = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE skip_reason IS NULL) FROM files"
+        ).fetchone()
+        chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        symbols = con.execute("SELECT count(*) FROM symbols").fetchone()[0]
+        languages = dict(
+            con.execute(
+                "SELECT coalesce(language, 'text'), count(*) FROM files WHERE skip_reason IS NULL "
+                "GROUP BY 1 ORDER BY 2 DESC, 1"
+            ).fetchall()
+        )
+        skipped = dict(
+            con.execute(
+                "SELECT skip_reason, count(*) FROM files WHERE skip_reason IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"
+            ).fetchall()
+        )
+        skipped_files = [
+            {"path": path, "skip_reason": reason, "skip_detail": detail}
+            for path, reason, detail in con.execute(
+                "SELECT path, skip_reason, skip_detail FROM files WHERE skip_reason IS NOT NULL ORDER BY path"
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+    published_at = float(meta["published_at"])  # type: ignore[arg-type]
+    return {
+        "root": meta["root"],
+        "index_path": str(store.index_path),
+        "version": meta["version"],
+        "published_at": published_at,
+        "age_seconds": max(0.0, time.time() - published_at),
+        "run_id": meta["run_id"],
+        "model_id": meta["model_id"],
+        "dim": meta["dim"],
+        "chunker_version": meta["chunker_version"],
+        "shard_count": meta["shard_count"],
+        "files": files,
+        "indexed_files": indexed,
+        "chunks": chunks,
+        "symbols": symbols,
+        "languages": languages,
+        "skipped": skipped,
+        "skipped_files": skipped_files,
+    }
+
+
+def index_path_for(data_dir: Path, root: Path) -> Path:
+    return IndexStore.for_root(data_dir, root).index_path

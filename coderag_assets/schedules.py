@@ -1,0 +1,3 @@
+"""Schedules (full rebuilds), filled in by issue #3."""
+
+SCHEDULES: list = []

@@ -1,0 +1,56 @@
+"""`coderag index --dry-run`: what would be indexed, without chunking or embedding anything."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from coderag_assets.chunking import language_for_path
+from coderag_assets.files import SkippedFile, read_source, scan_tree
+from pathlib import Path
+
+AVERAGE_CHUNK_BYTES = 900   # measured on real repositories with the default chunker
+LARGEST_DIRS = 10
+
+
+@dataclass
+class Scope:
+    files: int = 0
+    bytes: int = 0
+    estimated_chunks: int = 0
+    by_language: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    largest_dirs: list[tuple[str, int]] = field(default_factory=list)
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+
+
+def estimate_scope(root: Path, *, max_file_bytes: int) -> Scope:
+    """Walk and classify every file like the manifest stage does (reads files, embeds nothing)."""
+    scope = Scope()
+    per_language: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    dir_bytes: Counter[str] = Counter()
+    skipped: dict[str, list[str]] = defaultdict(list)
+    for stat in scan_tree(root, max_file_bytes=max_file_bytes):
+        reason = stat.skip_reason
+        if reason is None:
+            try:
+                read_source(root, stat.path, max_file_bytes=max_file_bytes)
+            except SkippedFile as skip:
+                reason = skip.reason
+        if reason is not None:
+            skipped[reason].append(stat.path)
+            continue
+        language = language_for_path(stat.path) or "text"
+        per_language[language][0] += 1
+        per_language[language][1] += stat.size
+        scope.files += 1
+        scope.bytes += stat.size
+        parent = str(PurePosixPath(stat.path).parent)
+        dir_bytes["." if parent == "." else parent.split("/")[0]] += stat.size
+    for language, (files, size) in sorted(per_language.items(), key=lambda kv: -kv[1][1]):
+        chunks = max(files, size // AVERAGE_CHUNK_BYTES)
+        scope.by_language[language] = (files, size, chunks)
+        scope.estimated_chunks += chunks
+    scope.largest_dirs = dir_bytes.most_common(LARGEST_DIRS)
+    scope.skipped = dict(sorted(skipped.items()))
+    return scope

@@ -1,0 +1,3 @@
+"""Sensors (watch mode), filled in by issue #3."""
+
+SENSORS: list = []

@@ -1,0 +1,98 @@
+"""One typed settings object, read from environment variables and validated early.
+
+Every entry point (CLI, Dagster definitions, MCP server, tests) builds a :class:`Settings`
+through :func:`load_settings`, so they all resolve the same data directory and index.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+DEFAULT_SHARD_COUNT = 16
+SUPPORTED_SHARD_COUNTS = (16, 64, 256)
+DEFAULT_MAX_FILE_BYTES = 1_000_000
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the variable and the accepted values."""
+
+
+def default_data_dir() -> Path:
+    """`$CODERAG_DATA`, else the project's `data/` in a source checkout, else a user data dir."""
+    env_value = os.environ.get("CODERAG_DATA")
+    if env_value:
+        return Path(env_value).expanduser().resolve()
+    if (PROJECT_DIR / "pyproject.toml").is_file() and (PROJECT_DIR / "dagster.yaml").is_file():
+        return PROJECT_DIR / "data"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "coderag"
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline and the query side need to agree on.
+
+    `root` is the repository being indexed (None until a command names one).
+    """
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    root: Path | None = None
+    shard_count: int = DEFAULT_SHARD_COUNT
+    model: str = "all-MiniLM-L6-v2"
+    backend: str = "openvino"
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.shard_count not in SUPPORTED_SHARD_COUNTS:
+            raise SettingsError(
+                f"CODERAG_SHARDS={self.shard_count} is not supported; use one of "
+                f"{', '.join(map(str, SUPPORTED_SHARD_COUNTS))}"
+            )
+        if self.workers < 1:
+            raise SettingsError(f"CODERAG_WORKERS={self.workers} must be at least 1")
+        if self.max_file_bytes < 1:
+            raise SettingsError(f"CODERAG_MAX_FILE_BYTES={self.max_file_bytes} must be positive")
+
+    def with_root(self, root: Path) -> Settings:
+        return replace(self, root=root)
+
+    @property
+    def dagster_home(self) -> Path:
+        """Directory holding the `dagster.yaml` every process uses."""
+        if (PROJECT_DIR / "dagster.yaml").is_file():
+            return PROJECT_DIR
+        return self.data_dir / "dagster_home"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from `CODERAG_*` environment variables, then explicit overrides (CLI flags)."""
+    values: dict[str, object] = {
+        "shard_count": _int_env("CODERAG_SHARDS", DEFAULT_SHARD_COUNT),
+        "model": os.environ.get("CODERAG_MODEL") or "all-MiniLM-L6-v2",
+        "backend": os.environ.get("CODERAG_BACKEND") or "openvino",
+        "workers": _int_env("CODERAG_WORKERS", os.cpu_count() or 1),
+        "max_file_bytes": _int_env("CODERAG_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
+    }
+    root_env = os.environ.get("CODERAG_ROOT")
+    if root_env:
+        values["root"] = Path(root_env).expanduser().resolve()
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return Settings(**values)  # type: ignore[arg-type]

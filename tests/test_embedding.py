@@ -1,0 +1,340 @@
+"""Embedding backends: faithful to torch fp32, normalized, ordered, cached, torch-free at runtime.
+
+Uses the real packaged all-MiniLM-L6-v2 weights; converts once per session into a temporary
+cache directory. Nothing is downloaded (HF_HUB_OFFLINE=1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from coderag_assets import embedding
+from coderag_assets.embedding import (
+    DEFAULT_MODEL,
+    EmbedderSpec,
+    EmbeddingError,
+    load_embedder,
+    prepare_model,
+)
+
+DIM = 384
+
+CODE_SNIPPETS = [
+    "def read_lines(path):\n    with open(path) as handle:\n        return handle.read().splitlines()",
+    (
+        "def count_words(text):\n    counts = {}\n    for word in text.split():\n"
+        "        counts[word] = counts.get(word, 0) + 1\n    return counts"
+    ),
+    (
+        "async function fetchJson(url) {\n  const response = await fetch(url);\n"
+        "  if (!response.ok) throw new Error(response.statusText);\n  return response.json();\n}"
+    ),
+    (
+        "func Reverse(s string) string {\n\trunes := []rune(s)\n"
+        "\tfor i, j := 0, len(runes)-1; i < j; i, j = i+1, j-1 {\n"
+        "\t\trunes[i], runes[j] = runes[j], runes[i]\n\t}\n\treturn string(runes)\n}"
+    ),
+    "fn factorial(n: u64) -> u64 {\n    (1..=n).product()\n}",
+    (
+        "SELECT customer_id, SUM(amount) AS total\nFROM orders\nGROUP BY customer_id\n"
+        "ORDER BY total DESC\nLIMIT 10;"
+    ),
+    (
+        "class Stack:\n    def __init__(self):\n        self._items = []\n\n"
+        "    def push(self, item):\n        self._items.append(item)\n\n"
+        "    def pop(self):\n        return self._items.pop()"
+    ),
+    (
+        "def send_email(smtp_host, sender, recipient, subject, body):\n"
+        "    message = EmailMessage()\n    message['From'] = sender\n    message['To'] = recipient\n"
+        "    message['Subject'] = subject\n    message.set_content(body)\n"
+        "    with smtplib.SMTP(smtp_host) as server:\n        server.send_message(message)"
+    ),
+    (
+        "def binary_search(items, target):\n    low, high = 0, len(items) - 1\n"
+        "    while low <= high:\n        middle = (low + high) // 2\n"
+        "        if items[middle] == target:\n            return middle\n"
+        "        if items[middle] < target:\n            low = middle + 1\n"
+        "        else:\n            high = middle - 1\n    return -1"
+    ),
+    (
+        "def hash_password(password: str, salt: bytes) -> bytes:\n"
+        "    return hashlib.pbkdf2_hmac('sha256', password.encode(), salt, 600_000)"
+    ),
+    (
+        "public static int fibonacci(int n) {\n    if (n < 2) return n;\n"
+        "    return fibonacci(n - 1) + fibonacci(n - 2);\n}"
+    ),
+    (
+        "def parse_config(path):\n    parser = configparser.ConfigParser()\n"
+        "    parser.read(path)\n    return {section: dict(parser[section]) for section in parser.sections()}"
+    ),
+    (
+        "const debounce = (fn, ms) => {\n  let timer;\n"
+        "  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };\n};"
+    ),
+    (
+        "def resize_image(source, target, width, height):\n    image = Image.open(source)\n"
+        "    image.thumbnail((width, height))\n    image.save(target)"
+    ),
+    '#!/bin/bash\nfor file in *.log; do\n  gzip "$file"\ndone',
+    (
+        "def retry(times):\n    def decorator(function):\n        def wrapper(*args, **kwargs):\n"
+        "            for attempt in range(times):\n                try:\n"
+        "                    return function(*args, **kwargs)\n                except Exception:\n"
+        "                    if attempt == times - 1:\n                        raise\n"
+        "        return wrapper\n    return decorator"
+    ),
+    (
+        "def matrix_multiply(a, b):\n    return [[sum(x * y for x, y in zip(row, column))"
+        " for column in zip(*b)] for row in a]"
+    ),
+    (
+        "@app.route('/users/<int:user_id>')\ndef get_user(user_id):\n"
+        "    user = db.session.get(User, user_id)\n    return jsonify(user.to_dict())"
+    ),
+    (
+        "def download_file(url, destination):\n    response = requests.get(url, stream=True)\n"
+        "    with open(destination, 'wb') as handle:\n"
+        "        for block in response.iter_content(8192):\n            handle.write(block)"
+    ),
+    (
+        "def is_palindrome(word):\n    cleaned = ''.join(c.lower() for c in word if c.isalnum())\n"
+        "    return cleaned == cleaned[::-1]"
+    ),
+]
+
+# (plain-language query, index of the snippet it describes)
+QUERIES = [
+    ("send an email message through an SMTP server", 7),
+    ("find an element in a sorted list", 8),
+    ("compress log files", 14),
+    ("retry a function call when it raises an exception", 15),
+    ("derive a key from a password with a salt", 9),
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def torch_vectors() -> tuple[np.ndarray, np.ndarray]:
+    embedder = load_embedder(EmbedderSpec(backend="torch"))
+    return embedder.embed(CODE_SNIPPETS), embedder.embed([query for query, _ in QUERIES])
+
+
+@pytest.fixture(scope="session")
+def openvino_spec(cache_dir: Path) -> EmbedderSpec:
+    spec = EmbedderSpec(backend="openvino", cache_dir=cache_dir)
+    prepare_model(spec)
+    return spec
+
+
+def _assert_faithful(
+    spec: EmbedderSpec, torch_vectors: tuple[np.ndarray, np.ndarray], min_cosine: float
+) -> None:
+    embedder = load_embedder(spec)
+    snippet_vectors = embedder.embed(CODE_SNIPPETS, batch_size=8)
+    query_vectors = embedder.embed([query for query, _ in QUERIES])
+    reference_snippets, reference_queries = torch_vectors
+    cosines = np.sum(snippet_vectors * reference_snippets, axis=1)
+    assert cosines.min() >= min_cosine, cosines
+    nearest = np.argmax(query_vectors @ snippet_vectors.T, axis=1)
+    reference_nearest = np.argmax(reference_queries @ reference_snippets.T, axis=1)
+    assert nearest.tolist() == reference_nearest.tolist()
+    assert nearest.tolist() == [target for _, target in QUERIES]
+
+
+def test_openvino_agrees_with_torch_fp32(
+    openvino_spec: EmbedderSpec, torch_vectors: tuple[np.ndarray, np.ndarray]
+) -> None:
+    _assert_faithful(openvino_spec, torch_vectors, min_cosine=0.999)
+
+
+def test_onnx_agrees_with_torch_fp32(
+    cache_dir: Path, torch_vectors: tuple[np.ndarray, np.ndarray]
+) -> None:
+    pytest.importorskip("onnxruntime")
+    _assert_faithful(EmbedderSpec(backend="onnx", cache_dir=cache_dir), torch_vectors, 0.9999)
+
+
+@pytest.mark.parametrize("backend", ["openvino", "torch"])
+def test_vectors_are_normalized_and_keep_input_order(
+    backend: str, openvino_spec: EmbedderSpec
+) -> None:
+    embedder = load_embedder(EmbedderSpec(backend=backend, cache_dir=openvino_spec.cache_dir))
+    texts = [
+        "x",
+        CODE_SNIPPETS[7] * 3,
+        "def f(): pass",
+        CODE_SNIPPETS[15],
+        "",
+        CODE_SNIPPETS[2],
+        "SELECT 1",
+    ]
+    done_counts: list[int] = []
+    vectors = embedder.embed(texts, batch_size=3, on_progress=done_counts.append)
+    assert vectors.shape == (len(texts), DIM)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert sum(done_counts) == len(texts) and len(done_counts) == 3
+    for text, vector in zip(texts, vectors):
+        single = embedder.embed_query(text)
+        assert single.shape == (DIM,) and single.dtype == np.float32
+        assert float(single @ vector) > 0.999
+
+
+def test_empty_input_gives_empty_matrix(openvino_spec: EmbedderSpec) -> None:
+    vectors = load_embedder(openvino_spec).embed([])
+    assert vectors.shape == (0, DIM) and vectors.dtype == np.float32
+
+
+def test_text_beyond_the_token_limit_is_truncated(openvino_spec: EmbedderSpec) -> None:
+    embedder = load_embedder(openvino_spec)
+    long_text = "def handler(event):\n" + "    total = total + value\n" * 400
+    vectors = embedder.embed([long_text, long_text + "\n# tail the model never sees"])
+    assert np.isfinite(vectors).all()
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)
+
+
+def test_load_embedder_loads_once_per_spec(openvino_spec: EmbedderSpec) -> None:
+    first = load_embedder(openvino_spec)
+    same_spec = EmbedderSpec(backend="openvino", cache_dir=openvino_spec.cache_dir)
+    assert load_embedder(same_spec) is first
+    one_thread = EmbedderSpec(backend="openvino", cache_dir=openvino_spec.cache_dir, threads=1)
+    assert load_embedder(one_thread) is not first
+
+
+def test_model_id_names_model_backend_precision_and_token_limit(tmp_path: Path) -> None:
+    assert EmbedderSpec().model_id == "all-MiniLM-L6-v2:openvino:auto:256"
+    assert EmbedderSpec(backend="torch").model_id == "all-MiniLM-L6-v2:torch:fp32:256"
+    assert EmbedderSpec(max_seq_tokens=128).model_id == "all-MiniLM-L6-v2:openvino:auto:128"
+    hub_name = EmbedderSpec(model="sentence-transformers/all-MiniLM-L6-v2")
+    packaged_path = EmbedderSpec(model=str(embedding._packaged_model_dir()))
+    assert hub_name.model_id == packaged_path.model_id == EmbedderSpec().model_id
+    assert DEFAULT_MODEL in EmbedderSpec(backend="torch").model_id
+
+
+def test_prepare_model_is_idempotent(openvino_spec: EmbedderSpec) -> None:
+    assert openvino_spec.cache_dir is not None
+    (converted_dir,) = openvino_spec.cache_dir.glob("all-MiniLM-L6-v2-openvino-*")
+    model_file = converted_dir / embedding.OPENVINO_MODEL_FILE
+    modified_ns = model_file.stat().st_mtime_ns
+    started = time.perf_counter()
+    prepare_model(openvino_spec)
+    assert time.perf_counter() - started < 1.0
+    assert model_file.stat().st_mtime_ns == modified_ns
+    leftovers = [path.name for path in openvino_spec.cache_dir.iterdir() if ".tmp-" in path.name]
+    assert leftovers == []
+
+
+def test_concurrent_prepare_converts_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conversions: list[str] = []
+
+    def slow_fake_convert(backend: str, source: object, work_dir: Path) -> None:
+        conversions.append(backend)
+        time.sleep(0.3)
+        manifest = {
+            "format_version": embedding.CONVERTED_FORMAT_VERSION,
+            "backend": "openvino",
+            "source_path": "x",
+            "input_names": ["input_ids", "attention_mask"],
+            "pooling_mode": "mean",
+            "normalize": True,
+            "lowercase_input": False,
+            "max_seq_length": 256,
+            "dim": DIM,
+            "pad_token_id": 0,
+        }
+        (work_dir / embedding.MANIFEST_FILE).write_text(json.dumps(manifest))
+
+    monkeypatch.setattr(embedding, "_convert", slow_fake_convert)
+    spec = EmbedderSpec(backend="openvino", cache_dir=tmp_path)
+    workers = [threading.Thread(target=prepare_model, args=(spec,)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert conversions == ["openvino"]
+    assert [path.name for path in tmp_path.iterdir() if not path.name.startswith(".")] != []
+
+
+def test_failed_conversion_raises_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_convert(backend: str, source: object, work_dir: Path) -> None:
+        (work_dir / "partial.bin").write_bytes(b"half")
+        raise RuntimeError("tracing exploded")
+
+    monkeypatch.setattr(embedding, "_convert", broken_convert)
+    with pytest.raises(EmbeddingError, match="tracing exploded"):
+        prepare_model(EmbedderSpec(backend="openvino", cache_dir=tmp_path))
+    assert [path for path in tmp_path.iterdir() if path.is_dir()] == []
+
+
+def test_prepared_openvino_runtime_does_not_import_torch(openvino_spec: EmbedderSpec) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from coderag_assets.embedding import EmbedderSpec, load_embedder
+        spec = EmbedderSpec(backend="openvino", cache_dir=Path({str(openvino_spec.cache_dir)!r}))
+        vectors = load_embedder(spec).embed(["def add(a, b): return a + b", "hello"])
+        assert vectors.shape == (2, {DIM}), vectors.shape
+        heavy = sorted({{"torch", "transformers", "sentence_transformers"}} & set(sys.modules))
+        assert not heavy, heavy
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_unknown_backend_is_a_clear_error() -> None:
+    with pytest.raises(EmbeddingError, match="unknown embedding backend 'tensorflow'"):
+        EmbedderSpec(backend="tensorflow")
+
+
+def test_model_not_available_offline_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EmbeddingError, match="not in the local Hugging Face cache"):
+        load_embedder(EmbedderSpec(model="no-such-org/no-such-model", backend="torch"))
+    with pytest.raises(EmbeddingError, match="not a directory"):
+        _ = EmbedderSpec(model=str(tmp_path / "missing-model")).model_id
+    with pytest.raises(EmbeddingError, match="config.json"):
+        prepare_model(EmbedderSpec(model=str(tmp_path), cache_dir=tmp_path))
+
+
+def test_converted_backend_needs_a_cache_dir() -> None:
+    with pytest.raises(EmbeddingError, match="needs EmbedderSpec.cache_dir"):
+        prepare_model(EmbedderSpec(backend="openvino"))
+
+
+def test_missing_onnxruntime_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.raises(EmbeddingError, match="pip install onnxruntime"):
+        load_embedder(EmbedderSpec(backend="onnx", cache_dir=tmp_path))

@@ -1,0 +1,176 @@
+"""End to end through Dagster: index the fixture repository with the real model, real
+tree-sitter and real DuckDB, then search it in all three modes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from coderag_assets.cli import main as cli_main
+from coderag_assets.query import QueryService, index_status
+from coderag_assets.runner import get_instance, run_index
+from coderag_assets.settings import load_settings
+from coderag_assets.store import IndexStore, connect_index
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
+    """The fixture repository plus bad inputs, indexed once for the module."""
+    import shutil
+
+    from tests.conftest import FIXTURE_REPO
+
+    root = tmp_path_factory.mktemp("indexed") / "repo"
+    shutil.copytree(FIXTURE_REPO, root)
+    add_bad_inputs(root)
+    settings = load_settings(data_dir=data_dir, workers=2).with_root(root.resolve())
+    summary = run_index(settings, instance=get_instance(settings))
+    assert summary.success, summary.error
+    store = IndexStore.for_root(data_dir, root.resolve())
+    service = QueryService(store, settings)
+    yield settings, summary, store, service
+    service.close()
+
+
+def add_bad_inputs(root: Path) -> None:
+    (root / "assets").mkdir()
+    (root / "assets" / "logo.bin").write_bytes(b"\x89PNG\x00\x00\x01binary")
+    (root / "nul_in_text.py").write_bytes(b"def ok():\n    return 1\n\x00\x00\x00")
+    (root / "latin1_garbage.txt").write_bytes(bytes(range(128, 256)) * 20)
+    (root / ".env").write_text("API_TOKEN=not-a-real-secret\n")
+    (root / "server.pem").write_text("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n")
+    (root / "huge.py").write_text("x = 1\n" * 400_000)  # 2.4 MB > 1 MB limit
+    (root / "broken.py").write_text("def broken(:\n    return )\n\ndef fine_after_error():\n    return 42\n")
+    (root / "empty.py").write_text("")
+    (root / "loop").symlink_to(root / "loop")
+    os.symlink("/etc/hostname", root / "outside_link.txt")
+
+
+def test_index_summary_counts_and_skips(indexed) -> None:
+    _, summary, _, _ = indexed
+    assert summary.chunks > 15
+    assert summary.embedded > 0
+    skipped = summary.skipped
+    assert skipped.get("secret", 0) >= 2  # .env and server.pem
+    assert skipped.get("too_large", 0) >= 1
+    assert skipped.get("binary", 0) >= 2  # logo.bin, nul_in_text.py
+    assert skipped.get("invalid_utf8", 0) >= 1
+
+
+@pytest.mark.parametrize(
+    ("query", "expected_path", "expected_symbol"),
+    [
+        ("least recently used cache that evicts old entries", "pyutils/cache.py", "LRUCache"),
+        ("call a function again with exponential backoff when it fails", "pyutils/retry.py", "retry_with_backoff"),
+        ("register an HTTP route handler for a method and path", "server/router.go", "Router.Handle"),
+        ("wait until the user stops typing before calling", "web/src/debounce.ts", "debounce"),
+        ("multiply two matrices", "engine/src/matrix.rs", "Matrix.multiply"),
+        ("convert celsius to fahrenheit", "src/main/java/demo/TemperatureConverter.java", "TemperatureConverter.celsiusToFahrenheit"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "bm25"])
+def test_plain_language_query_finds_definition_first(indexed, mode, query, expected_path, expected_symbol) -> None:
+    _, _, _, service = indexed
+    if mode == "bm25" and expected_symbol == "debounce":
+        pytest.skip("no shared words between this paraphrase and the code: BM25 cannot find it")
+    results = service.search(query, mode=mode, limit=5)
+    assert results, f"no results for {query!r}"
+    top = results[0]
+    assert top.path == expected_path, [(r.path, r.symbol) for r in results]
+    line = definition_line(service, expected_path, expected_symbol)
+    assert top.start_line <= line <= top.end_line, (top.symbol, top.start_line, top.end_line, line)
+
+
+def definition_line(service: QueryService, path: str, qualified_name: str) -> int:
+    row = service.reader.con.execute(
+        "SELECT line FROM symbols WHERE path = ? AND qualified_name = ?", [path, qualified_name]
+    ).fetchone()
+    assert row, f"{qualified_name} not among the symbols of {path}"
+    return int(row[0])
+
+
+def test_results_carry_lines_and_content(indexed) -> None:
+    _, _, store, service = indexed
+    result = service.search("LRUCache put evicts", mode="bm25", limit=3)[0]
+    lines = (store.root / result.path).read_text().splitlines()
+    assert result.start_line >= 1 and result.end_line >= result.start_line
+    assert "\n".join(lines[result.start_line - 1 : result.end_line]) == result.content
+    assert result.language == "python"
+
+
+def test_filters_by_language_and_path(indexed) -> None:
+    _, _, _, service = indexed
+    go_only = service.search("register handler", mode="hybrid", limit=10, language="go")
+    assert go_only and {r.language for r in go_only} == {"go"}
+    under_web = service.search("function", mode="bm25", limit=10, path_glob="web/**")
+    assert under_web and all(r.path.startswith("web/") for r in under_web)
+
+
+def test_ignored_and_skipped_files_are_not_searchable(indexed) -> None:
+    _, _, store, service = indexed
+    con = connect_index(store.index_path)
+    try:
+        paths = {p for (p,) in con.execute("SELECT DISTINCT path FROM chunks").fetchall()}
+        skipped = dict(con.execute("SELECT path, skip_reason FROM files WHERE skip_reason IS NOT NULL").fetchall())
+    finally:
+        con.close()
+    assert "build/generated.py" not in paths and "server.log" not in paths  # .gitignore
+    assert ".env" not in paths and "huge.py" not in paths
+    assert skipped[".env"] == "secret" and skipped["huge.py"] == "too_large"
+    assert "broken.py" in paths  # syntax errors are chunked, not dropped
+
+
+def test_provenance_recorded(indexed) -> None:
+    _, summary, store, _ = indexed
+    con = connect_index(store.index_path)
+    try:
+        rows = con.execute("SELECT DISTINCT model_id, chunker_version, chunk_run_id FROM chunks").fetchall()
+    finally:
+        con.close()
+    assert rows and all(model and chunker and run for model, chunker, run in rows)
+    assert {run for _, _, run in rows} == {summary.run_id}
+
+
+def test_reindex_unchanged_embeds_nothing(indexed) -> None:
+    settings, _, store, service = indexed
+    again = run_index(settings, instance=get_instance(settings))
+    assert again.success, again.error
+    assert again.embedded == 0
+    assert again.reused > 0
+    assert index_status(store)["chunks"] == again.chunks
+
+
+def test_status_reports_model_counts_and_skips(indexed) -> None:
+    _, summary, store, _ = indexed
+    status = index_status(store)
+    assert status["root"] == str(store.root)
+    assert status["chunks"] == summary.chunks
+    assert "all-MiniLM-L6-v2" in status["model_id"]
+    assert status["skipped"]["secret"] >= 2
+
+
+def test_cli_search_json_contract(indexed, capsys) -> None:
+    settings, _, store, _ = indexed
+    code = cli_main(["--data-dir", str(settings.data_dir), "search", "matrix product", "--root", str(store.root), "--json", "--limit", "3"])
+    assert code == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == 3
+    assert set(results[0]) == {"path", "start_line", "end_line", "score", "symbol", "kind", "language", "content"}
+    assert results[0]["path"] == "engine/src/matrix.rs"
+
+
+def test_cli_search_without_index_is_a_clear_error(tmp_path, data_dir, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = cli_main(["--data-dir", str(data_dir), "search", "anything"])
+    assert code == 2
+    assert "no index covers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad_path", ["does/not/exist", "pyproject.toml"])
+def test_cli_index_bad_root_is_a_clear_error(bad_path, data_dir, capsys) -> None:
+    code = cli_main(["--data-dir", str(data_dir), "index", bad_path])
+    assert code == 2
+    assert "error:" in capsys.readouterr().err
