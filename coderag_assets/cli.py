@@ -78,26 +78,45 @@ def _root(path: str) -> Path:
 
 
 def prepare_dagster_env(settings: Settings) -> None:
-    """Point every Dagster process at the same instance and data directory."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["CODERAG_DATA"] = str(settings.data_dir)
-    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    if not (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").exists():
-        _write_instance_yaml(Path(os.environ["DAGSTER_HOME"]))
+    """Point every Dagster process at the same instance: DAGSTER_HOME = the data directory.
 
+    The instance configuration is the project's top-level `dagster.yaml` (copied into the
+    data directory, because Dagster reads it only from DAGSTER_HOME), so run storage,
+    compute logs and the index data all live under one directory.
+    """
+    from coderag_assets.settings import PROJECT_DIR
 
-def _write_instance_yaml(home: Path) -> None:
-    """Outside a source checkout there is no top-level dagster.yaml: write an equivalent one."""
+    home = settings.data_dir
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(
-        "storage:\n  sqlite:\n    base_dir:\n      env: CODERAG_DATA\n"
-        "concurrency:\n  pools:\n    granularity: op\n    default_limit: 1\n"
-        "telemetry:\n  enabled: false\n"
-    )
-    (home / "workspace.yaml").write_text(
-        "load_from:\n  - python_module:\n      module_name: coderag_assets.definitions\n"
-        "      location_name: coderag\n"
-    )
+    project_yaml = PROJECT_DIR / "dagster.yaml"
+    instance_yaml = project_yaml.read_text() if project_yaml.is_file() else MINIMAL_INSTANCE_YAML
+    _write_if_changed(home / "dagster.yaml", instance_yaml)
+    _write_if_changed(home / "workspace.yaml", WORKSPACE_YAML)
+    os.environ["CODERAG_DATA"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home)
+
+
+MINIMAL_INSTANCE_YAML = """storage:
+  sqlite:
+    base_dir:
+      env: CODERAG_DATA
+concurrency:
+  pools:
+    granularity: op
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+WORKSPACE_YAML = """load_from:
+  - python_module:
+      module_name: coderag_assets.definitions
+      location_name: coderag
+"""
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 class RichReporter:

@@ -71,13 +71,6 @@ class Settings:
         return replace(self, root=root)
 
     @property
-    def dagster_home(self) -> Path:
-        """Directory holding the `dagster.yaml` every process uses."""
-        if (PROJECT_DIR / "dagster.yaml").is_file():
-            return PROJECT_DIR
-        return self.data_dir / "dagster_home"
-
-    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 

@@ -42,7 +42,8 @@ def add_bad_inputs(root: Path) -> None:
     (root / "latin1_garbage.txt").write_bytes(bytes(range(128, 256)) * 20)
     (root / ".env").write_text("API_TOKEN=not-a-real-secret\n")
     (root / "server.pem").write_text("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n")
-    (root / "huge.py").write_text("x = 1\n" * 400_000)  # 2.4 MB > 1 MB limit
+    with open(root / "huge.py", "wb") as huge:  # 50 MB (sparse) > the 1 MB limit
+        huge.truncate(50 * 2**20)
     (root / "broken.py").write_text("def broken(:\n    return )\n\ndef fine_after_error():\n    return 42\n")
     (root / "empty.py").write_text("")
     (root / "loop").symlink_to(root / "loop")

@@ -188,6 +188,6 @@ def _make_symbol(path: str, language: str, source: SourceText, definition: Defin
         line=row + 1,
         column=source.char_column(row, definition.name_byte_column),
         end_line=min(definition.end_row, source.last_row) + 1,
-        signature=source.lines[row].strip()[:MAX_SIGNATURE_CHARS],
+        signature=source.signature(row, MAX_SIGNATURE_CHARS),
         parent=definition.parent,
     )

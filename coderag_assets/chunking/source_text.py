@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from itertools import accumulate
+
+_NON_SPACE = re.compile(r"\S")
 
 
 class SourceText:
@@ -12,13 +15,27 @@ class SourceText:
     ``content(a, b)`` cover rows ``a..b`` inclusive, joined with ``"\\n"``.
     """
 
-    __slots__ = ("_offsets", "lines", "text")
+    __slots__ = (
+        "_column_byte",
+        "_column_bytes",
+        "_column_char",
+        "_column_row",
+        "_offsets",
+        "lines",
+        "text",
+    )
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.lines = text.split("\n")
         # _offsets[i] = index in text where row i starts; the sentinel makes row ranges uniform.
         self._offsets = [0, *accumulate(len(line) + 1 for line in self.lines)]
+        # char_column's cursor: the row it last converted, that row's UTF-8 bytes (None when the
+        # row is ASCII), and the last byte offset converted with its character offset.
+        self._column_row = -1
+        self._column_bytes: bytes | None = None
+        self._column_byte = 0
+        self._column_char = 0
 
     @property
     def last_row(self) -> int:
@@ -38,9 +55,31 @@ class SourceText:
         return not self.lines[row].strip()
 
     def char_column(self, row: int, byte_column: int) -> int:
-        """1-based character column of a UTF-8 byte offset within ``row``."""
-        line = self.lines[row] if 0 <= row < len(self.lines) else ""
-        if line.isascii():
+        """1-based character column of a UTF-8 byte offset within ``row``.
+
+        Calls for increasing columns of one row cost only the bytes between them, so naming every
+        symbol of a minified one-line file stays linear.
+        """
+        if row != self._column_row:
+            line = self.lines[row] if 0 <= row < len(self.lines) else ""
+            self._column_row = row
+            self._column_bytes = None if line.isascii() else line.encode("utf-8", "surrogatepass")
+            self._column_byte, self._column_char = 0, 0
+        encoded = self._column_bytes
+        if encoded is None:
             return byte_column + 1
-        prefix = line.encode("utf-8", "surrogatepass")[:byte_column]
-        return len(prefix.decode("utf-8", "ignore")) + 1
+        if byte_column < self._column_byte:
+            self._column_byte, self._column_char = 0, 0
+        step = encoded[self._column_byte : byte_column].decode("utf-8", "ignore")
+        self._column_char += len(step)
+        self._column_byte = byte_column
+        return self._column_char + 1
+
+    def signature(self, row: int, max_chars: int) -> str:
+        """Row ``row`` without surrounding whitespace, cut to ``max_chars`` (linear in the result,
+        not the row: minified rows are megabytes long)."""
+        line = self.lines[row]
+        first = _NON_SPACE.search(line)
+        if first is None:
+            return ""
+        return line[first.start() : first.start() + max_chars].rstrip()

@@ -1,0 +1,99 @@
+"""Bad input never loses the last good index: failures are clear, skips are recorded."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from coderag_assets import indexing, store as store_module
+from coderag_assets.cli import main as cli_main
+from coderag_assets.query import QueryService, index_status
+from coderag_assets.runner import get_instance, run_index
+from coderag_assets.settings import load_settings
+from coderag_assets.store import CheckOutcome, IndexStore
+
+
+def _index(root: Path, data_dir: Path):
+    settings = load_settings(data_dir=data_dir, workers=1).with_root(root.resolve())
+    return settings, run_index(settings, instance=get_instance(settings))
+
+
+def test_empty_repository_indexes_to_an_empty_searchable_index(tmp_path, data_dir) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    settings, summary = _index(root, data_dir)
+    assert summary.success, summary.error
+    assert summary.files == 0 and summary.chunks == 0
+    service = QueryService(IndexStore.for_root(data_dir, root.resolve()), settings)
+    try:
+        assert service.search("anything at all", mode="hybrid") == []
+        assert service.search("anything", mode="bm25") == []
+    finally:
+        service.close()
+
+
+def test_file_vanishing_between_walk_and_read_is_a_recorded_skip(repo_copy, data_dir, monkeypatch) -> None:
+    real_scan = indexing.scan_tree
+
+    def scan_then_delete(root, **kwargs):
+        stats = real_scan(root, **kwargs)
+        (root / "pyutils" / "retry.py").unlink()
+        return stats
+
+    monkeypatch.setattr(indexing, "scan_tree", scan_then_delete)
+    _, summary = _index(repo_copy, data_dir)
+    assert summary.success, summary.error
+    assert summary.skipped.get("vanished") == 1
+    status = index_status(IndexStore.for_root(data_dir, repo_copy.resolve()))
+    assert status["skipped"].get("vanished") == 1
+
+
+def test_failed_run_keeps_last_good_index_searchable(repo_copy, data_dir, capsys) -> None:
+    settings, first = _index(repo_copy, data_dir)
+    assert first.success
+    store = IndexStore.for_root(data_dir, repo_copy.resolve())
+    version = index_status(store)["version"]
+    moved = repo_copy.with_name("moved-away")
+    shutil.move(repo_copy, moved)  # the indexed root disappears
+    second = run_index(settings, instance=get_instance(settings))
+    assert not second.success
+    assert "does not exist" in second.error or "No such file" in second.error
+    assert index_status(store)["version"] == version
+    code = cli_main(["--data-dir", str(data_dir), "search", "matrix", "--root", str(moved), "--json"])
+    assert code == 2  # a different root: not indexed
+    service = QueryService(store, settings)
+    try:
+        assert service.search("multiply two matrices", mode="bm25")[0].path == "engine/src/matrix.rs"
+    finally:
+        service.close()
+
+
+def test_index_failing_its_checks_is_not_published(repo_copy, data_dir, monkeypatch) -> None:
+    settings, first = _index(repo_copy, data_dir)
+    store = IndexStore.for_root(data_dir, repo_copy.resolve())
+    version = index_status(store)["version"]
+    (repo_copy / "pyutils" / "extra.py").write_text("def brand_new_function():\n    return 1\n")
+
+    def failing_validation(con, expected_chunks, dim):
+        return [CheckOutcome("every_chunk_has_vector", False, "simulated corruption")]
+
+    monkeypatch.setattr(store_module, "validate_index", failing_validation)
+    second = run_index(settings, instance=get_instance(settings))
+    assert not second.success
+    assert "simulated corruption" in second.error
+    assert index_status(store)["version"] == version
+    assert not list(store.base.glob(".index.*.building.duckdb"))
+
+
+def test_cli_index_of_a_file_is_a_clear_error(tmp_path, data_dir, capsys) -> None:
+    target = tmp_path / "file.py"
+    target.write_text("x = 1\n")
+    assert cli_main(["--data-dir", str(data_dir), "index", str(target)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_cli_rejects_bad_limit(limit, data_dir, capsys) -> None:
+    assert cli_main(["--data-dir", str(data_dir), "search", "x", "--limit", limit]) == 2
