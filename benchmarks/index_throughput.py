@@ -38,14 +38,27 @@ def fetch_sdist(requirement: str) -> Path:
     downloads = CACHE / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-         requirement, "-d", str(downloads)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            requirement,
+            "-d",
+            str(downloads),
+        ],
         check=True,
     )
     package = requirement.split("==")[0].lower().replace("-", "_")
     archive = next(
-        p for p in downloads.iterdir()
-        if p.name.lower().replace("-", "_").startswith(package) and p.name.endswith(".tar.gz")
+        p
+        for p in downloads.iterdir()
+        if p.name.lower().replace("-", "_").startswith(package)
+        and p.name.endswith(".tar.gz")
         and requirement.split("==")[-1] in p.name
     )
     target.mkdir(parents=True)
@@ -84,21 +97,34 @@ def main() -> int:
     source = fetch_sdist(args.package)
     data_dir = CACHE / "data"
     shutil.rmtree(data_dir / "indexes", ignore_errors=True)
-    env = {**os.environ, "CODERAG_DATA": str(data_dir), "CODERAG_BACKEND": args.backend,
-           "HF_HUB_OFFLINE": "1", "CODERAG_WORKERS": str(args.workers)}
+    env = {
+        **os.environ,
+        "CODERAG_DATA": str(data_dir),
+        "CODERAG_BACKEND": args.backend,
+        "HF_HUB_OFFLINE": "1",
+        "CODERAG_WORKERS": str(args.workers),
+    }
     coderag = [sys.executable, "-m", "coderag_assets.cli"]
 
     # Convert/prepare the model outside the timed run (a one-time cost, cached under data/models).
-    subprocess.run([*coderag, "index", "--dry-run", str(source)], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*coderag, "index", "--dry-run", str(source)],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
 
     spec = EmbedderSpec(backend=args.backend, cache_dir=data_dir / "models")
     prepare_model(spec)
 
     started = time.perf_counter()
-    process = subprocess.Popen([*coderag, "index", str(source), "--json", "--quiet"], env=env,
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*coderag, "index", str(source), "--json", "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     sampler = RssSampler(process.pid)
     sampler.start()
     stdout, _ = process.communicate()

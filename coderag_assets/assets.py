@@ -6,7 +6,6 @@ shard or a range of shards in one run (`BackfillPolicy.single_run()`), which is 
 the schedule and UI backfills run; the embedding stage fans a range out to worker processes.
 """
 
-
 from collections import Counter
 
 import dagster as dg
@@ -65,6 +64,12 @@ def file_manifest(
             "indexable_bytes": sum(s.bytes for s in values),
             "skipped": sum(sum(s.skipped.values()) for s in values),
             "skipped_by_reason": dg.MetadataValue.json(_sum_counters([s.skipped for s in values])),
+            "per_shard": dg.MetadataValue.json(
+                {
+                    k: {"files": s.files, "indexable": s.indexable, "hashed": s.hashed}
+                    for k, s in stats.items()
+                }
+            ),
         }
     )
 
@@ -77,7 +82,9 @@ def file_manifest(
     kinds={"python", "parquet"},
     description="Tree-sitter AST chunks (line windows for other text) with qualified symbols.",
 )
-def code_chunks(context: dg.AssetExecutionContext, coderag: CodeRagResource) -> dg.MaterializeResult:
+def code_chunks(
+    context: dg.AssetExecutionContext, coderag: CodeRagResource
+) -> dg.MaterializeResult:
     stats = indexing.build_chunks(
         coderag.index_store(),
         context.partition_keys,
@@ -94,6 +101,12 @@ def code_chunks(context: dg.AssetExecutionContext, coderag: CodeRagResource) -> 
             "files_with_parse_errors": sum(s.parse_error_files for s in values),
             "skipped_by_reason": dg.MetadataValue.json(_sum_counters([s.skipped for s in values])),
             "seconds": round(sum(s.seconds for s in values), 3),
+            "per_shard": dg.MetadataValue.json(
+                {
+                    k: {"chunks": s.chunks, "files_chunked": s.files_chunked}
+                    for k, s in stats.items()
+                }
+            ),
         }
     )
 
@@ -129,6 +142,12 @@ def chunk_embeddings(
             "reused": sum(s.reused for s in values),
             "seconds": round(seconds, 3),
             "embedded_per_second": round(embedded / seconds, 1) if seconds and embedded else 0.0,
+            "per_shard": dg.MetadataValue.json(
+                {
+                    k: {"chunks": s.chunks, "embedded": s.embedded, "reused": s.reused}
+                    for k, s in stats.items()
+                }
+            ),
         }
     )
 
@@ -173,4 +192,6 @@ def search_index(context: dg.AssetExecutionContext, coderag: CodeRagResource):
             "seconds": round(result.seconds, 3),
         },
     )
-    yield dg.MaterializeResult(asset_key="bm25_index", metadata={**common, "documents": result.chunks})
+    yield dg.MaterializeResult(
+        asset_key="bm25_index", metadata={**common, "documents": result.chunks}
+    )

@@ -3,12 +3,17 @@
 `expected` chunk counts come from the shard Parquet files, independently of the index file.
 """
 
-
 import dagster as dg
 
 from coderag_assets.assets import SHARDS
 from coderag_assets.resources import CodeRagResource
-from coderag_assets.store import CHUNK_SCHEMA, CheckOutcome, connect_index, read_meta, validate_index
+from coderag_assets.store import (
+    CHUNK_SCHEMA,
+    CheckOutcome,
+    connect_index,
+    read_meta,
+    validate_index,
+)
 
 
 def _outcome(coderag: CodeRagResource, name: str) -> dg.AssetCheckResult:
@@ -28,17 +33,29 @@ def _outcome(coderag: CodeRagResource, name: str) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="search_index", blocking=True, description="Every chunk has a vector of the model's dimension.")
+@dg.asset_check(
+    asset="search_index",
+    blocking=True,
+    description="Every chunk has a vector of the model's dimension.",
+)
 def every_chunk_has_vector(coderag: CodeRagResource) -> dg.AssetCheckResult:
     return _outcome(coderag, "every_chunk_has_vector")
 
 
-@dg.asset_check(asset="search_index", blocking=True, description="Index chunk count equals the sum of the shards.")
+@dg.asset_check(
+    asset="search_index",
+    blocking=True,
+    description="Index chunk count equals the sum of the shards.",
+)
 def chunk_count_matches_shards(coderag: CodeRagResource) -> dg.AssetCheckResult:
     return _outcome(coderag, "chunk_count_matches_shards")
 
 
-@dg.asset_check(asset="search_index", blocking=True, description="No chunk belongs to a file missing from every manifest.")
+@dg.asset_check(
+    asset="search_index",
+    blocking=True,
+    description="No chunk belongs to a file missing from every manifest.",
+)
 def no_orphan_chunks(coderag: CodeRagResource) -> dg.AssetCheckResult:
     return _outcome(coderag, "no_orphan_chunks")
 

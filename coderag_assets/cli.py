@@ -12,7 +12,6 @@ import os
 import sys
 import time
 import warnings
-from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -163,7 +162,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         transient=False,
     )
     with progress:
-        summary = run_index(settings.with_root(root), reporter=RichReporter(progress), full=args.full)
+        summary = run_index(
+            settings.with_root(root), reporter=RichReporter(progress), full=args.full
+        )
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
@@ -175,7 +176,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(summary) -> None:  # noqa: ANN001 - IndexSummary, imported lazily
+def _print_summary(summary) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("root", str(summary.root))
     table.add_row("files", f"{summary.files} ({summary.indexable_files} indexed)")
@@ -313,7 +314,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
     prepare_dagster_env(settings)
     env = {**os.environ, "CODERAG_ROOT": str(root)}
     workspace = Path(os.environ["DAGSTER_HOME"]) / "workspace.yaml"
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(args.port), "-h", args.host]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(workspace),
+        "-p",
+        str(args.port),
+        "-h",
+        args.host,
+    ]
     err.print(f"Dagster UI on http://{args.host}:{args.port} for {root} (Ctrl-C stops it)")
     process = subprocess.Popen(command, env=env)
     try:
@@ -332,7 +344,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coderag", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="data directory (default: $CODERAG_DATA or the project's data/)")
+    parser.add_argument(
+        "--data-dir", help="data directory (default: $CODERAG_DATA or the project's data/)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="index or update a repository")

@@ -41,9 +41,9 @@ from coderag_assets.store import (
     vectors_table,
 )
 
-EMBED_TASK_TEXTS = 128           # texts per task handed to a worker process
-PARALLEL_EMBED_MIN_TEXTS = 256   # below this, embedding in-process beats starting workers
-CACHE_FLUSH_VECTORS = 2048       # new vectors are persisted at least this often (crash safety)
+EMBED_TASK_TEXTS = 128  # texts per task handed to a worker process
+PARALLEL_EMBED_MIN_TEXTS = 256  # below this, embedding in-process beats starting workers
+CACHE_FLUSH_VECTORS = 2048  # new vectors are persisted at least this often (crash safety)
 
 
 @dataclass
@@ -99,11 +99,20 @@ def build_manifests(
     results: dict[str, ManifestStats] = {}
     for shard in shards:
         previous = {
-            row["path"]: row for row in store.read_shard("manifest", shard, MANIFEST_SCHEMA).to_pylist()
+            row["path"]: row
+            for row in store.read_shard("manifest", shard, MANIFEST_SCHEMA).to_pylist()
         }
         stats = ManifestStats()
         rows = [
-            _manifest_row(store.root, stat, shard, previous.get(stat.path), stats, max_file_bytes, verify_hashes)
+            _manifest_row(
+                store.root,
+                stat,
+                shard,
+                previous.get(stat.path),
+                stats,
+                max_file_bytes,
+                verify_hashes,
+            )
             for stat in by_shard[shard]
         ]
         store.write_shard("manifest", shard, pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA))
@@ -141,7 +150,11 @@ def _manifest_row(
             and not verify_hashes
         )
         if unchanged:
-            row.update(sha256=previous["sha256"], skip_reason=previous["skip_reason"], skip_detail=previous["skip_detail"])
+            row.update(
+                sha256=previous["sha256"],
+                skip_reason=previous["skip_reason"],
+                skip_detail=previous["skip_detail"],
+            )
         else:
             stats.hashed += 1
             try:
@@ -280,14 +293,18 @@ def embed_texts(spec: EmbedderSpec, texts: list[str], workers: int) -> np.ndarra
     tasks = [order[i : i + EMBED_TASK_TEXTS] for i in range(0, len(order), EMBED_TASK_TEXTS)]
     results: dict[int, np.ndarray] = {}
     if processes == 1 or len(texts) < PARALLEL_EMBED_MIN_TEXTS:
-        embedder = load_embedder(EmbedderSpec(**{**spec.__dict__, "threads": (os.cpu_count() or 1)}))
+        embedder = load_embedder(
+            EmbedderSpec(**{**spec.__dict__, "threads": (os.cpu_count() or 1)})
+        )
         for task_no, rows in enumerate(tasks):
             results[task_no] = embedder.embed([texts[i] for i in rows])
             report().advance("embed", len(rows))
     else:
         worker_spec = EmbedderSpec(**{**spec.__dict__, "threads": threads})
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(processes, mp_context=context, initializer=_init_embed_worker, initargs=(worker_spec,)) as pool:
+        with ProcessPoolExecutor(
+            processes, mp_context=context, initializer=_init_embed_worker, initargs=(worker_spec,)
+        ) as pool:
             futures = {
                 pool.submit(_embed_in_worker, [texts[i] for i in rows]): task_no
                 for task_no, rows in enumerate(tasks)
@@ -320,7 +337,9 @@ def build_embeddings(
         shard_hashes[shard] = hashes
         for row in chunk_rows:
             text_of.setdefault(row["content_hash"], chunk_from_row(row).embedding_text)
-        stats[shard] = EmbedStats(chunks=len(chunk_rows), unique_hashes=len(hashes), model_id=model_id)
+        stats[shard] = EmbedStats(
+            chunks=len(chunk_rows), unique_hashes=len(hashes), model_id=model_id
+        )
         previous = store.read_shard("embeddings", shard, vector_schema(1))
         if previous.num_rows and previous.column("model_id")[0].as_py() == model_id:
             wanted = set(hashes)
@@ -370,7 +389,9 @@ def publish_index(
     vector_tables = [t for t in vector_tables if t.num_rows]
     if vector_tables:
         vectors = pa.concat_tables(vector_tables)
-        _, first_rows = np.unique(vectors.column("content_hash").to_numpy(zero_copy_only=False), return_index=True)
+        _, first_rows = np.unique(
+            vectors.column("content_hash").to_numpy(zero_copy_only=False), return_index=True
+        )
         vectors = vectors.take(pa.array(np.sort(first_rows)))
         dim = vectors.schema.field("vector").type.list_size
     else:

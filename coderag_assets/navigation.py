@@ -30,7 +30,13 @@ from typing import Literal, get_args
 
 import duckdb
 
-from coderag_assets.files import SKIP_SECRET, SKIP_SYMLINK, SkippedFile, name_skip_reason, read_source
+from coderag_assets.files import (
+    SKIP_SECRET,
+    SKIP_SYMLINK,
+    SkippedFile,
+    name_skip_reason,
+    read_source,
+)
 from coderag_assets.search import normalize_language, path_matches
 
 SymbolMatchMode = Literal["exact", "prefix", "contains", "fuzzy"]
@@ -47,6 +53,7 @@ DEFAULT_SLICE_LINES = 400
 MAX_SLICE_LINES = 2_000
 MAX_SLICE_CHARS = 100_000
 MAX_LINE_CHARS = 300
+DEFAULT_DEFINITION_LINES = 40
 MAX_NAME_CHARS = 200
 FUZZY_CANDIDATES = 2_000
 FUZZY_MIN_SCORE = 0.6
@@ -244,7 +251,9 @@ class FileSlice:
 
 # ------------------------------------------------------------------------------ symbols
 
-_SYMBOL_COLUMNS = "name, qualified_name, kind, path, language, line, \"column\", end_line, signature, parent"
+_SYMBOL_COLUMNS = (
+    'name, qualified_name, kind, path, language, line, "column", end_line, signature, parent'
+)
 
 
 def _symbol(row: tuple, score: float | None = None) -> SymbolInfo:
@@ -283,7 +292,9 @@ def _check_name(name: str) -> str:
 
 def symbol_kinds(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The symbol kinds present in the index, sorted."""
-    return [row[0] for row in con.execute("SELECT DISTINCT kind FROM symbols ORDER BY kind").fetchall()]
+    return [
+        row[0] for row in con.execute("SELECT DISTINCT kind FROM symbols ORDER BY kind").fetchall()
+    ]
 
 
 def _check_kind(con: duckdb.DuckDBPyConnection, kind: str | None) -> str | None:
@@ -292,7 +303,9 @@ def _check_kind(con: duckdb.DuckDBPyConnection, kind: str | None) -> str | None:
     wanted = kind.strip().lower()
     kinds = symbol_kinds(con)
     if wanted not in kinds:
-        raise NavigationError(f"unknown symbol kind {kind!r}; kinds in this index: {', '.join(kinds) or 'none'}")
+        raise NavigationError(
+            f"unknown symbol kind {kind!r}; kinds in this index: {', '.join(kinds) or 'none'}"
+        )
     return wanted
 
 
@@ -328,17 +341,22 @@ def find_symbols(
     if mode == "fuzzy":
         return _fuzzy_symbols(con, query, wanted_kind, limit)
     lowered = query.lower()
-    conditions = {
-        "exact": "(name = $q OR qualified_name = $q)",
-        "prefix": "(starts_with(lower(name), $lq) OR starts_with(lower(qualified_name), $lq))",
-        "contains": "(contains(lower(name), $lq) OR contains(lower(qualified_name), $lq))",
-    }
+    on_name, on_qualified = {
+        "exact": ("name = $q", "qualified_name = $q"),
+        "prefix": ("starts_with(lower(name), $lq)", "starts_with(lower(qualified_name), $lq)"),
+        "contains": ("contains(lower(name), $lq)", "contains(lower(qualified_name), $lq)"),
+    }[mode]
     kind_condition = "AND kind = $kind" if wanted_kind else ""
     rows = con.execute(
-        f"SELECT {_SYMBOL_COLUMNS} FROM symbols WHERE {conditions[mode]} {kind_condition} "
-        "ORDER BY (name = $q OR qualified_name = $q) DESC, (lower(name) = $lq) DESC, "
-        "length(name), path, line, \"column\" LIMIT $n",
-        {"q": query, "lq": lowered, "n": limit + 1, **({"kind": wanted_kind} if wanted_kind else {})},
+        f"SELECT {_SYMBOL_COLUMNS} FROM symbols WHERE ({on_name} OR {on_qualified}) {kind_condition} "
+        f"ORDER BY (name = $q OR qualified_name = $q) DESC, (lower(name) = $lq) DESC, ({on_name}) DESC, "
+        'length(name), path, line, "column" LIMIT $n',
+        {
+            "q": query,
+            "lq": lowered,
+            "n": limit + 1,
+            **({"kind": wanted_kind} if wanted_kind else {}),
+        },
     ).fetchall()
     symbols = [_symbol(row) for row in rows[:limit]]
     return SymbolMatches(query=query, mode=mode, symbols=symbols, truncated=len(rows) > limit)
@@ -387,7 +405,9 @@ def fuzzy_score(query: str, candidate: str) -> float:
     return round(min(score, 0.99), 4)
 
 
-def _fuzzy_symbols(con: duckdb.DuckDBPyConnection, query: str, kind: str | None, limit: int) -> SymbolMatches:
+def _fuzzy_symbols(
+    con: duckdb.DuckDBPyConnection, query: str, kind: str | None, limit: int
+) -> SymbolMatches:
     lowered = query.lower()
     compact = _compact(query) or lowered
     subsequence = ".*".join(re.escape(ch) for ch in compact)
@@ -427,7 +447,9 @@ def _fuzzy_symbols(con: duckdb.DuckDBPyConnection, query: str, kind: str | None,
     return SymbolMatches(query=query, mode="fuzzy", symbols=symbols, truncated=len(scored) > limit)
 
 
-def list_symbols(con: duckdb.DuckDBPyConnection, path: str, *, limit: int = MAX_OUTLINE_SYMBOLS) -> FileOutline:
+def list_symbols(
+    con: duckdb.DuckDBPyConnection, path: str, *, limit: int = MAX_OUTLINE_SYMBOLS
+) -> FileOutline:
     """The outline of one indexed file: its definitions in source order with nesting depth.
 
     Raises a PathRefusedError subclass when ``path`` is not a safe repo-relative path or not
@@ -437,17 +459,53 @@ def list_symbols(con: duckdb.DuckDBPyConnection, path: str, *, limit: int = MAX_
     language = _indexed_language(con, rel)
     limit = _check_limit(limit, MAX_OUTLINE_SYMBOLS)
     rows = con.execute(
-        f"SELECT {_SYMBOL_COLUMNS} FROM symbols WHERE path = ? ORDER BY line, \"column\" LIMIT ?",
+        f'SELECT {_SYMBOL_COLUMNS} FROM symbols WHERE path = ? ORDER BY line, "column" LIMIT ?',
         [rel, limit + 1],
     ).fetchall()
     depth_of: dict[str, int] = {}
     entries = []
     for row in rows[:limit]:
         symbol = _symbol(row)
-        depth = depth_of[symbol.parent] + 1 if symbol.parent in depth_of else (1 if symbol.parent else 0)
+        depth = (
+            depth_of[symbol.parent] + 1
+            if symbol.parent in depth_of
+            else (1 if symbol.parent else 0)
+        )
         depth_of.setdefault(symbol.qualified_name, depth)
         entries.append(OutlineEntry(symbol=symbol, depth=depth))
     return FileOutline(path=rel, language=language, entries=entries, truncated=len(rows) > limit)
+
+
+def indexed_lines(
+    con: duckdb.DuckDBPyConnection, path: str, first_line: int, last_line: int
+) -> list[str]:
+    """Lines ``first_line..last_line`` of ``path`` as indexed, rebuilt from the chunk texts
+    (chunks cover every non-blank line once, so a line no chunk covers is blank). Stops at
+    the last indexed line; an unknown path gives []."""
+    rows = con.execute(
+        "SELECT start_line, end_line, content FROM chunks WHERE path = ? AND start_line <= ? AND end_line >= ? "
+        "ORDER BY start_line, rowid",
+        [path, last_line, first_line],
+    ).fetchall()
+    by_line: dict[int, str] = {}
+    for start, _end, content in rows:
+        for offset, line_text in enumerate(content.split("\n")):
+            line = start + offset
+            if first_line <= line <= last_line:
+                by_line[line] = by_line.get(line, "") + line_text if start == _end else line_text
+    if not by_line:
+        return []
+    return [by_line.get(line, "") for line in range(first_line, max(by_line) + 1)]
+
+
+def definition_source(
+    con: duckdb.DuckDBPyConnection, symbol: SymbolInfo, max_lines: int = DEFAULT_DEFINITION_LINES
+) -> tuple[str, bool]:
+    """The indexed text of a definition from its name line to its end line, cut to
+    ``max_lines``; returns (text, truncated)."""
+    last = min(symbol.end_line, symbol.line + max_lines - 1)
+    lines = indexed_lines(con, symbol.path, symbol.line, last)
+    return "\n".join(lines), symbol.end_line > last
 
 
 # ------------------------------------------------------------------------------ references
@@ -526,8 +584,8 @@ def find_references(
 
     pattern = identifier_pattern(identifier)
     chunk_rows = con.execute(
-        "SELECT path, language, start_line, content FROM chunks "
-        "WHERE contains(content, ?) AND regexp_matches(content, ?) ORDER BY path, start_line",
+        "SELECT path, language, start_line, end_line, content FROM chunks "
+        "WHERE contains(content, ?) AND regexp_matches(content, ?) ORDER BY path, start_line, rowid",
         [identifier, _duckdb_identifier_regex(identifier)],
     ).fetchall()
 
@@ -536,7 +594,7 @@ def find_references(
     others: list[Reference] = []
     total = 0
     enclosing_cache: dict[str, _Enclosing] = {}
-    for path, language, start_line, content in chunk_rows:
+    for path, language, start_line, content in _join_split_lines(chunk_rows):
         if path_glob and not path_matches(path, path_glob):
             continue
         for offset, line_text in enumerate(content.split("\n")):
@@ -564,7 +622,9 @@ def find_references(
                     line=line,
                     column=column,
                     text=_cut_line(line_text, column),
-                    enclosing=enclosing_cache[path].at(line, exclude=(line, identifier) if is_definition else None),
+                    enclosing=enclosing_cache[path].at(
+                        line, exclude=(line, identifier) if is_definition else None
+                    ),
                     is_definition=is_definition,
                     language=language or "",
                 )
@@ -581,6 +641,22 @@ def find_references(
     )
 
 
+def _join_split_lines(rows: list[tuple]) -> list[tuple[str, str, int, str]]:
+    """(path, language, start_line, content) per chunk, with the pieces of one overlong line
+    (consecutive single-line chunks of the same line) joined back into that line."""
+    joined: list[tuple[str, str, int, str]] = []
+    previous_single: tuple[str, int] | None = None
+    for path, language, start_line, end_line, content in rows:
+        single = (path, start_line) if start_line == end_line else None
+        if single is not None and single == previous_single:
+            last_path, last_language, last_start, last_content = joined[-1]
+            joined[-1] = (last_path, last_language, last_start, last_content + content)
+        else:
+            joined.append((path, language, start_line, content))
+        previous_single = single
+    return joined
+
+
 @dataclass(frozen=True, slots=True)
 class _Enclosing:
     """Definitions of one file, to name the innermost one containing a line."""
@@ -591,7 +667,7 @@ class _Enclosing:
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection, path: str) -> _Enclosing:
         rows = con.execute(
-            "SELECT line, end_line, qualified_name, name FROM symbols WHERE path = ? ORDER BY line, \"column\"",
+            'SELECT line, end_line, qualified_name, name FROM symbols WHERE path = ? ORDER BY line, "column"',
             [path],
         ).fetchall()
         spans = [(int(a), int(b), str(q), str(n)) for a, b, q, n in rows]
@@ -629,10 +705,16 @@ def normalize_rel_path(path: str) -> str:
     if not candidate:
         raise InvalidPathError(path, "empty path")
     if candidate.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", candidate):
-        raise PathOutsideRootError(path, "absolute paths are refused; give a path relative to the indexed root")
+        raise PathOutsideRootError(
+            path, "absolute paths are refused; give a path relative to the indexed root"
+        )
     if candidate.startswith("~"):
-        raise PathOutsideRootError(path, "home-relative paths are refused; give a path relative to the indexed root")
-    parts = [part for part in PurePosixPath(candidate.replace("\\", "/")).parts if part not in ("", ".")]
+        raise PathOutsideRootError(
+            path, "home-relative paths are refused; give a path relative to the indexed root"
+        )
+    parts = [
+        part for part in PurePosixPath(candidate.replace("\\", "/")).parts if part not in ("", ".")
+    ]
     if ".." in parts:
         raise PathOutsideRootError(path, "'..' would leave the indexed root")
     if not parts:
@@ -646,7 +728,9 @@ def check_glob(pattern: str) -> str:
         raise InvalidPathError(pattern.replace("\0", "\\0"), "NUL byte in glob")
     stripped = pattern.strip()
     if stripped.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:[\\/]", stripped):
-        raise PathOutsideRootError(pattern, "absolute globs are refused; give a glob relative to the indexed root")
+        raise PathOutsideRootError(
+            pattern, "absolute globs are refused; give a glob relative to the indexed root"
+        )
     if ".." in stripped.replace("\\", "/").split("/"):
         raise PathOutsideRootError(pattern, "'..' would leave the indexed root")
     return stripped
@@ -654,12 +738,16 @@ def check_glob(pattern: str) -> str:
 
 def _indexed_language(con: duckdb.DuckDBPyConnection, rel: str) -> str:
     """The language of an indexed file; refuses secrets and files not (or not fully) indexed."""
-    row = con.execute("SELECT language, skip_reason, skip_detail FROM files WHERE path = ?", [rel]).fetchone()
+    row = con.execute(
+        "SELECT language, skip_reason, skip_detail FROM files WHERE path = ?", [rel]
+    ).fetchone()
     name = rel.rpartition("/")[2]
     if name_skip_reason(name) == SKIP_SECRET or (row is not None and row[1] == SKIP_SECRET):
         raise SecretFileError(rel, "the indexer treats this file as a secret; it is never served")
     if row is None:
-        raise FileNotIndexedError(rel, "not in the index (no such file, ignored, or not indexed yet)")
+        raise FileNotIndexedError(
+            rel, "not in the index (no such file, ignored, or not indexed yet)"
+        )
     language, skip_reason, skip_detail = row
     if skip_reason == SKIP_SYMLINK:
         raise PathOutsideRootError(rel, "symlink resolving outside the indexed root")
@@ -683,8 +771,12 @@ def confine_path(con: duckdb.DuckDBPyConnection, root: Path, path: str) -> tuple
     real_path = Path(os.path.realpath(real_root / rel))
     if real_path != real_root and real_root not in real_path.parents:
         raise PathOutsideRootError(rel, "resolves (through a symlink) outside the indexed root")
+    if name_skip_reason(rel.rpartition("/")[2]) == SKIP_SECRET:
+        raise SecretFileError(rel, "the indexer treats this file as a secret; it is never served")
     if name_skip_reason(real_path.name) == SKIP_SECRET:
-        raise SecretFileError(rel, "points at a file the indexer treats as a secret; it is never served")
+        raise SecretFileError(
+            rel, "points at a file the indexer treats as a secret; it is never served"
+        )
     language = _indexed_language(con, rel)
     return rel, real_path, language
 
@@ -715,7 +807,9 @@ def list_files(
     ).fetchall()
     matching = [row for row in rows if pattern is None or path_matches(row[0], pattern)]
     files = [
-        IndexedFile(path=path, language=lang, size=int(size), chunks=int(chunks), symbols=int(symbols))
+        IndexedFile(
+            path=path, language=lang, size=int(size), chunks=int(chunks), symbols=int(symbols)
+        )
         for path, lang, size, chunks, symbols in matching[:limit]
     ]
     return FileListing(files=files, total=len(matching), truncated=len(matching) > limit)
@@ -751,10 +845,16 @@ def get_file(
         source = read_source(Path(os.path.realpath(root)), rel)
     except SkippedFile as exc:
         if exc.reason == SKIP_SECRET:
-            raise SecretFileError(rel, "the indexer treats this file as a secret; it is never served") from None
+            raise SecretFileError(
+                rel, "the indexer treats this file as a secret; it is never served"
+            ) from None
         if exc.reason == SKIP_SYMLINK:
-            raise PathOutsideRootError(rel, "resolves (through a symlink) outside the indexed root") from None
-        raise NavigationError(f"{rel!r}: cannot be read now ({exc.reason}{': ' + exc.detail if exc.detail else ''})") from None
+            raise PathOutsideRootError(
+                rel, "resolves (through a symlink) outside the indexed root"
+            ) from None
+        raise NavigationError(
+            f"{rel!r}: cannot be read now ({exc.reason}{': ' + exc.detail if exc.detail else ''})"
+        ) from None
     except ValueError as exc:
         raise PathOutsideRootError(rel, str(exc)) from None
     lines = source.text.split("\n")

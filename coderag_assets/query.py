@@ -27,7 +27,9 @@ class QueryService:
     def embedder(self) -> Embedder:
         meta = self.reader.meta
         spec = EmbedderSpec(
-            model=str(meta["model"]), backend=str(meta["backend"]), cache_dir=self.settings.models_dir
+            model=str(meta["model"]),
+            backend=str(meta["backend"]),
+            cache_dir=self.settings.models_dir,
         )
         if self._embedder is None or self._embedder.model_id != spec.model_id:
             self._embedder = load_embedder(spec)
@@ -45,7 +47,12 @@ class QueryService:
         self.reader.refresh()
         query_vector = self.embedder().embed_query(query) if mode != "bm25" else None
         return self.reader.search(
-            query, mode=mode, limit=limit, language=language, path_glob=path_glob, query_vector=query_vector
+            query,
+            mode=mode,
+            limit=limit,
+            language=language,
+            path_glob=path_glob,
+            query_vector=query_vector,
         )
 
     def close(self) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import nullcontext
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,8 +74,8 @@ def run_index(
 ) -> IndexSummary:
     """Materialize all shards of `settings.root` and publish the index; never raises for run failures."""
     from coderag_assets.assets import SHARDS
-    from coderag_assets.definitions import ASSETS
     from coderag_assets.checks import INDEX_CHECKS
+    from coderag_assets.definitions import ASSETS
     from coderag_assets.resources import CodeRagResource
 
     assert settings.root is not None, "run_index needs settings.root"
@@ -94,7 +94,11 @@ def run_index(
                 instance=instance,
                 resources={"coderag": CodeRagResource.from_settings(settings)},
                 run_config=run_config,
-                tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1], "coderag/root": str(settings.root)},
+                tags={
+                    RANGE_START_TAG: keys[0],
+                    RANGE_END_TAG: keys[-1],
+                    "coderag/root": str(settings.root),
+                },
                 raise_on_error=False,
             )
     summary = IndexSummary(
@@ -108,8 +112,15 @@ def run_index(
     manifest = metadata.get("file_manifest", {})
     summary.files = int(manifest.get("files", 0))
     summary.indexable_files = int(manifest.get("indexable_files", 0))
-    summary.skipped = dict(Counter(manifest.get("skipped_by_reason", {})) + Counter(metadata.get("code_chunks", {}).get("skipped_by_reason", {})))
-    summary.chunks = int(metadata.get("search_index", {}).get("chunks", metadata.get("code_chunks", {}).get("chunks", 0)))
+    summary.skipped = dict(
+        Counter(manifest.get("skipped_by_reason", {}))
+        + Counter(metadata.get("code_chunks", {}).get("skipped_by_reason", {}))
+    )
+    summary.chunks = int(
+        metadata.get("search_index", {}).get(
+            "chunks", metadata.get("code_chunks", {}).get("chunks", 0)
+        )
+    )
     summary.embedded = int(metadata.get("chunk_embeddings", {}).get("embedded", 0))
     summary.reused = int(metadata.get("chunk_embeddings", {}).get("reused", 0))
     if not result.success:

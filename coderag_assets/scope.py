@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from coderag_assets.chunking import language_for_path
 from coderag_assets.files import SkippedFile, read_source, scan_tree
-from pathlib import Path
 
-AVERAGE_CHUNK_BYTES = 900   # measured on real repositories with the default chunker
+AVERAGE_CHUNK_BYTES = 900  # measured on real repositories with the default chunker
 LARGEST_DIRS = 10
 
 

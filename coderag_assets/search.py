@@ -21,10 +21,19 @@ from coderag_assets.tokens import bm25_text
 Mode = Literal["hybrid", "vector", "bm25"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "bm25")
 RRF_K = 60
-FUSION_DEPTH = 100          # candidates taken from each ranker before fusion
+FUSION_DEPTH = 100  # candidates taken from each ranker before fusion
 LANGUAGE_ALIASES = {
-    "py": "python", "js": "javascript", "ts": "typescript", "rs": "rust", "rb": "ruby",
-    "sh": "bash", "shell": "bash", "c++": "cpp", "kt": "kotlin", "md": "markdown", "yml": "yaml",
+    "py": "python",
+    "js": "javascript",
+    "ts": "typescript",
+    "rs": "rust",
+    "rb": "ruby",
+    "sh": "bash",
+    "shell": "bash",
+    "c++": "cpp",
+    "kt": "kotlin",
+    "md": "markdown",
+    "yml": "yaml",
 }
 
 
@@ -60,7 +69,9 @@ def path_matches(path: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.lstrip("/"))
 
 
-def rrf_fuse(rankings: list[list[int]], k: int = RRF_K, weights: list[float] | None = None) -> list[tuple[int, float]]:
+def rrf_fuse(
+    rankings: list[list[int]], k: int = RRF_K, weights: list[float] | None = None
+) -> list[tuple[int, float]]:
     """Reciprocal-rank fusion of ranked row lists → (row, score) best first; ties by first appearance."""
     weights = weights or [1.0] * len(rankings)
     scores: dict[int, float] = {}
@@ -106,7 +117,10 @@ class IndexReader:
         embeddings = rows.column("embedding").combine_chunks()
         if len(embeddings):
             self.matrix = (
-                embeddings.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32)
+                embeddings.flatten()
+                .to_numpy(zero_copy_only=False)
+                .reshape(-1, dim)
+                .astype(np.float32)
             )
         else:
             self.matrix = np.zeros((0, dim), dtype=np.float32)
@@ -143,7 +157,9 @@ class IndexReader:
             mask &= np.array([path_matches(p, path_glob) for p in self.paths], dtype=bool)
         return mask
 
-    def vector_ranking(self, query_vector: np.ndarray, depth: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
+    def vector_ranking(
+        self, query_vector: np.ndarray, depth: int, mask: np.ndarray | None
+    ) -> list[tuple[int, float]]:
         if self.size == 0:
             return []
         scores = self.matrix @ query_vector.astype(np.float32)
@@ -154,7 +170,9 @@ class IndexReader:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(row), float(scores[row])) for row in top if np.isfinite(scores[row])]
 
-    def bm25_ranking(self, query: str, depth: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
+    def bm25_ranking(
+        self, query: str, depth: int, mask: np.ndarray | None
+    ) -> list[tuple[int, float]]:
         terms = bm25_text(query)
         if not terms or self.size == 0:
             return []
@@ -197,7 +215,9 @@ class IndexReader:
         elif mode == "vector":
             ranked = self.vector_ranking(self._need_vector(query_vector), limit, mask)
         else:
-            vector_rows = [row for row, _ in self.vector_ranking(self._need_vector(query_vector), depth, mask)]
+            vector_rows = [
+                row for row, _ in self.vector_ranking(self._need_vector(query_vector), depth, mask)
+            ]
             bm25_rows = [row for row, _ in self.bm25_ranking(query, depth, mask)]
             ranked = rrf_fuse([vector_rows, bm25_rows])[:limit]
         return self._results(ranked[:limit])

@@ -210,7 +210,10 @@ class IndexStore:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp_path = cache_dir / f".{uuid.uuid4().hex}.tmp"
         pq.write_table(table, tmp_path, compression="zstd")
-        os.replace(tmp_path, cache_dir / f"{int(time.time() * 1000)}-{run_id[:8]}-{uuid.uuid4().hex[:8]}.parquet")
+        os.replace(
+            tmp_path,
+            cache_dir / f"{int(time.time() * 1000)}-{run_id[:8]}-{uuid.uuid4().hex[:8]}.parquet",
+        )
 
     def compact_vector_cache(self, model_id: str) -> None:
         """Merge many small cache files into one (call under the index lock)."""
@@ -225,7 +228,9 @@ class IndexStore:
             except (OSError, pa.ArrowInvalid):
                 continue
         merged = pa.concat_tables(tables)
-        _, first_rows = np.unique(merged.column("content_hash").to_numpy(zero_copy_only=False), return_index=True)
+        _, first_rows = np.unique(
+            merged.column("content_hash").to_numpy(zero_copy_only=False), return_index=True
+        )
         merged = merged.take(pa.array(np.sort(first_rows)))
         tmp_path = cache_dir / f".{uuid.uuid4().hex}.tmp"
         pq.write_table(merged, tmp_path, compression="zstd")
@@ -256,13 +261,22 @@ def _vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     dim = column.type.list_size
-    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+    return (
+        column.flatten()
+        .to_numpy(zero_copy_only=False)
+        .reshape(-1, dim)
+        .astype(np.float32, copy=False)
+    )
 
 
 def vectors_table(hashes: list[str], vectors: np.ndarray, model_id: str, run_id: str) -> pa.Table:
     dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else 0
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
-    vector_column = pa.FixedSizeListArray.from_arrays(flat, dim) if dim else pa.array([], pa.list_(pa.float32(), 1))
+    vector_column = (
+        pa.FixedSizeListArray.from_arrays(flat, dim)
+        if dim
+        else pa.array([], pa.list_(pa.float32(), 1))
+    )
     return pa.table(
         {
             "content_hash": pa.array(hashes, pa.string()),
@@ -275,13 +289,16 @@ def vectors_table(hashes: list[str], vectors: np.ndarray, model_id: str, run_id:
 
 # ---------------------------------------------------------------- DuckDB index
 
+
 def duckdb_extension_path(name: str) -> str:
     """Path of a pip-packaged DuckDB extension (`duckdb-extension-<name>`); never downloads."""
     import importlib
 
     module = importlib.import_module(f"duckdb_extension_{name}")
     package_dir = Path(module.__file__ or "").parent
-    candidates = sorted(package_dir.glob(f"extensions/v{duckdb.__version__}/{name}.duckdb_extension"))
+    candidates = sorted(
+        package_dir.glob(f"extensions/v{duckdb.__version__}/{name}.duckdb_extension")
+    )
     if not candidates:
         candidates = sorted(package_dir.rglob(f"{name}.duckdb_extension"))
     if not candidates:
@@ -313,14 +330,14 @@ class IndexBuildInput:
     manifest: pa.Table
     chunks: pa.Table
     symbols: pa.Table
-    vectors: pa.Table          # content_hash, vector, model_id, run_id (one row per hash)
+    vectors: pa.Table  # content_hash, vector, model_id, run_id (one row per hash)
     model_id: str
-    model: str                 # what the query side loads to embed queries the same way
+    model: str  # what the query side loads to embed queries the same way
     backend: str
     dim: int
     chunker_version: str
     shard_count: int
-    expected_chunks: int       # sum of the shards' chunk rows
+    expected_chunks: int  # sum of the shards' chunk rows
 
 
 @dataclass(frozen=True)
@@ -341,7 +358,9 @@ def _fts_build(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def validate_index(con: duckdb.DuckDBPyConnection, expected_chunks: int, dim: int) -> list[CheckOutcome]:
+def validate_index(
+    con: duckdb.DuckDBPyConnection, expected_chunks: int, dim: int
+) -> list[CheckOutcome]:
     """The invariants a published index must hold; shared by the build and the asset checks."""
     total, bad_vectors = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE embedding IS NULL OR len(embedding) <> ?) FROM chunks",
@@ -471,7 +490,10 @@ def _write_index(
 
 
 def read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
-    return {key: json.loads(value) for key, value in con.execute("SELECT key, value FROM meta").fetchall()}
+    return {
+        key: json.loads(value)
+        for key, value in con.execute("SELECT key, value FROM meta").fetchall()
+    }
 
 
 def find_index(data_dir: Path, start: Path) -> IndexStore | None:
@@ -483,7 +505,7 @@ def find_index(data_dir: Path, start: Path) -> IndexStore | None:
             root = Path(json.loads(root_file.read_text())["root"])
         except (OSError, ValueError, KeyError):
             continue
-        if start == root or root in start.parents:
-            if best is None or len(root.parts) > len(best.root.parts):
-                best = IndexStore(root_file.parent, root)
+        covers = start == root or root in start.parents
+        if covers and (best is None or len(root.parts) > len(best.root.parts)):
+            best = IndexStore(root_file.parent, root)
     return best

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from coderag_assets import indexing, store as store_module
+from coderag_assets import indexing
+from coderag_assets import store as store_module
 from coderag_assets.cli import main as cli_main
 from coderag_assets.query import QueryService, index_status
 from coderag_assets.runner import get_instance, run_index
@@ -34,7 +35,9 @@ def test_empty_repository_indexes_to_an_empty_searchable_index(tmp_path, data_di
         service.close()
 
 
-def test_file_vanishing_between_walk_and_read_is_a_recorded_skip(repo_copy, data_dir, monkeypatch) -> None:
+def test_file_vanishing_between_walk_and_read_is_a_recorded_skip(
+    repo_copy, data_dir, monkeypatch
+) -> None:
     real_scan = indexing.scan_tree
 
     def scan_then_delete(root, **kwargs):
@@ -61,17 +64,21 @@ def test_failed_run_keeps_last_good_index_searchable(repo_copy, data_dir, capsys
     assert not second.success
     assert "does not exist" in second.error or "No such file" in second.error
     assert index_status(store)["version"] == version
-    code = cli_main(["--data-dir", str(data_dir), "search", "matrix", "--root", str(moved), "--json"])
+    code = cli_main(
+        ["--data-dir", str(data_dir), "search", "matrix", "--root", str(moved), "--json"]
+    )
     assert code == 2  # a different root: not indexed
     service = QueryService(store, settings)
     try:
-        assert service.search("multiply two matrices", mode="bm25")[0].path == "engine/src/matrix.rs"
+        assert (
+            service.search("multiply two matrices", mode="bm25")[0].path == "engine/src/matrix.rs"
+        )
     finally:
         service.close()
 
 
 def test_index_failing_its_checks_is_not_published(repo_copy, data_dir, monkeypatch) -> None:
-    settings, first = _index(repo_copy, data_dir)
+    settings, _first = _index(repo_copy, data_dir)
     store = IndexStore.for_root(data_dir, repo_copy.resolve())
     version = index_status(store)["version"]
     (repo_copy / "pyutils" / "extra.py").write_text("def brand_new_function():\n    return 1\n")

@@ -41,10 +41,14 @@ def add_bad_inputs(root: Path) -> None:
     (root / "nul_in_text.py").write_bytes(b"def ok():\n    return 1\n\x00\x00\x00")
     (root / "latin1_garbage.txt").write_bytes(bytes(range(128, 256)) * 20)
     (root / ".env").write_text("API_TOKEN=not-a-real-secret\n")
-    (root / "server.pem").write_text("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n")
+    (root / "server.pem").write_text(
+        "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n"
+    )
     with open(root / "huge.py", "wb") as huge:  # 50 MB (sparse) > the 1 MB limit
         huge.truncate(50 * 2**20)
-    (root / "broken.py").write_text("def broken(:\n    return )\n\ndef fine_after_error():\n    return 42\n")
+    (root / "broken.py").write_text(
+        "def broken(:\n    return )\n\ndef fine_after_error():\n    return 42\n"
+    )
     (root / "empty.py").write_text("")
     (root / "loop").symlink_to(root / "loop")
     os.symlink("/etc/hostname", root / "outside_link.txt")
@@ -65,15 +69,29 @@ def test_index_summary_counts_and_skips(indexed) -> None:
     ("query", "expected_path", "expected_symbol"),
     [
         ("least recently used cache that evicts old entries", "pyutils/cache.py", "LRUCache"),
-        ("call a function again with exponential backoff when it fails", "pyutils/retry.py", "retry_with_backoff"),
-        ("register an HTTP route handler for a method and path", "server/router.go", "Router.Handle"),
+        (
+            "call a function again with exponential backoff when it fails",
+            "pyutils/retry.py",
+            "retry_with_backoff",
+        ),
+        (
+            "register an HTTP route handler for a method and path",
+            "server/router.go",
+            "Router.Handle",
+        ),
         ("wait until the user stops typing before calling", "web/src/debounce.ts", "debounce"),
         ("multiply two matrices", "engine/src/matrix.rs", "Matrix.multiply"),
-        ("convert celsius to fahrenheit", "src/main/java/demo/TemperatureConverter.java", "TemperatureConverter.celsiusToFahrenheit"),
+        (
+            "convert celsius to fahrenheit",
+            "src/main/java/demo/TemperatureConverter.java",
+            "TemperatureConverter.celsiusToFahrenheit",
+        ),
     ],
 )
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "bm25"])
-def test_plain_language_query_finds_definition_first(indexed, mode, query, expected_path, expected_symbol) -> None:
+def test_plain_language_query_finds_definition_first(
+    indexed, mode, query, expected_path, expected_symbol
+) -> None:
     _, _, _, service = indexed
     if mode == "bm25" and expected_symbol == "debounce":
         pytest.skip("no shared words between this paraphrase and the code: BM25 cannot find it")
@@ -111,11 +129,15 @@ def test_filters_by_language_and_path(indexed) -> None:
 
 
 def test_ignored_and_skipped_files_are_not_searchable(indexed) -> None:
-    _, _, store, service = indexed
+    _, _, store, _service = indexed
     con = connect_index(store.index_path)
     try:
         paths = {p for (p,) in con.execute("SELECT DISTINCT path FROM chunks").fetchall()}
-        skipped = dict(con.execute("SELECT path, skip_reason FROM files WHERE skip_reason IS NOT NULL").fetchall())
+        skipped = dict(
+            con.execute(
+                "SELECT path, skip_reason FROM files WHERE skip_reason IS NOT NULL"
+            ).fetchall()
+        )
     finally:
         con.close()
     assert "build/generated.py" not in paths and "server.log" not in paths  # .gitignore
@@ -128,7 +150,9 @@ def test_provenance_recorded(indexed) -> None:
     _, summary, store, _ = indexed
     con = connect_index(store.index_path)
     try:
-        rows = con.execute("SELECT DISTINCT model_id, chunker_version, chunk_run_id FROM chunks").fetchall()
+        rows = con.execute(
+            "SELECT DISTINCT model_id, chunker_version, chunk_run_id FROM chunks"
+        ).fetchall()
     finally:
         con.close()
     assert rows and all(model and chunker and run for model, chunker, run in rows)
@@ -136,7 +160,7 @@ def test_provenance_recorded(indexed) -> None:
 
 
 def test_reindex_unchanged_embeds_nothing(indexed) -> None:
-    settings, _, store, service = indexed
+    settings, _, store, _service = indexed
     again = run_index(settings, instance=get_instance(settings))
     assert again.success, again.error
     assert again.embedded == 0
@@ -155,11 +179,32 @@ def test_status_reports_model_counts_and_skips(indexed) -> None:
 
 def test_cli_search_json_contract(indexed, capsys) -> None:
     settings, _, store, _ = indexed
-    code = cli_main(["--data-dir", str(settings.data_dir), "search", "matrix product", "--root", str(store.root), "--json", "--limit", "3"])
+    code = cli_main(
+        [
+            "--data-dir",
+            str(settings.data_dir),
+            "search",
+            "matrix product",
+            "--root",
+            str(store.root),
+            "--json",
+            "--limit",
+            "3",
+        ]
+    )
     assert code == 0
     results = json.loads(capsys.readouterr().out)
     assert len(results) == 3
-    assert set(results[0]) == {"path", "start_line", "end_line", "score", "symbol", "kind", "language", "content"}
+    assert set(results[0]) == {
+        "path",
+        "start_line",
+        "end_line",
+        "score",
+        "symbol",
+        "kind",
+        "language",
+        "content",
+    }
     assert results[0]["path"] == "engine/src/matrix.rs"
 
 
