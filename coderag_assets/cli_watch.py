@@ -1,9 +1,302 @@
-"""CLI command `coderag watch` (filled in by issue #3)."""
+"""CLI command `coderag watch [PATH]`: keep one repository's index fresh, headless.
+
+```
+coderag watch [PATH] [--interval S] [--workers N] [--json] [--no-fs-events]
+```
+
+It evaluates the change sensor (:mod:`coderag_assets.sensors`) in this process every
+`--interval` seconds, and at once when the file system reports a write (inotify through
+`watchdog`, a Dagster dependency), so ticks are faster than the daemon's 5 s floor. Each
+change becomes one run on the same Dagster instance the UI shows: the affected shards, then
+the index. The embedding model is loaded once and stays warm. One line per update
+(`--json`: one JSON object per update on stdout, messages on stderr).
+
+Ctrl-C or SIGTERM stops it within a few seconds: an update in progress is interrupted (its
+embedding workers are terminated) and its run is marked failed; the published index is never
+half-written, and the next `watch` or `index` finishes what was interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import functools
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver
+
+    from coderag_assets.runner import Watcher, WatchUpdate
+
+EXIT_USAGE = 2
+WATCH_INTERVAL_S = 1.0  # poll period (file-system events wake it sooner)
+SCAN_CPU_SHARE = 0.2  # walking the tree may use at most this share of a core
+SETTLE_QUIET_S = 0.1  # after a file-system event, wait for this much quiet ...
+SETTLE_MAX_S = 1.0  # ... but no longer than this, so a burst becomes one update
+STOP_GRACE_S = 4.0  # an interrupted update gets this long before a hard exit
+WRITE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed"})
 
 
-def add_watch_commands(commands: argparse._SubParsersAction) -> None:  # noqa: SLF001
+def add_watch_commands(commands: argparse._SubParsersAction) -> None:
     """Register `watch` on the `coderag` parser."""
+    watch = commands.add_parser(
+        "watch", help="keep the index of a repository fresh as files change (Ctrl-C stops)"
+    )
+    watch.add_argument("path", nargs="?", help="repository root (default: current directory)")
+    watch.add_argument(
+        "--interval",
+        type=float,
+        default=WATCH_INTERVAL_S,
+        help=f"seconds between polls of the tree (default {WATCH_INTERVAL_S})",
+    )
+    watch.add_argument("--workers", type=int, help="embedding processes for large updates")
+    watch.add_argument("--json", action="store_true", help="print one JSON object per update")
+    watch.add_argument(
+        "--no-fs-events", action="store_true", help="poll only; ignore file-system notifications"
+    )
+    watch.set_defaults(func=_guarded(cmd_watch))
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """`error: ...` on stderr and exit code 2 for bad input (see cli_agents._guarded)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from coderag_assets.cli import CliError
+
+        try:
+            return command(args)
+        except CliError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+
+    return run
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from coderag_assets.cli import CliError, _root, _settings
+    from coderag_assets.runner import Watcher, get_instance
+
+    if args.interval <= 0:
+        raise CliError("--interval must be positive")
+    settings = _settings(args).with_root(_root(args.path or "."))
+    printer = UpdatePrinter(json_lines=args.json)
+    instance = get_instance(settings)
+    watcher = Watcher(settings, instance)
+    loop = WatchLoop(watcher, printer, interval_s=args.interval)
+    printer.message(f"watching {settings.root} (data: {settings.data_dir}); Ctrl-C stops")
+    printer.message(f"embedding model ready in {watcher.warm_up():.1f} s")
+    observer = None if args.no_fs_events else _start_fs_events(settings.root, loop.wake)
+    if observer is None and not args.no_fs_events:
+        printer.message("file-system notifications unavailable: polling only")
+    try:
+        return loop.run_until_signal()
+    finally:
+        if observer is not None:
+            observer.stop()
+
+
+# ------------------------------------------------------------------ output
+
+
+class UpdatePrinter:
+    """One line per update for people, or one JSON object per update for scripts."""
+
+    def __init__(self, *, json_lines: bool):
+        self.json_lines = json_lines
+        self._lock = threading.Lock()
+
+    def message(self, text: str) -> None:
+        with self._lock:
+            print(text, file=sys.stderr if self.json_lines else sys.stdout, flush=True)
+
+    def starting(self, description: str, shards: list[str]) -> None:
+        self.message(f"{_clock()} updating: {description} (shards {_shard_list(shards)})")
+
+    def update(self, update: WatchUpdate) -> None:
+        if self.json_lines:
+            with self._lock:
+                print(json.dumps(update.to_json()), flush=True)
+            return
+        summary = update.summary
+        paths = " ".join(update.paths[:3]) + (" …" if update.files_changed > 3 else "")
+        if not summary.success:
+            self.message(f"{_clock()} update FAILED for {paths}: {summary.error}")
+            self.message("         the last published index is unchanged and still searchable")
+            return
+        latency = update.to_json().get("publish_latency_seconds")
+        searchable = f", searchable {latency:.1f} s after the write" if latency else ""
+        self.message(
+            f"{_clock()} {_files(update)} {paths} · {summary.embedded} chunks embedded, "
+            f"{summary.reused} reused · {summary.seconds:.1f} s{searchable} · "
+            f"index v{summary.version}"
+        )
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def _files(update: WatchUpdate) -> str:
+    parts = [
+        f"{count} {label}"
+        for label, count in (
+            ("modified", update.modified),
+            ("added", update.added),
+            ("deleted", update.deleted),
+        )
+        if count
+    ]
+    return ", ".join(parts) or "repaired"
+
+
+def _shard_list(shards: list[str]) -> str:
+    return ",".join(shards) if len(shards) <= 8 else f"{shards[0]}…{shards[-1]} ({len(shards)})"
+
+
+# ------------------------------------------------------------------ the loop
+
+
+class WatchLoop:
+    """Ticks the watcher in a worker thread; the main thread only waits for signals.
+
+    Dagster replaces SIGINT/SIGTERM handlers while it executes a run in the main thread and
+    defers the interrupt to step boundaries; running updates in a worker thread keeps the
+    signals here, so a stop request can terminate an update's embedding workers and
+    interrupt it at once.
+    """
+
+    def __init__(self, watcher: Watcher, printer: UpdatePrinter, *, interval_s: float):
+        self.watcher = watcher
+        self.printer = printer
+        self.interval_s = interval_s
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.updating = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="coderag-watch", daemon=True)
+        self.error: BaseException | None = None
+        self._stop_requested_at: float | None = None
+
+    # ----- worker thread
+    def _run(self) -> None:
+        last_skip: str | None = None
+        try:
+            while not self.stop.is_set():
+                self.updating.set()
+                try:
+                    update = self.watcher.tick(on_start=self.printer.starting)
+                finally:
+                    self.updating.clear()
+                if update is not None:
+                    self.printer.update(update)
+                skip = self.watcher.last_skip
+                if skip and skip.startswith("cannot watch") and skip != last_skip:
+                    self.printer.message(f"{_clock()} {skip}")
+                last_skip = skip
+                self._wait()
+        except KeyboardInterrupt:
+            pass  # stop requested during an update
+        except Exception as error:  # noqa: BLE001 - reported by the main thread
+            self.error = error
+
+    def _wait(self) -> None:
+        interval = max(self.interval_s, self.watcher.last_scan_seconds / SCAN_CPU_SHARE)
+        if not self.wake.wait(interval) or self.stop.is_set():
+            return
+        settle_until = time.monotonic() + SETTLE_MAX_S
+        while time.monotonic() < settle_until and not self.stop.is_set():
+            self.wake.clear()
+            if not self.wake.wait(SETTLE_QUIET_S):
+                break
+
+    # ----- main thread
+    def run_until_signal(self) -> int:
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            self.thread.start()
+            while self.thread.is_alive():
+                self.thread.join(0.1)
+                if self._stop_requested_at is not None and (
+                    time.monotonic() - self._stop_requested_at > STOP_GRACE_S
+                ):
+                    self._hard_exit()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self.error is not None:
+            self.printer.message(f"error: watch stopped: {self.error}")
+            return 1
+        self.printer.message(f"{_clock()} stopped")
+        return 0
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stop_requested_at is not None:
+            self._hard_exit()  # second Ctrl-C: do not wait any longer
+        self._stop_requested_at = time.monotonic()
+        self.stop.set()
+        self.wake.set()
+        if self.updating.is_set():
+            self.printer.message(
+                f"{_clock()} {signal.Signals(signum).name}: interrupting the update"
+            )
+            _terminate_worker_processes()
+            _raise_in_thread(self.thread, KeyboardInterrupt)
+
+    def _hard_exit(self) -> None:
+        from coderag_assets.runner import fail_runs_of_process
+
+        _terminate_worker_processes()
+        failed = fail_runs_of_process(self.watcher.instance, os.getpid(), "stopped by a signal")
+        self.printer.message(f"{_clock()} stopped (interrupted {len(failed)} run(s))")
+        os._exit(0)
+
+
+def _terminate_worker_processes() -> None:
+    """Stop this process's multiprocessing children (the embedding pool of an update)."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+
+
+def _raise_in_thread(thread: threading.Thread, exception: type[BaseException]) -> None:
+    """Raise `exception` in `thread` at its next Python instruction (the update is abandoned)."""
+    if thread.ident is not None and thread.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(exception)
+        )
+
+
+def _start_fs_events(root: Path | None, wake: threading.Event) -> BaseObserver | None:
+    """An inotify (or platform) observer that sets `wake` on writes under `root`; None if unavailable."""
+    if root is None:
+        return None
+    try:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+    except ImportError:
+        return None
+
+    class WakeOnWrite(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            if event.event_type in WRITE_EVENTS:
+                wake.set()
+
+    observer = Observer()
+    observer.daemon = True
+    try:
+        observer.schedule(WakeOnWrite(), str(root), recursive=True)
+        observer.start()
+    except OSError:
+        return None  # e.g. the inotify watch limit: polling still works
+    return observer

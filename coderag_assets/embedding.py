@@ -521,7 +521,8 @@ def _convert(backend: str, source: _ModelSource, work_dir: Path) -> None:
             f"model {source.name!r} has modules {module_kinds}; the converted backends support "
             "Transformer + Pooling (+ Normalize) only; use backend 'torch'"
         )
-    transformer, pooling = model[0], model[1]
+    transformer = model[0]
+    pooling_mode = _pooling_mode(model[1])  # before the slow export: fail early
     tokenizer = transformer.tokenizer
     backend_tokenizer = getattr(tokenizer, "backend_tokenizer", None)
     if backend_tokenizer is None:
@@ -554,7 +555,7 @@ def _convert(backend: str, source: _ModelSource, work_dir: Path) -> None:
         "backend": backend,
         "source_path": str(source.path),
         "input_names": list(input_names),
-        "pooling_mode": _pooling_mode(pooling),
+        "pooling_mode": pooling_mode,
         "normalize": module_kinds[-1] == "Normalize",
         "lowercase_input": bool(getattr(transformer, "do_lower_case", False)),
         "max_seq_length": int(model.max_seq_length or source.max_seq_length),

@@ -17,9 +17,9 @@ import multiprocessing
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -284,40 +284,45 @@ def worker_layout(workers: int) -> tuple[int, int]:
     return processes, max(1, cores // processes)
 
 
-def embed_texts(spec: EmbedderSpec, texts: list[str], workers: int) -> np.ndarray:
-    """Embed `texts` (row order kept) across worker processes, each loading the model once."""
+def iter_embeddings(
+    spec: EmbedderSpec, texts: list[str], workers: int
+) -> Iterator[tuple[list[int], np.ndarray]]:
+    """Embed `texts`, yielding (row indices, vectors) as each length-sorted task finishes.
+
+    One pool for the whole call: each worker process loads the model once (initializer)
+    and runs `cores // processes` inference threads, so processes × threads ≤ cores.
+    Small inputs are embedded in-process (starting workers would cost more than it saves).
+    """
     if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
+        return
     processes, threads = worker_layout(workers)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     tasks = [order[i : i + EMBED_TASK_TEXTS] for i in range(0, len(order), EMBED_TASK_TEXTS)]
-    results: dict[int, np.ndarray] = {}
     if processes == 1 or len(texts) < PARALLEL_EMBED_MIN_TEXTS:
-        embedder = load_embedder(
-            EmbedderSpec(**{**spec.__dict__, "threads": (os.cpu_count() or 1)})
-        )
-        for task_no, rows in enumerate(tasks):
-            results[task_no] = embedder.embed([texts[i] for i in rows])
-            report().advance("embed", len(rows))
-    else:
-        worker_spec = EmbedderSpec(**{**spec.__dict__, "threads": threads})
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            processes, mp_context=context, initializer=_init_embed_worker, initargs=(worker_spec,)
-        ) as pool:
-            futures = {
-                pool.submit(_embed_in_worker, [texts[i] for i in rows]): task_no
-                for task_no, rows in enumerate(tasks)
-            }
-            for future in as_completed(futures):
-                task_no = futures[future]
-                results[task_no] = future.result()
-                report().advance("embed", len(tasks[task_no]))
-    dim = next(iter(results.values())).shape[1]
-    vectors = np.empty((len(texts), dim), dtype=np.float32)
-    for task_no, rows in enumerate(tasks):
-        vectors[rows] = results[task_no]
-    return vectors
+        embedder = load_embedder(replace(spec, threads=os.cpu_count() or 1))
+        for rows in tasks:
+            yield rows, embedder.embed([texts[i] for i in rows])
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        processes,
+        mp_context=context,
+        initializer=_init_embed_worker,
+        initargs=(replace(spec, threads=threads),),
+    ) as pool:
+        futures = {pool.submit(_embed_in_worker, [texts[i] for i in rows]): rows for rows in tasks}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def embed_texts(spec: EmbedderSpec, texts: list[str], workers: int) -> np.ndarray:
+    """All vectors of `texts` in input order (see :func:`iter_embeddings`)."""
+    vectors: np.ndarray | None = None
+    for rows, batch in iter_embeddings(spec, texts, workers):
+        if vectors is None:
+            vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
+        vectors[rows] = batch
+    return vectors if vectors is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def build_embeddings(
@@ -352,11 +357,17 @@ def build_embeddings(
     known.update(store.cached_vectors(model_id, all_hashes - set(known)))
     missing = sorted(all_hashes - set(known))
     report().start("embed", len(missing))
-    for start in range(0, len(missing), CACHE_FLUSH_VECTORS * max(1, workers)):
-        part = missing[start : start + CACHE_FLUSH_VECTORS * max(1, workers)]
-        vectors = embed_texts(spec, [text_of[h] for h in part], workers)
-        store.add_cached_vectors(model_id, run_id, vectors_table(part, vectors, model_id, run_id))
-        known.update(zip(part, vectors, strict=True))
+    pending_hashes: list[str] = []
+    pending_vectors: list[np.ndarray] = []
+    for rows, vectors in iter_embeddings(spec, [text_of[h] for h in missing], workers):
+        batch_hashes = [missing[i] for i in rows]
+        known.update(zip(batch_hashes, vectors, strict=True))
+        pending_hashes.extend(batch_hashes)
+        pending_vectors.append(vectors)
+        report().advance("embed", len(rows))
+        if len(pending_hashes) >= CACHE_FLUSH_VECTORS:
+            _flush_vectors(store, model_id, run_id, pending_hashes, pending_vectors)
+    _flush_vectors(store, model_id, run_id, pending_hashes, pending_vectors)
     report().finish("embed")
     missing_set = set(missing)
     for shard in shards:
@@ -368,6 +379,17 @@ def build_embeddings(
         shard_stats.reused = shard_stats.unique_hashes - shard_stats.embedded
         shard_stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _flush_vectors(
+    store: IndexStore, model_id: str, run_id: str, hashes: list[str], vectors: list[np.ndarray]
+) -> None:
+    """Persist new vectors to the cache (so a killed run keeps them) and clear the buffers."""
+    if hashes:
+        table = vectors_table(list(hashes), np.concatenate(vectors), model_id, run_id)
+        store.add_cached_vectors(model_id, run_id, table)
+    hashes.clear()
+    vectors.clear()
 
 
 def _as_matrix(column: pa.ChunkedArray) -> np.ndarray:

@@ -70,7 +70,9 @@ class NavigationError(ValueError):
 
 class PathRefusedError(NavigationError):
     """A path argument may not be served. ``path`` is the argument as given (NUL bytes shown
-    escaped), ``reason`` says why in words."""
+    escaped), ``reason`` says why in words, ``code`` is a stable short name of the refusal."""
+
+    code = "refused"
 
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
@@ -81,17 +83,25 @@ class PathRefusedError(NavigationError):
 class InvalidPathError(PathRefusedError):
     """Empty, or holds a NUL byte or another control character."""
 
+    code = "invalid_path"
+
 
 class PathOutsideRootError(PathRefusedError):
     """Absolute, climbs out with ``..``, or resolves (through a symlink) outside the root."""
+
+    code = "outside_root"
 
 
 class SecretFileError(PathRefusedError):
     """The indexer treats this file as a secret (``.env``, ``*.pem``, ...): never served."""
 
+    code = "secret"
+
 
 class FileNotIndexedError(PathRefusedError):
     """Not a file of the index: unknown, ignored, or skipped by the indexer (binary, ...)."""
+
+    code = "not_indexed"
 
 
 # ------------------------------------------------------------------------------ results
@@ -498,14 +508,54 @@ def indexed_lines(
     return [by_line.get(line, "") for line in range(first_line, max(by_line) + 1)]
 
 
+def definition_sources(
+    con: duckdb.DuckDBPyConnection,
+    symbols: list[SymbolInfo],
+    max_lines: int = DEFAULT_DEFINITION_LINES,
+) -> list[tuple[str, bool]]:
+    """For each symbol, the indexed text from its name line to its end line cut to
+    ``max_lines``, and whether it was cut: (text, truncated). One query for all of them."""
+    windows = [(s.path, s.line, min(s.end_line, s.line + max_lines - 1)) for s in symbols]
+    if not windows:
+        return []
+    rows = con.execute(
+        """
+        SELECT DISTINCT c.path, c.start_line, c.end_line, c.content, c.rowid
+        FROM chunks c
+        JOIN (SELECT unnest($paths) AS path, unnest($firsts) AS first, unnest($lasts) AS last) w
+          ON c.path = w.path AND c.start_line <= w.last AND c.end_line >= w.first
+        ORDER BY c.path, c.start_line, c.rowid
+        """,
+        {
+            "paths": [path for path, _, _ in windows],
+            "firsts": [first for _, first, _ in windows],
+            "lasts": [last for _, _, last in windows],
+        },
+    ).fetchall()
+    lines_by_path: dict[str, dict[int, str]] = {}
+    for path, start, end, content, _rowid in rows:
+        by_line = lines_by_path.setdefault(path, {})
+        for offset, line_text in enumerate(content.split("\n")):
+            line = start + offset
+            by_line[line] = by_line.get(line, "") + line_text if start == end else line_text
+    sources = []
+    for symbol, (path, first, last) in zip(symbols, windows, strict=True):
+        by_line = lines_by_path.get(path, {})
+        known = [line for line in range(first, last + 1) if line in by_line]
+        text = (
+            "\n".join(by_line.get(line, "") for line in range(first, known[-1] + 1))
+            if known
+            else ""
+        )
+        sources.append((text, symbol.end_line > last))
+    return sources
+
+
 def definition_source(
     con: duckdb.DuckDBPyConnection, symbol: SymbolInfo, max_lines: int = DEFAULT_DEFINITION_LINES
 ) -> tuple[str, bool]:
-    """The indexed text of a definition from its name line to its end line, cut to
-    ``max_lines``; returns (text, truncated)."""
-    last = min(symbol.end_line, symbol.line + max_lines - 1)
-    lines = indexed_lines(con, symbol.path, symbol.line, last)
-    return "\n".join(lines), symbol.end_line > last
+    """The indexed text of one definition (see :func:`definition_sources`)."""
+    return definition_sources(con, [symbol], max_lines)[0]
 
 
 # ------------------------------------------------------------------------------ references
@@ -560,8 +610,8 @@ def find_references(
     ``is_definition``; for a qualified ``name`` only that definition is. Matches in comments
     and strings count too: this is lexical, not type-resolved.
 
-    Returns every definition plus the first occurrences in path/line order up to ``limit``
-    (≤ :data:`MAX_REFERENCE_LIMIT`). Raises NavigationError for an empty or non-identifier
+    Returns at most ``limit`` (≤ :data:`MAX_REFERENCE_LIMIT`) occurrences: definitions
+    first, then the others in path/line order. Raises NavigationError for an empty or non-identifier
     name, a bad limit, or a glob that leaves the root.
     """
     name = _check_name(name)
@@ -590,10 +640,8 @@ def find_references(
     ).fetchall()
 
     seen_lines: set[tuple[str, int]] = set()
-    found_definitions: list[Reference] = []
-    others: list[Reference] = []
-    total = 0
-    enclosing_cache: dict[str, _Enclosing] = {}
+    kept: list[tuple[str, str, int, int, str, bool]] = []  # path, language, line, column, text, def
+    definitions_kept = others_kept = total = 0
     for path, language, start_line, content in _join_split_lines(chunk_rows):
         if path_glob and not path_matches(path, path_glob):
             continue
@@ -606,38 +654,43 @@ def find_references(
                 continue
             seen_lines.add((path, line))
             columns = [match.start() + 1 for match in matches]
-            on_definition_line = (path, line) in definition_lines
             definition_columns = {c for c in columns if (path, line, c) in definition_at}
-            if on_definition_line and not definition_columns:
+            if (path, line) in definition_lines and not definition_columns:
                 definition_columns = {columns[0]}  # column drift (tabs, ...): the line decides
             for column in columns:
                 total += 1
                 is_definition = column in definition_columns
-                if not is_definition and len(others) >= limit:
+                if is_definition and definitions_kept < limit:
+                    definitions_kept += 1
+                elif not is_definition and others_kept < limit:
+                    others_kept += 1
+                else:
                     continue
-                if path not in enclosing_cache:
-                    enclosing_cache[path] = _Enclosing.load(con, path)
-                reference = Reference(
-                    path=path,
-                    line=line,
-                    column=column,
-                    text=_cut_line(line_text, column),
-                    enclosing=enclosing_cache[path].at(
-                        line, exclude=(line, identifier) if is_definition else None
-                    ),
-                    is_definition=is_definition,
-                    language=language or "",
+                kept.append(
+                    (
+                        path,
+                        language or "",
+                        line,
+                        column,
+                        _cut_line(line_text, column),
+                        is_definition,
+                    )
                 )
-                (found_definitions if is_definition else others).append(reference)
-    room = max(0, limit - len(found_definitions))
-    references = found_definitions + others[:room]
+    scopes = _Scopes.load(con, {path for path, *_ in kept})
+    found_definitions: list[Reference] = []
+    others: list[Reference] = []
+    for path, language, line, column, text, is_definition in kept:
+        enclosing = scopes.at(path, line, skip_named=identifier if is_definition else None)
+        reference = Reference(path, line, column, text, enclosing, is_definition, language)
+        (found_definitions if is_definition else others).append(reference)
+    references = (found_definitions + others)[:limit]
     return ReferenceMatches(
         name=name,
         identifier=identifier,
         references=references,
         total=total,
         truncated=total > len(references),
-        definitions=definitions,
+        definitions=definitions[:limit],
     )
 
 
@@ -658,32 +711,37 @@ def _join_split_lines(rows: list[tuple]) -> list[tuple[str, str, int, str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Enclosing:
-    """Definitions of one file, to name the innermost one containing a line."""
+class _Scopes:
+    """Definitions of some files, to name the innermost one containing a line."""
 
-    starts: list[int]
-    spans: list[tuple[int, int, str, str]]  # (line, end_line, qualified_name, name) by line
+    spans: dict[str, list[tuple[int, int, str, str]]]  # path → (line, end_line, qualified, name)
 
     @classmethod
-    def load(cls, con: duckdb.DuckDBPyConnection, path: str) -> _Enclosing:
-        rows = con.execute(
-            'SELECT line, end_line, qualified_name, name FROM symbols WHERE path = ? ORDER BY line, "column"',
-            [path],
-        ).fetchall()
-        spans = [(int(a), int(b), str(q), str(n)) for a, b, q, n in rows]
-        return cls(starts=[span[0] for span in spans], spans=spans)
+    def load(cls, con: duckdb.DuckDBPyConnection, paths: set[str]) -> _Scopes:
+        spans: dict[str, list[tuple[int, int, str, str]]] = {path: [] for path in paths}
+        if paths:
+            rows = con.execute(
+                "SELECT path, line, end_line, qualified_name, name FROM symbols "
+                'WHERE path IN (SELECT unnest(?)) ORDER BY path, line, "column"',
+                [sorted(paths)],
+            ).fetchall()
+            for path, line, end_line, qualified_name, name in rows:
+                spans[path].append((int(line), int(end_line), str(qualified_name), str(name)))
+        return cls(spans)
 
-    def at(self, line: int, exclude: tuple[int, str] | None = None) -> str:
-        """Innermost definition whose lines contain ``line`` (a definition's own name line
-        belongs to its parent when ``exclude`` = (line, name) of that definition)."""
+    def at(self, path: str, line: int, skip_named: str | None = None) -> str:
+        """Qualified name of the innermost definition whose lines contain ``line``, or "".
+        ``skip_named`` skips the definition of that name starting on ``line`` (a definition's
+        own name line belongs to its parent)."""
+        spans = self.spans.get(path, [])
         best = ""
-        best_start = -1
-        for index in range(bisect_right(self.starts, line) - 1, -1, -1):
-            start, end, qualified, name = self.spans[index]
-            if exclude is not None and (start, name) == exclude:
+        for index in range(bisect_right(spans, (line, float("inf"))) - 1, -1, -1):
+            start, end, qualified_name, name = spans[index]
+            if start == line and name == skip_named:
                 continue
-            if start <= line <= end and start > best_start:
-                best, best_start = qualified, start
+            if start <= line <= end:
+                best = qualified_name
+                break
         return best
 
 

@@ -42,3 +42,52 @@ def code_tokens(text: str) -> list[str]:
 def bm25_text(text: str) -> str:
     """The space-joined token stream stored in the full-text column."""
     return " ".join(code_tokens(text))
+
+
+# Words that carry no meaning in a code search query ("how is the cache evicted").
+_STOPWORD_TEXT = """a about an and any are as at be been by can could do does for from has have how i if
+in into is it its me my of on or our should so than that the their them then there these this those
+to up was we what when where which while who why will with would you your"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def stem(token: str) -> str:
+    """A light English suffix stripper (plurals, -ing, -ed, final -e), applied to documents and
+    queries alike so "evicts", "evicted", "evicting" meet "evict" and "caches", "cached" meet
+    "cache". Short and non-alphabetic tokens are left alone."""
+    if len(token) <= 3 or not token.isalpha():
+        return token
+    if token.endswith("ies") and len(token) > 4:
+        token = token[:-3] + "y"
+    elif token.endswith(("sses", "xes", "zes", "ches", "shes")):
+        token = token[:-2]
+    elif token.endswith("ing") and len(token) > 5:
+        token = _undouble(token[:-3])
+    elif token.endswith("ed") and len(token) > 4:
+        token = _undouble(token[:-2])
+    elif token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        token = token[:-1]
+    if token.endswith("e") and len(token) > 4:
+        token = token[:-1]
+    return token
+
+
+def _undouble(token: str) -> str:
+    if len(token) > 3 and token[-1] == token[-2] and token[-1] not in "lsz":
+        return token[:-1]
+    return token
+
+
+def query_terms(query: str, *, stemmed: bool = True) -> list[str]:
+    """The distinct BM25 terms of a query, in order: code tokens (a whole identifier such as
+    `get_netrc_auth` next to its parts, as in documents), stemmed and without stopwords unless
+    `stemmed` is False."""
+    terms: list[str] = []
+    for token in code_tokens(query):
+        if stemmed:
+            if token in STOPWORDS:
+                continue
+            token = stem(token)
+        if token not in terms:
+            terms.append(token)
+    return terms

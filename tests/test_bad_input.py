@@ -104,3 +104,25 @@ def test_cli_index_of_a_file_is_a_clear_error(tmp_path, data_dir, capsys) -> Non
 @pytest.mark.parametrize("limit", ["0", "-3"])
 def test_cli_rejects_bad_limit(limit, data_dir, capsys) -> None:
     assert cli_main(["--data-dir", str(data_dir), "search", "x", "--limit", limit]) == 2
+
+
+def test_reader_keeps_its_snapshot_while_a_new_index_is_published(repo_copy, data_dir) -> None:
+    settings, first = _index(repo_copy, data_dir)
+    assert first.success
+    store = IndexStore.for_root(data_dir, repo_copy.resolve())
+    service = QueryService(store, settings)
+    try:
+        before = service.reader.search("quarterly_revenue_forecast", mode="bm25")
+        (repo_copy / "pyutils" / "finance.py").write_text(
+            "def quarterly_revenue_forecast(history):\n    return sum(history[-4:]) / 4\n"
+        )
+        second = run_index(settings, instance=get_instance(settings))
+        assert second.success, second.error
+        # the open reader still answers from its snapshot, consistently
+        assert service.reader.search("quarterly_revenue_forecast", mode="bm25") == before
+        assert service.reader.refresh() is True
+        after = service.reader.search("quarterly_revenue_forecast", mode="bm25")
+        assert after and after[0].path == "pyutils/finance.py"
+        assert second.embedded >= 1 and second.reused > 0
+    finally:
+        service.close()

@@ -113,6 +113,15 @@ def test_every_ast_language_survives_garbage(language: str) -> None:
     assert_covers_exactly(text, result.chunks)
 
 
+@pytest.mark.parametrize("name", [n for n in FIXTURE_FILES if n.startswith("sample.")])
+def test_big_files_in_every_language_stay_within_the_size_limit(name: str) -> None:
+    text = fixture_text(name) * 12  # repeated definitions: big modules and, in braces, big blocks
+    result = chunk_file(name, text, language_for_path(name))
+    assert_covers_exactly(text, result.chunks)
+    assert all(len(c.content) <= MAX_CHUNK_CHARS for c in result.chunks)
+    assert len(result.chunks) >= 6
+
+
 def test_empty_and_whitespace_only_text_give_no_chunks() -> None:
     for language in ("python", "markdown", None):
         result = chunk_file("empty", "  \n\t\n", language)
@@ -205,10 +214,9 @@ def test_nested_class_split_recurses() -> None:
     )
     text = "class Outer:\n    class Inner:\n        kind = 1\n\n" + methods
     chunks = chunks_of("nested.py", text)
-    symbols = [c.symbol for c in chunks]
-    assert symbols[0] == "Outer"
-    assert "Outer.Inner" in symbols
-    assert "Outer.Inner.m3" in symbols
+    assert [c.symbol for c in chunks] == [f"Outer.Inner.m{i}" for i in range(8)]
+    # Class lines too small to stand alone lead the first method's chunk.
+    assert chunks[0].content.startswith("class Outer:\n    class Inner:\n        kind = 1")
     assert_covers_exactly(text, chunks)
 
 

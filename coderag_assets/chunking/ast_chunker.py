@@ -10,14 +10,17 @@ is a definition or *glue* (code outside any definition: imports, constants, fiel
    last row, so every row of the region belongs to exactly one segment.
 3. A segment up to ``MAX_CHUNK_CHARS`` becomes one piece. A bigger definition is split as a
    region of its own members (a class: a header piece with the class line, docstring and fields,
-   then its methods; a function: its statements), keeping its symbol for its own glue. Bigger
-   glue is cut into line windows. Nodes without usable structure are cut into line windows.
+   then its methods; a function: its statements), keeping its symbol and kind for its own glue.
+   Bigger glue is cut into line windows at statement boundaries, and nodes without usable
+   structure into plain line windows.
 4. Adjacent pieces are packed while the result stays within ``MAX_CHUNK_CHARS``: glue with glue,
    and runs of small definitions (each < ``SMALL_PIECE_CHARS``: one-liners, getters) with each
    other. A packed chunk takes the symbol and kind of its first piece. Other definitions keep a
    chunk of their own, so a search hit names the definition it found.
-5. Glue smaller than ``TINY_GLUE_CHARS`` that is left alone joins the previous chunk (or, at the
-   start of a region, the next one) and takes that chunk's symbol.
+5. Glue smaller than ``TINY_GLUE_CHARS`` that is left alone joins the previous chunk (or, when
+   that is full or absent, the next one) and takes that chunk's symbol. So a split class whose
+   header is just ``class Foo(Base):`` has that line lead its first method's chunk instead of
+   becoming a one-line chunk.
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ class Piece:
     """A chunk in the making (rows 0-based, inclusive).
 
     ``glue``: holds no definition of its own (after packing: none of its parts does).
-    ``small``: a definition below ``SMALL_PIECE_CHARS`` (after packing: every part was one). ``sealed``: part of a
-    split definition, never packed with the definition's neighbours. ``pinned``: the header of a
-    split definition, never folded into a neighbour. ``char_slice``: a slice of one overlong row.
+    ``small``: a definition below ``SMALL_PIECE_CHARS`` (after packing: every part was one).
+    ``sealed``: part of a split definition, never packed with the definition's neighbours.
+    ``char_slice``: a slice of one overlong row.
     """
 
     start: int
@@ -61,7 +64,6 @@ class Piece:
     glue: bool
     small: bool
     sealed: bool = False
-    pinned: bool = False
     char_slice: tuple[int, int] | None = None
 
 
@@ -79,7 +81,7 @@ class AstChunker:
     def pieces(self, root: Node) -> list[Piece]:
         """Pieces covering every row of the file, in order, without overlap."""
         items = self._items(root.named_children, 0)
-        return self._region(items, 0, self._source.last_row, "", "block", has_header=False, depth=0)
+        return self._region(items, 0, self._source.last_row, "", "block", depth=0)
 
     # ----------------------------------------------------------------- items
 
@@ -141,8 +143,6 @@ class AstChunker:
         last_row: int,
         glue_symbol: str,
         glue_kind: str,
-        *,
-        has_header: bool,
         depth: int,
     ) -> list[Piece]:
         """Pieces covering rows ``first_row..last_row`` (see the module docstring)."""
@@ -179,8 +179,6 @@ class AstChunker:
                 )
             else:
                 pieces.extend(self._split_definition(lead, start, end, depth + 1))
-        if has_header and pieces:
-            pieces[0].pinned = True
         return self._absorb_tiny_glue(self._pack(pieces))
 
     def _split_definition(
@@ -198,8 +196,7 @@ class AstChunker:
                     last_row,
                     definition.qualified_name,
                     definition.kind,
-                    has_header=True,
-                    depth=depth,
+                    depth,
                 )
                 for piece in pieces:
                     piece.sealed = True
@@ -266,7 +263,6 @@ class AstChunker:
                 waiting = None
             tiny = (
                 piece.glue
-                and not piece.pinned
                 and not piece.sealed
                 and piece.char_slice is None
                 and size(piece.start, piece.end) < TINY_GLUE_CHARS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Language, Node, Parser, Query, QueryCursor
 from tree_sitter_language_pack import get_language, get_parser
 
 from .ast_chunker import AstChunker, Piece
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 # runs workers as processes).
 _PARSERS: dict[str, Parser] = {}
 _LANGUAGES: dict[str, Language] = {}
+_ERROR_QUERIES: dict[str, Query] = {}
 
 
 def _parser_for(language: str) -> tuple[Parser, Language]:
@@ -33,18 +34,16 @@ def _parser_for(language: str) -> tuple[Parser, Language]:
     return parser, _LANGUAGES[language]
 
 
-def count_parse_errors(root: Node) -> int:
-    """Number of ERROR and MISSING nodes under ``root``; only subtrees with errors are visited."""
+def count_parse_errors(root: Node, language: str) -> int:
+    """Number of ERROR and MISSING nodes under ``root`` (a query, so the walk runs in C)."""
     if not root.has_error:
         return 0
-    count = 0
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.is_error or node.is_missing:
-            count += 1
-        stack.extend(child for child in node.children if child.has_error or child.is_missing)
-    return count
+    query = _ERROR_QUERIES.get(language)
+    if query is None:
+        query = Query(_parser_for(language)[1], "(ERROR) @error (MISSING) @missing")
+        _ERROR_QUERIES[language] = query
+    captures = QueryCursor(query).captures(root)
+    return sum(len(nodes) for nodes in captures.values())
 
 
 def chunk_file(path: str, text: str, language: str | None) -> ChunkedFile:
@@ -101,7 +100,7 @@ def _chunk_syntax_tree(path: str, source: SourceText, language: str) -> ChunkedF
     pieces = AstChunker(source, grammar, by_outer).pieces(tree.root_node)
     chunks = _pieces_to_chunks(path, language, source, pieces)
     symbols = [_make_symbol(path, language, source, definition) for definition in definitions]
-    return ChunkedFile(chunks, symbols, count_parse_errors(tree.root_node))
+    return ChunkedFile(chunks, symbols, count_parse_errors(tree.root_node, language))
 
 
 def _pieces_to_chunks(

@@ -162,23 +162,6 @@ def _upper_case_only(handler: Handler) -> Handler:
 
 # --------------------------------------------------------------------------- python
 
-_PYTHON = Grammar(
-    language="python",
-    query="""
-    (function_definition) @def
-    (class_definition) @def
-    (type_alias_statement) @def
-    (module (assignment left: (identifier)) @def)
-    """,
-    handlers={
-        "function_definition": _by_field("function"),
-        "class_definition": _by_field("class"),
-        "type_alias_statement": lambda node, source: _python_type_alias(node, source),
-        "assignment": lambda node, source: _python_constant(node, source),
-    },
-    wrappers={"decorated_definition": "last"},
-)
-
 
 def _python_type_alias(node: Node, source: bytes) -> DefMatch | None:
     left = node.child_by_field_name("left")
@@ -197,6 +180,24 @@ def _python_constant(node: Node, source: bytes) -> DefMatch | None:
     if not _UPPER_CASE.match(name):
         return None
     return DefMatch(name, left, "constant")
+
+
+_PYTHON = Grammar(
+    language="python",
+    query="""
+    (function_definition) @def
+    (class_definition) @def
+    (type_alias_statement) @def
+    (module (assignment left: (identifier)) @def)
+    """,
+    handlers={
+        "function_definition": _by_field("function"),
+        "class_definition": _by_field("class"),
+        "type_alias_statement": _python_type_alias,
+        "assignment": _python_constant,
+    },
+    wrappers={"decorated_definition": "last"},
+)
 
 
 # --------------------------------------------------------------------------- javascript / typescript
@@ -315,19 +316,6 @@ _TS_QUERY = (
 """
 )
 
-_TS_HANDLERS: dict[str, Handler] = {
-    **_JS_HANDLERS,
-    "abstract_class_declaration": _by_field("class"),
-    "interface_declaration": _by_field("interface"),
-    "type_alias_declaration": _by_field("type"),
-    "enum_declaration": _by_field("enum"),
-    "internal_module": _scoped_field("module"),
-    "module": lambda node, source: _ts_ambient_module(node, source),
-    "function_signature": _by_field("function"),
-    "abstract_method_signature": _by_field("method"),
-    "public_field_definition": _js_field,
-}
-
 
 def _ts_ambient_module(node: Node, source: bytes) -> DefMatch | None:
     """``declare module "name" {...}``: the module name without quotes."""
@@ -335,6 +323,20 @@ def _ts_ambient_module(node: Node, source: bytes) -> DefMatch | None:
     if name_node is None:
         return None
     return DefMatch(node_text(name_node, source).strip("\"'`"), name_node, "module")
+
+
+_TS_HANDLERS: dict[str, Handler] = {
+    **_JS_HANDLERS,
+    "abstract_class_declaration": _by_field("class"),
+    "interface_declaration": _by_field("interface"),
+    "type_alias_declaration": _by_field("type"),
+    "enum_declaration": _by_field("enum"),
+    "internal_module": _scoped_field("module"),
+    "module": _ts_ambient_module,
+    "function_signature": _by_field("function"),
+    "abstract_method_signature": _by_field("method"),
+    "public_field_definition": _js_field,
+}
 
 
 _TS_WRAPPERS = {
@@ -413,8 +415,11 @@ def _rust_impl(node: Node, source: bytes) -> DefMatch | None:
     type_node = node.child_by_field_name("type")
     if type_node is None:
         return None
-    while type_node.type == "generic_type" and type_node.child_by_field_name("type") is not None:
-        type_node = type_node.child_by_field_name("type")  # type: ignore[assignment]
+    while type_node.type == "generic_type":
+        inner = type_node.child_by_field_name("type")
+        if inner is None:
+            break
+        type_node = inner
     name = _strip_generics(node_text(type_node, source)).split("::")[-1].strip()
     return DefMatch(name, type_node, "impl")
 
@@ -472,6 +477,14 @@ def _java_constant(node: Node, source: bytes) -> DefMatch | None:
     return DefMatch(name, name_node, "constant") if _UPPER_CASE.match(name) else None
 
 
+def _java_interface_constant(node: Node, source: bytes) -> DefMatch | None:
+    declarator = node.child_by_field_name("declarator")
+    name_node = declarator.child_by_field_name("name") if declarator is not None else None
+    if name_node is None:
+        return None
+    return DefMatch(node_text(name_node, source), name_node, "constant")
+
+
 _JAVA = Grammar(
     language="java",
     query="""
@@ -494,18 +507,10 @@ _JAVA = Grammar(
         "method_declaration": _by_field("method"),
         "constructor_declaration": _by_field("method"),
         "field_declaration": _java_constant,
-        "constant_declaration": lambda node, source: _java_interface_constant(node, source),
+        "constant_declaration": _java_interface_constant,
     },
     prefix_types=frozenset({"line_comment", "block_comment"}),
 )
-
-
-def _java_interface_constant(node: Node, source: bytes) -> DefMatch | None:
-    declarator = node.child_by_field_name("declarator")
-    name_node = declarator.child_by_field_name("name") if declarator is not None else None
-    if name_node is None:
-        return None
-    return DefMatch(node_text(name_node, source), name_node, "constant")
 
 
 # --------------------------------------------------------------------------- c / c++

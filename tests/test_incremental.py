@@ -1,0 +1,369 @@
+"""Incremental updates end to end: change a copy of the fixture repository, let the watcher
+evaluate the change sensor and run what it requests (shards + index, in-process, real model),
+then search. Also the bad input the issue lists that can be reproduced deterministically.
+
+The fixture repository is indexed once for the module; every test starts from that state
+(the tree and the index data are restored with their mtimes, at the same root path).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from coderag_assets import indexing
+from coderag_assets.freshness import TORN_SUFFIX, index_freshness
+from coderag_assets.partitions import shard_of
+from coderag_assets.query import QueryService, index_status
+from coderag_assets.runner import Watcher, get_instance, run_index, run_shards
+from coderag_assets.settings import Settings, load_settings
+from coderag_assets.store import IndexStore, connect_index
+from tests.conftest import FIXTURE_REPO
+
+SHARDS = 16
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
+    """The indexed fixture repository, and copies of its tree and index data to restore."""
+    base = tmp_path_factory.mktemp("incremental")
+    root = (base / "repo").resolve()
+    shutil.copytree(FIXTURE_REPO, root)
+    settings = load_settings(data_dir=data_dir, workers=2).with_root(root)
+    instance = get_instance(settings)
+    summary = run_index(settings, instance=instance)
+    assert summary.success, summary.error
+    store = IndexStore.for_root(data_dir, root)
+    shutil.copytree(root, base / "tree-copy", symlinks=True)
+    shutil.copytree(store.base, base / "store-copy")
+    return settings, instance, store, base
+
+
+@pytest.fixture
+def repo(pristine):
+    """(settings, instance, store, watcher) at the indexed state; the watcher starts idle."""
+    settings, instance, store, base = pristine
+    shutil.rmtree(settings.root, ignore_errors=True)
+    shutil.copytree(base / "tree-copy", settings.root, symlinks=True)
+    shutil.rmtree(store.base)
+    shutil.copytree(base / "store-copy", store.base)
+    watcher = Watcher(settings, instance)
+    assert watcher.tick() is None, watcher.last_skip
+    return settings, instance, store, watcher
+
+
+def search_paths(
+    store: IndexStore, settings: Settings, query: str, mode: str = "bm25"
+) -> list[str]:
+    service = QueryService(store, settings)
+    try:
+        return [result.path for result in service.search(query, mode=mode, limit=5)]
+    finally:
+        service.close()
+
+
+def chunk_rows(store: IndexStore, path: str) -> list[tuple[str, str]]:
+    con = connect_index(store.index_path)
+    try:
+        return con.execute(
+            "SELECT content_hash, content FROM chunks WHERE path = ? ORDER BY start_line", [path]
+        ).fetchall()
+    finally:
+        con.close()
+
+
+NEW_FUNCTION = '''
+
+def quokka_checksum(values):
+    """Fold the values into one quokka-flavoured checksum."""
+    total = 0
+    for value in values:
+        total = (total * 31 + value) % 1_000_003
+    return total
+'''
+
+
+# ------------------------------------------------------------------ changes
+
+
+def test_edit_is_searchable_and_only_the_new_chunk_is_embedded(repo) -> None:
+    settings, _, store, watcher = repo
+    before = dict(chunk_rows(store, "pyutils/cache.py"))
+    path = settings.root / "pyutils" / "cache.py"
+    path.write_text(path.read_text() + NEW_FUNCTION)
+    update = watcher.tick()
+    assert update is not None and update.summary.success, update and update.summary.error
+    assert update.shards == [shard_of("pyutils/cache.py", SHARDS)]
+    assert (update.modified, update.added, update.deleted) == (1, 0, 0)
+    after = dict(chunk_rows(store, "pyutils/cache.py"))
+    new_hashes = set(after) - set(before)
+    assert update.summary.embedded == len(new_hashes) >= 1
+    assert update.summary.reused >= len(set(after) & set(before)) >= 1
+    assert search_paths(store, settings, "quokka_checksum")[0] == "pyutils/cache.py"
+    assert search_paths(store, settings, "fold values into a checksum", "hybrid")[0] == (
+        "pyutils/cache.py"
+    )
+    assert watcher.tick() is None  # nothing left to do
+    assert index_freshness(store).up_to_date
+
+
+def test_delete_removes_the_file_from_results_and_embeds_nothing(repo) -> None:
+    settings, _, store, watcher = repo
+    assert "server/router.go" in search_paths(store, settings, "Router Handle route")
+    (settings.root / "server" / "router.go").unlink()
+    update = watcher.tick()
+    assert update.summary.success and update.deleted == 1
+    assert update.summary.embedded == 0
+    assert "server/router.go" not in search_paths(store, settings, "Router Handle route")
+    assert chunk_rows(store, "server/router.go") == []
+
+
+def test_rename_moves_results_and_reuses_every_vector(repo) -> None:
+    settings, _, store, watcher = repo
+    old_hashes = [h for h, _ in chunk_rows(store, "lib/slugify.rb")]
+    (settings.root / "lib" / "slugify.rb").rename(settings.root / "lib" / "slug_helpers.rb")
+    update = watcher.tick()
+    assert update.summary.success and (update.added, update.deleted) == (1, 1)
+    assert set(update.shards) == {
+        shard_of(p, SHARDS) for p in ("lib/slugify.rb", "lib/slug_helpers.rb")
+    }
+    assert update.summary.embedded == 0
+    assert [h for h, _ in chunk_rows(store, "lib/slug_helpers.rb")] == old_hashes
+    results = search_paths(store, settings, "slugify")
+    assert "lib/slug_helpers.rb" in results and "lib/slugify.rb" not in results
+
+
+def test_changes_made_while_nothing_watched_are_picked_up(repo) -> None:
+    settings, instance, store, _ = repo
+    (settings.root / "pyutils" / "offline_edit.py").write_text(
+        "def penguin_route():\n    return 7\n"
+    )
+    fresh_watcher = Watcher(settings, instance)  # starts from the published index
+    update = fresh_watcher.tick()
+    assert update.summary.success and update.added == 1
+    assert search_paths(store, settings, "penguin_route")[0] == "pyutils/offline_edit.py"
+
+
+def test_freshness_reports_changes_until_the_update(repo) -> None:
+    settings, _, store, watcher = repo
+    assert index_freshness(store).up_to_date
+    path = settings.root / "web" / "src" / "debounce.ts"
+    path.write_text(path.read_text() + "\n// touched\n")
+    (settings.root / "config" / "settings.yaml").unlink()
+    stale = index_freshness(store)
+    assert not stale.up_to_date
+    assert (stale.changes.modified, stale.changes.deleted) == (
+        ["web/src/debounce.ts"],
+        ["config/settings.yaml"],
+    )
+    assert "2 files changed" in stale.describe()
+    update = watcher.tick()
+    assert update.summary.success
+    assert index_freshness(store).up_to_date
+
+
+# ------------------------------------------------------------------ coderag index
+
+
+def test_index_of_an_unchanged_tree_is_up_to_date_without_a_run(repo) -> None:
+    settings, instance, store, _ = repo
+    runs_before = instance.get_runs_count()
+    summary = run_index(settings, instance=instance)
+    assert summary.success and summary.up_to_date and summary.embedded == 0
+    assert summary.run_id == "" and instance.get_runs_count() == runs_before
+    assert summary.chunks == index_status(store)["chunks"] and summary.reused > 0
+
+
+def test_index_runs_only_the_changed_shards(repo) -> None:
+    settings, instance, store, _ = repo
+    path = settings.root / "pyutils" / "retry.py"
+    path.write_text(path.read_text() + NEW_FUNCTION)
+    summary = run_index(settings, instance=instance)
+    assert summary.success, summary.error
+    assert summary.shards == [shard_of("pyutils/retry.py", SHARDS)]
+    assert 1 <= summary.embedded <= 2
+    assert summary.chunks == index_status(store)["chunks"]  # totals of the whole index
+    assert summary.changes["modified"] == ["pyutils/retry.py"]
+
+
+def test_full_rebuild_rehashes_everything_and_embeds_nothing(repo) -> None:
+    settings, instance, store, _ = repo
+    chunks = index_status(store)["chunks"]
+    summary = run_index(settings, instance=instance, full=True)
+    assert summary.success, summary.error
+    assert len(summary.shards) == SHARDS and summary.embedded == 0
+    assert summary.chunks == chunks
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_file_changed_again_during_its_run_is_caught_by_the_next_tick(repo, monkeypatch) -> None:
+    settings, _, store, watcher = repo
+    path = settings.root / "pyutils" / "cache.py"
+    path.write_text(path.read_text() + NEW_FUNCTION)
+    real_build_chunks = indexing.build_chunks
+
+    def edit_after_the_manifest(*args, **kwargs):  # the manifest has hashed the first edit
+        path.write_text(path.read_text() + "\n\ndef second_edit_marker():\n    return 2\n")
+        return real_build_chunks(*args, **kwargs)
+
+    monkeypatch.setattr(indexing, "build_chunks", edit_after_the_manifest)
+    first = watcher.tick()
+    monkeypatch.setattr(indexing, "build_chunks", real_build_chunks)
+    assert first.summary.success
+    second = watcher.tick()
+    assert second is not None, "the second write must trigger another update"
+    assert second.summary.success and second.summary.embedded == 0
+    contents = [content for _, content in chunk_rows(store, "pyutils/cache.py")]
+    assert sum("second_edit_marker" in c for c in contents) == 1
+    assert sum("def quokka_checksum" in c for c in contents) == 1
+    assert index_freshness(store).up_to_date
+    assert watcher.tick() is None
+
+
+def test_file_replaced_by_a_directory(repo) -> None:
+    settings, _, store, watcher = repo
+    guide = settings.root / "docs" / "guide.md"
+    guide.unlink()
+    guide.mkdir()
+    (guide / "index.md").write_text("# Walrus handbook\n\nHow to feed a walrus on deploy day.\n")
+    update = watcher.tick()
+    assert update.summary.success, update.summary.error
+    assert chunk_rows(store, "docs/guide.md") == []
+    assert search_paths(store, settings, "walrus handbook")[0] == "docs/guide.md/index.md"
+
+
+def test_deleted_root_fails_clearly_and_keeps_the_last_index(repo) -> None:
+    settings, instance, store, watcher = repo
+    version = index_status(store)["version"]
+    shutil.rmtree(settings.root)
+    assert watcher.tick() is None
+    assert "does not exist" in watcher.last_skip
+    failed = run_shards(settings, ["3"], instance=instance)
+    assert not failed.success and "does not exist" in failed.error
+    assert index_status(store)["version"] == version
+    assert search_paths(store, settings, "multiply two matrices")[0] == "engine/src/matrix.rs"
+    assert index_freshness(store).root_error
+
+
+def test_torn_shard_file_from_a_killed_run_is_recomputed(repo) -> None:
+    settings, _, store, watcher = repo
+    shard = shard_of("engine/src/matrix.rs", SHARDS)
+    chunks_file = store.shard_file("chunks", shard)
+    chunks_file.write_bytes(chunks_file.read_bytes()[: chunks_file.stat().st_size // 2])
+    (chunks_file.parent / f".{chunks_file.name}.deadbeef.tmp").write_bytes(b"PAR1 partial")
+    total = index_status(store)["chunks"]
+    update = watcher.tick()
+    assert update is not None and update.shards == [shard]
+    assert update.summary.success, update.summary.error
+    assert update.summary.embedded == 0  # vectors come back from the shard file / cache
+    assert index_status(store)["chunks"] == total
+    assert chunks_file.with_name(chunks_file.name + TORN_SUFFIX).exists()
+    assert search_paths(store, settings, "multiply two matrices")[0] == "engine/src/matrix.rs"
+
+
+def test_run_killed_after_chunking_is_finished_by_the_next_tick(repo, monkeypatch) -> None:
+    settings, instance, store, watcher = repo
+    path = settings.root / "pyutils" / "cache.py"
+    path.write_text(path.read_text() + NEW_FUNCTION)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # what SIGINT does to an in-process run
+
+    monkeypatch.setattr(indexing, "build_embeddings", killed)
+    interrupted = watcher.tick()
+    monkeypatch.undo()
+    assert not interrupted.summary.success and "chunk_embeddings" in interrupted.summary.error
+    assert instance.get_run_by_id(interrupted.summary.run_id).status in (
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.CANCELED,
+    )
+    assert search_paths(store, settings, "quokka_checksum")[:1] != ["pyutils/cache.py"]
+    repaired = watcher.tick()  # same cursor: the change was already requested
+    assert repaired is not None, "the half-done shard must be run again"
+    assert repaired.summary.success and repaired.summary.embedded >= 1
+    assert search_paths(store, settings, "quokka_checksum")[0] == "pyutils/cache.py"
+    assert watcher.tick() is None
+
+
+# ------------------------------------------------------------------ coderag watch
+
+
+def test_watch_command_updates_then_stops_promptly_on_sigterm(repo) -> None:
+    """The CLI end to end: an edit becomes a JSON update line; SIGTERM in the middle of a
+    large update stops the process within seconds, marks its run failed, and the next
+    update finishes the interrupted work."""
+    settings, instance, store, _ = repo
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from coderag_assets.cli import main; sys.exit(main())",
+        "--data-dir",
+        str(settings.data_dir),
+        "watch",
+        str(settings.root),
+        "--json",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_DIR
+    )
+    stderr_lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [stderr_lines.put(line) for line in process.stderr], daemon=True
+    ).start()
+    try:
+        wait_for_line(stderr_lines, "embedding model ready")
+        path = settings.root / "pyutils" / "cache.py"
+        path.write_text(path.read_text() + NEW_FUNCTION)
+        update = json.loads(process.stdout.readline())
+        assert update["success"] and update["modified"] == 1 and update["embedded"] >= 1
+        assert update["shards"] == [shard_of("pyutils/cache.py", SHARDS)]
+        assert search_paths(store, settings, "quokka_checksum")[0] == "pyutils/cache.py"
+        burst = settings.root / "burst"
+        burst.mkdir()
+        for i in range(400):  # enough chunks for the worker pool: a long update
+            (burst / f"module_{i:03}.py").write_text(
+                f"def burst_function_{i}(value):\n    return value * {i} + {i * i}\n"
+            )
+        wait_for_line(stderr_lines, "updating: 400 added")
+        time.sleep(0.5)
+        stop_sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=30)
+        stop_seconds = time.monotonic() - stop_sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert exit_code == 0
+    assert stop_seconds < 8, f"took {stop_seconds:.1f} s to stop"
+    assert not instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    assert search_paths(store, settings, "quokka_checksum")[0] == "pyutils/cache.py"
+    finishing = Watcher(settings, instance).tick()  # a new watch picks up where it stopped
+    assert finishing is not None and finishing.summary.success, finishing.summary.error
+    assert search_paths(store, settings, "burst_function_399")[0] == "burst/module_399.py"
+
+
+def wait_for_line(lines: queue.Queue[str], text: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if text in line:
+            return line
+    raise AssertionError(f"no {text!r} in the output of coderag watch: {''.join(seen)}")

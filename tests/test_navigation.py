@@ -1,0 +1,518 @@
+"""Symbol navigation over a real published index (real chunker, real DuckDB build and
+publish), built from a small repository without the embedding model: vectors are zeros, which
+navigation never reads. Covers symbol lookup in every mode, outlines, identifier-boundary
+references, file listing, and the confinement of `get_file`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from coderag_assets import navigation as nav
+from coderag_assets.chunking import chunk_file, language_for_path
+from coderag_assets.cli import main as cli_main
+from coderag_assets.files import name_skip_reason
+from coderag_assets.store import (
+    CHUNK_SCHEMA,
+    MANIFEST_SCHEMA,
+    SYMBOL_SCHEMA,
+    IndexBuildInput,
+    IndexStore,
+    build_index,
+    connect_index,
+    vectors_table,
+)
+
+VECTOR_DIM = 4
+
+SOURCES = {
+    "netrc.py": '''\
+"""Credentials lookup."""
+
+
+def get_netrc_auth(url):
+    target = url  # contains the letters, is another name
+    return get(target)
+
+
+def get(key):
+    """A plain function."""
+    return key
+
+
+class Fetcher:
+    def get(self, key):
+        return get(key) or self.getter(key)
+
+    def getter(self, key):
+        return None
+''',
+    "server/router.go": """\
+package server
+
+// Router dispatches requests.
+type Router struct {
+\troutes map[string]Handler
+}
+
+// Handle registers a handler.
+func (r *Router) Handle(method, path string, h Handler) {
+\tr.routes[method+" "+path] = h
+}
+
+// Handler answers one request.
+type Handler func()
+""",
+    "web/cache.ts": """\
+export class LRUCache<V> {
+  private items = new Map<string, V>();
+
+  get(key: string): V | undefined {
+    const value = this.items.get(key);
+    return value;
+  }
+}
+
+export const déjà = 1;
+export const get2 = déjà + 1;
+""",
+    "docs/guide.md": "# Guide\n\nCall `get` to read a value.\n",
+}
+SKIPPED = {".env": "secret", "logo.png": "binary"}
+
+
+def _manifest_row(root: Path, rel: str, language: str | None, skip_reason: str | None) -> dict:
+    stat = (root / rel).lstat()
+    return {
+        "path": rel,
+        "shard": hashlib.sha256(rel.encode()).hexdigest()[0],
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256": None if skip_reason else hashlib.sha256((root / rel).read_bytes()).hexdigest(),
+        "language": language,
+        "skip_reason": skip_reason,
+        "skip_detail": None,
+    }
+
+
+def build_test_index(data_dir: Path, root: Path) -> IndexStore:
+    """Chunk SOURCES with the real chunker and publish them with `build_index`."""
+    manifest, chunk_rows, symbol_rows = [], [], []
+    for rel, text in SOURCES.items():
+        language = language_for_path(rel)
+        chunked = chunk_file(rel, text, language)
+        manifest.append(_manifest_row(root, rel, language, None))
+        file_sha = manifest[-1]["sha256"]
+        for chunk in chunked.chunks:
+            chunk_rows.append(
+                {
+                    "chunk_id": chunk.chunk_id,
+                    "path": chunk.path,
+                    "language": chunk.language,
+                    "start_line": chunk.start_line,
+                    "end_line": chunk.end_line,
+                    "symbol": chunk.symbol,
+                    "kind": chunk.kind,
+                    "content": chunk.content,
+                    "content_hash": chunk.content_hash,
+                    "file_sha256": file_sha,
+                    "chunker_version": "test",
+                    "run_id": "test-run",
+                }
+            )
+        symbol_rows.extend(
+            {name: getattr(s, name) for name in SYMBOL_SCHEMA.names} for s in chunked.symbols
+        )
+    for rel, reason in SKIPPED.items():
+        manifest.append(_manifest_row(root, rel, None, reason))
+    manifest.append(_manifest_row(root, "outside_link.txt", "text", "symlink_outside_root"))
+    hashes = sorted({row["content_hash"] for row in chunk_rows})
+    vectors = np.zeros((len(hashes), VECTOR_DIM), dtype=np.float32)
+    store = IndexStore.for_root(data_dir, root)
+    build_index(
+        store,
+        IndexBuildInput(
+            root=str(root),
+            manifest=pa.Table.from_pylist(manifest, schema=MANIFEST_SCHEMA),
+            chunks=pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA),
+            symbols=pa.Table.from_pylist(symbol_rows, schema=SYMBOL_SCHEMA),
+            vectors=vectors_table(hashes, vectors, "test-model", "test-run"),
+            model_id="test-model",
+            model="test-model",
+            backend="none",
+            dim=VECTOR_DIM,
+            chunker_version="test",
+            shard_count=16,
+            expected_chunks=len(chunk_rows),
+        ),
+        run_id="test-run",
+    )
+    return store
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory):
+    """(connection, root, data_dir) of a published index of SOURCES plus skipped files."""
+    base = tmp_path_factory.mktemp("navigation")
+    root = (base / "repo").resolve()
+    for rel, text in SOURCES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (root / ".env").write_text("API_TOKEN=not-a-real-secret\n")
+    (root / "logo.png").write_bytes(b"\x89PNG\x00\x00")
+    (base / "outside.txt").write_text("outside the root\n")
+    (root / "outside_link.txt").symlink_to(base / "outside.txt")
+    (root / "notes.txt").write_text("on disk, never indexed\n")
+    data_dir = base / "data"
+    store = build_test_index(data_dir, root)
+    con = connect_index(store.index_path)
+    yield con, root, data_dir
+    con.close()
+
+
+def qualified(matches: nav.SymbolMatches) -> list[str]:
+    return [symbol.qualified_name for symbol in matches.symbols]
+
+
+# ------------------------------------------------------------------------------ find_symbols
+
+
+def test_exact_matches_name_or_qualified_name_case_sensitively(index) -> None:
+    con, _, _ = index
+    assert sorted(qualified(nav.find_symbols(con, "get"))) == ["Fetcher.get", "LRUCache.get", "get"]
+    handle = nav.find_symbols(con, "Router.Handle").symbols
+    assert [(s.path, s.line, s.column, s.kind, s.parent) for s in handle] == [
+        ("server/router.go", 9, 18, "method", "Router")
+    ]
+    assert handle[0].signature.startswith("func (r *Router) Handle(")
+    assert nav.find_symbols(con, "GET").symbols == []
+    assert nav.find_symbols(con, "get_netrc").symbols == []
+
+
+def test_kind_filter_and_unknown_kind(index) -> None:
+    con, _, _ = index
+    assert qualified(nav.find_symbols(con, "get", kind="function")) == ["get"]
+    assert sorted(qualified(nav.find_symbols(con, "get", kind="METHOD"))) == [
+        "Fetcher.get",
+        "LRUCache.get",
+    ]
+    with pytest.raises(nav.NavigationError, match="unknown symbol kind 'func'.*function"):
+        nav.find_symbols(con, "get", kind="func")
+
+
+def test_prefix_and_contains_are_case_insensitive_and_rank_exact_names_first(index) -> None:
+    con, _, _ = index
+    prefix = qualified(nav.find_symbols(con, "get", mode="prefix"))
+    assert prefix[0] == "get"  # the exact, unqualified name first
+    assert set(prefix) == {"get", "get_netrc_auth", "Fetcher.get", "Fetcher.getter", "LRUCache.get"}
+    assert qualified(nav.find_symbols(con, "FETCH", mode="prefix"))[0] == "Fetcher"
+    assert qualified(nav.find_symbols(con, "NETRC", mode="contains")) == ["get_netrc_auth"]
+    assert "Router.Handle" in qualified(nav.find_symbols(con, "r.hand", mode="contains"))
+
+
+def test_fuzzy_tolerates_typos_separators_and_abbreviations(index) -> None:
+    con, _, _ = index
+    for query, expected in [
+        ("getnetrcauth", "get_netrc_auth"),
+        ("get netrc auth", "get_netrc_auth"),
+        ("Fetchr", "Fetcher"),
+        ("lrucahce", "LRUCache"),
+        ("RoutHandl", "Router.Handle"),
+    ]:
+        matches = nav.find_symbols(con, query, mode="fuzzy")
+        assert matches.symbols, query
+        assert matches.symbols[0].qualified_name == expected, (query, qualified(matches))
+        scores = [s.score for s in matches.symbols]
+        assert all(score is not None and 0 < score <= 1 for score in scores)
+        assert scores == sorted(scores, reverse=True)
+    assert nav.find_symbols(con, "zzqx", mode="fuzzy").symbols == []
+
+
+def test_fuzzy_score_orders_plausible_matches() -> None:
+    assert nav.fuzzy_score("LRUCache", "lrucache") == 1.0
+    assert nav.fuzzy_score("lru", "LRUCache") > nav.fuzzy_score("lru", "get_netrc_auth")
+    assert nav.fuzzy_score("celsToFahr", "celsiusToFahrenheit") >= nav.FUZZY_MIN_SCORE
+    assert nav.fuzzy_score("xyz", "LRUCache") < nav.FUZZY_MIN_SCORE
+
+
+def test_limit_sets_truncated_and_bad_arguments_raise(index) -> None:
+    con, _, _ = index
+    matches = nav.find_symbols(con, "get", limit=1)
+    assert len(matches.symbols) == 1 and matches.truncated
+    assert not nav.find_symbols(con, "get", limit=10).truncated
+    with pytest.raises(nav.NavigationError, match="empty name"):
+        nav.find_symbols(con, "  ")
+    with pytest.raises(nav.NavigationError, match="unknown mode"):
+        nav.find_symbols(con, "get", mode="regex")  # type: ignore[arg-type]
+    with pytest.raises(nav.NavigationError, match="limit"):
+        nav.find_symbols(con, "get", limit=0)
+
+
+# ------------------------------------------------------------------------------ list_symbols
+
+
+def test_outline_in_source_order_with_depth(index) -> None:
+    con, _, _ = index
+    outline = nav.list_symbols(con, "./netrc.py")
+    assert outline.path == "netrc.py" and outline.language == "python" and not outline.truncated
+    assert [
+        (e.symbol.qualified_name, e.symbol.kind, e.symbol.line, e.depth) for e in outline.entries
+    ] == [
+        ("get_netrc_auth", "function", 4, 0),
+        ("get", "function", 9, 0),
+        ("Fetcher", "class", 14, 0),
+        ("Fetcher.get", "method", 15, 1),
+        ("Fetcher.getter", "method", 18, 1),
+    ]
+    assert nav.list_symbols(con, "docs/guide.md").entries == []
+
+
+def test_outline_refuses_unsafe_secret_and_unknown_paths(index) -> None:
+    con, _, _ = index
+    with pytest.raises(nav.PathOutsideRootError):
+        nav.list_symbols(con, "../netrc.py")
+    with pytest.raises(nav.SecretFileError):
+        nav.list_symbols(con, ".env")
+    with pytest.raises(nav.FileNotIndexedError, match="not in the index"):
+        nav.list_symbols(con, "missing.py")
+    with pytest.raises(nav.FileNotIndexedError, match="binary"):
+        nav.list_symbols(con, "logo.png")
+
+
+# ------------------------------------------------------------------------------ references
+
+
+def test_references_match_whole_identifiers_only(index) -> None:
+    con, _, _ = index
+    refs = nav.find_references(con, "get")
+    found = {(r.path, r.line, r.column) for r in refs.references}
+    assert found == {
+        ("netrc.py", 6, 12),  # return get(target)
+        ("netrc.py", 9, 5),  # def get(key):
+        ("netrc.py", 15, 9),  # def get(self, key):
+        ("netrc.py", 16, 16),  # return get(key) or self.getter(key)
+        ("web/cache.ts", 4, 3),  # get(key: string)
+        ("web/cache.ts", 5, 30),  # this.items.get(key)
+        ("docs/guide.md", 3, 7),  # Call `get` to read
+    }
+    texts = " ".join(r.text for r in refs.references)
+    assert "get_netrc_auth(url)" not in texts  # the definition line of get_netrc_auth
+    assert "target = url" not in texts  # `target` contains "get" but is another identifier
+    assert all("get2" not in r.text for r in refs.references)
+    assert refs.total == 7 and not refs.truncated
+
+
+def test_references_mark_definitions_and_enclosing_scope(index) -> None:
+    con, _, _ = index
+    refs = nav.find_references(con, "get")
+    definitions = [(r.path, r.line) for r in refs.references if r.is_definition]
+    assert definitions == [("netrc.py", 9), ("netrc.py", 15), ("web/cache.ts", 4)]
+    assert refs.references[: len(definitions)] == [r for r in refs.references if r.is_definition]
+    by_line = {(r.path, r.line): r for r in refs.references}
+    assert by_line[("netrc.py", 6)].enclosing == "get_netrc_auth"
+    assert by_line[("netrc.py", 16)].enclosing == "Fetcher.get"
+    assert by_line[("netrc.py", 15)].enclosing == "Fetcher"  # a definition belongs to its parent
+    assert by_line[("netrc.py", 16)].text == "        return get(key) or self.getter(key)"
+
+
+def test_qualified_reference_marks_only_that_definition(index) -> None:
+    con, _, _ = index
+    refs = nav.find_references(con, "Fetcher.get")
+    assert refs.identifier == "get"
+    assert [(s.path, s.line) for s in refs.definitions] == [("netrc.py", 15)]
+    assert [(r.path, r.line) for r in refs.references if r.is_definition] == [("netrc.py", 15)]
+    handle = nav.find_references(con, "Router.Handle")
+    assert [(r.line, r.is_definition) for r in handle.references] == [(9, True), (8, False)]
+
+
+def test_reference_boundaries_with_unicode_and_type_names(index) -> None:
+    con, _, _ = index
+    deja = nav.find_references(con, "déjà")
+    assert [(r.path, r.line) for r in deja.references] == [
+        ("web/cache.ts", 10),
+        ("web/cache.ts", 11),
+    ]
+    handler = nav.find_references(con, "Handler")
+    assert {r.line for r in handler.references} == {5, 9, 13, 14}  # not inside `Handle`
+    assert [r.line for r in handler.references if r.is_definition] == [14]
+
+
+def test_reference_limit_glob_and_bad_names(index) -> None:
+    con, _, _ = index
+    limited = nav.find_references(con, "get", limit=2)
+    assert len(limited.references) == 2 and limited.truncated and limited.total == 7
+    assert all(r.is_definition for r in limited.references)
+    only_ts = nav.find_references(con, "get", path_glob="web/**")
+    assert {r.path for r in only_ts.references} == {"web/cache.ts"}
+    for bad in ["", "two words", "a\0b"]:
+        with pytest.raises(nav.NavigationError):
+            nav.find_references(con, bad)
+    with pytest.raises(nav.PathOutsideRootError):
+        nav.find_references(con, "get", path_glob="../**")
+
+
+def test_definition_source_rebuilds_lines_from_chunks(index) -> None:
+    con, _, _ = index
+    [fetcher_get] = nav.find_symbols(con, "Fetcher.get").symbols
+    source, truncated = nav.definition_source(con, fetcher_get)
+    assert (
+        source == "    def get(self, key):\n        return get(key) or self.getter(key)"
+        and not truncated
+    )
+    [fetcher] = nav.find_symbols(con, "Fetcher").symbols
+    source, truncated = nav.definition_source(con, fetcher, max_lines=2)
+    assert source.splitlines() == ["class Fetcher:", "    def get(self, key):"] and truncated
+    assert nav.indexed_lines(con, "netrc.py", 7, 9) == ["", "", "def get(key):"]  # blank lines kept
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def test_list_files_by_glob_and_language(index) -> None:
+    con, _, _ = index
+    listing = nav.list_files(con)
+    assert [f.path for f in listing.files] == [
+        "docs/guide.md",
+        "netrc.py",
+        "server/router.go",
+        "web/cache.ts",
+    ]
+    assert listing.total == 4 and not listing.truncated  # skipped files are not listed
+    netrc = next(f for f in listing.files if f.path == "netrc.py")
+    assert netrc.language == "python" and netrc.symbols == 5 and netrc.chunks >= 1
+    assert [f.path for f in nav.list_files(con, glob="*.go").files] == ["server/router.go"]
+    assert [f.path for f in nav.list_files(con, glob="web").files] == ["web/cache.ts"]
+    assert [f.path for f in nav.list_files(con, language="ts").files] == ["web/cache.ts"]
+    limited = nav.list_files(con, limit=1)
+    assert len(limited.files) == 1 and limited.truncated and limited.total == 4
+    for bad in ["../*", "/etc/*"]:
+        with pytest.raises(nav.PathOutsideRootError):
+            nav.list_files(con, glob=bad)
+
+
+def test_get_file_slices_and_limits(index) -> None:
+    con, root, _ = index
+    whole = nav.get_file(con, root, "server/router.go")
+    assert whole.total_lines == 14 and (whole.start_line, whole.end_line) == (1, 14)
+    assert whole.content == SOURCES["server/router.go"].rstrip("\n") and not whole.truncated
+    assert not whole.changed_since_index and whole.language == "go"
+    part = nav.get_file(con, root, "server/router.go", start_line=8, end_line=11)
+    assert (
+        part.content.splitlines()[1].startswith("func (r *Router) Handle(") and not part.truncated
+    )
+    capped = nav.get_file(con, root, "netrc.py", start_line=2, max_lines=3)
+    assert (capped.start_line, capped.end_line, capped.truncated) == (2, 4, True)
+    clamped = nav.get_file(con, root, "netrc.py", start_line=18, end_line=500)
+    assert clamped.end_line == clamped.total_lines == 19 and not clamped.truncated
+    with pytest.raises(nav.NavigationError, match="past the end"):
+        nav.get_file(con, root, "netrc.py", start_line=20)
+    with pytest.raises(nav.NavigationError, match="before start_line"):
+        nav.get_file(con, root, "netrc.py", start_line=5, end_line=4)
+    with pytest.raises(nav.NavigationError, match="at least 1"):
+        nav.get_file(con, root, "netrc.py", start_line=0)
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "message"),
+    [
+        ("../outside.txt", nav.PathOutsideRootError, r"'\.\.'"),
+        ("web/../../outside.txt", nav.PathOutsideRootError, r"'\.\.'"),
+        ("/etc/passwd", nav.PathOutsideRootError, "absolute"),
+        ("~/.bashrc", nav.PathOutsideRootError, "home"),
+        ("netrc.py\0.txt", nav.InvalidPathError, "NUL"),
+        ("", nav.InvalidPathError, "empty"),
+        ("outside_link.txt", nav.PathOutsideRootError, "symlink"),
+        (".env", nav.SecretFileError, "secret"),
+        ("notes.txt", nav.FileNotIndexedError, "not in the index"),
+        ("logo.png", nav.FileNotIndexedError, "binary"),
+        ("web", nav.FileNotIndexedError, "not in the index"),
+    ],
+)
+def test_get_file_confinement(index, path: str, error: type[Exception], message: str) -> None:
+    con, root, _ = index
+    with pytest.raises(error, match=message):
+        nav.get_file(con, root, path)
+
+
+def test_get_file_refuses_symlinks_made_after_indexing(index, tmp_path: Path) -> None:
+    con, root, _ = index
+    (tmp_path / "secret.py").write_text("print('outside')\n")
+    escape = root / "late_escape.py"
+    to_secret = root / "late_alias.cfg"
+    escape.symlink_to(tmp_path / "secret.py")
+    to_secret.symlink_to(root / ".env")
+    try:
+        with pytest.raises(nav.PathOutsideRootError, match="outside"):
+            nav.get_file(con, root, "late_escape.py")
+        with pytest.raises(nav.SecretFileError):
+            nav.get_file(con, root, "late_alias.cfg")
+        assert name_skip_reason("late_alias.cfg") is None  # refused for its target's name
+    finally:
+        escape.unlink()
+        to_secret.unlink()
+
+
+def test_get_file_reports_changes_since_indexing(index) -> None:
+    con, root, _ = index
+    target = root / "docs" / "guide.md"
+    original = target.read_text()
+    stat = target.stat()
+    try:
+        target.write_text(original + "More text.\n")
+        changed = nav.get_file(con, root, "docs/guide.md")
+        assert changed.changed_since_index and changed.content.endswith("More text.")
+    finally:
+        target.write_text(original)
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def _cli_json(capsys: pytest.CaptureFixture[str], data_dir: Path, root: Path, *argv: str) -> dict:
+    code = cli_main(["--data-dir", str(data_dir), *argv, "--root", str(root), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_cli_symbols_and_refs(index, capsys: pytest.CaptureFixture[str]) -> None:
+    _, root, data_dir = index
+    found = _cli_json(
+        capsys, data_dir, root, "symbols", "find", "Fetchr", "--mode", "fuzzy", "--limit", "2"
+    )
+    assert found["symbols"][0]["qualified_name"] == "Fetcher" and found["mode"] == "fuzzy"
+    outline = _cli_json(capsys, data_dir, root, "symbols", "list", "netrc.py")
+    assert [s["name"] for s in outline["symbols"]] == [
+        "get_netrc_auth",
+        "get",
+        "Fetcher",
+        "get",
+        "getter",
+    ]
+    refs = _cli_json(capsys, data_dir, root, "refs", "get")
+    assert refs["total"] == 7 and refs["references"][0]["is_definition"]
+
+    code = cli_main(
+        ["--data-dir", str(data_dir), "symbols", "list", "../x.py", "--root", str(root)]
+    )
+    assert code == 2 and "would leave the indexed root" in capsys.readouterr().err
+    code = cli_main(["--data-dir", str(data_dir), "refs", "get", "--root", str(root)])
+    text = capsys.readouterr().out
+    assert code == 0 and "def netrc.py:9:5: def get(key):" in text
+
+
+def test_cli_symbols_list_accepts_paths_relative_to_the_working_directory(
+    index, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, root, data_dir = index
+    monkeypatch.chdir(root / "web")
+    outline = _cli_json(capsys, data_dir, root, "symbols", "list", "cache.ts")
+    assert outline["path"] == "web/cache.ts"
+    assert [s["qualified_name"] for s in outline["symbols"]][:2] == ["LRUCache", "LRUCache.get"]

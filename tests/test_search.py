@@ -1,0 +1,210 @@
+"""Ranking pieces (query words, stemming, BM25, boosts, demotions, collapsing) and one
+end-to-end ranking check on the fixture repository."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coderag_assets.query import QueryService
+from coderag_assets.runner import get_instance, run_index
+from coderag_assets.search import (
+    DEFAULT_RANKING,
+    Bm25Matrix,
+    IndexReader,
+    RankingConfig,
+    definition_runs,
+    file_words,
+    is_test_path,
+    name_words,
+    rrf_fuse,
+)
+from coderag_assets.settings import load_settings
+from coderag_assets.store import IndexStore
+from coderag_assets.tokens import query_terms, stem
+from tests.conftest import FIXTURE_REPO
+
+
+@pytest.mark.parametrize(
+    ("word", "stemmed"),
+    [
+        ("evicts", "evict"),
+        ("evicted", "evict"),
+        ("evicting", "evict"),
+        ("entries", "entry"),
+        ("caches", "cach"),
+        ("cache", "cach"),
+        ("matches", "match"),
+        ("status", "status"),
+        ("class", "class"),
+        ("get", "get"),
+        ("utf8", "utf8"),
+    ],
+)
+def test_stem_meets_inflections(word, stemmed) -> None:
+    assert stem(word) == stemmed
+
+
+def test_query_terms_drop_stopwords_and_keep_identifiers_whole() -> None:
+    assert query_terms("how is the cache evicted") == ["cach", "evict"]
+    terms = query_terms("where is get_netrc_auth called")
+    assert "get_netrc_auth" in terms and {"get", "netrc", "auth"} <= set(terms)
+
+
+def test_query_terms_unstemmed_keep_everything() -> None:
+    assert query_terms("the caches", stemmed=False) == ["the", "caches"]
+
+
+def test_name_and_file_words() -> None:
+    assert name_words("LRUCache.evict_oldest") == {"evict", "oldest"}
+    assert name_words("maxSatisfying") == {"max", "satisfy"}
+    assert file_words("ranges/max-satisfying.js") == {"max", "satisfy"}
+    assert file_words("tenacity/__init__.py") == {"tenacity"}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("tests/test_cache.py", True),
+        ("pkg/tests/helpers.py", True),
+        ("src/cache_test.go", True),
+        ("web/src/debounce.test.ts", True),
+        ("src/__tests__/a.js", True),
+        ("src/testing_utils_x.py", False),
+        ("pyutils/cache.py", False),
+        ("src/contest/latest.py", False),
+    ],
+)
+def test_is_test_path(path, expected) -> None:
+    assert is_test_path(path) is expected
+
+
+def test_bm25_prefers_rarer_terms_and_shorter_documents() -> None:
+    documents = [
+        "cache evict oldest entry cache",
+        "cache " + "filler " * 50,
+        "retry backoff sleep",
+    ]
+    rows, tokens, counts = [], [], []
+    for row, text in enumerate(documents):
+        for token in sorted(set(text.split())):
+            rows.append(row)
+            tokens.append(token)
+            counts.append(text.split().count(token))
+    bm25 = Bm25Matrix(np.array(rows), tokens, np.array(counts), len(documents), stemmed=True)
+    scores = bm25.scores(["cach", "evict"])
+    assert scores is not None and scores[0] > scores[1] > 0 and scores[2] == 0
+    assert bm25.scores(["nothing"]) is None
+
+
+def test_weighted_rrf_favours_the_heavier_ranker() -> None:
+    fused = rrf_fuse([[1, 2], [2, 1]], k=10, weights=[2.0, 1.0])
+    assert [row for row, _ in fused] == [1, 2]
+    assert fused[0][1] == pytest.approx(2 / 11 + 1 / 12)
+
+
+# ---------------------------------------------------------------- the reranker on a real index
+
+
+@pytest.fixture(scope="module")
+def fixture_index(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
+    root = tmp_path_factory.mktemp("search") / "repo"
+    shutil.copytree(FIXTURE_REPO, root)
+    settings = load_settings(data_dir=data_dir, workers=2).with_root(root.resolve())
+    summary = run_index(settings, instance=get_instance(settings))
+    assert summary.success, summary.error
+    service = QueryService(IndexStore.for_root(data_dir, root.resolve()), settings)
+    yield service
+    service.close()
+
+
+#: No boosts, no demotions, no collapsing: what each test switches on one at a time.
+BARE = RankingConfig(
+    bm25_name_tf=0.0,
+    symbol_boost=0.0,
+    path_boost=0.0,
+    glue_factor=1.0,
+    test_factor=1.0,
+    prose_factor=1.0,
+    collapse=False,
+)
+
+
+def _row(reader: IndexReader, path: str, symbol: str) -> int:
+    return next(
+        row
+        for row in range(reader.size)
+        if reader.paths[row] == path and reader.symbols[row] == symbol
+    )
+
+
+def test_symbol_boost_lifts_the_named_definition(fixture_index) -> None:
+    reader = fixture_index.reader
+    lru = _row(reader, "pyutils/cache.py", "LRUCache")
+    retry = _row(reader, "pyutils/retry.py", "retry_with_backoff")
+    terms = query_terms("retry with backoff")
+    reader.set_ranking(BARE)
+    plain = reader.rank([[(lru, 2.0), (retry, 1.0)]], [1.0], terms)
+    assert plain[0][0] == lru
+    reader.set_ranking(replace(BARE, symbol_boost=0.5))
+    boosted = reader.rank([[(lru, 2.0), (retry, 1.0)]], [1.0], terms)
+    assert boosted[0][0] == retry
+
+
+def test_glue_and_tests_are_demoted(fixture_index) -> None:
+    reader = fixture_index.reader
+    glue = next(row for row in range(reader.size) if reader.is_glue[row])
+    definition = _row(reader, "pyutils/cache.py", "LRUCache")
+    terms = query_terms("anything")
+    reader.set_ranking(replace(BARE, glue_factor=0.5))
+    assert reader.rank([[(glue, 2.0), (definition, 1.0)]], [1.0], terms)[0][0] == definition
+    reader.is_test[definition] = True
+    try:
+        reader.set_ranking(replace(BARE, test_factor=0.5))
+        assert reader.rank([[(definition, 2.0), (glue, 1.0)]], [1.0], terms)[0][0] == glue
+    finally:
+        reader.is_test[definition] = False
+
+
+def test_definition_runs_group_consecutive_chunks_of_one_definition() -> None:
+    paths = ["a.py", "a.py", "a.py", "a.py", "b.py"]
+    symbols = ["Big", "Big", "Other", "Big", "Big"]
+    assert definition_runs(paths, symbols).tolist() == [0, 0, 1, 2, 3]
+
+
+def test_collapse_keeps_the_best_chunk_of_each_run(fixture_index) -> None:
+    reader = fixture_index.reader
+    saved = reader.run_of
+    try:
+        reader.run_of = np.array([0, 0, 1, 2] + [3] * (reader.size - 4))
+        collapsed = reader._collapse([(1, 0.9), (2, 0.8), (0, 0.7), (3, 0.6)])
+        assert [row for row, _ in collapsed] == [1, 2, 3]
+    finally:
+        reader.run_of = saved
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "bm25"])
+def test_definition_outranks_module_docstring(fixture_index, mode) -> None:
+    fixture_index.reader.set_ranking(_default())
+    results = fixture_index.search(
+        "least recently used cache that evicts old entries", mode=mode, limit=5
+    )
+    top = results[0]
+    assert (top.path, top.symbol) == ("pyutils/cache.py", "LRUCache"), [
+        (r.path, r.symbol) for r in results
+    ]
+    assert top.end_line - top.start_line + 1 <= 60
+
+
+def test_exact_symbol_query_finds_it_first(fixture_index) -> None:
+    fixture_index.reader.set_ranking(_default())
+    top = fixture_index.search("retry_with_backoff", mode="hybrid", limit=3)[0]
+    assert (top.path, top.symbol) == ("pyutils/retry.py", "retry_with_backoff")
+
+
+def _default() -> RankingConfig:
+    return DEFAULT_RANKING
