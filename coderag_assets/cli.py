@@ -1,4 +1,4 @@
-"""`coderag` command line: index, search, status, ui.
+"""`coderag` command line: index, search, status, symbols, refs, serve, watch, ui.
 
 Contract (scripts and agents depend on it): results go to stdout, errors to stderr with a
 non-zero exit code (2 = bad input / nothing to search, 1 = the run failed).
@@ -411,4 +411,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Re-import so `python -m coderag_assets.cli` uses the same module (and CliError class)
+    # as the command modules that import `coderag_assets.cli`.
+    from coderag_assets.cli import main as package_main
+
+    sys.exit(package_main())

@@ -309,9 +309,10 @@ class IndexReader:
             return False
         if (stat.st_ino, stat.st_mtime_ns) == self._stamp:
             return False
-        old = self.con
+        # DuckDB hands out the already-open database for a path while any connection to it
+        # lives, so the old connection must close before the new file is opened.
+        self.con.close()
         self._open()
-        old.close()
         return True
 
     def set_ranking(self, ranking: RankingConfig) -> None:

@@ -52,9 +52,10 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def stem(token: str) -> str:
-    """A light English suffix stripper (plurals, -ing, -ed, final -e), applied to documents and
-    queries alike so "evicts", "evicted", "evicting" meet "evict" and "caches", "cached" meet
-    "cache". Short and non-alphabetic tokens are left alone."""
+    """A light English suffix stripper (plurals, -ing, -ed, agent -er, final -e), applied to
+    documents and queries alike so "evicts", "evicted", "evicting" meet "evict", "caches" and
+    "cached" meet "cache", and "handler" meets "handle". Short and non-alphabetic tokens are
+    left alone."""
     if len(token) <= 3 or not token.isalpha():
         return token
     if token.endswith("ies") and len(token) > 4:
@@ -67,6 +68,8 @@ def stem(token: str) -> str:
         token = _undouble(token[:-2])
     elif token.endswith("s") and not token.endswith(("ss", "us", "is")):
         token = token[:-1]
+    if token.endswith("er") and len(token) > 5:  # agent nouns: handler → handl(e), parser
+        token = token[:-2]
     if token.endswith("e") and len(token) > 4:
         token = token[:-1]
     return token

@@ -333,11 +333,11 @@ def test_watch_command_updates_then_stops_promptly_on_sigterm(repo) -> None:
         assert search_paths(store, settings, "quokka_checksum")[0] == "pyutils/cache.py"
         burst = settings.root / "burst"
         burst.mkdir()
-        for i in range(400):  # enough chunks for the worker pool: a long update
+        for i in range(260):  # more than 256 chunks: the worker pool, a long update
             (burst / f"module_{i:03}.py").write_text(
                 f"def burst_function_{i}(value):\n    return value * {i} + {i * i}\n"
             )
-        wait_for_line(stderr_lines, "updating: 400 added")
+        wait_for_line(stderr_lines, "updating: 260 added")
         time.sleep(0.5)
         stop_sent = time.monotonic()
         process.send_signal(signal.SIGTERM)
@@ -352,7 +352,7 @@ def test_watch_command_updates_then_stops_promptly_on_sigterm(repo) -> None:
     assert search_paths(store, settings, "quokka_checksum")[0] == "pyutils/cache.py"
     finishing = Watcher(settings, instance).tick()  # a new watch picks up where it stopped
     assert finishing is not None and finishing.summary.success, finishing.summary.error
-    assert search_paths(store, settings, "burst_function_399")[0] == "burst/module_399.py"
+    assert search_paths(store, settings, "burst_function_259")[0] == "burst/module_259.py"
 
 
 def wait_for_line(lines: queue.Queue[str], text: str, timeout: float = 120) -> str:
