@@ -25,7 +25,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,21 +164,41 @@ class PublishedIndex:
         return float(value) if isinstance(value, int | float | str) else None
 
 
-def read_published(store: IndexStore) -> PublishedIndex | None:
-    """The published index's meta and `(size, mtime_ns)` per path; None if there is none."""
+@contextmanager
+def open_published(store: IndexStore) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the index file published *now*.
+
+    DuckDB hands out the database already open in this process for a path (a long-lived
+    reader's older snapshot); attaching the file to a fresh in-memory database reads the
+    current file instead. Raises IndexNotFoundError when there is no index.
+    """
     if not store.index_path.exists():
-        return None
+        raise IndexNotFoundError(f"no index at {store.index_path}")
+    con = duckdb.connect(":memory:")
     try:
-        con = duckdb.connect(str(store.index_path), read_only=True)
-    except duckdb.Error:
-        return None
-    try:
-        meta = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta").fetchall()}
-        rows = con.execute("SELECT path, size, mtime_ns FROM files").fetchall()
-    except duckdb.Error:
-        return None
+        quoted = str(store.index_path).replace("'", "''")
+        try:
+            con.execute(f"ATTACH '{quoted}' AS published (READ_ONLY)")
+        except duckdb.IOException as error:
+            raise IndexNotFoundError(
+                f"cannot open the index at {store.index_path}: {error}"
+            ) from error
+        con.execute("USE published")
+        yield con
     finally:
         con.close()
+
+
+def read_published(store: IndexStore) -> PublishedIndex | None:
+    """The published index's meta and `(size, mtime_ns)` per path; None if there is none."""
+    try:
+        with open_published(store) as con:
+            meta = {
+                k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta").fetchall()
+            }
+            rows = con.execute("SELECT path, size, mtime_ns FROM files").fetchall()
+    except (IndexNotFoundError, duckdb.Error):
+        return None
     return PublishedIndex(meta, {path: (size, mtime) for path, size, mtime in rows})
 
 
@@ -303,18 +324,21 @@ def quarantine_torn_files(store: IndexStore, shards: Iterable[str]) -> list[Path
 
 @dataclass(frozen=True)
 class UpdatePlan:
-    """Which shards an update must run, and why; empty `shards` + not `index_only` = up to date."""
+    """Which shards an update must run, and why (no shards: the index is up to date).
+
+    A shard is run when its files differ from what the published index holds, or when its
+    last run stopped half-way; unchanged shards of an out-of-date index are cheap no-ops.
+    """
 
     shards: list[str]
     changes: FileChanges
     changed_shards: list[str]
     incomplete: dict[str, str]
     reason: str
-    index_only: bool = False
 
     @property
     def up_to_date(self) -> bool:
-        return not self.shards and not self.index_only
+        return not self.shards
 
 
 def plan_update(

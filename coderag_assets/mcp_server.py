@@ -42,7 +42,7 @@ from coderag_assets import navigation
 from coderag_assets.query import QueryService, index_status
 from coderag_assets.search import IndexReader, Mode, SearchError
 from coderag_assets.settings import Settings
-from coderag_assets.store import IndexNotFoundError, IndexStore
+from coderag_assets.store import IndexNotFoundError, IndexStore, index_cursor
 
 SERVER_NAME = "coderag"
 DEFAULT_HTTP_HOST = "127.0.0.1"
@@ -298,7 +298,7 @@ class AgentBackend:
         self._refresh()
         with self._index_lock.read():
             with self._search_lock:  # the connection is not used by two threads at once
-                cursor = self.service.reader.con.cursor()
+                cursor = index_cursor(self.service.reader.con)
             try:
                 yield cursor
             finally:

@@ -321,36 +321,31 @@ def _fill_from_metadata(summary: IndexSummary, metadata: dict[str, dict[str, obj
 
 def _fill_from_index(summary: IndexSummary, store: IndexStore) -> None:
     """Totals of the published index (an incremental run's metadata covers only its shards)."""
-    from coderag_assets.store import connect_index, read_meta
+    from coderag_assets.freshness import open_published
+    from coderag_assets.store import IndexNotFoundError, read_meta
 
     try:
-        con = connect_index(store.index_path)
-    except FileNotFoundError:
+        with open_published(store) as con:
+            files, indexable = con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE skip_reason IS NULL) FROM files"
+            ).fetchone()
+            summary.files, summary.indexable_files = int(files), int(indexable)
+            summary.chunks = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            rows = con.execute(
+                "SELECT skip_reason, count(*) FROM files WHERE skip_reason IS NOT NULL GROUP BY 1"
+            ).fetchall()
+            summary.skipped = {reason: int(count) for reason, count in sorted(rows)}
+            version = read_meta(con).get("version")
+    except IndexNotFoundError:
         return
-    try:
-        files, indexable = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE skip_reason IS NULL) FROM files"
-        ).fetchone()
-        summary.files, summary.indexable_files = int(files), int(indexable)
-        summary.chunks = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
-        rows = con.execute(
-            "SELECT skip_reason, count(*) FROM files WHERE skip_reason IS NOT NULL GROUP BY 1"
-        ).fetchall()
-        summary.skipped = {reason: int(count) for reason, count in sorted(rows)}
-        version = read_meta(con).get("version")
-        summary.version = int(version) if isinstance(version, int | float) else summary.version
-    finally:
-        con.close()
+    summary.version = int(version) if isinstance(version, int | float) else summary.version
 
 
 def _distinct_content_hashes(store: IndexStore) -> int:
-    from coderag_assets.store import connect_index
+    from coderag_assets.freshness import open_published
 
-    con = connect_index(store.index_path)
-    try:
+    with open_published(store) as con:
         return int(con.execute("SELECT count(DISTINCT content_hash) FROM chunks").fetchone()[0])
-    finally:
-        con.close()
 
 
 def _run_timings(

@@ -52,7 +52,6 @@ LANGUAGE_ALIASES = {
 _TEST_PATH_RE = re.compile(
     r"(^|/)(tests?|__tests__|spec|specs|testing)/|(^|/)test_[^/]*$|_test\.[^/]+$|\.(test|spec)\.[^/]+$"
 )
-PROSE_LANGUAGES = frozenset({"markdown", "rst", "text"})
 NON_CODE_LANGUAGES = TEXT_LANGUAGES | {"text"}
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
@@ -93,8 +92,7 @@ class RankingConfig:
     path_boost: float = 0.1  # × share of the file name's words the query contains
     glue_factor: float = 0.3  # module glue (no enclosing definition) in code files
     test_factor: float = 0.3  # files under tests/, test_*.py, *.test.js, ...
-    prose_factor: float = 0.25  # Markdown, reStructuredText and plain-text chunks
-    prose_everywhere: bool = True  # apply prose_factor to every non-code language (YAML, JSON...)
+    non_code_factor: float = 0.25  # docs and config: Markdown, reST, text, YAML, JSON, ...
     collapse: bool = True  # one result per run of consecutive chunks of one definition
 
 
@@ -290,8 +288,7 @@ class IndexReader:
         file_words_of = {path: file_words(path) for path in set(self.paths)}
         self.file_words = [file_words_of[path] for path in self.paths]
         self.is_test = np.array([is_test_path(p) for p in self.paths], dtype=bool)
-        prose = NON_CODE_LANGUAGES if self.ranking.prose_everywhere else PROSE_LANGUAGES
-        self.is_prose = np.isin(self.languages, list(prose))
+        self.is_non_code = np.isin(self.languages, list(NON_CODE_LANGUAGES))
         self.is_glue = np.array(
             [
                 not symbol and language not in NON_CODE_LANGUAGES
@@ -317,9 +314,8 @@ class IndexReader:
 
     def set_ranking(self, ranking: RankingConfig) -> None:
         """Use other ranking weights (rebuilds the BM25 matrix when stemming changes)."""
-        rebuild = (ranking.stem, ranking.prose_everywhere, ranking.bm25_name_tf) != (
+        rebuild = (ranking.stem, ranking.bm25_name_tf) != (
             self.ranking.stem,
-            self.ranking.prose_everywhere,
             self.ranking.bm25_name_tf,
         )
         self.ranking = ranking
@@ -429,8 +425,8 @@ class IndexReader:
                 score *= ranking.glue_factor
             if self.is_test[row]:
                 score *= ranking.test_factor
-            if self.is_prose[row]:
-                score *= ranking.prose_factor
+            if self.is_non_code[row]:
+                score *= ranking.non_code_factor
             if ranking.symbol_boost and self.name_words[row]:
                 shared = len(self.name_words[row] & query_words)
                 score += ranking.symbol_boost * shared / len(self.name_words[row])

@@ -314,11 +314,23 @@ def load_fts(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def connect_index(index_path: Path) -> duckdb.DuckDBPyConnection:
-    """Read-only connection to a published index with the FTS extension loaded."""
+    """Read-only connection to the index file published *now*, with FTS loaded.
+
+    The file is ATTACHed to a fresh in-memory database instead of opened by path: DuckDB
+    hands out the database already open in this process for a path, so a long-lived
+    reader elsewhere in the process (MCP server, watch loop) would pin an old snapshot.
+    """
     if not index_path.exists():
         raise IndexNotFoundError(f"no index at {index_path}")
-    con = duckdb.connect(str(index_path), read_only=True)
-    load_fts(con)
+    con = duckdb.connect(":memory:")
+    try:
+        load_fts(con)
+        quoted = str(index_path).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS published (READ_ONLY)")
+        con.execute("USE published")
+    except duckdb.IOException as error:
+        con.close()
+        raise IndexNotFoundError(f"cannot open the index at {index_path}: {error}") from error
     return con
 
 
@@ -487,6 +499,13 @@ def _write_index(
     con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
     return validate_index(con, build.expected_chunks, build.dim)
+
+
+def index_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A new cursor on a :func:`connect_index` connection (for another thread), same snapshot."""
+    cursor = con.cursor()
+    cursor.execute("USE published")
+    return cursor
 
 
 def read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, object]:

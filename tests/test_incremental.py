@@ -168,9 +168,13 @@ def test_freshness_reports_changes_until_the_update(repo) -> None:
         ["config/settings.yaml"],
     )
     assert "2 files changed" in stale.describe()
-    update = watcher.tick()
-    assert update.summary.success
-    assert index_freshness(store).up_to_date
+    reader = QueryService(store, settings)  # a long-lived reader holds the old index open
+    try:
+        update = watcher.tick()
+        assert update.summary.success
+        assert index_freshness(store).up_to_date  # judged on the new file, not the reader's
+    finally:
+        reader.close()
 
 
 # ------------------------------------------------------------------ coderag index

@@ -133,7 +133,7 @@ BARE = RankingConfig(
     path_boost=0.0,
     glue_factor=1.0,
     test_factor=1.0,
-    prose_factor=1.0,
+    non_code_factor=1.0,
     collapse=False,
 )
 

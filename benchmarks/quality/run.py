@@ -128,7 +128,7 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
     config = RankingConfig(
         rrf_k=60, vector_weight=1.0, stem=False, bm25_name_tf=0.0, symbol_boost=0.0,
         path_boost=0.0, glue_factor=1.0, test_factor=1.0,
-        prose_factor=1.0, prose_everywhere=False, collapse=False,
+        non_code_factor=1.0, collapse=False,
     )  # fmt: skip
     steps = [("plain RRF over AST chunks", config)]
     for label, changes in (
@@ -138,10 +138,7 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
         ("+ file-name word boost", {"path_boost": default.path_boost}),
         ("+ module glue demoted", {"glue_factor": default.glue_factor}),
         ("+ test files demoted", {"test_factor": default.test_factor}),
-        (
-            "+ docs and config demoted",
-            {"prose_factor": default.prose_factor, "prose_everywhere": default.prose_everywhere},
-        ),
+        ("+ docs and config demoted", {"non_code_factor": default.non_code_factor}),
         ("+ collapse chunks of one definition", {"collapse": default.collapse}),
     ):
         config = replace(config, **changes)  # type: ignore[arg-type]
