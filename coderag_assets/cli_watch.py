@@ -200,8 +200,11 @@ class WatchLoop:
                 if update is not None:
                     self.printer.update(update)
                 skip = self.watcher.last_skip
-                if skip and skip.startswith("cannot watch") and skip != last_skip:
+                unavailable = bool(skip and skip.startswith("cannot watch"))
+                if unavailable and skip != last_skip:
                     self.printer.message(f"{_clock()} {skip}")
+                elif not unavailable and last_skip and last_skip.startswith("cannot watch"):
+                    self.printer.message(f"{_clock()} {self.watcher.settings.root} is back")
                 last_skip = skip
                 self._wait()
         except KeyboardInterrupt:

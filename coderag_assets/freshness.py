@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from coderag_assets.files import MAX_FILE_BYTES, FileStat, RootError, scan_tree
-from coderag_assets.store import IndexNotFoundError, IndexStore
+from coderag_assets.store import IndexNotFoundError, IndexStore, connect_index
 
 FINGERPRINT_HEX_CHARS = 12  # 48 bits per shard: collisions are not a practical concern
 EMPTY_SHARD = "empty"  # fingerprint of a shard with no files
@@ -166,24 +166,11 @@ class PublishedIndex:
 
 @contextmanager
 def open_published(store: IndexStore) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the index file published *now*.
-
-    DuckDB hands out the database already open in this process for a path (a long-lived
-    reader's older snapshot); attaching the file to a fresh in-memory database reads the
-    current file instead. Raises IndexNotFoundError when there is no index.
-    """
-    if not store.index_path.exists():
-        raise IndexNotFoundError(f"no index at {store.index_path}")
-    con = duckdb.connect(":memory:")
+    """A read-only connection to the index file published *now* (see `store.connect_index`:
+    the live file is attached, never an older snapshot this process still holds open).
+    Raises IndexNotFoundError when there is no index."""
+    con = connect_index(store.index_path)
     try:
-        quoted = str(store.index_path).replace("'", "''")
-        try:
-            con.execute(f"ATTACH '{quoted}' AS published (READ_ONLY)")
-        except duckdb.IOException as error:
-            raise IndexNotFoundError(
-                f"cannot open the index at {store.index_path}: {error}"
-            ) from error
-        con.execute("USE published")
         yield con
     finally:
         con.close()

@@ -127,6 +127,7 @@ def run_index(
     """
     from coderag_assets.assets import SHARDS
     from coderag_assets.chunking import CHUNKER_VERSION
+    from coderag_assets.embedding import EmbeddingError
     from coderag_assets.freshness import plan_update, snapshot_tree
     from coderag_assets.partitions import shard_of
     from coderag_assets.resources import CodeRagResource
@@ -163,7 +164,10 @@ def run_index(
             seconds=time.perf_counter() - started,
             error=str(error),
         )
-    model_id = CodeRagResource.from_settings(settings).embedder_spec().model_id
+    try:
+        model_id = CodeRagResource.from_settings(settings).embedder_spec().model_id
+    except EmbeddingError:
+        model_id = ""  # unknown model: plan everything, the run reports the error clearly
     plan = plan_update(
         store,
         snapshot,

@@ -218,26 +218,12 @@ def evaluate_changes(
     base_tags = {ROOT_TAG: str(root), TRIGGER_TAG: "sensor"}
     cursor = ChangeCursor.parse(cursor_text, root_key(root), SHARD_COUNT)
     requests: list[dg.RunRequest] = []
-    events: list[dg.AssetCheckEvaluation] = []
     if cursor is None:
         cursor = ChangeCursor(root_key(root), SHARD_COUNT)
         published = read_published(store)
         if published is None or published.meta.get("shard_count") != SHARD_COUNT:
-            cursor.seq += 1
-            cursor.fingerprints = dict(snapshot.fingerprints)
-            changes = FileChanges(added=sorted(snapshot.files))
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"all:{_combined(snapshot)}:{cursor.seq}",
-                    tags={
-                        **base_tags,
-                        RANGE_START_TAG: SHARD_KEYS[0],
-                        RANGE_END_TAG: SHARD_KEYS[-1],
-                        **changes_tags(changes, snapshot),
-                    },
-                )
-            )
-            return dg.SensorResult(run_requests=requests, cursor=cursor.serialize())
+            request = _initial_request(snapshot, cursor, base_tags)
+            return dg.SensorResult(run_requests=[request], cursor=cursor.serialize())
         cursor.fingerprints = published_fingerprints(published, SHARD_KEYS, shard_of_path)
 
     changed = [s for s in SHARD_KEYS if snapshot.fingerprints[s] != cursor.fingerprints.get(s)]
@@ -261,22 +247,7 @@ def evaluate_changes(
                 )
             )
 
-    if changed and not cursor.stale:
-        cursor.stale = True
-        changes = requested_changes(requests).describe()
-        events.append(
-            _freshness_evaluation(
-                False,
-                f"working tree changed since the last index update ({changes}); update requested",
-                {"changed_shards": len(changed), "changes": changes},
-            )
-        )
-    elif not changed and cursor.stale and _index_matches(store, snapshot):
-        cursor.stale = False
-        events.append(
-            _freshness_evaluation(True, "the published index matches the working tree", {})
-        )
-
+    events = _freshness_events(store, snapshot, cursor, changed, requests)
     if not requests:
         return dg.SensorResult(
             skip_reason=f"no changes in {len(snapshot.files)} files ({snapshot.scan_seconds:.2f} s walk)",
@@ -284,6 +255,48 @@ def evaluate_changes(
             asset_events=events,
         )
     return dg.SensorResult(run_requests=requests, cursor=cursor.serialize(), asset_events=events)
+
+
+def _initial_request(
+    snapshot: TreeSnapshot, cursor: ChangeCursor, base_tags: dict[str, str]
+) -> dg.RunRequest:
+    """Nothing indexed yet: one run over the whole shard range (the pool-parallel cold path)."""
+    cursor.seq += 1
+    cursor.fingerprints = dict(snapshot.fingerprints)
+    changes = FileChanges(added=sorted(snapshot.files))
+    return dg.RunRequest(
+        run_key=f"all:{_combined(snapshot)}:{cursor.seq}",
+        tags={
+            **base_tags,
+            RANGE_START_TAG: SHARD_KEYS[0],
+            RANGE_END_TAG: SHARD_KEYS[-1],
+            **changes_tags(changes, snapshot),
+        },
+    )
+
+
+def _freshness_events(
+    store: IndexStore,
+    snapshot: TreeSnapshot,
+    cursor: ChangeCursor,
+    changed: list[str],
+    requests: list[dg.RunRequest],
+) -> list[dg.AssetCheckEvaluation]:
+    """Record `index_matches_working_tree` when the index turns stale and when it is fresh again."""
+    if changed and not cursor.stale:
+        cursor.stale = True
+        changes = requested_changes(requests).describe()
+        return [
+            _freshness_evaluation(
+                False,
+                f"working tree changed since the last index update ({changes}); update requested",
+                {"changed_shards": len(changed), "changes": changes},
+            )
+        ]
+    if not changed and cursor.stale and _index_matches(store, snapshot):
+        cursor.stale = False
+        return [_freshness_evaluation(True, "the published index matches the working tree", {})]
+    return []
 
 
 def _combined(snapshot: TreeSnapshot) -> str:

@@ -26,6 +26,7 @@ from coderag_assets.freshness import TORN_SUFFIX, index_freshness
 from coderag_assets.partitions import shard_of
 from coderag_assets.query import QueryService, index_status
 from coderag_assets.runner import Watcher, get_instance, run_index, run_shards
+from coderag_assets.sensors import FRESHNESS_CHECK_NAME
 from coderag_assets.settings import Settings, load_settings
 from coderag_assets.store import IndexStore, connect_index
 from tests.conftest import FIXTURE_REPO
@@ -175,6 +176,17 @@ def test_freshness_reports_changes_until_the_update(repo) -> None:
         assert index_freshness(store).up_to_date  # judged on the new file, not the reader's
     finally:
         reader.close()
+    assert latest_freshness_verdict(watcher) is False  # recorded when the change was seen
+    assert watcher.tick() is None
+    assert latest_freshness_verdict(watcher) is True  # and again once the index caught up
+
+
+def latest_freshness_verdict(watcher: Watcher) -> bool | None:
+    key = dg.AssetCheckKey(dg.AssetKey("search_index"), FRESHNESS_CHECK_NAME)
+    history = watcher.instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+    if not history or history[0].event is None:
+        return None
+    return history[0].event.dagster_event.event_specific_data.passed
 
 
 # ------------------------------------------------------------------ coderag index
