@@ -179,6 +179,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _print_summary(summary) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("root", str(summary.root))
+    if summary.up_to_date:
+        table.add_row(
+            "status", f"up to date ({summary.reason})" if summary.reason else "up to date"
+        )
     table.add_row("files", f"{summary.files} ({summary.indexable_files} indexed)")
     table.add_row("chunks", str(summary.chunks))
     table.add_row("embedded", str(summary.embedded))
@@ -281,6 +285,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("languages", ", ".join(f"{k} {v}" for k, v in status["languages"].items())),
         ("skipped", ", ".join(f"{k} {v}" for k, v in status["skipped"].items()) or "none"),
         ("run", status["run_id"]),
+        ("freshness", status["freshness"]["summary"]),  # type: ignore[index]
     ]
     for key, value in rows:
         table.add_row(key, str(value))
@@ -402,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         return exc.exit_code
-    except IndexNotFoundError as exc:
+    except (IndexNotFoundError, SettingsError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         return EXIT_USAGE
     except KeyboardInterrupt:

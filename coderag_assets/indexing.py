@@ -37,6 +37,7 @@ from coderag_assets.store import (
     IndexBuildInput,
     IndexStore,
     build_index,
+    chunk_bm25_text,
     vector_schema,
     vectors_table,
 )
@@ -243,6 +244,7 @@ def _chunk_row(chunk: Chunk, file_sha256: str, run_id: str) -> dict:
         "file_sha256": file_sha256,
         "chunker_version": CHUNKER_VERSION,
         "run_id": run_id,
+        "bm25_text": chunk_bm25_text(chunk.path, chunk.symbol, chunk.content),
     }
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,6 +90,9 @@ class SearchOutput(BaseModel):
     mode: str
     results: list[SearchHit]
     truncated: bool = Field(description="True when any result's content was cut")
+    index_age_seconds: float = Field(
+        description="Seconds since the searched index was published (index_status tells what changed since)"
+    )
 
 
 class SymbolOut(BaseModel):
@@ -194,6 +198,9 @@ class IndexStatusOutput(BaseModel):
     skipped: dict[str, int] = Field(description="Skipped files by reason")
     skipped_files: list[dict[str, str | None]]
     skipped_files_truncated: bool
+    freshness: dict[str, object] | None = Field(
+        description="Files added/modified/deleted in the working tree since this index was published"
+    )
 
 
 # ------------------------------------------------------------------------------ backend
@@ -346,6 +353,9 @@ class AgentBackend:
             mode=mode,
             results=hits,
             truncated=any(hit.content_truncated for hit in hits),
+            index_age_seconds=round(
+                time.time() - float(self.service.reader.meta["published_at"]), 1
+            ),  # type: ignore[arg-type]
         )
 
     def status(self) -> IndexStatusOutput:
@@ -368,6 +378,7 @@ class AgentBackend:
             skipped=dict(status["skipped"]),  # type: ignore[call-overload]
             skipped_files=skipped_files[:MAX_STATUS_SKIPPED_FILES],
             skipped_files_truncated=len(skipped_files) > MAX_STATUS_SKIPPED_FILES,
+            freshness=status["freshness"],  # type: ignore[arg-type]
         )
 
     def close(self) -> None:

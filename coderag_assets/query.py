@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from coderag_assets.embedding import Embedder, EmbedderSpec, load_embedder
+from coderag_assets.freshness import index_freshness
 from coderag_assets.search import IndexReader, Mode, SearchResult
 from coderag_assets.settings import Settings
 from coderag_assets.store import IndexStore, connect_index, read_meta
@@ -59,8 +60,9 @@ class QueryService:
         self.reader.close()
 
 
-def index_status(store: IndexStore) -> dict[str, object]:
-    """What is indexed, from where, when, by which model, counts and skips (JSON-ready)."""
+def index_status(store: IndexStore, *, with_freshness: bool = True) -> dict[str, object]:
+    """What is indexed, from where, when, by which model, counts, skips and (unless
+    `with_freshness` is False) how far the working tree has moved on since (JSON-ready)."""
     con = connect_index(store.index_path)
     try:
         meta = read_meta(con)
@@ -107,6 +109,7 @@ def index_status(store: IndexStore) -> dict[str, object]:
         "languages": languages,
         "skipped": skipped,
         "skipped_files": skipped_files,
+        "freshness": index_freshness(store).to_json() if with_freshness else None,
     }
 
 

@@ -68,6 +68,7 @@ CHUNK_SCHEMA = pa.schema(
         ("file_sha256", pa.string()),
         ("chunker_version", pa.string()),
         ("run_id", pa.string()),
+        ("bm25_text", pa.string()),
     ]
 )
 SYMBOL_SCHEMA = pa.schema(
@@ -437,20 +438,42 @@ def build_index(store: IndexStore, build: IndexBuildInput, run_id: str) -> Build
     )
 
 
-def _write_index(
-    con: duckdb.DuckDBPyConnection, build: IndexBuildInput, run_id: str, version: int
-) -> list[CheckOutcome]:
-    chunk_rows = build.chunks
-    search_text = [
-        bm25_text(f"{path} {symbol} {content}")
-        for path, symbol, content in zip(
+def chunk_bm25_text(path: str, symbol: str, content: str) -> str:
+    """The code-aware token stream a chunk is found by (BM25 and the FTS index)."""
+    return bm25_text(f"{path} {symbol} {content}")
+
+
+def _with_bm25_text(chunk_rows: pa.Table) -> pa.Table:
+    """Chunk rows with a filled `bm25_text` column (computed at chunking time; rows from
+    shard files written before that column existed are tokenized here)."""
+    if "bm25_text" in chunk_rows.column_names and chunk_rows.column("bm25_text").null_count == 0:
+        return chunk_rows
+    existing = (
+        chunk_rows.column("bm25_text").to_pylist()
+        if "bm25_text" in chunk_rows.column_names
+        else [None] * chunk_rows.num_rows
+    )
+    filled = [
+        text if text is not None else chunk_bm25_text(path, symbol, content)
+        for text, path, symbol, content in zip(
+            existing,
             chunk_rows.column("path").to_pylist(),
             chunk_rows.column("symbol").to_pylist(),
             chunk_rows.column("content").to_pylist(),
             strict=True,
         )
     ]
-    chunk_arrow = chunk_rows.append_column("bm25_text", pa.array(search_text, pa.string()))
+    column = pa.array(filled, pa.string())
+    if "bm25_text" in chunk_rows.column_names:
+        return chunk_rows.set_column(chunk_rows.column_names.index("bm25_text"), "bm25_text", column)
+    return chunk_rows.append_column("bm25_text", column)
+
+
+def _write_index(
+    con: duckdb.DuckDBPyConnection, build: IndexBuildInput, run_id: str, version: int
+) -> list[CheckOutcome]:
+    chunk_rows = build.chunks
+    chunk_arrow = _with_bm25_text(chunk_rows)
     vector_arrow = build.vectors.select(["content_hash", "vector", "run_id"]).rename_columns(
         ["content_hash", "vector", "embed_run_id"]
     )
