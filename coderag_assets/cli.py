@@ -14,12 +14,14 @@ import time
 import warnings
 from pathlib import Path
 
+import duckdb
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from coderag_assets.embedding import EmbeddingError
 from coderag_assets.files import RootError, resolve_root
-from coderag_assets.settings import Settings, SettingsError, load_settings
+from coderag_assets.settings import Settings, SettingsError, load_settings, prepare_dagster_env
 from coderag_assets.store import IndexNotFoundError, IndexStore, find_index
 
 EXIT_USAGE = 2
@@ -74,48 +76,6 @@ def _root(path: str) -> Path:
         return resolve_root(path)
     except RootError as exc:
         raise CliError(str(exc)) from exc
-
-
-def prepare_dagster_env(settings: Settings) -> None:
-    """Point every Dagster process at the same instance: DAGSTER_HOME = the data directory.
-
-    The instance configuration is the project's top-level `dagster.yaml` (copied into the
-    data directory, because Dagster reads it only from DAGSTER_HOME), so run storage,
-    compute logs and the index data all live under one directory.
-    """
-    from coderag_assets.settings import PROJECT_DIR
-
-    home = settings.data_dir
-    home.mkdir(parents=True, exist_ok=True)
-    project_yaml = PROJECT_DIR / "dagster.yaml"
-    instance_yaml = project_yaml.read_text() if project_yaml.is_file() else MINIMAL_INSTANCE_YAML
-    _write_if_changed(home / "dagster.yaml", instance_yaml)
-    _write_if_changed(home / "workspace.yaml", WORKSPACE_YAML)
-    os.environ["CODERAG_DATA"] = str(home)
-    os.environ["DAGSTER_HOME"] = str(home)
-
-
-MINIMAL_INSTANCE_YAML = """storage:
-  sqlite:
-    base_dir:
-      env: CODERAG_DATA
-concurrency:
-  pools:
-    granularity: op
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
-WORKSPACE_YAML = """load_from:
-  - python_module:
-      module_name: coderag_assets.definitions
-      location_name: coderag
-"""
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
 
 
 class RichReporter:
@@ -407,9 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         return exc.exit_code
-    except (IndexNotFoundError, SettingsError) as exc:
+    except (IndexNotFoundError, SettingsError, ValueError) as exc:
+        # ValueError covers SearchError, NavigationError and path refusals: bad input.
         err.print(f"error: {exc}", markup=False, highlight=False)
         return EXIT_USAGE
+    except (EmbeddingError, duckdb.Error, OSError) as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130

@@ -15,17 +15,14 @@ code 2. ``serve`` over stdio writes nothing but protocol messages to stdout.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coderag_assets import navigation
-from coderag_assets.search import SearchError
-from coderag_assets.store import IndexNotFoundError, IndexStore, connect_index
+from coderag_assets.store import IndexStore, connect_index
 
 if TYPE_CHECKING:
     from coderag_assets.settings import Settings
@@ -39,27 +36,6 @@ DEFAULT_HTTP_PORT = 8765
 def _fail(message: str, exit_code: int = EXIT_USAGE) -> int:
     print(f"error: {message}", file=sys.stderr)
     return exit_code
-
-
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn expected failures into `error: ...` on stderr and exit code 2.
-
-    Handled here rather than in `cli.main` because under `python -m coderag_assets.cli` that
-    module runs as `__main__`, whose `CliError` is not the class `_resolve_store` raises.
-    """
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        from coderag_assets.cli import CliError
-
-        try:
-            return command(args)
-        except CliError as exc:
-            return _fail(str(exc), exc.exit_code)
-        except (navigation.NavigationError, SearchError, IndexNotFoundError) as exc:
-            return _fail(str(exc))
-
-    return run
 
 
 def _store(args: argparse.Namespace) -> tuple[IndexStore, Settings]:
@@ -89,7 +65,6 @@ def _rel_to_root(root: Path, file_arg: str) -> str:
 # ------------------------------------------------------------------------------ commands
 
 
-@_guarded
 def cmd_symbols_find(args: argparse.Namespace) -> int:
     store, _ = _store(args)
     con = connect_index(store.index_path)
@@ -116,7 +91,6 @@ def cmd_symbols_find(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
 def cmd_symbols_list(args: argparse.Namespace) -> int:
     store, _ = _store(args)
     rel = _rel_to_root(store.root, args.file)
@@ -142,7 +116,6 @@ def cmd_symbols_list(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
 def cmd_refs(args: argparse.Namespace) -> int:
     store, _ = _store(args)
     con = connect_index(store.index_path)
@@ -169,7 +142,6 @@ def cmd_refs(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
 def cmd_serve(args: argparse.Namespace) -> int:
     from coderag_assets.mcp_server import serve
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import functools
 import json
 import multiprocessing
 import os
@@ -28,7 +27,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -64,23 +62,7 @@ def add_watch_commands(commands: argparse._SubParsersAction) -> None:
     watch.add_argument(
         "--no-fs-events", action="store_true", help="poll only; ignore file-system notifications"
     )
-    watch.set_defaults(func=_guarded(cmd_watch))
-
-
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """`error: ...` on stderr and exit code 2 for bad input (see cli_agents._guarded)."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        from coderag_assets.cli import CliError
-
-        try:
-            return command(args)
-        except CliError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return exc.exit_code
-
-    return run
+    watch.set_defaults(func=cmd_watch)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

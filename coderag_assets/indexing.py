@@ -38,6 +38,8 @@ from coderag_assets.store import (
     IndexStore,
     build_index,
     chunk_bm25_text,
+    first_row_per_hash,
+    vector_matrix,
     vector_schema,
     vectors_table,
 )
@@ -313,8 +315,12 @@ def iter_embeddings(
         initargs=(replace(spec, threads=threads),),
     ) as pool:
         futures = {pool.submit(_embed_in_worker, [texts[i] for i in rows]): rows for rows in tasks}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            # On an error (or an abandoned generator) do not finish the queued tasks first.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def embed_texts(spec: EmbedderSpec, texts: list[str], workers: int) -> np.ndarray:
@@ -351,7 +357,7 @@ def build_embeddings(
         if previous.num_rows and previous.column("model_id")[0].as_py() == model_id:
             wanted = set(hashes)
             prev_hashes = previous.column("content_hash").to_pylist()
-            prev_vectors = _as_matrix(previous.column("vector"))
+            prev_vectors = vector_matrix(previous.column("vector"))
             for i, content_hash in enumerate(prev_hashes):
                 if content_hash in wanted:
                     known[content_hash] = prev_vectors[i]
@@ -394,11 +400,6 @@ def _flush_vectors(
     vectors.clear()
 
 
-def _as_matrix(column: pa.ChunkedArray) -> np.ndarray:
-    array = column.combine_chunks()
-    return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), -1).astype(np.float32)
-
-
 # ------------------------------------------------------------------ index
 
 
@@ -412,11 +413,13 @@ def publish_index(
     vector_tables = [store.read_shard("embeddings", s, vector_schema(1)) for s in all_shards]
     vector_tables = [t for t in vector_tables if t.num_rows]
     if vector_tables:
-        vectors = pa.concat_tables(vector_tables)
-        _, first_rows = np.unique(
-            vectors.column("content_hash").to_numpy(zero_copy_only=False), return_index=True
-        )
-        vectors = vectors.take(pa.array(np.sort(first_rows)))
+        wrong_model = {t.column("model_id")[0].as_py() for t in vector_tables} - {spec.model_id}
+        if wrong_model:
+            raise ValueError(
+                f"some shards were embedded with {sorted(wrong_model)}, not {spec.model_id}; "
+                "re-run every shard (`coderag index`) so they are embedded with one model"
+            )
+        vectors = first_row_per_hash(pa.concat_tables(vector_tables))
         dim = vectors.schema.field("vector").type.list_size
     else:
         dim = load_embedder(spec).dim

@@ -289,8 +289,9 @@ class AgentBackend:
             stamp = _index_stamp(self.store.index_path)
             if stamp is None or stamp == self._stamp:
                 return
-            self.service.reader.close()
-            self.service.reader = IndexReader(self.store.index_path)
+            fresh = IndexReader(self.store.index_path)  # if this fails, the old one stays
+            stale, self.service.reader = self.service.reader, fresh
+            stale.close()
             self._stamp = stamp
 
     def warm_up(self) -> None:

@@ -19,7 +19,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dagster as dg
@@ -102,7 +102,7 @@ class IndexSummary:
 
 def get_instance(settings: Settings) -> dg.DagsterInstance:
     """The local instance of `settings.data_dir` (created once per process, before workers)."""
-    from coderag_assets.cli import prepare_dagster_env
+    from coderag_assets.settings import prepare_dagster_env
 
     prepare_dagster_env(settings)
     return dg.DagsterInstance.get()
@@ -609,6 +609,9 @@ class WatchUpdate:
         }
 
 
+WATCH_RETRY_DELAY_S = 10.0
+
+
 class Watcher:
     """`coderag watch` without the terminal: evaluates the change sensor in-process and runs
     each tick's requests as one update (shards + index) on the given instance.
@@ -629,16 +632,17 @@ class Watcher:
         self.cursor: str | None = None
         self.last_skip: str | None = None
         self.last_scan_seconds = 0.0
+        self.retry_at = 0.0  # after a failed update, wait before trying the same changes again
         fail_orphaned_runs(instance)
 
     def warm_up(self) -> float:
         """Load the embedding model into this process now (seconds it took)."""
-        from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
+        from coderag_assets.embedding import load_embedder, prepare_model
 
         started = time.perf_counter()
         spec = self.resource.embedder_spec()
         prepare_model(spec)
-        load_embedder(EmbedderSpec(**{**spec.__dict__, "threads": os.cpu_count() or 1}))
+        load_embedder(replace(spec, threads=os.cpu_count() or 1))
         return time.perf_counter() - started
 
     def tick(self, on_start: Callable[[str, list[str]], None] | None = None) -> WatchUpdate | None:
@@ -648,6 +652,8 @@ class Watcher:
         """
         from coderag_assets.sensors import CHANGE_SENSOR_NAME, coderag_changes
 
+        if time.monotonic() < self.retry_at:
+            return None
         started = time.perf_counter()
         detected_at = time.time()
         context = dg.build_sensor_context(
@@ -664,7 +670,7 @@ class Watcher:
         self.last_scan_seconds = tick_seconds
         for event in data.asset_events or []:
             self.instance.report_runless_asset_event(event)
-        self.cursor = data.cursor
+        previous_cursor, self.cursor = self.cursor, data.cursor
         requests = list(data.run_requests or [])
         if not requests:
             self.last_skip = data.skip_message
@@ -684,6 +690,10 @@ class Watcher:
             include_checks=False,
         )
         summary.timings["sensor_tick"] = tick_seconds
+        if not summary.success:
+            # Keep the old fingerprints so the same changes are retried (after a pause).
+            self.cursor = previous_cursor
+            self.retry_at = time.monotonic() + WATCH_RETRY_DELAY_S
         try:
             published_ns: int | None = summary.index_path.stat().st_mtime_ns
         except FileNotFoundError:

@@ -306,10 +306,9 @@ class IndexReader:
             return False
         if (stat.st_ino, stat.st_mtime_ns) == self._stamp:
             return False
-        # DuckDB hands out the already-open database for a path while any connection to it
-        # lives, so the old connection must close before the new file is opened.
-        self.con.close()
+        stale = self.con  # connect_index ATTACHes the current file, so both can be open
         self._open()
+        stale.close()
         return True
 
     def set_ranking(self, ranking: RankingConfig) -> None:

@@ -62,6 +62,12 @@ class Settings:
                 f"CODERAG_SHARDS={self.shard_count} is not supported; use one of "
                 f"{', '.join(map(str, SUPPORTED_SHARD_COUNTS))}"
             )
+        from coderag_assets.embedding import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise SettingsError(
+                f"CODERAG_BACKEND={self.backend!r} is not supported; use one of {', '.join(BACKENDS)}"
+            )
         if self.workers < 1:
             raise SettingsError(f"CODERAG_WORKERS={self.workers} must be at least 1")
         if self.max_file_bytes < 1:
@@ -89,3 +95,43 @@ def load_settings(**overrides: object) -> Settings:
         values["root"] = Path(root_env).expanduser().resolve()
     values.update({key: value for key, value in overrides.items() if value is not None})
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def prepare_dagster_env(settings: Settings) -> None:
+    """Point every Dagster process at the same instance: DAGSTER_HOME = the data directory.
+
+    The instance configuration is the project's top-level `dagster.yaml` (copied into the
+    data directory, because Dagster reads it only from DAGSTER_HOME), so run storage,
+    compute logs and the index data all live under one directory.
+    """
+    home = settings.data_dir
+    home.mkdir(parents=True, exist_ok=True)
+    project_yaml = PROJECT_DIR / "dagster.yaml"
+    instance_yaml = project_yaml.read_text() if project_yaml.is_file() else MINIMAL_INSTANCE_YAML
+    _write_if_changed(home / "dagster.yaml", instance_yaml)
+    _write_if_changed(home / "workspace.yaml", WORKSPACE_YAML)
+    os.environ["CODERAG_DATA"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home)
+
+
+MINIMAL_INSTANCE_YAML = """storage:
+  sqlite:
+    base_dir:
+      env: CODERAG_DATA
+concurrency:
+  pools:
+    granularity: op
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+WORKSPACE_YAML = """load_from:
+  - python_module:
+      module_name: coderag_assets.definitions
+      location_name: coderag
+"""
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)

@@ -199,7 +199,7 @@ class IndexStore:
             rows = [i for i, h in enumerate(hashes) if h in wanted and h not in found]
             if not rows:
                 continue
-            vectors = _vector_matrix(pq.read_table(path, columns=["vector"]).column(0))
+            vectors = vector_matrix(pq.read_table(path, columns=["vector"]).column(0))
             for row in rows:
                 found[hashes[row]] = vectors[row]
         return found
@@ -228,11 +228,9 @@ class IndexStore:
                 tables.append(pq.read_table(path))
             except (OSError, pa.ArrowInvalid):
                 continue
-        merged = pa.concat_tables(tables)
-        _, first_rows = np.unique(
-            merged.column("content_hash").to_numpy(zero_copy_only=False), return_index=True
-        )
-        merged = merged.take(pa.array(np.sort(first_rows)))
+        if not tables:
+            return
+        merged = first_row_per_hash(pa.concat_tables(tables))
         tmp_path = cache_dir / f".{uuid.uuid4().hex}.tmp"
         pq.write_table(merged, tmp_path, compression="zstd")
         os.replace(tmp_path, cache_dir / f"{int(time.time() * 1000)}-compacted.parquet")
@@ -257,7 +255,7 @@ def _write_bytes_atomic(path: Path, payload: bytes) -> None:
     os.replace(tmp_path, path)
 
 
-def _vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+def vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """(n, dim) float32 view of a fixed-size-list column."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
@@ -268,6 +266,13 @@ def _vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         .reshape(-1, dim)
         .astype(np.float32, copy=False)
     )
+
+
+def first_row_per_hash(table: pa.Table) -> pa.Table:
+    """`table` keeping only the first row of each `content_hash` (input order kept)."""
+    hashes = table.column("content_hash").to_numpy(zero_copy_only=False)
+    _, first_rows = np.unique(hashes, return_index=True)
+    return table.take(pa.array(np.sort(first_rows)))
 
 
 def vectors_table(hashes: list[str], vectors: np.ndarray, model_id: str, run_id: str) -> pa.Table:
@@ -465,7 +470,9 @@ def _with_bm25_text(chunk_rows: pa.Table) -> pa.Table:
     ]
     column = pa.array(filled, pa.string())
     if "bm25_text" in chunk_rows.column_names:
-        return chunk_rows.set_column(chunk_rows.column_names.index("bm25_text"), "bm25_text", column)
+        return chunk_rows.set_column(
+            chunk_rows.column_names.index("bm25_text"), "bm25_text", column
+        )
     return chunk_rows.append_column("bm25_text", column)
 
 
