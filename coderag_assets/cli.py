@@ -365,14 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CliError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except (IndexNotFoundError, SettingsError, ValueError) as exc:
         # ValueError covers SearchError, NavigationError and path refusals: bad input.
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (EmbeddingError, duckdb.Error, OSError) as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +44,7 @@ from coderag_assets.store import (
     vectors_table,
 )
 
+SKIP_UNSUPPORTED_TYPE = "unsupported_type"
 EMBED_TASK_TEXTS = 128  # texts per task handed to a worker process
 PARALLEL_EMBED_MIN_TEXTS = 256  # below this, embedding in-process beats starting workers
 CACHE_FLUSH_VECTORS = 2048  # new vectors are persisted at least this often (crash safety)
@@ -80,6 +81,18 @@ class EmbedStats:
 
 
 # ------------------------------------------------------------------ manifest
+
+
+def classify_language(rel_path: str) -> tuple[str | None, str | None]:
+    """(language, skip reason) from the file name alone.
+
+    Files with an extension no chunker knows (`.po` catalogs, `.svg`, `.csv` ...) are skipped
+    as `unsupported_type`; extensionless files (README, LICENSE, Makefile) are text.
+    """
+    language = language_for_path(rel_path)
+    if language is None and PurePosixPath(rel_path).suffix:
+        return None, SKIP_UNSUPPORTED_TYPE
+    return language, None
 
 
 def build_manifests(
@@ -134,14 +147,15 @@ def _manifest_row(
     max_file_bytes: int,
     verify_hashes: bool,
 ) -> dict:
+    language, type_skip = classify_language(stat.path)
     row = {
         "path": stat.path,
         "shard": shard,
         "size": stat.size,
         "mtime_ns": stat.mtime_ns,
         "sha256": None,
-        "language": language_for_path(stat.path),
-        "skip_reason": stat.skip_reason,
+        "language": language,
+        "skip_reason": stat.skip_reason or type_skip,
         "skip_detail": None,
     }
     stats.files += 1

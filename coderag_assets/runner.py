@@ -609,7 +609,8 @@ class WatchUpdate:
         }
 
 
-WATCH_RETRY_DELAY_S = 10.0
+WATCH_RETRY_DELAY_S = 5.0
+WATCH_RETRY_MAX_DELAY_S = 120.0
 
 
 class Watcher:
@@ -632,7 +633,8 @@ class Watcher:
         self.cursor: str | None = None
         self.last_skip: str | None = None
         self.last_scan_seconds = 0.0
-        self.retry_at = 0.0  # after a failed update, wait before trying the same changes again
+        self.failures = 0  # consecutive failed updates
+        self.retry_at = 0.0  # after repeated failures, wait before trying the same changes again
         fail_orphaned_runs(instance)
 
     def warm_up(self) -> float:
@@ -690,10 +692,16 @@ class Watcher:
             include_checks=False,
         )
         summary.timings["sensor_tick"] = tick_seconds
-        if not summary.success:
-            # Keep the old fingerprints so the same changes are retried (after a pause).
+        if summary.success:
+            self.failures = 0
+        else:
+            # Keep the old fingerprints so the same changes are retried: at once the first
+            # time (a killed run), then with a growing pause (a change that keeps failing).
             self.cursor = previous_cursor
-            self.retry_at = time.monotonic() + WATCH_RETRY_DELAY_S
+            self.failures += 1
+            if self.failures > 1:
+                pause = min(WATCH_RETRY_MAX_DELAY_S, WATCH_RETRY_DELAY_S * 2 ** (self.failures - 2))
+                self.retry_at = time.monotonic() + pause
         try:
             published_ns: int | None = summary.index_path.stat().st_mtime_ns
         except FileNotFoundError:

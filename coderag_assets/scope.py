@@ -6,8 +6,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from coderag_assets.chunking import language_for_path
 from coderag_assets.files import SkippedFile, read_source, scan_tree
+from coderag_assets.indexing import classify_language
 
 AVERAGE_CHUNK_BYTES = 900  # measured on real repositories with the default chunker
 LARGEST_DIRS = 10
@@ -30,7 +30,8 @@ def estimate_scope(root: Path, *, max_file_bytes: int) -> Scope:
     dir_bytes: Counter[str] = Counter()
     skipped: dict[str, list[str]] = defaultdict(list)
     for stat in scan_tree(root, max_file_bytes=max_file_bytes):
-        reason = stat.skip_reason
+        language, type_skip = classify_language(stat.path)
+        reason = stat.skip_reason or type_skip
         if reason is None:
             try:
                 read_source(root, stat.path, max_file_bytes=max_file_bytes)
@@ -39,7 +40,7 @@ def estimate_scope(root: Path, *, max_file_bytes: int) -> Scope:
         if reason is not None:
             skipped[reason].append(stat.path)
             continue
-        language = language_for_path(stat.path) or "text"
+        language = language or "text"
         per_language[language][0] += 1
         per_language[language][1] += stat.size
         scope.files += 1
