@@ -29,7 +29,7 @@ from coderag_assets.runner import Watcher, get_instance, run_index, run_shards
 from coderag_assets.sensors import FRESHNESS_CHECK_NAME
 from coderag_assets.settings import Settings, load_settings
 from coderag_assets.store import IndexStore, connect_index
-from tests.conftest import FIXTURE_REPO
+from tests.conftest import copy_fixture_repo
 
 SHARDS = 16
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
     """The indexed fixture repository, and copies of its tree and index data to restore."""
     base = tmp_path_factory.mktemp("incremental")
     root = (base / "repo").resolve()
-    shutil.copytree(FIXTURE_REPO, root)
+    copy_fixture_repo(root)
     settings = load_settings(data_dir=data_dir, workers=2).with_root(root)
     instance = get_instance(settings)
     summary = run_index(settings, instance=instance)

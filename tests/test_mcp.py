@@ -9,7 +9,6 @@ HTTP server also has to answer concurrent clients and pick up a re-index without
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from mcp import Client, StdioServerParameters
 from coderag_assets.cli import main as cli_main
 from coderag_assets.runner import get_instance, run_index
 from coderag_assets.settings import load_settings
-from tests.conftest import FIXTURE_REPO
+from tests.conftest import copy_fixture_repo
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TOOLS = {
@@ -45,7 +44,7 @@ def indexed_root(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Pa
     """The fixture repository plus a secret and an escaping symlink, indexed once."""
     base = tmp_path_factory.mktemp("mcp")
     root = (base / "repo").resolve()
-    shutil.copytree(FIXTURE_REPO, root)
+    copy_fixture_repo(root)
     (root / ".env").write_text("API_TOKEN=not-a-real-secret\n")
     (base / "private.txt").write_text("outside the root\n")
     (root / "escape.txt").symlink_to(base / "private.txt")

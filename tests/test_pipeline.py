@@ -19,12 +19,11 @@ from coderag_assets.store import IndexStore, connect_index
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
     """The fixture repository plus bad inputs, indexed once for the module."""
-    import shutil
 
-    from tests.conftest import FIXTURE_REPO
+    from tests.conftest import copy_fixture_repo
 
     root = tmp_path_factory.mktemp("indexed") / "repo"
-    shutil.copytree(FIXTURE_REPO, root)
+    copy_fixture_repo(root)
     add_bad_inputs(root)
     settings = load_settings(data_dir=data_dir, workers=2).with_root(root.resolve())
     summary = run_index(settings, instance=get_instance(settings))

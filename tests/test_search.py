@@ -3,7 +3,6 @@ end-to-end ranking check on the fixture repository."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from coderag_assets.search import (
 from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore
 from coderag_assets.tokens import query_terms, stem
-from tests.conftest import FIXTURE_REPO
+from tests.conftest import copy_fixture_repo
 
 
 @pytest.mark.parametrize(
@@ -117,7 +116,7 @@ def test_weighted_rrf_favours_the_heavier_ranker() -> None:
 @pytest.fixture(scope="module")
 def fixture_index(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
     root = tmp_path_factory.mktemp("search") / "repo"
-    shutil.copytree(FIXTURE_REPO, root)
+    copy_fixture_repo(root)
     settings = load_settings(data_dir=data_dir, workers=2).with_root(root.resolve())
     summary = run_index(settings, instance=get_instance(settings))
     assert summary.success, summary.error

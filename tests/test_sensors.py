@@ -46,6 +46,7 @@ from coderag_assets.store import (
     IndexStore,
     vector_schema,
 )
+from tests.conftest import copy_fixture_repo
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +202,7 @@ def test_deleted_root_is_a_clear_skip_and_keeps_the_cursor(watched) -> None:
     assert not result.run_requests
     assert "does not exist" in result.skip_reason.skip_message
     assert result.cursor == first.cursor
-    shutil.copytree(Path(__file__).parent / "fixtures" / "repo", root, copy_function=shutil.copy)
+    copy_fixture_repo(root, fresh_mtimes=True)
     assert tick(result.cursor).run_requests, "the root came back (with new mtimes)"
 
 
