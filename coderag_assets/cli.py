@@ -18,6 +18,7 @@ import duckdb
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from coderag_assets.embedding import EmbeddingError
 from coderag_assets.files import RootError, resolve_root
@@ -214,7 +215,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         snippet = result.content.splitlines()[: args.snippet_lines]
         for number, line in enumerate(snippet, start=result.start_line):
-            out.print(f"  [dim]{number:>5}[/dim]  {line[:160]}", markup=False, highlight=False)
+            out.print(Text.assemble((f"  {number:>5}  ", "dim"), line[:160]), soft_wrap=True)
         out.print()
     return 0
 
