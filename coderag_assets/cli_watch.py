@@ -130,16 +130,9 @@ def _clock() -> str:
 
 
 def _files(update: WatchUpdate) -> str:
-    parts = [
-        f"{count} {label}"
-        for label, count in (
-            ("modified", update.modified),
-            ("added", update.added),
-            ("deleted", update.deleted),
-        )
-        if count
-    ]
-    return ", ".join(parts) or "repaired"
+    from coderag_assets.freshness import describe_counts
+
+    return describe_counts(update.modified, update.added, update.deleted, empty="repaired")
 
 
 def _shard_list(shards: list[str]) -> str:

@@ -73,6 +73,16 @@ def fingerprints_by_shard(
 # ------------------------------------------------------------------ the working tree
 
 
+def describe_counts(modified: int, added: int, deleted: int, empty: str = "no file changes") -> str:
+    """``"2 modified, 1 added"`` (zero counts left out); `empty` when all are zero."""
+    parts = [
+        f"{count} {label}"
+        for label, count in (("modified", modified), ("added", added), ("deleted", deleted))
+        if count
+    ]
+    return ", ".join(parts) or empty
+
+
 @dataclass(frozen=True)
 class TreeSnapshot:
     """One stat-only walk of a root: every listed file and the fingerprint of every shard."""
@@ -221,16 +231,7 @@ class FileChanges:
 
     def describe(self) -> str:
         """E.g. ``"2 modified, 1 added"``; ``"no file changes"`` when empty."""
-        parts = [
-            f"{len(paths)} {label}"
-            for label, paths in (
-                ("modified", self.modified),
-                ("added", self.added),
-                ("deleted", self.deleted),
-            )
-            if paths
-        ]
-        return ", ".join(parts) or "no file changes"
+        return describe_counts(len(self.modified), len(self.added), len(self.deleted))
 
     def to_json(self, limit: int = EXAMPLE_PATHS) -> dict[str, object]:
         return {

@@ -496,16 +496,9 @@ class RequestedChanges:
         return self.added + self.modified + self.deleted
 
     def describe(self) -> str:
-        parts = [
-            f"{count} {label}"
-            for label, count in (
-                ("modified", self.modified),
-                ("added", self.added),
-                ("deleted", self.deleted),
-            )
-            if count
-        ]
-        return ", ".join(parts) or "no file changes"
+        from coderag_assets.freshness import describe_counts
+
+        return describe_counts(self.modified, self.added, self.deleted)
 
 
 def requested_changes(requests: Sequence[dg.RunRequest]) -> RequestedChanges:
