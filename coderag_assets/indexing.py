@@ -226,8 +226,8 @@ def build_chunks(
             chunked = chunk_file(entry["path"], source.text, entry["language"])
             stats.files_chunked += 1
             stats.parse_error_files += int(chunked.parse_errors > 0)
-            chunk_rows.extend(_chunk_row(chunk, source.sha256, run_id) for chunk in chunked.chunks)
-            symbol_rows.extend(_symbol_row(symbol) for symbol in chunked.symbols)
+            chunk_rows.extend(chunk_row(chunk, source.sha256, run_id) for chunk in chunked.chunks)
+            symbol_rows.extend(symbol_row(symbol) for symbol in chunked.symbols)
         report().advance("chunk", manifests[shard].num_rows)
         store.write_shard("chunks", shard, pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA))
         store.write_shard("symbols", shard, pa.Table.from_pylist(symbol_rows, schema=SYMBOL_SCHEMA))
@@ -246,7 +246,7 @@ def _rows_by_path(table: pa.Table) -> dict[str, list[dict]]:
     return grouped
 
 
-def _chunk_row(chunk: Chunk, file_sha256: str, run_id: str) -> dict:
+def chunk_row(chunk: Chunk, file_sha256: str, run_id: str) -> dict:
     return {
         "chunk_id": chunk.chunk_id,
         "path": chunk.path,
@@ -264,7 +264,7 @@ def _chunk_row(chunk: Chunk, file_sha256: str, run_id: str) -> dict:
     }
 
 
-def _symbol_row(symbol: object) -> dict:
+def symbol_row(symbol: object) -> dict:
     return {name: getattr(symbol, name) for name in SYMBOL_SCHEMA.names}
 
 

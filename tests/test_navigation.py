@@ -18,6 +18,7 @@ from coderag_assets import navigation as nav
 from coderag_assets.chunking import chunk_file, language_for_path
 from coderag_assets.cli import main as cli_main
 from coderag_assets.files import name_skip_reason
+from coderag_assets.indexing import chunk_row, symbol_row
 from coderag_assets.store import (
     CHUNK_SCHEMA,
     MANIFEST_SCHEMA,
@@ -109,26 +110,8 @@ def build_test_index(data_dir: Path, root: Path) -> IndexStore:
         chunked = chunk_file(rel, text, language)
         manifest.append(_manifest_row(root, rel, language, None))
         file_sha = manifest[-1]["sha256"]
-        for chunk in chunked.chunks:
-            chunk_rows.append(
-                {
-                    "chunk_id": chunk.chunk_id,
-                    "path": chunk.path,
-                    "language": chunk.language,
-                    "start_line": chunk.start_line,
-                    "end_line": chunk.end_line,
-                    "symbol": chunk.symbol,
-                    "kind": chunk.kind,
-                    "content": chunk.content,
-                    "content_hash": chunk.content_hash,
-                    "file_sha256": file_sha,
-                    "chunker_version": "test",
-                    "run_id": "test-run",
-                }
-            )
-        symbol_rows.extend(
-            {name: getattr(s, name) for name in SYMBOL_SCHEMA.names} for s in chunked.symbols
-        )
+        chunk_rows.extend(chunk_row(chunk, file_sha, "test-run") for chunk in chunked.chunks)
+        symbol_rows.extend(symbol_row(symbol) for symbol in chunked.symbols)
     for rel, reason in SKIPPED.items():
         manifest.append(_manifest_row(root, rel, None, reason))
     manifest.append(_manifest_row(root, "outside_link.txt", "text", "symlink_outside_root"))
