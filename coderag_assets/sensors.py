@@ -204,7 +204,7 @@ def evaluate_changes(
             skip_reason="no repository to watch: set CODERAG_ROOT (or use `coderag ui PATH`)",
             cursor=cursor_text,
         )
-    root = Path(coderag.root)
+    root = Path(coderag.root).expanduser().resolve()  # the same key index_store() uses
     store = IndexStore.for_root(Path(coderag.data_dir), root)
     try:
         snapshot = snapshot_tree(
@@ -371,7 +371,7 @@ coderag_index_automation = dg.AutomationConditionSensorDefinition(
     description="Files added, modified or deleted in the working tree since the index was published.",
 )
 def index_matches_working_tree(coderag: CodeRagResource) -> dg.AssetCheckResult:
-    store = IndexStore.for_root(Path(coderag.data_dir), Path(coderag.root))
+    store = IndexStore.for_root(Path(coderag.data_dir), Path(coderag.root).expanduser().resolve())
     freshness = index_freshness(store, max_file_bytes=coderag.max_file_bytes)
     details = freshness.to_json()
     return dg.AssetCheckResult(
