@@ -18,6 +18,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,17 +27,13 @@ from coderag_assets import navigation
 from coderag_assets.store import IndexStore, connect_index
 
 if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
+
     from coderag_assets.settings import Settings
 
-EXIT_USAGE = 2
 SNIPPET_CHARS = 160
 DEFAULT_HTTP_HOST = "127.0.0.1"  # the same defaults as mcp_server (not imported: it loads the SDK)
 DEFAULT_HTTP_PORT = 8765
-
-
-def _fail(message: str, exit_code: int = EXIT_USAGE) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return exit_code
 
 
 def _store(args: argparse.Namespace) -> tuple[IndexStore, Settings]:
@@ -43,6 +41,17 @@ def _store(args: argparse.Namespace) -> tuple[IndexStore, Settings]:
 
     settings = _settings(args)
     return _resolve_store(settings, args.root), settings
+
+
+@contextmanager
+def _index_connection(args: argparse.Namespace) -> Iterator[tuple[IndexStore, DuckDBPyConnection]]:
+    """The indexed root for `args` and a read-only connection to its index, closed after."""
+    store, _ = _store(args)
+    con = connect_index(store.index_path)
+    try:
+        yield store, con
+    finally:
+        con.close()
 
 
 def _rel_to_root(root: Path, file_arg: str) -> str:
@@ -66,14 +75,10 @@ def _rel_to_root(root: Path, file_arg: str) -> str:
 
 
 def cmd_symbols_find(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    con = connect_index(store.index_path)
-    try:
+    with _index_connection(args) as (_, con):
         matches = navigation.find_symbols(
             con, args.name, kind=args.kind, mode=args.mode, limit=args.limit
         )
-    finally:
-        con.close()
     if args.json:
         print(json.dumps(matches.to_json(), indent=2))
         return 0
@@ -92,13 +97,8 @@ def cmd_symbols_find(args: argparse.Namespace) -> int:
 
 
 def cmd_symbols_list(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    rel = _rel_to_root(store.root, args.file)
-    con = connect_index(store.index_path)
-    try:
-        outline = navigation.list_symbols(con, rel)
-    finally:
-        con.close()
+    with _index_connection(args) as (store, con):
+        outline = navigation.list_symbols(con, _rel_to_root(store.root, args.file))
     if args.json:
         print(json.dumps(outline.to_json(), indent=2))
         return 0
@@ -117,12 +117,8 @@ def cmd_symbols_list(args: argparse.Namespace) -> int:
 
 
 def cmd_refs(args: argparse.Namespace) -> int:
-    store, _ = _store(args)
-    con = connect_index(store.index_path)
-    try:
+    with _index_connection(args) as (_, con):
         matches = navigation.find_references(con, args.name, limit=args.limit, path_glob=args.path)
-    finally:
-        con.close()
     if args.json:
         print(json.dumps(matches.to_json(), indent=2))
         return 0
@@ -143,11 +139,12 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from coderag_assets.cli import CliError
     from coderag_assets.mcp_server import serve
 
     store, settings = _store(args)
     if not 0 < args.port < 65536:
-        return _fail(f"--port {args.port} is not a TCP port")
+        raise CliError(f"--port {args.port} is not a TCP port")
     try:
         serve(store, settings, http=args.http, host=args.host, port=args.port)
     except KeyboardInterrupt:

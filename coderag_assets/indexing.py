@@ -337,16 +337,6 @@ def iter_embeddings(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def embed_texts(spec: EmbedderSpec, texts: list[str], workers: int) -> np.ndarray:
-    """All vectors of `texts` in input order (see :func:`iter_embeddings`)."""
-    vectors: np.ndarray | None = None
-    for rows, batch in iter_embeddings(spec, texts, workers):
-        if vectors is None:
-            vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
-        vectors[rows] = batch
-    return vectors if vectors is not None else np.zeros((0, 0), dtype=np.float32)
-
-
 def build_embeddings(
     store: IndexStore, shards: Sequence[str], spec: EmbedderSpec, *, run_id: str, workers: int
 ) -> dict[str, EmbedStats]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from coderag_assets.embedding import Embedder, EmbedderSpec, load_embedder
 from coderag_assets.freshness import index_freshness
@@ -111,7 +110,3 @@ def index_status(store: IndexStore, *, with_freshness: bool = True) -> dict[str,
         "skipped_files": skipped_files,
         "freshness": index_freshness(store).to_json() if with_freshness else None,
     }
-
-
-def index_path_for(data_dir: Path, root: Path) -> Path:
-    return IndexStore.for_root(data_dir, root).index_path
