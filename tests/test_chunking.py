@@ -180,6 +180,24 @@ def test_doc_comments_attach_to_the_definition_below() -> None:
     assert chunks[1].content.startswith("// Compute adds things up.")
 
 
+def test_jsdoc_block_attaches_across_one_blank_row_but_line_comments_do_not() -> None:
+    body = "".join(f"  var step{i} = url.length * {i} + status - {i};\n" for i in range(8))
+    text = (
+        "'use strict';\n\n"
+        + "".join(f"var module{i} = require('some-module-{i}');\n" for i in range(5))
+        + "\n/**\n * Redirect to the given url.\n *\n * @public\n */\n\n"
+        f"res.redirect = function redirect(url) {{\n{body}  return url;\n}};\n\n"
+        "// a section note\n\n"
+        f"function location(url) {{\n{body}  return url;\n}}\n"
+    )
+    chunks = chunks_of("response.js", text)
+    redirect = next(c for c in chunks if c.symbol == "res.redirect")
+    assert redirect.start_line == 9
+    assert redirect.content.startswith("/**\n * Redirect to the given url.")
+    location = next(c for c in chunks if c.symbol == "location")
+    assert not location.content.startswith("// a section note")
+
+
 # ----------------------------------------------------------------------------- splitting
 
 

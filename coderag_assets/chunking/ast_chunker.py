@@ -4,7 +4,8 @@ The file is processed as nested *regions*. A region is a row range plus the synt
 it ("items"): the module's top-level statements, or the members of a class being split. Each item
 is a definition or *glue* (code outside any definition: imports, constants, fields, statements).
 
-1. Comments/attributes directly above a definition join it.
+1. Comments/attributes directly above a definition join it; a doc block comment (`/** ... */`)
+   joins it across one blank row too (JSDoc written with a blank row before the code).
 2. Every item starts a *segment* that runs until the next item starts (items sharing a row share
    a segment); the first segment starts at the region's first row and the last one ends at its
    last row, so every row of the region belongs to exactly one segment.
@@ -112,10 +113,10 @@ class AstChunker:
             items.append(_Item(start, end, None, node.type in self._prefix_types))
         return items
 
-    @staticmethod
-    def _attach_prefixes(items: list[_Item]) -> list[_Item]:
+    def _attach_prefixes(self, items: list[_Item]) -> list[_Item]:
         """Merge comments/attributes that sit directly above a definition (no blank row between,
-        not trailing code on their first row) into that definition's item."""
+        not trailing code on their first row) into that definition's item. The doc comment right
+        above the definition may be one blank row away when it is a `/**` block."""
         attached: list[_Item] = []
         for item in items:
             if item.definition is not None:
@@ -123,7 +124,9 @@ class AstChunker:
                 while first > 0:
                     candidate = attached[first - 1]
                     below = attached[first] if first < len(attached) else item
-                    if not candidate.is_prefix or candidate.end + 1 < below.start:
+                    if not candidate.is_prefix or candidate.end + 1 < below.start - (
+                        below is item and self._is_doc_block(candidate, below.start)
+                    ):
                         break
                     if first > 1 and attached[first - 2].end >= candidate.start:
                         break
@@ -133,6 +136,16 @@ class AstChunker:
                     del attached[first:]
             attached.append(item)
         return attached
+
+    def _is_doc_block(self, item: _Item, definition_row: int) -> bool:
+        """A `/** ... */` comment whose last row is followed by one blank row, then the definition."""
+        source = self._source
+        return (
+            item.end + 2 == definition_row
+            and source.is_blank(item.end + 1)
+            and source.lines[item.start].lstrip().startswith("/**")
+            and source.lines[item.end].rstrip().endswith("*/")
+        )
 
     # ----------------------------------------------------------------- regions
 
