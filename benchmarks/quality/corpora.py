@@ -32,12 +32,21 @@ class Corpus:
         )
 
 
+# The development corpora: their queries (queries.py) were used to choose the ranking weights.
 CORPORA: tuple[Corpus, ...] = (
     Corpus("semver", "npm", "semver", "7.6.2"),
     Corpus("express", "npm", "express", "4.19.2"),
     Corpus("tenacity", "pypi", "tenacity", "8.5.0"),
     Corpus("marshmallow", "pypi", "marshmallow", "3.21.3"),
 )
+
+# Held-out corpora: their queries (heldout.py) were written before any result on them was seen
+# and are never used to choose weights, so they show how much of the tuning carries over.
+HELDOUT_CORPORA: tuple[Corpus, ...] = (
+    Corpus("commander", "npm", "commander", "12.1.0"),
+    Corpus("itsdangerous", "pypi", "itsdangerous", "2.2.0"),
+)
+ALL_CORPORA: tuple[Corpus, ...] = CORPORA + HELDOUT_CORPORA
 
 
 class FetchError(RuntimeError):

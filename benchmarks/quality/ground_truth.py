@@ -14,8 +14,11 @@ from pathlib import Path
 
 from coderag_assets.chunking import chunk_file, language_for_path
 
-from .corpora import CORPORA, fetch
+from .corpora import ALL_CORPORA, fetch
+from .heldout import HELDOUT_QUERIES
 from .queries import QUERIES, Query
+
+ALL_QUERIES: tuple[Query, ...] = QUERIES + HELDOUT_QUERIES
 
 
 class GroundTruthError(RuntimeError):
@@ -50,11 +53,11 @@ def resolve(query: Query, root: Path) -> list[Answer]:
 
 
 def resolve_all(sources_dir: Path) -> dict[Query, list[Answer]]:
-    roots = {corpus.name: fetch(corpus, sources_dir) for corpus in CORPORA}
-    unknown = {query.corpus for query in QUERIES} - roots.keys()
+    roots = {corpus.name: fetch(corpus, sources_dir) for corpus in ALL_CORPORA}
+    unknown = {query.corpus for query in ALL_QUERIES} - roots.keys()
     if unknown:
         raise GroundTruthError(f"queries name unknown corpora: {sorted(unknown)}")
-    return {query: resolve(query, roots[query.corpus]) for query in QUERIES}
+    return {query: resolve(query, roots[query.corpus]) for query in ALL_QUERIES}
 
 
 def main() -> int:

@@ -34,8 +34,9 @@ from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore
 
 from .baseline import WindowIndex
-from .corpora import CORPORA, fetch
-from .ground_truth import Answer, resolve_all
+from .corpora import ALL_CORPORA, CORPORA, fetch
+from .ground_truth import ALL_QUERIES, Answer, resolve_all
+from .heldout import HELDOUT_QUERIES
 from .queries import QUERIES, Query
 
 CUTOFFS = (1, 5, 10)
@@ -62,6 +63,13 @@ class Scores:
     file_ranks: list[int | None] = field(default_factory=list)
     def_ranks: list[int | None] = field(default_factory=list)
     spans: list[int] = field(default_factory=list)
+
+    def __add__(self, other: Scores) -> Scores:
+        return Scores(
+            self.file_ranks + other.file_ranks,
+            self.def_ranks + other.def_ranks,
+            self.spans + other.spans,
+        )
 
     def add(self, hits: list[Hit], answers: list[Answer]) -> None:
         self.file_ranks.append(_first_rank(hits, answers, definition=False))
@@ -147,18 +155,46 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
     return steps
 
 
+SPLITS = ("dev", "held-out")  # queries.py (weights tuned on them), heldout.py (never tuned on)
+Rows = dict[str, dict[str, dict[str, float]]]  # mode → split ("all" too) → metrics
+
+
+def split_of(query: Query) -> str:
+    return "held-out" if query in HELDOUT_SET else "dev"
+
+
+HELDOUT_SET = frozenset(HELDOUT_QUERIES)
+
+
+def _rows(per_split: dict[str, dict[str, Scores]]) -> Rows:
+    """Metrics per mode and split, plus the "all" split over every query."""
+    rows: Rows = {}
+    for mode in MODES:
+        rows[mode] = {split: per_split[split][mode].summary() for split in SPLITS}
+        rows[mode]["all"] = (per_split["dev"][mode] + per_split["held-out"][mode]).summary()
+    return rows
+
+
 def evaluate(
     work_dir: Path, show_misses: bool, configs: list[tuple[str, RankingConfig]]
-) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]], dict]:
-    """Baseline rows, CodeRAG rows per ranking config (name → mode → metrics), and run info."""
+) -> tuple[Rows, dict[str, Rows], dict]:
+    """Baseline rows, CodeRAG rows per ranking config (name → mode → split → metrics), and run
+    info."""
     sources_dir = work_dir / "sources"
     ground_truth = resolve_all(sources_dir)
     settings = load_settings(data_dir=work_dir / "data", workers=2)
     instance = get_instance(settings)
-    baseline_scores = {mode: Scores() for mode in MODES}
-    config_scores = {name: {mode: Scores() for mode in MODES} for name, _ in configs}
-    info: dict[str, object] = {"queries": len(QUERIES), "corpora": {}}
-    for corpus in CORPORA:
+
+    def fresh() -> dict[str, dict[str, Scores]]:
+        return {split: {mode: Scores() for mode in MODES} for split in SPLITS}
+
+    baseline_scores = fresh()
+    config_scores = {name: fresh() for name, _ in configs}
+    info: dict[str, object] = {
+        "queries": {"dev": len(QUERIES), "held-out": len(HELDOUT_QUERIES)},
+        "corpora": {},
+    }
+    for corpus in ALL_CORPORA:
         root = fetch(corpus, sources_dir)
         service = index_corpus(settings, instance, root)
         embedder = service.embedder()
@@ -167,7 +203,7 @@ def evaluate(
             "chunks": service.reader.size,
             "windows": len(windows.windows),
         }
-        queries = [q for q in QUERIES if q.corpus == corpus.name]
+        queries = [q for q in ALL_QUERIES if q.corpus == corpus.name]
         vectors = {q: embedder.embed_query(q.text) for q in queries}
         for query in queries:
             baseline = windows.rankings(query.text, vectors[query], RESULT_LIMIT)
@@ -176,7 +212,7 @@ def evaluate(
                     Hit(w.path, w.start_line, w.end_line)
                     for w in (windows.windows[row] for row in baseline[mode])
                 ]
-                baseline_scores[mode].add(window_hits, ground_truth[query])
+                baseline_scores[split_of(query)][mode].add(window_hits, ground_truth[query])
         for name, config in configs:
             service.reader.set_ranking(config)
             for query in queries:
@@ -185,16 +221,12 @@ def evaluate(
                         query.text, mode=mode, limit=RESULT_LIMIT, query_vector=vectors[query]
                     )
                     hits = [Hit(r.path, r.start_line, r.end_line) for r in results]
-                    config_scores[name][mode].add(hits, ground_truth[query])
+                    config_scores[name][split_of(query)][mode].add(hits, ground_truth[query])
                     if show_misses and mode == "hybrid" and name == configs[-1][0]:
                         _show_miss(query, ground_truth[query], results)
         service.close()
-    baseline_rows = {mode: s.summary() for mode, s in baseline_scores.items()}
-    config_rows = {
-        name: {mode: s.summary() for mode, s in per_mode.items()}
-        for name, per_mode in config_scores.items()
-    }
-    return baseline_rows, config_rows, info
+    config_rows = {name: _rows(per_split) for name, per_split in config_scores.items()}
+    return _rows(baseline_scores), config_rows, info
 
 
 def _show_miss(query: Query, answers: list[Answer], results) -> None:  # type: ignore[no-untyped-def]
@@ -206,7 +238,7 @@ def _show_miss(query: Query, answers: list[Answer], results) -> None:  # type: i
     want = ", ".join(f"{a.path}:{a.start_line}-{a.end_line} {a.symbol}" for a in answers)
     got = "; ".join(f"{r.path}:{r.start_line}-{r.end_line} {r.symbol}" for r in results[:3])
     print(
-        f"MISS rank={rank} [{query.corpus}] {query.text!r}\n   want {want}\n   got  {got}",
+        f"MISS rank={rank} [{query.corpus}, {split_of(query)}] {query.text!r}\n   want {want}\n   got  {got}",
         file=sys.stderr,
     )
 
@@ -272,25 +304,32 @@ def markdown_table(rows: list[tuple[str, str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def ablation_table(
-    config_rows: dict[str, dict[str, dict[str, float]]], base: dict[str, float]
-) -> str:
+def ablation_table(config_rows: dict[str, Rows], base: Rows) -> str:
+    """Hybrid mode, each step on top of the previous one: all queries, then the held-out ones."""
     lines = [
-        "| hybrid ranking step | def MRR@10 | Δ vs previous | def R@1 | def R@5 | file MRR@10 | median span |",
-        "|---|---:|---:|---:|---:|---:|---:|",
         (
-            f"| 60/20 windows, RRF (baseline) | {base['def_MRR@10']:.3f} | | {base['def_R@1']:.3f} | "
-            f"{base['def_R@5']:.3f} | {base['file_MRR@10']:.3f} | {base['median_span']:.0f} |"
+            "| hybrid ranking step | def MRR@10 | Δ vs previous | def R@1 | def R@5 | file MRR@10 "
+            "| median span | held-out def MRR@10 | held-out def R@1 |"
         ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    previous = None
-    for name, per_mode in config_rows.items():
-        row = per_mode["hybrid"]
-        delta = "" if previous is None else f"{row['def_MRR@10'] - previous:+.3f}"
-        lines.append(
-            f"| {name} | {row['def_MRR@10']:.3f} | {delta} | {row['def_R@1']:.3f} | "
-            f"{row['def_R@5']:.3f} | {row['file_MRR@10']:.3f} | {row['median_span']:.0f} |"
+
+    def cells(row: dict[str, float], held_out: dict[str, float]) -> str:
+        return (
+            f"{row['def_R@1']:.3f} | {row['def_R@5']:.3f} | {row['file_MRR@10']:.3f} | "
+            f"{row['median_span']:.0f} | {held_out['def_MRR@10']:.3f} | {held_out['def_R@1']:.3f}"
         )
+
+    hybrid = base["hybrid"]
+    lines.append(
+        f"| 60/20 windows, RRF (baseline) | {hybrid['all']['def_MRR@10']:.3f} | | "
+        f"{cells(hybrid['all'], hybrid['held-out'])} |"
+    )
+    previous = None
+    for name, rows in config_rows.items():
+        row, held_out = rows["hybrid"]["all"], rows["hybrid"]["held-out"]
+        delta = "" if previous is None else f"{row['def_MRR@10'] - previous:+.3f}"
+        lines.append(f"| {name} | {row['def_MRR@10']:.3f} | {delta} | {cells(row, held_out)} |")
         previous = row["def_MRR@10"]
     return "\n".join(lines)
 
@@ -305,18 +344,30 @@ def main(argv: list[str] | None = None) -> int:
     configs = ablation_steps() if args.ablation else [("default", DEFAULT_RANKING)]
     baseline_rows, config_rows, info = evaluate(args.work, args.show_misses, configs)
     final = config_rows[configs[-1][0]]
-    table_rows = [("60/20 windows", mode, baseline_rows[mode]) for mode in MODES]
-    table_rows += [("CodeRAG", mode, final[mode]) for mode in MODES]
+    counts = info["queries"]
+    print(
+        f"All {sum(counts.values())} queries ({counts['dev']} dev + {counts['held-out']} held-out):"
+    )
+    table_rows = [("60/20 windows", mode, baseline_rows[mode]["all"]) for mode in MODES]
+    table_rows += [("CodeRAG", mode, final[mode]["all"]) for mode in MODES]
     print(markdown_table(table_rows))
+    print("\nHybrid mode by query split (dev: the weights were chosen on them; held-out: never):")
+    split_rows = [
+        (system, f"hybrid, {split}", rows["hybrid"][split])
+        for system, rows in (("60/20 windows", baseline_rows), ("CodeRAG", final))
+        for split in (*SPLITS, "all")
+    ]
+    print(markdown_table(split_rows))
     if args.ablation:
         print()
-        print(ablation_table(config_rows, baseline_rows["hybrid"]))
-    hybrid, base = final["hybrid"], baseline_rows["hybrid"]
-    print(
-        f"\nhybrid def MRR@10 {hybrid['def_MRR@10']:.3f} vs baseline {base['def_MRR@10']:.3f} "
-        f"({hybrid['def_MRR@10'] - base['def_MRR@10']:+.3f}); def R@1 {hybrid['def_R@1']:.3f}; "
-        f"median span {hybrid['median_span']:.0f} lines; {info['queries']} queries"
-    )
+        print(ablation_table(config_rows, baseline_rows))
+    for split in (*SPLITS, "all"):
+        hybrid, base = final["hybrid"][split], baseline_rows["hybrid"][split]
+        print(
+            f"{split}: hybrid def MRR@10 {hybrid['def_MRR@10']:.3f} vs baseline "
+            f"{base['def_MRR@10']:.3f} ({hybrid['def_MRR@10'] - base['def_MRR@10']:+.3f}); "
+            f"def R@1 {hybrid['def_R@1']:.3f}; median span {hybrid['median_span']:.0f} lines"
+        )
     if args.latency:
         latency = measure_latency(args.work)
         info["latency"] = latency
