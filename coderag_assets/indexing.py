@@ -412,7 +412,7 @@ def publish_index(
 ) -> BuildResult:
     """Union every shard and publish a new DuckDB index (validated, atomic)."""
     manifest = store.read_all_shards("manifest", all_shards, MANIFEST_SCHEMA)
-    chunks = store.read_all_shards("chunks", all_shards, CHUNK_SCHEMA)
+    chunks, chunk_shard_files = store.read_all_shards_pinned("chunks", all_shards, CHUNK_SCHEMA)
     symbols = store.read_all_shards("symbols", all_shards, SYMBOL_SCHEMA)
     vector_tables = [store.read_shard("embeddings", s, vector_schema(1)) for s in all_shards]
     vector_tables = [t for t in vector_tables if t.num_rows]
@@ -441,5 +441,6 @@ def publish_index(
         chunker_version=CHUNKER_VERSION,
         shard_count=len(all_shards),
         expected_chunks=chunks.num_rows,
+        chunk_shard_files=chunk_shard_files,
     )
     return build_index(store, build, run_id)

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -180,9 +180,32 @@ class IndexStore:
         return pq.read_table(path)
 
     def read_all_shards(self, kind: str, shards: Iterable[str], schema: pa.Schema) -> pa.Table:
-        tables = [self.read_shard(kind, shard, schema) for shard in shards]
-        tables = [table for table in tables if table.num_rows] or [schema.empty_table()]
-        return pa.concat_tables(tables, promote_options="permissive")
+        return self.read_all_shards_pinned(kind, shards, schema)[0]
+
+    def read_shard_pinned(
+        self, kind: str, shard: str, schema: pa.Schema
+    ) -> tuple[pa.Table, str | None]:
+        """The shard's table and a digest of exactly the bytes it was read from (None when the
+        shard was never written). Shard files are replaced whole, so equal digests mean the
+        same shard version, whatever copies or restores did to the file's inode and times."""
+        try:
+            data = self.shard_file(kind, shard).read_bytes()
+        except FileNotFoundError:
+            return schema.empty_table(), None
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        return pq.read_table(pa.BufferReader(data)), digest
+
+    def read_all_shards_pinned(
+        self, kind: str, shards: Iterable[str], schema: pa.Schema
+    ) -> tuple[pa.Table, dict[str, str | None]]:
+        """The union of the shards and each shard file's fingerprint as read."""
+        tables, fingerprints = [], {}
+        for shard in shards:
+            table, fingerprints[shard] = self.read_shard_pinned(kind, shard, schema)
+            if table.num_rows:
+                tables.append(table)
+        table = pa.concat_tables(tables or [schema.empty_table()], promote_options="permissive")
+        return table, fingerprints
 
     # ----- vector cache (content hash → vector, per model)
     def cached_vectors(self, model_id: str, wanted: set[str]) -> dict[str, np.ndarray]:
@@ -356,6 +379,7 @@ class IndexBuildInput:
     chunker_version: str
     shard_count: int
     expected_chunks: int  # sum of the shards' chunk rows
+    chunk_shard_files: dict[str, str | None] = field(default_factory=dict)  # shard → fingerprint
 
 
 @dataclass(frozen=True)
@@ -525,6 +549,7 @@ def _write_index(
         "dim": build.dim,
         "chunker_version": build.chunker_version,
         "shard_count": build.shard_count,
+        "chunk_shard_files": build.chunk_shard_files,
     }
     con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])

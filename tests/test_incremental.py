@@ -19,16 +19,18 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from coderag_assets import indexing
+from coderag_assets.checks import shard_consistency
 from coderag_assets.freshness import TORN_SUFFIX, index_freshness
 from coderag_assets.partitions import shard_of
 from coderag_assets.query import QueryService, index_status
 from coderag_assets.runner import Watcher, get_instance, run_index, run_shards
 from coderag_assets.sensors import FRESHNESS_CHECK_NAME
 from coderag_assets.settings import Settings, load_settings
-from coderag_assets.store import IndexStore, connect_index
+from coderag_assets.store import IndexStore, connect_index, read_meta
 from tests.conftest import copy_fixture_repo
 
 SHARDS = 16
@@ -383,3 +385,49 @@ def wait_for_line(lines: queue.Queue[str], text: str, timeout: float = 120) -> s
         if text in line:
             return line
     raise AssertionError(f"no {text!r} in the output of coderag watch: {''.join(seen)}")
+
+
+# ------------------------------------------------------------------ index checks
+
+
+def shard_check(store: IndexStore):
+    con = connect_index(store.index_path)
+    try:
+        return shard_consistency(store, con, read_meta(con))
+    finally:
+        con.close()
+
+
+def test_shard_check_passes_on_a_fresh_index(repo) -> None:
+    _, _, store, _ = repo
+    outcome, metadata = shard_check(store)
+    assert outcome.passed, outcome.detail
+    assert metadata["pending_shards"] == 0
+    assert metadata["expected_chunks"] == index_status(store, with_freshness=False)["chunks"]
+
+
+def test_shard_rewritten_after_the_build_is_pending_not_a_failure(repo) -> None:
+    settings, instance, store, _ = repo
+    path = "pyutils/cache.py"
+    target = settings.root / path
+    target.write_text(target.read_text() + "\n\ndef extra_helper(value):\n    return value * 2\n")
+    shard = shard_of(path, SHARDS)
+    summary = run_shards(settings, [shard], instance=instance, include_index=False)
+    assert summary.success, summary.error
+    outcome, metadata = shard_check(store)
+    assert outcome.passed, outcome.detail
+    assert metadata["pending_shards"] == 1
+    assert f"rewritten since the build ({shard})" in outcome.detail
+
+
+def test_shard_check_fails_when_the_index_lost_chunks_of_an_unchanged_shard(repo) -> None:
+    _, _, store, _ = repo
+    con = duckdb.connect(str(store.index_path))
+    try:
+        con.execute("DELETE FROM chunks WHERE path = 'pyutils/cache.py'")
+    finally:
+        con.close()
+    outcome, metadata = shard_check(store)
+    assert not outcome.passed
+    assert metadata["pending_shards"] == 0
+    assert "shards hold" in outcome.detail
