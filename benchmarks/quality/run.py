@@ -156,37 +156,49 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
 
 
 SPLITS = ("dev", "held-out")  # queries.py (weights tuned on them), heldout.py (never tuned on)
-Rows = dict[str, dict[str, dict[str, float]]]  # mode → split ("all" too) → metrics
+STYLES = ("plain", "identifier")  # behaviour descriptions; partial or exact identifiers
+GROUPS = tuple((split, style) for split in SPLITS for style in STYLES)
+# mode → subset ("dev", "held-out", "plain", "identifier", "all") → metrics
+Rows = dict[str, dict[str, dict[str, float]]]
+HELDOUT_SET = frozenset(HELDOUT_QUERIES)
 
 
 def split_of(query: Query) -> str:
     return "held-out" if query in HELDOUT_SET else "dev"
 
 
-HELDOUT_SET = frozenset(HELDOUT_QUERIES)
+def group_of(query: Query) -> tuple[str, str]:
+    return split_of(query), "plain" if query.style == "plain" else "identifier"
 
 
-def _rows(per_split: dict[str, dict[str, Scores]]) -> Rows:
-    """Metrics per mode and split, plus the "all" split over every query."""
-    rows: Rows = {}
-    for mode in MODES:
-        rows[mode] = {split: per_split[split][mode].summary() for split in SPLITS}
-        rows[mode]["all"] = (per_split["dev"][mode] + per_split["held-out"][mode]).summary()
-    return rows
+def _rows(per_group: dict[tuple[str, str], dict[str, Scores]]) -> Rows:
+    """Metrics per mode for each split, each query style, and all queries."""
+    subsets = {
+        **{split: [g for g in GROUPS if g[0] == split] for split in SPLITS},
+        **{style: [g for g in GROUPS if g[1] == style] for style in STYLES},
+        "all": list(GROUPS),
+    }
+    return {
+        mode: {
+            name: sum((per_group[g][mode] for g in groups), Scores()).summary()
+            for name, groups in subsets.items()
+        }
+        for mode in MODES
+    }
 
 
 def evaluate(
     work_dir: Path, show_misses: bool, configs: list[tuple[str, RankingConfig]]
 ) -> tuple[Rows, dict[str, Rows], dict]:
-    """Baseline rows, CodeRAG rows per ranking config (name → mode → split → metrics), and run
+    """Baseline rows, CodeRAG rows per ranking config (name → mode → subset → metrics), and run
     info."""
     sources_dir = work_dir / "sources"
     ground_truth = resolve_all(sources_dir)
     settings = load_settings(data_dir=work_dir / "data", workers=2)
     instance = get_instance(settings)
 
-    def fresh() -> dict[str, dict[str, Scores]]:
-        return {split: {mode: Scores() for mode in MODES} for split in SPLITS}
+    def fresh() -> dict[tuple[str, str], dict[str, Scores]]:
+        return {group: {mode: Scores() for mode in MODES} for group in GROUPS}
 
     baseline_scores = fresh()
     config_scores = {name: fresh() for name, _ in configs}
@@ -212,7 +224,7 @@ def evaluate(
                     Hit(w.path, w.start_line, w.end_line)
                     for w in (windows.windows[row] for row in baseline[mode])
                 ]
-                baseline_scores[split_of(query)][mode].add(window_hits, ground_truth[query])
+                baseline_scores[group_of(query)][mode].add(window_hits, ground_truth[query])
         for name, config in configs:
             service.reader.set_ranking(config)
             for query in queries:
@@ -221,7 +233,7 @@ def evaluate(
                         query.text, mode=mode, limit=RESULT_LIMIT, query_vector=vectors[query]
                     )
                     hits = [Hit(r.path, r.start_line, r.end_line) for r in results]
-                    config_scores[name][split_of(query)][mode].add(hits, ground_truth[query])
+                    config_scores[name][group_of(query)][mode].add(hits, ground_truth[query])
                     if show_misses and mode == "hybrid" and name == configs[-1][0]:
                         _show_miss(query, ground_truth[query], results)
         service.close()
@@ -351,11 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     table_rows = [("60/20 windows", mode, baseline_rows[mode]["all"]) for mode in MODES]
     table_rows += [("CodeRAG", mode, final[mode]["all"]) for mode in MODES]
     print(markdown_table(table_rows))
-    print("\nHybrid mode by query split (dev: the weights were chosen on them; held-out: never):")
+    print(
+        "\nHybrid mode by query split (dev: the weights were chosen on them; held-out: never) "
+        "and by query style:"
+    )
     split_rows = [
-        (system, f"hybrid, {split}", rows["hybrid"][split])
+        (system, f"hybrid, {subset}", rows["hybrid"][subset])
         for system, rows in (("60/20 windows", baseline_rows), ("CodeRAG", final))
-        for split in (*SPLITS, "all")
+        for subset in (*SPLITS, *STYLES, "all")
     ]
     print(markdown_table(split_rows))
     if args.ablation:
