@@ -3,7 +3,7 @@
 ```
 coderag symbols find NAME [--kind K] [--mode exact|prefix|contains|fuzzy] [--limit N] [--json] [--root PATH]
 coderag symbols list FILE [--json] [--root PATH]
-coderag refs NAME [--limit N] [--path GLOB] [--json] [--root PATH]
+coderag refs NAME [--code-only] [--limit N] [--path GLOB] [--json] [--root PATH]
 coderag serve [--http] [--host 127.0.0.1] [--port 8765] [--root PATH]
 ```
 
@@ -118,7 +118,9 @@ def cmd_symbols_list(args: argparse.Namespace) -> int:
 
 def cmd_refs(args: argparse.Namespace) -> int:
     with _index_connection(args) as (_, con):
-        matches = navigation.find_references(con, args.name, limit=args.limit, path_glob=args.path)
+        matches = navigation.find_references(
+            con, args.name, limit=args.limit, path_glob=args.path, code_only=args.code_only
+        )
     if args.json:
         print(json.dumps(matches.to_json(), indent=2))
         return 0
@@ -127,9 +129,10 @@ def cmd_refs(args: argparse.Namespace) -> int:
         return 0
     for reference in matches.references:
         marker = "def " if reference.is_definition else "    "
-        print(
-            f"{marker}{reference.path}:{reference.line}:{reference.column}: {reference.text.strip()[:SNIPPET_CHARS]}"
-        )
+        where = f"{reference.path}:{reference.line}:{reference.column}"
+        if reference.context != "code":
+            where += f" ({reference.context})"
+        print(f"{marker}{where}: {reference.text.strip()[:SNIPPET_CHARS]}")
     if matches.truncated:
         print(
             f"({len(matches.references)} of {matches.total} occurrences shown; raise --limit)",
@@ -186,6 +189,11 @@ def add_agent_commands(commands: argparse._SubParsersAction) -> None:
     refs.add_argument("name")
     refs.add_argument("--limit", "-n", type=int, default=navigation.DEFAULT_REFERENCE_LIMIT)
     refs.add_argument("--path", help="only paths matching this glob")
+    refs.add_argument(
+        "--code-only",
+        action="store_true",
+        help="leave out mentions in comments, strings, docstrings and docs",
+    )
     _common(refs)
     refs.set_defaults(func=cmd_refs)
 

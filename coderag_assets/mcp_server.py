@@ -145,6 +145,10 @@ class ReferenceOut(BaseModel):
     )
     is_definition: bool = Field(description="This occurrence is where the symbol is defined")
     language: str
+    context: Literal["code", "comment", "string", "text"] = Field(
+        description="Where it sits: code, a comment, a string or docstring, or a file without "
+        "a grammar (docs, config)"
+    )
 
 
 class FindReferencesOutput(BaseModel):
@@ -154,6 +158,7 @@ class FindReferencesOutput(BaseModel):
     )
     total: int = Field(description="Occurrences in the index (within path_glob)")
     truncated: bool = Field(description="Fewer references returned than `total`")
+    code_only: bool = Field(description="Only occurrences in code were counted and returned")
     definitions: list[SymbolOut]
     references: list[ReferenceOut] = Field(description="Definitions first, then by path and line")
 
@@ -505,11 +510,18 @@ def build_server(backend: AgentBackend) -> MCPServer:
             ),
         ] = navigation.DEFAULT_REFERENCE_LIMIT,
         path: Annotated[str | None, Field(description="Only paths matching this glob")] = None,
+        code_only: Annotated[
+            bool,
+            Field(description="Leave out mentions in comments, strings, docstrings and docs"),
+        ] = False,
     ) -> FindReferencesOutput:
         """Where an identifier occurs (whole identifiers only: `get` never matches `get_user`
-        or `target`), with the line's text and whether it is the definition."""
+        or `target`), with the line's text, whether it is the definition, and whether it sits
+        in code, a comment or a string."""
         with _as_tool_errors(), backend.connection() as con:
-            matches = navigation.find_references(con, name, limit=limit, path_glob=path)
+            matches = navigation.find_references(
+                con, name, limit=limit, path_glob=path, code_only=code_only
+            )
         return FindReferencesOutput(**matches.to_json())  # type: ignore[arg-type]
 
     @server.tool(annotations=READ_ONLY)

@@ -30,6 +30,7 @@ from typing import Literal, get_args
 
 import duckdb
 
+from coderag_assets.chunking.contexts import Context, occurrence_contexts
 from coderag_assets.files import (
     SKIP_SECRET,
     SKIP_SYMLINK,
@@ -175,7 +176,9 @@ class FileOutline:
 class Reference:
     """One occurrence of an identifier. ``text`` is the whole source line (cut to
     :data:`MAX_LINE_CHARS` around the occurrence), ``enclosing`` the qualified name of the
-    innermost definition containing the line ("" at top level)."""
+    innermost definition containing the line ("" at top level), ``context`` where it sits in the
+    syntax: ``code``, ``comment``, ``string`` (docstrings too) or ``text`` (a file without a
+    grammar: docs, config)."""
 
     path: str
     line: int
@@ -184,6 +187,7 @@ class Reference:
     enclosing: str
     is_definition: bool
     language: str
+    context: Context = "code"
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -193,7 +197,8 @@ class Reference:
 class ReferenceMatches:
     """Occurrences of ``identifier`` (``name``'s last segment: ``Router.Handle`` →
     ``Handle``): definitions first, then by path and line. ``total`` counts every
-    occurrence in the index (within the glob); ``truncated`` when fewer were returned."""
+    occurrence in the index (within the glob; only code ones with ``code_only``); ``truncated``
+    when fewer were returned."""
 
     name: str
     identifier: str
@@ -201,6 +206,7 @@ class ReferenceMatches:
     total: int
     truncated: bool
     definitions: list[SymbolInfo] = field(default_factory=list)
+    code_only: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -208,6 +214,7 @@ class ReferenceMatches:
             "identifier": self.identifier,
             "total": self.total,
             "truncated": self.truncated,
+            "code_only": self.code_only,
             "definitions": [symbol.to_json() for symbol in self.definitions],
             "references": [reference.to_json() for reference in self.references],
         }
@@ -600,6 +607,7 @@ def find_references(
     *,
     limit: int = DEFAULT_REFERENCE_LIMIT,
     path_glob: str | None = None,
+    code_only: bool = False,
 ) -> ReferenceMatches:
     """Identifier-level occurrences of ``name`` across the index (case-sensitive).
 
@@ -607,8 +615,10 @@ def find_references(
     matched at identifier boundaries (:func:`identifier_pattern`) and mapped to its file line
     through the chunk's ``start_line``; a line covered by two chunks counts once. An
     occurrence at a definition's name position (from the ``symbols`` table) is marked
-    ``is_definition``; for a qualified ``name`` only that definition is. Matches in comments
-    and strings count too: this is lexical, not type-resolved.
+    ``is_definition``; for a qualified ``name`` only that definition is. Each occurrence says
+    where it sits in the syntax (``context``: code, comment, string, or text in files without a
+    grammar), from a tree-sitter parse of the indexed file; ``code_only`` keeps the code ones.
+    This is still name-based, not type-resolved: another `get` in scope is a hit too.
 
     Returns at most ``limit`` (≤ :data:`MAX_REFERENCE_LIMIT`) occurrences: definitions
     first, then the others in path/line order. Raises NavigationError for an empty or non-identifier
@@ -640,8 +650,7 @@ def find_references(
     ).fetchall()
 
     seen_lines: set[tuple[str, int]] = set()
-    kept: list[tuple[str, str, int, int, str, bool]] = []  # path, language, line, column, text, def
-    definitions_kept = others_kept = total = 0
+    found: list[_Occurrence] = []
     for path, language, start_line, content in _join_split_lines(chunk_rows):
         if path_glob and not path_matches(path, path_glob):
             continue
@@ -658,40 +667,79 @@ def find_references(
             if (path, line) in definition_lines and not definition_columns:
                 definition_columns = {columns[0]}  # column drift (tabs, ...): the line decides
             for column in columns:
-                total += 1
-                is_definition = column in definition_columns
-                if is_definition and definitions_kept < limit:
-                    definitions_kept += 1
-                elif not is_definition and others_kept < limit:
-                    others_kept += 1
-                else:
-                    continue
-                kept.append(
-                    (
-                        path,
-                        language or "",
-                        line,
-                        column,
-                        _cut_line(line_text, column),
-                        is_definition,
+                found.append(
+                    _Occurrence(
+                        path, language or "", line, column, line_text, column in definition_columns
                     )
                 )
-    scopes = _Scopes.load(con, {path for path, *_ in kept})
-    found_definitions: list[Reference] = []
-    others: list[Reference] = []
-    for path, language, line, column, text, is_definition in kept:
-        enclosing = scopes.at(path, line, skip_named=identifier if is_definition else None)
-        reference = Reference(path, line, column, text, enclosing, is_definition, language)
-        (found_definitions if is_definition else others).append(reference)
-    references = (found_definitions + others)[:limit]
+    if code_only:
+        _classify(con, found, len(identifier))
+        found = [o for o in found if o.context == "code" or o.is_definition]
+    kept = [o for o in found if o.is_definition][:limit]
+    kept += [o for o in found if not o.is_definition][:limit]
+    if not code_only:
+        _classify(con, kept, len(identifier))
+    scopes = _Scopes.load(con, {o.path for o in kept})
+    references = [
+        Reference(
+            o.path,
+            o.line,
+            o.column,
+            _cut_line(o.text, o.column),
+            scopes.at(o.path, o.line, skip_named=identifier if o.is_definition else None),
+            o.is_definition,
+            o.language,
+            o.context,
+        )
+        for o in kept
+    ][:limit]
     return ReferenceMatches(
         name=name,
         identifier=identifier,
         references=references,
-        total=total,
-        truncated=total > len(references),
+        total=len(found),
+        truncated=len(found) > len(references),
         definitions=definitions[:limit],
+        code_only=code_only,
     )
+
+
+@dataclass(slots=True)
+class _Occurrence:
+    path: str
+    language: str
+    line: int
+    column: int
+    text: str  # the whole source line
+    is_definition: bool
+    context: Context = "code"
+
+
+def _classify(con: duckdb.DuckDBPyConnection, occurrences: list[_Occurrence], length: int) -> None:
+    """Set each occurrence's syntax context from a parse of its file as indexed (the file is put
+    back together from its chunks, so lines agree with the index even if the disk moved on)."""
+    by_path: dict[str, list[_Occurrence]] = {}
+    for occurrence in occurrences:
+        by_path.setdefault(occurrence.path, []).append(occurrence)
+    if not by_path:
+        return
+    rows = con.execute(
+        "SELECT path, language, start_line, end_line, content FROM chunks "
+        "WHERE path IN (SELECT unnest(?)) ORDER BY path, start_line, rowid",
+        [sorted(by_path)],
+    ).fetchall()
+    files: dict[str, tuple[str, list[str]]] = {}
+    for path, language, start_line, content in _join_split_lines(rows):
+        lines = files.setdefault(path, (language or "", []))[1]
+        lines.extend([""] * (start_line - 1 - len(lines)))  # blank rows between chunks
+        lines[start_line - 1 :] = content.split("\n")
+    for path, found in by_path.items():
+        language, lines = files.get(path, ("", []))
+        contexts = occurrence_contexts(
+            "\n".join(lines), language, [(o.line - 1, o.column - 1, length) for o in found]
+        )
+        for occurrence, context in zip(found, contexts, strict=True):
+            occurrence.context = context
 
 
 def _join_split_lines(rows: list[tuple]) -> list[tuple[str, str, int, str]]:

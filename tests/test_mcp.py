@@ -162,6 +162,11 @@ async def exercise_every_tool(client: Client) -> None:
     assert all("get" in r["text"] for r in get_refs["references"])
     limited = await call(client, "find_references", name="Handler", limit=1)
     assert len(limited["references"]) == 1 and limited["truncated"] is True
+    assert lines[("server/router.go", 8)]["context"] == "comment"
+    assert lines[("server/router.go", 13)]["context"] == "code"
+    code_refs = await call(client, "find_references", name="Handler", code_only=True)
+    assert code_refs["code_only"] is True and code_refs["total"] == refs["total"] - 1
+    assert ("server/router.go", 8) not in {(r["path"], r["line"]) for r in code_refs["references"]}
 
     listing = await call(client, "list_files", glob="*.py")
     paths = [f["path"] for f in listing["files"]]

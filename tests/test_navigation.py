@@ -16,6 +16,7 @@ import pytest
 
 from coderag_assets import navigation as nav
 from coderag_assets.chunking import chunk_file, language_for_path
+from coderag_assets.chunking.contexts import occurrence_contexts
 from coderag_assets.cli import main as cli_main
 from coderag_assets.files import name_skip_reason
 from coderag_assets.indexing import chunk_row, symbol_row
@@ -338,6 +339,67 @@ def test_reference_limit_glob_and_bad_names(index) -> None:
             nav.find_references(con, bad)
     with pytest.raises(nav.PathOutsideRootError):
         nav.find_references(con, "get", path_glob="../**")
+
+
+def test_references_say_whether_they_sit_in_code_comments_or_docs(index) -> None:
+    con, _, _ = index
+    handler = nav.find_references(con, "Handler")
+    assert {r.line: r.context for r in handler.references} == {
+        5: "code",  # routes map[string]Handler
+        9: "code",  # h Handler
+        13: "comment",  # // Handler answers one request.
+        14: "code",  # type Handler func()
+    }
+    get = nav.find_references(con, "get")
+    assert {(r.path, r.context) for r in get.references if r.path.endswith(".md")} == {
+        ("docs/guide.md", "text")
+    }
+    assert {r.context for r in get.references if not r.path.endswith(".md")} == {"code"}
+
+
+def test_code_only_references_leave_out_comments_and_docs(index) -> None:
+    con, _, _ = index
+    handler = nav.find_references(con, "Handler", code_only=True)
+    assert [r.line for r in handler.references] == [14, 5, 9]  # the definition first
+    assert handler.total == 3 and handler.code_only and not handler.truncated
+    handle = nav.find_references(con, "Handle", code_only=True)
+    assert [(r.line, r.is_definition) for r in handle.references] == [(9, True)]
+    get = nav.find_references(con, "get", code_only=True)
+    assert "docs/guide.md" not in {r.path for r in get.references} and get.total == 6
+    limited = nav.find_references(con, "get", code_only=True, limit=1)
+    assert limited.total == 6 and limited.truncated and len(limited.references) == 1
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "expected"),
+    [
+        (
+            "python",
+            (
+                'def get(x):\n    """Call get to read."""\n    # get is cached\n'
+                '    s = f"{get(x)} get"\n    return get(x)\n'
+            ),
+            ["code", "string", "comment", "code", "string", "code"],
+        ),
+        (
+            "javascript",
+            '// get a thing\nconst a = `${get(1)} get`;\nconst b = "get"; get(2);\n',
+            ["comment", "code", "string", "string", "code"],
+        ),
+        ("go", 'package main\n// get it\nfunc get() string { return "get" }\n', None),
+        ("markdown", "Call get here.\n", ["text"]),
+    ],
+)
+def test_occurrence_contexts_per_language(
+    language: str, text: str, expected: list[str] | None
+) -> None:
+    occurrences = [
+        (row, match.start(), 3)
+        for row, line in enumerate(text.split("\n"))
+        for match in nav.identifier_pattern("get").finditer(line)
+    ]
+    contexts = occurrence_contexts(text, language, occurrences)
+    assert contexts == (expected or ["comment", "code", "string"])
 
 
 def test_definition_source_rebuilds_lines_from_chunks(index) -> None:
