@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Set up, index a real repository offline, and search it.
-# Usage: scripts/demo.sh [PATH] [QUERY]   (default: this project's own dependency, the installed
-# this repository itself)
+# Usage: scripts/demo.sh [PATH] [QUERY]   (default PATH: this repository itself)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
