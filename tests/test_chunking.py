@@ -198,6 +198,18 @@ def test_jsdoc_block_attaches_across_one_blank_row_but_line_comments_do_not() ->
     assert not location.content.startswith("// a section note")
 
 
+def test_license_block_does_not_join_the_first_definition_across_a_blank_row() -> None:
+    body = "".join(f"  var step{i} = value.length * {i} - {i};\n" for i in range(8))
+    header = (
+        "/**\n * Copyright (c) 2024 The Example Authors.\n"
+        " * Released under the MIT license; see the LICENSE file for the full terms.\n */\n"
+    )
+    text = f"'use strict';\n{header}\nfunction first(value) {{\n{body}  return value;\n}}\n"
+    chunks = chunks_of("first.js", text)
+    first = next(c for c in chunks if c.symbol == "first")
+    assert first.start_line == 7 and "Copyright" not in first.content
+
+
 # ----------------------------------------------------------------------------- splitting
 
 

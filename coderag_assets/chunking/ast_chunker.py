@@ -138,14 +138,19 @@ class AstChunker:
         return attached
 
     def _is_doc_block(self, item: _Item, definition_row: int) -> bool:
-        """A `/** ... */` comment whose last row is followed by one blank row, then the definition."""
+        """A `/** ... */` comment whose last row is followed by one blank row, then the definition;
+        not a file header (a block on the first row, or one naming a license or copyright)."""
         source = self._source
-        return (
-            item.end + 2 == definition_row
+        if not (
+            item.start > 0
+            and item.end + 2 == definition_row
             and source.is_blank(item.end + 1)
             and source.lines[item.start].lstrip().startswith("/**")
             and source.lines[item.end].rstrip().endswith("*/")
-        )
+        ):
+            return False
+        text = source.content(item.start, item.end).lower()
+        return "@license" not in text and "copyright" not in text
 
     # ----------------------------------------------------------------- regions
 
