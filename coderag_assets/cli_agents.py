@@ -192,7 +192,8 @@ def add_agent_commands(commands: argparse._SubParsersAction) -> None:
     refs.add_argument(
         "--code-only",
         action="store_true",
-        help="leave out mentions in comments, strings, docstrings and docs",
+        help="leave out mentions in comments, strings and docstrings, and in files without a "
+        "grammar (docs, config, SQL, HTML, ...)",
     )
     _common(refs)
     refs.set_defaults(func=cmd_refs)

@@ -146,8 +146,8 @@ class ReferenceOut(BaseModel):
     is_definition: bool = Field(description="This occurrence is where the symbol is defined")
     language: str
     context: Literal["code", "comment", "string", "text"] = Field(
-        description="Where it sits: code, a comment, a string or docstring, or a file without "
-        "a grammar (docs, config)"
+        description="Where it sits: code, a comment, a string or docstring, or text (a file "
+        "without a grammar: docs, config, SQL, HTML, ...)"
     )
 
 
@@ -512,7 +512,10 @@ def build_server(backend: AgentBackend) -> MCPServer:
         path: Annotated[str | None, Field(description="Only paths matching this glob")] = None,
         code_only: Annotated[
             bool,
-            Field(description="Leave out mentions in comments, strings, docstrings and docs"),
+            Field(
+                description="Leave out mentions in comments, strings and docstrings, and in files "
+                "without a grammar (docs, config, SQL, HTML, ...)"
+            ),
         ] = False,
     ) -> FindReferencesOutput:
         """Where an identifier occurs (whole identifiers only: `get` never matches `get_user`

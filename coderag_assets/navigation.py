@@ -178,7 +178,7 @@ class Reference:
     :data:`MAX_LINE_CHARS` around the occurrence), ``enclosing`` the qualified name of the
     innermost definition containing the line ("" at top level), ``context`` where it sits in the
     syntax: ``code``, ``comment``, ``string`` (docstrings too) or ``text`` (a file without a
-    grammar: docs, config)."""
+    grammar: docs, config, SQL, HTML, ...)."""
 
     path: str
     line: int
@@ -643,9 +643,20 @@ def find_references(
     definition_lines = {(s.path, s.line) for s in definitions}
 
     pattern = identifier_pattern(identifier)
+    # Chunks holding a match, plus every piece of an overlong line one of whose pieces matched,
+    # so the line is rebuilt whole (right columns, and a parse of the real text).
     chunk_rows = con.execute(
-        "SELECT path, language, start_line, end_line, content FROM chunks "
-        "WHERE contains(content, ?) AND regexp_matches(content, ?) ORDER BY path, start_line, rowid",
+        """
+        WITH hits AS (
+            SELECT rowid AS id, path, start_line, end_line FROM chunks
+            WHERE contains(content, ?) AND regexp_matches(content, ?)
+        )
+        SELECT path, language, start_line, end_line, content FROM chunks
+        WHERE rowid IN (SELECT id FROM hits)
+           OR (start_line = end_line AND (path, start_line) IN (
+                SELECT (path, start_line) FROM hits WHERE start_line = end_line))
+        ORDER BY path, start_line, rowid
+        """,
         [identifier, _duckdb_identifier_regex(identifier)],
     ).fetchall()
 
@@ -676,7 +687,7 @@ def find_references(
         _classify(con, found, len(identifier))
         found = [o for o in found if o.context == "code" or o.is_definition]
     kept = [o for o in found if o.is_definition][:limit]
-    kept += [o for o in found if not o.is_definition][:limit]
+    kept = (kept + [o for o in found if not o.is_definition])[:limit]
     if not code_only:
         _classify(con, kept, len(identifier))
     scopes = _Scopes.load(con, {o.path for o in kept})
@@ -692,7 +703,7 @@ def find_references(
             o.context,
         )
         for o in kept
-    ][:limit]
+    ]
     return ReferenceMatches(
         name=name,
         identifier=identifier,

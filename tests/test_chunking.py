@@ -198,6 +198,24 @@ def test_jsdoc_block_attaches_across_one_blank_row_but_line_comments_do_not() ->
     assert not location.content.startswith("// a section note")
 
 
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "/************************************************************\n * Helpers\n */",  # banner
+        "/**/",
+        "/**< documents the member above */",
+        "/**\n * Two blank rows below.\n */\n",
+    ],
+)
+def test_other_blocks_do_not_join_a_definition_across_a_blank_row(comment: str) -> None:
+    body = "".join(f"  var step{i} = value.length * {i} - {i};\n" for i in range(8))
+    glue = "".join(f"var module{i} = require('some-module-{i}');\n" for i in range(5))
+    text = f"{glue}\n{comment}\n\nfunction helper(value) {{\n{body}  return value;\n}}\n"
+    chunks = chunks_of("helpers.js", text)
+    helper = next(c for c in chunks if c.symbol == "helper")
+    assert helper.content.startswith("function helper(value)")
+
+
 def test_license_block_does_not_join_the_first_definition_across_a_blank_row() -> None:
     body = "".join(f"  var step{i} = value.length * {i} - {i};\n" for i in range(8))
     header = (

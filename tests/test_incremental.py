@@ -431,3 +431,21 @@ def test_shard_check_fails_when_the_index_lost_chunks_of_an_unchanged_shard(repo
     assert not outcome.passed
     assert metadata["pending_shards"] == 0
     assert "shards hold" in outcome.detail
+
+
+def test_shard_check_of_an_index_without_shard_versions_compares_all_shards(repo) -> None:
+    _, _, store, _ = repo
+    con = duckdb.connect(str(store.index_path))
+    try:
+        con.execute("DELETE FROM meta WHERE key = 'chunk_shard_files'")
+    finally:
+        con.close()
+    outcome, metadata = shard_check(store)
+    assert outcome.passed and "pending_shards" not in metadata, outcome.detail
+    con = duckdb.connect(str(store.index_path))
+    try:
+        con.execute("DELETE FROM chunks WHERE path = 'pyutils/cache.py'")
+    finally:
+        con.close()
+    outcome, _ = shard_check(store)
+    assert not outcome.passed and "shards hold" in outcome.detail

@@ -103,19 +103,23 @@ def _manifest_row(root: Path, rel: str, language: str | None, skip_reason: str |
     }
 
 
-def build_test_index(data_dir: Path, root: Path) -> IndexStore:
-    """Chunk SOURCES with the real chunker and publish them with `build_index`."""
+def build_test_index(
+    data_dir: Path, root: Path, sources: dict[str, str] | None = None
+) -> IndexStore:
+    """Chunk `sources` (default SOURCES, plus the skipped files) with the real chunker and
+    publish them with `build_index`. The files must exist under `root`."""
     manifest, chunk_rows, symbol_rows = [], [], []
-    for rel, text in SOURCES.items():
+    for rel, text in (sources or SOURCES).items():
         language = language_for_path(rel)
         chunked = chunk_file(rel, text, language)
         manifest.append(_manifest_row(root, rel, language, None))
         file_sha = manifest[-1]["sha256"]
         chunk_rows.extend(chunk_row(chunk, file_sha, "test-run") for chunk in chunked.chunks)
         symbol_rows.extend(symbol_row(symbol) for symbol in chunked.symbols)
-    for rel, reason in SKIPPED.items():
-        manifest.append(_manifest_row(root, rel, None, reason))
-    manifest.append(_manifest_row(root, "outside_link.txt", "text", "symlink_outside_root"))
+    if sources is None:
+        for rel, reason in SKIPPED.items():
+            manifest.append(_manifest_row(root, rel, None, reason))
+        manifest.append(_manifest_row(root, "outside_link.txt", "text", "symlink_outside_root"))
     hashes = sorted({row["content_hash"] for row in chunk_rows})
     vectors = np.zeros((len(hashes), VECTOR_DIM), dtype=np.float32)
     store = IndexStore.for_root(data_dir, root)
@@ -370,6 +374,29 @@ def test_code_only_references_leave_out_comments_and_docs(index) -> None:
     assert limited.total == 6 and limited.truncated and len(limited.references) == 1
 
 
+def test_references_on_an_overlong_line_get_the_whole_line(tmp_path: Path) -> None:
+    entries = ", ".join(f'"entry_{i:04d}"' for i in range(600))  # ~9,000 characters
+    line = f'const table = ["get", {entries}, get(2)];'
+    text = f"function get(n) {{\n  return n;\n}}\n{line}\n"
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "table.js").write_text(text)
+    chunks = chunk_file("table.js", text, "javascript").chunks
+    assert sum(c.start_line == c.end_line == 4 for c in chunks) > 2  # the line is cut in pieces
+    con = connect_index(build_test_index(tmp_path / "data", root, {"table.js": text}).index_path)
+    try:
+        refs = nav.find_references(con, "get")
+        code_only = nav.find_references(con, "get", code_only=True)
+    finally:
+        con.close()
+    on_line = [(r.column, r.context) for r in refs.references if r.line == 4]
+    assert on_line == [(line.index('"get"') + 2, "string"), (line.index("get(2)") + 1, "code")]
+    assert [(r.line, r.column) for r in code_only.references] == [
+        (1, 10),
+        (4, line.index("get(2)") + 1),
+    ]
+
+
 @pytest.mark.parametrize(
     ("language", "text", "expected"),
     [
@@ -388,6 +415,16 @@ def test_code_only_references_leave_out_comments_and_docs(index) -> None:
         ),
         ("go", 'package main\n// get it\nfunc get() string { return "get" }\n', None),
         ("markdown", "Call get here.\n", ["text"]),
+        # columns are characters, the parser's are bytes: non-ASCII text before the occurrence
+        (
+            "python",
+            's = "é get"\nt = f"{get}é get"  # ü get\n',
+            ["string", "code", "string", "comment"],
+        ),
+        # interpolation without a wrapper node (PHP) and the Kotlin/Swift forms
+        ("php", '<?php\n$s = "{$get} $get get";\n', ["code", "code", "string"]),
+        ("kotlin", 'val s = "$get ${get} get"\n', ["code", "code", "string"]),
+        ("swift", 'let s = "\\(get) get"\n', ["code", "string"]),
     ],
 )
 def test_occurrence_contexts_per_language(

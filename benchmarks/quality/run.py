@@ -321,27 +321,28 @@ def ablation_table(config_rows: dict[str, Rows], base: Rows) -> str:
     lines = [
         (
             "| hybrid ranking step | def MRR@10 | Δ vs previous | def R@1 | def R@5 | file MRR@10 "
-            "| median span | held-out def MRR@10 | held-out def R@1 |"
+            "| median span | dev def MRR@10 | held-out def MRR@10 | held-out def R@1 |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
-    def cells(row: dict[str, float], held_out: dict[str, float]) -> str:
+    def cells(rows: dict[str, dict[str, float]]) -> str:
+        row, held_out = rows["all"], rows["held-out"]
         return (
             f"{row['def_R@1']:.3f} | {row['def_R@5']:.3f} | {row['file_MRR@10']:.3f} | "
-            f"{row['median_span']:.0f} | {held_out['def_MRR@10']:.3f} | {held_out['def_R@1']:.3f}"
+            f"{row['median_span']:.0f} | {rows['dev']['def_MRR@10']:.3f} | "
+            f"{held_out['def_MRR@10']:.3f} | {held_out['def_R@1']:.3f}"
         )
 
     hybrid = base["hybrid"]
     lines.append(
-        f"| 60/20 windows, RRF (baseline) | {hybrid['all']['def_MRR@10']:.3f} | | "
-        f"{cells(hybrid['all'], hybrid['held-out'])} |"
+        f"| 60/20 windows, RRF (baseline) | {hybrid['all']['def_MRR@10']:.3f} | | {cells(hybrid)} |"
     )
     previous = None
     for name, rows in config_rows.items():
-        row, held_out = rows["hybrid"]["all"], rows["hybrid"]["held-out"]
+        row = rows["hybrid"]["all"]
         delta = "" if previous is None else f"{row['def_MRR@10'] - previous:+.3f}"
-        lines.append(f"| {name} | {row['def_MRR@10']:.3f} | {delta} | {cells(row, held_out)} |")
+        lines.append(f"| {name} | {row['def_MRR@10']:.3f} | {delta} | {cells(rows['hybrid'])} |")
         previous = row["def_MRR@10"]
     return "\n".join(lines)
 
@@ -356,10 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = ablation_steps() if args.ablation else [("default", DEFAULT_RANKING)]
     baseline_rows, config_rows, info = evaluate(args.work, args.show_misses, configs)
     final = config_rows[configs[-1][0]]
-    counts = info["queries"]
-    print(
-        f"All {sum(counts.values())} queries ({counts['dev']} dev + {counts['held-out']} held-out):"
-    )
+    print(f"All {len(ALL_QUERIES)} queries ({len(QUERIES)} dev + {len(HELDOUT_QUERIES)} held-out):")
     table_rows = [("60/20 windows", mode, baseline_rows[mode]["all"]) for mode in MODES]
     table_rows += [("CodeRAG", mode, final[mode]["all"]) for mode in MODES]
     print(markdown_table(table_rows))

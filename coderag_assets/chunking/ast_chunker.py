@@ -26,6 +26,7 @@ is a definition or *glue* (code outside any definition: imports, constants, fiel
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ from .grammars import Grammar
 from .limits import MAX_CHUNK_CHARS, MAX_SPLIT_DEPTH, SMALL_PIECE_CHARS, TINY_GLUE_CHARS
 from .source_text import SourceText
 from .text_chunker import line_windows
+
+_DOC_BLOCK_RE = re.compile(r"\s*/\*\*(?![*/<])")
 
 
 @dataclass(slots=True)
@@ -138,14 +141,15 @@ class AstChunker:
         return attached
 
     def _is_doc_block(self, item: _Item, definition_row: int) -> bool:
-        """A `/** ... */` comment whose last row is followed by one blank row, then the definition;
-        not a file header (a block on the first row, or one naming a license or copyright)."""
+        """A `/** ... */` doc comment whose last row is followed by one blank row, then the
+        definition; not a banner (`/*****`, `/**/`), a trailing member doc (`/**<`) or a file
+        header (a block on the first row, or one naming a license or copyright)."""
         source = self._source
         if not (
             item.start > 0
             and item.end + 2 == definition_row
             and source.is_blank(item.end + 1)
-            and source.lines[item.start].lstrip().startswith("/**")
+            and _DOC_BLOCK_RE.match(source.lines[item.start]) is not None
             and source.lines[item.end].rstrip().endswith("*/")
         ):
             return False

@@ -2,7 +2,9 @@
 
 Used by reference search to tell real uses of an identifier from mentions in comments, docstrings
 and strings. The file is parsed with the same tree-sitter grammar the chunker uses; an identifier
-inside an interpolation (`f"{name}"`, `` `${name}` ``) counts as code.
+inside an interpolation (`f"{name}"`, `` `${name}` ``, `"$name"`) counts as code. What the grammar
+keeps as plain literal text stays "string": Rust's `format!("{name}")`, Python's quoted
+annotations. Files without a grammar (docs, config, SQL, HTML, Makefiles, ...) are "text".
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _INTERPOLATION_TYPES = frozenset(
         "interpolation",
         "template_substitution",
         "interpolated_expression",
+        "interpolated_identifier",
         "string_interpolation",
         "embedded_expression",
         "expansion",
@@ -30,8 +33,13 @@ _INTERPOLATION_TYPES = frozenset(
         "command_substitution",
     }
 )
+# Pieces of a literal's own text; any other named child of a string is code inside it (PHP's
+# "{$name}" puts a variable_name right under the string).
+_STRING_PARTS = ("str", "text", "content", "fragment", "escape", "start", "end", "quote")
 # Literal types whose names do not say "string".
-_STRING_TYPES = frozenset({"char_literal", "character_literal", "rune_literal", "heredoc_body"})
+_STRING_TYPES = frozenset(
+    {"char_literal", "character_literal", "rune_literal", "heredoc_body", "jsx_text"}
+)
 
 
 def occurrence_contexts(
@@ -55,6 +63,7 @@ def occurrence_contexts(
 
 
 def _context_of(node: Node | None) -> Context:
+    below: Node | None = None  # the node the walk came up from
     while node is not None:
         kind = node.type
         if "comment" in kind:
@@ -62,6 +71,12 @@ def _context_of(node: Node | None) -> Context:
         if kind in _INTERPOLATION_TYPES:
             return "code"
         if "string" in kind or kind in _STRING_TYPES:
+            if below is not None and below.is_named and not _is_string_part(below.type):
+                return "code"
             return "string"
-        node = node.parent
+        below, node = node, node.parent
     return "code"
+
+
+def _is_string_part(kind: str) -> bool:
+    return any(part in kind for part in _STRING_PARTS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 #: Bump whenever chunk boundaries, symbols or kinds produced for the same input change.
-CHUNKER_VERSION = "ts-3"
+CHUNKER_VERSION = "ts-4"
 
 #: Target upper bound for one chunk, in characters. The embedder keeps 256 word pieces, which
 #: code fills at roughly 900-1500 characters; definitions above this size are split.
