@@ -398,6 +398,15 @@ def shard_check(store: IndexStore):
         con.close()
 
 
+def edit_index(store: IndexStore, statement: str) -> None:
+    """Change the published index file in place (to simulate a damaged or older index)."""
+    con = duckdb.connect(str(store.index_path))
+    try:
+        con.execute(statement)
+    finally:
+        con.close()
+
+
 def test_shard_check_passes_on_a_fresh_index(repo) -> None:
     _, _, store, _ = repo
     outcome, metadata = shard_check(store)
@@ -422,11 +431,7 @@ def test_shard_rewritten_after_the_build_is_pending_not_a_failure(repo) -> None:
 
 def test_shard_check_fails_when_the_index_lost_chunks_of_an_unchanged_shard(repo) -> None:
     _, _, store, _ = repo
-    con = duckdb.connect(str(store.index_path))
-    try:
-        con.execute("DELETE FROM chunks WHERE path = 'pyutils/cache.py'")
-    finally:
-        con.close()
+    edit_index(store, "DELETE FROM chunks WHERE path = 'pyutils/cache.py'")
     outcome, metadata = shard_check(store)
     assert not outcome.passed
     assert metadata["pending_shards"] == 0
@@ -435,17 +440,9 @@ def test_shard_check_fails_when_the_index_lost_chunks_of_an_unchanged_shard(repo
 
 def test_shard_check_of_an_index_without_shard_versions_compares_all_shards(repo) -> None:
     _, _, store, _ = repo
-    con = duckdb.connect(str(store.index_path))
-    try:
-        con.execute("DELETE FROM meta WHERE key = 'chunk_shard_files'")
-    finally:
-        con.close()
+    edit_index(store, "DELETE FROM meta WHERE key = 'chunk_shard_files'")
     outcome, metadata = shard_check(store)
     assert outcome.passed and "pending_shards" not in metadata, outcome.detail
-    con = duckdb.connect(str(store.index_path))
-    try:
-        con.execute("DELETE FROM chunks WHERE path = 'pyutils/cache.py'")
-    finally:
-        con.close()
+    edit_index(store, "DELETE FROM chunks WHERE path = 'pyutils/cache.py'")
     outcome, _ = shard_check(store)
     assert not outcome.passed and "shards hold" in outcome.detail
