@@ -421,6 +421,7 @@ def test_references_on_an_overlong_line_get_the_whole_line(tmp_path: Path) -> No
             's = "é get"\nt = f"{get}é get"  # ü get\n',
             ["string", "code", "string", "comment"],
         ),
+        ("python", 's = "éééééé"; get()\n', ["code"]),  # bytes would land inside the string
         # interpolation without a wrapper node (PHP) and the Kotlin/Swift forms
         ("php", '<?php\n$s = "{$get} $get get";\n', ["code", "code", "string"]),
         ("kotlin", 'val s = "$get ${get} get"\n', ["code", "code", "string"]),
