@@ -24,7 +24,10 @@ import difflib
 import os
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from typing import Literal, get_args
 
@@ -504,12 +507,21 @@ def indexed_lines(
         "ORDER BY start_line, rowid",
         [path, last_line, first_line],
     ).fetchall()
+    return _rebuild_lines(rows, first_line, last_line)
+
+
+def _rebuild_lines(
+    rows: Iterable[tuple[int, int, str]], first_line: int = 1, last_line: int | None = None
+) -> list[str]:
+    """Lines ``first_line..last_line`` (default: to the last one) from one file's chunk rows
+    ``(start_line, end_line, content)`` in ``start_line, rowid`` order: the pieces of an
+    overlong line are joined, a line no chunk covers is blank."""
     by_line: dict[int, str] = {}
-    for start, _end, content in rows:
+    for start, end, content in rows:
         for offset, line_text in enumerate(content.split("\n")):
             line = start + offset
-            if first_line <= line <= last_line:
-                by_line[line] = by_line.get(line, "") + line_text if start == _end else line_text
+            if line >= first_line and (last_line is None or line <= last_line):
+                by_line[line] = by_line.get(line, "") + line_text if start == end else line_text
     if not by_line:
         return []
     return [by_line.get(line, "") for line in range(first_line, max(by_line) + 1)]
@@ -735,19 +747,15 @@ def _classify(con: duckdb.DuckDBPyConnection, occurrences: list[_Occurrence], le
     if not by_path:
         return
     rows = con.execute(
-        "SELECT path, language, start_line, end_line, content FROM chunks "
+        "SELECT path, start_line, end_line, content FROM chunks "
         "WHERE path IN (SELECT unnest(?)) ORDER BY path, start_line, rowid",
         [sorted(by_path)],
     ).fetchall()
-    files: dict[str, tuple[str, list[str]]] = {}
-    for path, language, start_line, content in _join_split_lines(rows):
-        lines = files.setdefault(path, (language or "", []))[1]
-        lines.extend([""] * (start_line - 1 - len(lines)))  # blank rows between chunks
-        lines[start_line - 1 :] = content.split("\n")
-    for path, found in by_path.items():
-        language, lines = files.get(path, ("", []))
+    for path, file_rows in groupby(rows, key=itemgetter(0)):
+        found = by_path[path]
+        lines = _rebuild_lines(row[1:] for row in file_rows)
         contexts = occurrence_contexts(
-            "\n".join(lines), language, [(o.line - 1, o.column - 1, length) for o in found]
+            "\n".join(lines), found[0].language, [(o.line - 1, o.column - 1, length) for o in found]
         )
         for occurrence, context in zip(found, contexts, strict=True):
             occurrence.context = context

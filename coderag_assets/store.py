@@ -180,7 +180,7 @@ class IndexStore:
         return pq.read_table(path)
 
     def read_all_shards(self, kind: str, shards: Iterable[str], schema: pa.Schema) -> pa.Table:
-        return self.read_all_shards_pinned(kind, shards, schema)[0]
+        return _union([self.read_shard(kind, shard, schema) for shard in shards], schema)
 
     def read_shard_pinned(
         self, kind: str, shard: str, schema: pa.Schema
@@ -202,10 +202,8 @@ class IndexStore:
         tables, fingerprints = [], {}
         for shard in shards:
             table, fingerprints[shard] = self.read_shard_pinned(kind, shard, schema)
-            if table.num_rows:
-                tables.append(table)
-        table = pa.concat_tables(tables or [schema.empty_table()], promote_options="permissive")
-        return table, fingerprints
+            tables.append(table)
+        return _union(tables, schema), fingerprints
 
     # ----- vector cache (content hash → vector, per model)
     def cached_vectors(self, model_id: str, wanted: set[str]) -> dict[str, np.ndarray]:
@@ -276,6 +274,12 @@ def _write_bytes_atomic(path: Path, payload: bytes) -> None:
     tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp_path.write_bytes(payload)
     os.replace(tmp_path, path)
+
+
+def _union(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    """The rows of all non-empty `tables` (an empty table of `schema` when there are none)."""
+    tables = [table for table in tables if table.num_rows] or [schema.empty_table()]
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

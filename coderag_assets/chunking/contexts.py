@@ -17,7 +17,6 @@ from .chunker import _parser_for
 from .languages import SUPPORTED_AST_LANGUAGES
 
 Context = Literal["code", "comment", "string", "text"]
-CONTEXTS: tuple[Context, ...] = ("code", "comment", "string", "text")
 
 # Nodes that put code back inside a string literal.
 _INTERPOLATION_TYPES = frozenset(
