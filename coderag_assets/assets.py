@@ -1,185 +1,213 @@
 """The asset graph: file_manifest → code_chunks → chunk_embeddings → search_index + bm25_index.
 
+The three shard assets are one partitioned graph (:func:`build_shard_assets`) so that a run
+over many shards gets **one Dagster step per shard**: `scan_shards` walks the root once and
+fans the run's partition keys out as dynamic outputs, `index_shard` runs
+manifest → chunks → embeddings for one shard (the executor decides where: in the run's
+process, one process per step, or a Celery worker), and `record_shards` records each
+partition's own numbers. The unpartitioned index assets then publish what the shards wrote.
+
 Assets stay thin: they read Dagster context, call the plain stage functions in
-:mod:`coderag_assets.indexing`, and record metadata. Partitioned assets accept a single
-shard or a range of shards in one run (`BackfillPolicy.single_run()`), which is how the CLI,
-the schedule and UI backfills run; the embedding stage fans a range out to worker processes.
+:mod:`coderag_assets.indexing`, and record metadata. Nothing here knows which executor runs it.
 """
 
+
 from collections import Counter
+from dataclasses import dataclass, replace
 
 import dagster as dg
 
 from coderag_assets import indexing
-from coderag_assets.partitions import shard_of, shards_partitions
+from coderag_assets.files import FileStat
+from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.resources import CodeRagResource
-from coderag_assets.settings import load_settings
 
-SHARD_COUNT = load_settings().shard_count
-SHARDS = shards_partitions(SHARD_COUNT)
 INDEX_WRITER_POOL = "coderag_index_writer"
 GROUP = "coderag"
+SHARD_ASSET_NAMES = ("file_manifest", "code_chunks", "chunk_embeddings")
+INDEX_ASSET_NAMES = ("search_index", "bm25_index")
 
 
-class ManifestConfig(dg.Config):
+class ScanConfig(dg.Config):
     verify_hashes: bool = False
     """Re-read and re-hash every file instead of trusting unchanged size + mtime."""
+    shards: list[str] = []  # noqa: RUF012 - pydantic copies defaults
+    """Only these shards of the run's range (empty: all of them). Lets one run cover a few
+    non-adjacent changed shards without touching the ones between them."""
 
 
-def _sum_counters(counters: list[Counter[str]]) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for counter in counters:
-        total.update(counter)
-    return dict(sorted(total.items()))
+@dataclass(frozen=True)
+class ShardWork:
+    """What one shard step is handed by the scan: its key, its files, how to treat them."""
+
+    shard: str
+    file_stats: tuple[FileStat, ...]
+    verify_hashes: bool
 
 
-@dg.asset(
-    partitions_def=SHARDS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name=GROUP,
-    kinds={"python", "parquet"},
-    description="Every file of the shard: path, size, mtime, sha256, language, skip reason.",
-)
-def file_manifest(
-    context: dg.AssetExecutionContext, config: ManifestConfig, coderag: CodeRagResource
-) -> dg.MaterializeResult:
+@dg.op(out=dg.DynamicOut(ShardWork), description="Walk the root once; one output per shard.")
+def scan_shards(context: dg.OpExecutionContext, config: ScanConfig, coderag: CodeRagResource):
     store = coderag.index_store()
-    store.register(SHARD_COUNT)
-    shards = context.partition_keys
-    stats = indexing.build_manifests(
-        store,
+    store.register(coderag.shard_count)
+    shards = list(context.partition_keys)
+    if config.shards:
+        unknown = sorted(set(config.shards) - set(shards))
+        if unknown:
+            raise dg.Failure(f"shards {unknown} are outside this run's partitions {shards}")
+        shards = [shard for shard in shards if shard in set(config.shards)]
+    by_shard = indexing.scan_shards(
+        store.root,
         shards,
-        lambda path: shard_of(path, SHARD_COUNT),
-        max_file_bytes=coderag.max_file_bytes,
-        verify_hashes=config.verify_hashes,
-    )
-    values = list(stats.values())
-    return dg.MaterializeResult(
-        metadata={
-            "root": str(store.root),
-            "shards": len(shards),
-            "files": sum(s.files for s in values),
-            "indexable_files": sum(s.indexable for s in values),
-            "files_hashed": sum(s.hashed for s in values),
-            "indexable_bytes": sum(s.bytes for s in values),
-            "skipped": sum(sum(s.skipped.values()) for s in values),
-            "skipped_by_reason": dg.MetadataValue.json(_sum_counters([s.skipped for s in values])),
-            "per_shard": dg.MetadataValue.json(
-                {
-                    k: {"files": s.files, "indexable": s.indexable, "hashed": s.hashed}
-                    for k, s in stats.items()
-                }
-            ),
-        }
-    )
-
-
-@dg.asset(
-    partitions_def=SHARDS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[file_manifest],
-    group_name=GROUP,
-    kinds={"python", "parquet"},
-    description="Tree-sitter AST chunks (line windows for other text) with qualified symbols.",
-)
-def code_chunks(
-    context: dg.AssetExecutionContext, coderag: CodeRagResource
-) -> dg.MaterializeResult:
-    stats = indexing.build_chunks(
-        coderag.index_store(),
-        context.partition_keys,
-        run_id=context.run_id,
+        lambda path: shard_of(path, coderag.shard_count),
         max_file_bytes=coderag.max_file_bytes,
     )
-    values = list(stats.values())
-    return dg.MaterializeResult(
-        metadata={
-            "chunks": sum(s.chunks for s in values),
-            "symbols": sum(s.symbols for s in values),
-            "files_chunked": sum(s.files_chunked for s in values),
-            "files_reused": sum(s.files_reused for s in values),
-            "files_with_parse_errors": sum(s.parse_error_files for s in values),
-            "skipped_by_reason": dg.MetadataValue.json(_sum_counters([s.skipped for s in values])),
-            "seconds": round(sum(s.seconds for s in values), 3),
-            "per_shard": dg.MetadataValue.json(
-                {
-                    k: {"chunks": s.chunks, "files_chunked": s.files_chunked}
-                    for k, s in stats.items()
-                }
-            ),
-        }
-    )
+    context.log.info(f"{sum(map(len, by_shard.values()))} files in {len(shards)} shards")
+    for shard in shards:
+        yield dg.DynamicOutput(
+            ShardWork(shard, tuple(by_shard[shard]), config.verify_hashes),
+            mapping_key=f"shard_{shard}",
+        )
 
 
-@dg.asset(
-    partitions_def=SHARDS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[code_chunks],
-    group_name=GROUP,
-    kinds={"python", "parquet"},
-    description="One vector per chunk content hash; known hashes are reused, never recomputed.",
-)
-def chunk_embeddings(
-    context: dg.AssetExecutionContext, coderag: CodeRagResource
-) -> dg.MaterializeResult:
+@dg.op(description="Manifest → chunks → embeddings of one shard.")
+def index_shard(
+    context: dg.OpExecutionContext, work: ShardWork, coderag: CodeRagResource
+) -> indexing.ShardStats:
     spec = coderag.embedder_spec()
-    stats = indexing.build_embeddings(
+    spec = replace(spec, threads=coderag.step_inference_threads())
+    stats = indexing.process_shard(
         coderag.index_store(),
-        context.partition_keys,
+        work.shard,
+        work.file_stats,
         spec,
         run_id=context.run_id,
-        workers=coderag.workers,
+        max_file_bytes=coderag.max_file_bytes,
+        verify_hashes=work.verify_hashes,
     )
-    values = list(stats.values())
-    embedded = sum(s.embedded for s in values)
-    seconds = max((s.seconds for s in values), default=0.0)
-    return dg.MaterializeResult(
-        metadata={
-            "model_id": spec.model_id,
-            "chunks": sum(s.chunks for s in values),
-            "unique_content_hashes": sum(s.unique_hashes for s in values),
-            "embedded": embedded,
-            "reused": sum(s.reused for s in values),
-            "seconds": round(seconds, 3),
-            "embedded_per_second": round(embedded / seconds, 1) if seconds and embedded else 0.0,
-            "per_shard": dg.MetadataValue.json(
-                {
-                    k: {"chunks": s.chunks, "embedded": s.embedded, "reused": s.reused}
-                    for k, s in stats.items()
-                }
+    context.log.info(
+        f"shard {work.shard}: {stats.manifest.files} files, {stats.chunks.chunks} chunks, "
+        f"{stats.embeddings.embedded} embedded, {stats.embeddings.reused} reused "
+        f"in {stats.seconds:.2f} s"
+    )
+    return stats
+
+
+def shard_metadata(stats: indexing.ShardStats) -> dict[str, dict[str, object]]:
+    """Each shard asset's metadata for one shard's partition (what the UI shows per shard)."""
+    manifest, chunks, embeddings = stats.manifest, stats.chunks, stats.embeddings
+    return {
+        "file_manifest": {
+            "files": manifest.files,
+            "indexable_files": manifest.indexable,
+            "files_hashed": manifest.hashed,
+            "indexable_bytes": manifest.bytes,
+            "skipped": sum(manifest.skipped.values()),
+            "skipped_by_reason": dg.MetadataValue.json(dict(sorted(manifest.skipped.items()))),
+        },
+        "code_chunks": {
+            "chunks": chunks.chunks,
+            "symbols": chunks.symbols,
+            "files_chunked": chunks.files_chunked,
+            "files_reused": chunks.files_reused,
+            "files_with_parse_errors": chunks.parse_error_files,
+            "skipped_by_reason": dg.MetadataValue.json(dict(sorted(chunks.skipped.items()))),
+            "seconds": round(chunks.seconds, 3),
+        },
+        "chunk_embeddings": {
+            "model_id": embeddings.model_id,
+            "segment": stats.segment_id,
+            "chunks": embeddings.chunks,
+            "unique_content_hashes": embeddings.unique_hashes,
+            "embedded": embeddings.embedded,
+            "reused": embeddings.reused,
+            "seconds": round(embeddings.seconds, 3),
+            "embedded_per_second": round(embeddings.embedded / embeddings.seconds, 1)
+            if embeddings.seconds and embeddings.embedded
+            else 0.0,
+        },
+    }
+
+
+@dg.op(
+    out={name: dg.Out(dg.Nothing) for name in SHARD_ASSET_NAMES},
+    description="Record every shard's own numbers on its partitions.",
+)
+def record_shards(context: dg.AssetExecutionContext, results: list[indexing.ShardStats]):
+    for stats in results:
+        for asset_name, metadata in shard_metadata(stats).items():
+            context.add_asset_metadata(metadata, asset_key=asset_name, partition_key=stats.shard)
+    skipped: Counter[str] = Counter()
+    for stats in results:
+        skipped.update(stats.manifest.skipped)
+        skipped.update(stats.chunks.skipped)
+    context.log.info(
+        f"{len(results)} shards: {sum(s.chunks.chunks for s in results)} chunks, "
+        f"{sum(s.embeddings.embedded for s in results)} embedded, skipped {dict(skipped)}"
+    )
+    return tuple(None for _ in SHARD_ASSET_NAMES)
+
+
+def build_shard_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """file_manifest, code_chunks and chunk_embeddings over `partitions`, one step per shard."""
+
+    @dg.graph_multi_asset(
+        name="shard_assets",
+        outs={
+            "file_manifest": dg.AssetOut(
+                group_name=GROUP,
+                kinds={"python", "parquet"},
+                description="Every file of the shard: path, size, mtime, sha256, language, "
+                "skip reason.",
             ),
-        }
+            "code_chunks": dg.AssetOut(
+                group_name=GROUP,
+                kinds={"python", "parquet"},
+                description="Tree-sitter AST chunks (line windows for other text) with "
+                "qualified symbols.",
+            ),
+            "chunk_embeddings": dg.AssetOut(
+                group_name=GROUP,
+                kinds={"python", "parquet"},
+                description="One vector per chunk content hash; known hashes are reused, "
+                "never recomputed.",
+            ),
+        },
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=False,
     )
+    def shard_assets():
+        results = scan_shards().map(index_shard).collect()
+        return record_shards(results)
+
+    return shard_assets
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
             "search_index",
-            deps=[chunk_embeddings],
+            deps=list(SHARD_ASSET_NAMES),
             group_name=GROUP,
             kinds={"duckdb"},
-            description="Published DuckDB index: chunks, FLOAT[dim] vectors, symbols, files, provenance.",
-            automation_condition=dg.AutomationCondition.eager(),
+            description="Published index: chunks, vectors, symbols, files, provenance.",
         ),
         dg.AssetSpec(
             "bm25_index",
-            deps=[chunk_embeddings],
+            deps=list(SHARD_ASSET_NAMES),
             group_name=GROUP,
-            kinds={"duckdb"},
-            description="BM25 full-text index (DuckDB FTS, code-aware tokens) inside the same file.",
-            automation_condition=dg.AutomationCondition.eager(),
+            kinds={"python"},
+            description="BM25 postings and statistics of the published index.",
         ),
     ],
     pool=INDEX_WRITER_POOL,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=False,
 )
 def search_index(context: dg.AssetExecutionContext, coderag: CodeRagResource):
-    """Build the index from every shard, validate it, publish it atomically (one writer)."""
+    """Publish what the shards wrote: validated, atomic, one writer at a time."""
     store = coderag.index_store()
     result = indexing.publish_index(
-        store, SHARDS.get_partition_keys(), coderag.embedder_spec(), run_id=context.run_id
+        store, shard_keys(coderag.shard_count), coderag.embedder_spec(), run_id=context.run_id
     )
     common = {"index_path": str(result.index_path), "version": result.version}
     yield dg.MaterializeResult(

@@ -11,8 +11,7 @@ from collections import Counter
 import dagster as dg
 import duckdb
 
-from coderag_assets.assets import SHARDS
-from coderag_assets.partitions import shard_of
+from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.resources import CodeRagResource
 from coderag_assets.store import (
     CHUNK_SCHEMA,
@@ -35,7 +34,8 @@ def shard_consistency(
     """
     recorded = meta.get("chunk_shard_files")
     if not isinstance(recorded, dict) or not recorded:
-        expected = store.read_all_shards("chunks", SHARDS.get_partition_keys(), CHUNK_SCHEMA)
+        keys = shard_keys(int(meta.get("shard_count") or 16))  # type: ignore[call-overload]
+        expected = store.read_all_shards("chunks", keys, CHUNK_SCHEMA)
         total = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
         outcome = CheckOutcome(
             "chunk_count_matches_shards",

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from coderag_assets.embedding import EmbeddingError
+from coderag_assets.execution import ServiceUnavailableError
 from coderag_assets.files import RootError, resolve_root
 from coderag_assets.settings import Settings, SettingsError, load_settings, prepare_dagster_env
 from coderag_assets.store import IndexNotFoundError, IndexStore, find_index
@@ -111,7 +112,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     root = _root(args.path or ".")
     if args.dry_run:
         return _dry_run(settings, root)
-    from coderag_assets.runner import run_index
+    from coderag_assets.runs import run_index
 
     progress = Progress(
         TextColumn("{task.description:<16}"),
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         # ValueError covers SearchError, NavigationError and path refusals: bad input.
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (EmbeddingError, duckdb.Error, OSError) as exc:
+    except (EmbeddingError, duckdb.Error, OSError, ServiceUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

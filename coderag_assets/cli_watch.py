@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
 
-    from coderag_assets.runner import Watcher, WatchUpdate
+    from coderag_assets.watcher import Watcher, WatchUpdate
 
 EXIT_USAGE = 2
 WATCH_INTERVAL_S = 1.0  # poll period (file-system events wake it sooner)
@@ -67,7 +67,8 @@ def add_watch_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from coderag_assets.cli import CliError, _root, _settings
-    from coderag_assets.runner import Watcher, get_instance
+    from coderag_assets.runs import get_instance
+    from coderag_assets.watcher import Watcher
 
     if args.interval <= 0:
         raise CliError("--interval must be positive")
@@ -233,16 +234,18 @@ class WatchLoop:
             _raise_in_thread(self.thread, KeyboardInterrupt)
 
     def _hard_exit(self) -> None:
-        from coderag_assets.runner import fail_runs_of_process
+        from coderag_assets.runs import fail_abandoned_runs
 
         _terminate_worker_processes()
-        failed = fail_runs_of_process(self.watcher.instance, os.getpid(), "stopped by a signal")
+        root = self.watcher.settings.root
+        assert root is not None
+        failed = fail_abandoned_runs(self.watcher.instance, root, "stopped by a signal")
         self.printer.message(f"{_clock()} stopped (interrupted {len(failed)} run(s))")
         os._exit(0)
 
 
 def _terminate_worker_processes() -> None:
-    """Stop this process's multiprocessing children (the embedding pool of an update)."""
+    """Stop this process's multiprocessing children (the step processes of an update)."""
     for child in multiprocessing.active_children():
         child.terminate()
 

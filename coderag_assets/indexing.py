@@ -1,32 +1,35 @@
-"""What each pipeline stage does, as plain functions over one index's shards.
+"""What each pipeline stage does, as plain functions over one shard of one index.
 
-The Dagster assets are thin wrappers around these; the CLI reaches them only through the
-assets (one code path). Each stage reads its upstream shard files, writes its own shard
-files, and returns stats a person wants to see. Stages are incremental:
+The Dagster shard step (:mod:`coderag_assets.assets`) calls :func:`process_shard` once per
+shard; the index step calls :func:`publish_index`. Each stage reads its upstream shard files,
+writes its own shard files, and returns stats a person wants to see. Stages are incremental:
 
 - manifest: a file whose size and mtime are unchanged keeps its recorded sha256 (unless
   `verify_hashes`), so a no-op re-run reads no file contents;
 - chunks: a file whose sha256 and chunker version are unchanged keeps its chunk rows;
 - embeddings: a content hash with a vector (this shard's last output or the vector cache)
   is never embedded again, so renames, reverts and rebuilds reuse vectors.
+
+Parallelism is not this module's business: Dagster's executor runs shard steps side by side
+(one process per step, or Celery workers), and each step embeds with the threads it is given.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 
+from coderag_assets import segments
 from coderag_assets.chunking import CHUNKER_VERSION, Chunk, chunk_file, language_for_path
-from coderag_assets.embedding import Embedder, EmbedderSpec, load_embedder, prepare_model
+from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
 from coderag_assets.files import FileStat, SkippedFile, read_source, scan_tree
 from coderag_assets.progress import report
 from coderag_assets.store import (
@@ -34,19 +37,14 @@ from coderag_assets.store import (
     MANIFEST_SCHEMA,
     SYMBOL_SCHEMA,
     BuildResult,
-    IndexBuildInput,
     IndexStore,
-    build_index,
     chunk_bm25_text,
     first_row_per_hash,
-    vector_matrix,
     vector_schema,
     vectors_table,
 )
 
 SKIP_UNSUPPORTED_TYPE = "unsupported_type"
-EMBED_TASK_TEXTS = 128  # texts per task handed to a worker process
-PARALLEL_EMBED_MIN_TEXTS = 256  # below this, embedding in-process beats starting workers
 CACHE_FLUSH_VECTORS = 2048  # new vectors are persisted at least this often (crash safety)
 
 
@@ -80,6 +78,26 @@ class EmbedStats:
     model_id: str = ""
 
 
+# ------------------------------------------------------------------ scan (one walk per run)
+
+
+def scan_shards(
+    root: Path,
+    shards: Sequence[str],
+    shard_of: Callable[[str], str],
+    *,
+    max_file_bytes: int,
+) -> dict[str, list[FileStat]]:
+    """Walk the root once; the stat entries of each of `shards` (every shard key present)."""
+    wanted = set(shards)
+    by_shard: dict[str, list[FileStat]] = {shard: [] for shard in shards}
+    for stat in scan_tree(root, max_file_bytes=max_file_bytes):
+        shard = shard_of(stat.path)
+        if shard in wanted:
+            by_shard[shard].append(stat)
+    return by_shard
+
+
 # ------------------------------------------------------------------ manifest
 
 
@@ -95,155 +113,163 @@ def classify_language(rel_path: str) -> tuple[str | None, str | None]:
     return language, None
 
 
-def build_manifests(
+def build_manifest(
     store: IndexStore,
-    shards: Sequence[str],
-    shard_of: Callable[[str], str],
+    shard: str,
+    file_stats: Sequence[FileStat],
     *,
     max_file_bytes: int,
     verify_hashes: bool = False,
-) -> dict[str, ManifestStats]:
-    """Walk the root once and write `manifest/<shard>.parquet` for each of `shards`."""
-    file_stats = scan_tree(store.root, max_file_bytes=max_file_bytes)
-    by_shard: dict[str, list[FileStat]] = defaultdict(list)
-    wanted = set(shards)
-    for stat in file_stats:
-        shard = shard_of(stat.path)
-        if shard in wanted:
-            by_shard[shard].append(stat)
-    report().start("scan", sum(len(by_shard[s]) for s in shards))
-    results: dict[str, ManifestStats] = {}
-    for shard in shards:
-        previous = {
-            row["path"]: row
-            for row in store.read_shard("manifest", shard, MANIFEST_SCHEMA).to_pylist()
-        }
-        stats = ManifestStats()
-        rows = [
-            _manifest_row(
-                store.root,
-                stat,
-                shard,
-                previous.get(stat.path),
-                stats,
-                max_file_bytes,
-                verify_hashes,
-            )
-            for stat in by_shard[shard]
-        ]
-        store.write_shard("manifest", shard, pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA))
-        results[shard] = stats
-        report().advance("scan", len(rows))
-    report().finish("scan")
-    return results
+) -> ManifestStats:
+    """Write `manifest/<shard>.parquet` for the shard's `file_stats` (from :func:`scan_shards`).
 
-
-def _manifest_row(
-    root: Path,
-    stat: FileStat,
-    shard: str,
-    previous: dict | None,
-    stats: ManifestStats,
-    max_file_bytes: int,
-    verify_hashes: bool,
-) -> dict:
-    language, type_skip = classify_language(stat.path)
-    row = {
-        "path": stat.path,
-        "shard": shard,
-        "size": stat.size,
-        "mtime_ns": stat.mtime_ns,
-        "sha256": None,
-        "language": language,
-        "skip_reason": stat.skip_reason or type_skip,
-        "skip_detail": None,
-    }
-    stats.files += 1
-    if stat.skip_reason is None:
-        unchanged = (
-            previous is not None
-            and previous["size"] == stat.size
-            and previous["mtime_ns"] == stat.mtime_ns
-            and not verify_hashes
+    A file whose size and mtime match the previous manifest keeps its sha256 and skip reason
+    without being read (unless `verify_hashes`); every other readable file is hashed.
+    """
+    report().start("scan", len(file_stats))
+    languages = [classify_language(stat.path) for stat in file_stats]
+    current = pl.DataFrame(
+        {
+            "path": [stat.path for stat in file_stats],
+            "size": [stat.size for stat in file_stats],
+            "mtime_ns": [stat.mtime_ns for stat in file_stats],
+            "language": [language for language, _ in languages],
+            "stat_skip": [stat.skip_reason for stat in file_stats],
+            "type_skip": [type_skip for _, type_skip in languages],
+        },
+        schema={
+            "path": pl.String,
+            "size": pl.Int64,
+            "mtime_ns": pl.Int64,
+            "language": pl.String,
+            "stat_skip": pl.String,
+            "type_skip": pl.String,
+        },
+    )
+    previous = pl.from_arrow(store.read_shard("manifest", shard, MANIFEST_SCHEMA)).select(
+        "path",
+        pl.col("size").alias("prev_size"),
+        pl.col("mtime_ns").alias("prev_mtime_ns"),
+        pl.col("sha256").alias("prev_sha256"),
+        pl.col("skip_reason").alias("prev_skip"),
+        pl.col("skip_detail").alias("prev_detail"),
+    )
+    unchanged = (
+        pl.col("stat_skip").is_null()
+        & (pl.col("prev_size") == pl.col("size"))
+        & (pl.col("prev_mtime_ns") == pl.col("mtime_ns"))
+        & pl.lit(not verify_hashes)
+    ).fill_null(False)
+    rows = (
+        current.join(previous, on="path", how="left", maintain_order="left")
+        .with_columns(unchanged.alias("unchanged"))
+        .with_columns(
+            pl.when("unchanged").then("prev_sha256").alias("sha256"),
+            pl.when("unchanged")
+            .then("prev_skip")
+            .otherwise(pl.coalesce("stat_skip", "type_skip"))
+            .alias("skip_reason"),
+            pl.when("unchanged").then("prev_detail").alias("skip_detail"),
+            (pl.col("stat_skip").is_null() & ~pl.col("unchanged")).alias("needs_hash"),
         )
-        if unchanged:
-            row.update(
-                sha256=previous["sha256"],
-                skip_reason=previous["skip_reason"],
-                skip_detail=previous["skip_detail"],
-            )
-        else:
-            stats.hashed += 1
-            try:
-                source = read_source(root, stat.path, max_file_bytes=max_file_bytes)
-                row["sha256"] = source.sha256
-            except SkippedFile as skipped:
-                row.update(skip_reason=skipped.reason, skip_detail=skipped.detail)
-    if row["skip_reason"] is None:
-        stats.indexable += 1
-        stats.bytes += stat.size
-    else:
-        stats.skipped[row["skip_reason"]] += 1
-    return row
+    )
+    sha256 = rows["sha256"].to_list()
+    skip_reason = rows["skip_reason"].to_list()
+    skip_detail = rows["skip_detail"].to_list()
+    for row in np.flatnonzero(rows["needs_hash"].to_numpy()):
+        try:
+            sha256[row] = read_source(store.root, file_stats[row].path, max_file_bytes=max_file_bytes).sha256
+        except SkippedFile as skipped:
+            skip_reason[row], skip_detail[row] = skipped.reason, skipped.detail
+    manifest = pl.DataFrame(
+        {
+            "path": rows["path"],
+            "shard": [shard] * rows.height,
+            "size": rows["size"],
+            "mtime_ns": rows["mtime_ns"],
+            "sha256": pl.Series(sha256, dtype=pl.String),
+            "language": rows["language"],
+            "skip_reason": pl.Series(skip_reason, dtype=pl.String),
+            "skip_detail": pl.Series(skip_detail, dtype=pl.String),
+        }
+    )
+    store.write_shard("manifest", shard, manifest.to_arrow().cast(MANIFEST_SCHEMA))
+    indexable = manifest.filter(pl.col("skip_reason").is_null())
+    skipped = manifest.filter(pl.col("skip_reason").is_not_null())["skip_reason"]
+    report().advance("scan", len(file_stats))
+    report().finish("scan")
+    return ManifestStats(
+        files=manifest.height,
+        indexable=indexable.height,
+        hashed=int(rows["needs_hash"].sum()),
+        bytes=int(indexable["size"].sum()),
+        skipped=Counter(skipped.to_list()),
+    )
 
 
 # ------------------------------------------------------------------ chunks
 
 
 def build_chunks(
-    store: IndexStore, shards: Sequence[str], *, run_id: str, max_file_bytes: int
-) -> dict[str, ChunkStats]:
-    """Chunk the indexable files of each shard; unchanged files keep their chunk rows."""
-    manifests = {shard: store.read_shard("manifest", shard, MANIFEST_SCHEMA) for shard in shards}
-    report().start("chunk", sum(m.num_rows for m in manifests.values()))
-    results: dict[str, ChunkStats] = {}
-    for shard in shards:
-        started = time.perf_counter()
-        stats = ChunkStats()
-        previous_chunks = store.read_shard("chunks", shard, CHUNK_SCHEMA)
-        previous_symbols = store.read_shard("symbols", shard, SYMBOL_SCHEMA)
-        chunks_by_path = _rows_by_path(previous_chunks)
-        symbols_by_path = _rows_by_path(previous_symbols)
-        chunk_rows: list[dict] = []
-        symbol_rows: list[dict] = []
-        for entry in manifests[shard].to_pylist():
-            if entry["skip_reason"] is not None:
-                continue
-            old_rows = chunks_by_path.get(entry["path"], [])
-            if old_rows and all(
-                r["file_sha256"] == entry["sha256"] and r["chunker_version"] == CHUNKER_VERSION
-                for r in old_rows
-            ):
-                chunk_rows.extend(old_rows)
-                symbol_rows.extend(symbols_by_path.get(entry["path"], []))
-                stats.files_reused += 1
-                continue
-            try:
-                source = read_source(store.root, entry["path"], max_file_bytes=max_file_bytes)
-            except SkippedFile as skipped:
-                stats.skipped[skipped.reason] += 1
-                continue
-            chunked = chunk_file(entry["path"], source.text, entry["language"])
-            stats.files_chunked += 1
-            stats.parse_error_files += int(chunked.parse_errors > 0)
-            chunk_rows.extend(chunk_row(chunk, source.sha256, run_id) for chunk in chunked.chunks)
-            symbol_rows.extend(symbol_row(symbol) for symbol in chunked.symbols)
-        report().advance("chunk", manifests[shard].num_rows)
-        store.write_shard("chunks", shard, pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA))
-        store.write_shard("symbols", shard, pa.Table.from_pylist(symbol_rows, schema=SYMBOL_SCHEMA))
-        stats.chunks = len(chunk_rows)
-        stats.symbols = len(symbol_rows)
-        stats.seconds = time.perf_counter() - started
-        results[shard] = stats
+    store: IndexStore, shard: str, *, run_id: str, max_file_bytes: int
+) -> ChunkStats:
+    """Chunk the shard's indexable files; a file whose sha256 and chunker version are
+    unchanged keeps its previous chunk and symbol rows (selected by a join, not re-read)."""
+    started = time.perf_counter()
+    stats = ChunkStats()
+    manifest = pl.from_arrow(store.read_shard("manifest", shard, MANIFEST_SCHEMA)).filter(
+        pl.col("skip_reason").is_null()
+    )
+    report().start("chunk", manifest.height)
+    previous_chunks = pl.from_arrow(store.read_shard("chunks", shard, CHUNK_SCHEMA))
+    previous_symbols = pl.from_arrow(store.read_shard("symbols", shard, SYMBOL_SCHEMA))
+    reusable_paths = (
+        previous_chunks.group_by("path")
+        .agg(
+            pl.col("file_sha256").first().alias("sha256"),
+            (
+                (pl.col("file_sha256") == pl.col("file_sha256").first())
+                & (pl.col("chunker_version") == CHUNKER_VERSION)
+            )
+            .all()
+            .alias("current"),
+        )
+        .filter("current")
+        .join(manifest.select("path", "sha256"), on=["path", "sha256"], how="semi")
+        .get_column("path")
+    )
+    reused_chunks = previous_chunks.filter(pl.col("path").is_in(reusable_paths.implode()))
+    reused_symbols = previous_symbols.filter(pl.col("path").is_in(reusable_paths.implode()))
+    stats.files_reused = reusable_paths.len()
+    chunk_rows: list[dict] = []
+    symbol_rows: list[dict] = []
+    to_chunk = manifest.filter(~pl.col("path").is_in(reusable_paths.implode()))
+    for entry in to_chunk.select("path", "language").iter_rows(named=True):
+        try:
+            source = read_source(store.root, entry["path"], max_file_bytes=max_file_bytes)
+        except SkippedFile as skipped:
+            stats.skipped[skipped.reason] += 1
+            continue
+        chunked = chunk_file(entry["path"], source.text, entry["language"])
+        stats.files_chunked += 1
+        stats.parse_error_files += int(chunked.parse_errors > 0)
+        chunk_rows.extend(chunk_row(chunk, source.sha256, run_id) for chunk in chunked.chunks)
+        symbol_rows.extend(symbol_row(symbol) for symbol in chunked.symbols)
+        report().advance("chunk")
+    report().advance("chunk", stats.files_reused)
+    chunks = pa.concat_tables(
+        [reused_chunks.to_arrow().cast(CHUNK_SCHEMA), pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA)]
+    ).sort_by([("path", "ascending"), ("start_line", "ascending")])
+    symbols = pa.concat_tables(
+        [reused_symbols.to_arrow().cast(SYMBOL_SCHEMA), pa.Table.from_pylist(symbol_rows, schema=SYMBOL_SCHEMA)]
+    ).sort_by([("path", "ascending"), ("line", "ascending")])
+    store.write_shard("chunks", shard, chunks)
+    store.write_shard("symbols", shard, symbols)
     report().finish("chunk")
-    return results
-
-
-def _rows_by_path(table: pa.Table) -> dict[str, list[dict]]:
-    grouped: dict[str, list[dict]] = defaultdict(list)
-    for row in table.to_pylist():
-        grouped[row["path"]].append(row)
-    return grouped
+    stats.chunks = chunks.num_rows
+    stats.symbols = symbols.num_rows
+    stats.seconds = time.perf_counter() - started
+    return stats
 
 
 def chunk_row(chunk: Chunk, file_sha256: str, run_id: str) -> dict:
@@ -282,126 +308,126 @@ def chunk_from_row(row: dict) -> Chunk:
 
 # ------------------------------------------------------------------ embeddings
 
-_worker_embedder: Embedder | None = None
 
-
-def _init_embed_worker(spec: EmbedderSpec) -> None:
-    global _worker_embedder
-    _worker_embedder = load_embedder(spec)
-
-
-def _embed_in_worker(texts: list[str]) -> np.ndarray:
-    assert _worker_embedder is not None, "worker initializer did not run"
-    return _worker_embedder.embed(texts)
-
-
-def worker_layout(workers: int) -> tuple[int, int]:
-    """(processes, inference threads per process) with processes × threads ≤ cores."""
+def inference_threads(requested: int, concurrent_steps: int) -> int:
+    """Inference threads for one shard step: `requested`, or (0 = auto) the cores left to each
+    of `concurrent_steps` steps running at once, so processes × threads ≤ cores."""
+    if requested > 0:
+        return requested
     cores = os.cpu_count() or 1
-    processes = max(1, min(workers, cores))
-    return processes, max(1, cores // processes)
-
-
-def iter_embeddings(
-    spec: EmbedderSpec, texts: list[str], workers: int
-) -> Iterator[tuple[list[int], np.ndarray]]:
-    """Embed `texts`, yielding (row indices, vectors) as each length-sorted task finishes.
-
-    One pool for the whole call: each worker process loads the model once (initializer)
-    and runs `cores // processes` inference threads, so processes × threads ≤ cores.
-    Small inputs are embedded in-process (starting workers would cost more than it saves).
-    """
-    if not texts:
-        return
-    processes, threads = worker_layout(workers)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    tasks = [order[i : i + EMBED_TASK_TEXTS] for i in range(0, len(order), EMBED_TASK_TEXTS)]
-    if processes == 1 or len(texts) < PARALLEL_EMBED_MIN_TEXTS:
-        embedder = load_embedder(replace(spec, threads=os.cpu_count() or 1))
-        for rows in tasks:
-            yield rows, embedder.embed([texts[i] for i in rows])
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        processes,
-        mp_context=context,
-        initializer=_init_embed_worker,
-        initargs=(replace(spec, threads=threads),),
-    ) as pool:
-        futures = {pool.submit(_embed_in_worker, [texts[i] for i in rows]): rows for rows in tasks}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        finally:
-            # On an error (or an abandoned generator) do not finish the queued tasks first.
-            pool.shutdown(wait=True, cancel_futures=True)
+    return max(1, cores // max(1, concurrent_steps))
 
 
 def build_embeddings(
-    store: IndexStore, shards: Sequence[str], spec: EmbedderSpec, *, run_id: str, workers: int
-) -> dict[str, EmbedStats]:
-    """One vector per distinct content hash of each shard; only unseen hashes are embedded."""
+    store: IndexStore, shard: str, spec: EmbedderSpec, *, run_id: str
+) -> EmbedStats:
+    """One vector per distinct content hash of the shard; only unseen hashes are embedded.
+
+    Vectors come from, in order: the shard's previous embeddings file (same model), the
+    append-only vector cache, and finally the model (loaded once per process with `spec`,
+    whose `threads` the caller sets). New vectors are persisted to the cache every
+    `CACHE_FLUSH_VECTORS`, so a killed step keeps what it computed.
+    """
     started = time.perf_counter()
-    prepare_model(spec)
     model_id = spec.model_id
-    shard_hashes: dict[str, list[str]] = {}
-    text_of: dict[str, str] = {}
-    stats: dict[str, EmbedStats] = {}
-    known: dict[str, np.ndarray] = {}
-    for shard in shards:
-        chunk_rows = store.read_shard("chunks", shard, CHUNK_SCHEMA).to_pylist()
-        hashes = sorted({row["content_hash"] for row in chunk_rows})
-        shard_hashes[shard] = hashes
-        for row in chunk_rows:
-            text_of.setdefault(row["content_hash"], chunk_from_row(row).embedding_text)
-        stats[shard] = EmbedStats(
-            chunks=len(chunk_rows), unique_hashes=len(hashes), model_id=model_id
+    chunks = pl.from_arrow(store.read_shard("chunks", shard, CHUNK_SCHEMA))
+    hashes = chunks.get_column("content_hash").unique().sort()
+    stats = EmbedStats(chunks=chunks.height, unique_hashes=hashes.len(), model_id=model_id)
+    known: list[pa.Table] = []
+    previous = store.read_shard("embeddings", shard, vector_schema(1))
+    if previous.num_rows and previous.column("model_id")[0].as_py() == model_id:
+        known.append(
+            pl.from_arrow(previous)
+            .filter(pl.col("content_hash").is_in(hashes.implode()))
+            .to_arrow()
         )
-        previous = store.read_shard("embeddings", shard, vector_schema(1))
-        if previous.num_rows and previous.column("model_id")[0].as_py() == model_id:
-            wanted = set(hashes)
-            prev_hashes = previous.column("content_hash").to_pylist()
-            prev_vectors = vector_matrix(previous.column("vector"))
-            for i, content_hash in enumerate(prev_hashes):
-                if content_hash in wanted:
-                    known[content_hash] = prev_vectors[i]
-    all_hashes = set(text_of)
-    known.update(store.cached_vectors(model_id, all_hashes - set(known)))
-    missing = sorted(all_hashes - set(known))
-    report().start("embed", len(missing))
-    pending_hashes: list[str] = []
-    pending_vectors: list[np.ndarray] = []
-    for rows, vectors in iter_embeddings(spec, [text_of[h] for h in missing], workers):
-        batch_hashes = [missing[i] for i in rows]
-        known.update(zip(batch_hashes, vectors, strict=True))
-        pending_hashes.extend(batch_hashes)
-        pending_vectors.append(vectors)
-        report().advance("embed", len(rows))
-        if len(pending_hashes) >= CACHE_FLUSH_VECTORS:
-            _flush_vectors(store, model_id, run_id, pending_hashes, pending_vectors)
-    _flush_vectors(store, model_id, run_id, pending_hashes, pending_vectors)
+    have = {h for table in known for h in table.column("content_hash").to_pylist()}
+    cached = store.cached_vectors(model_id, set(hashes.to_list()) - have)
+    if cached.num_rows:
+        known.append(cached)
+        have.update(cached.column("content_hash").to_pylist())
+    missing = (
+        chunks.filter(~pl.col("content_hash").is_in(list(have)))
+        .unique("content_hash", keep="first", maintain_order=True)
+        .sort("content_hash")
+    )
+    report().start("embed", missing.height)
+    if missing.height:
+        prepare_model(spec)
+        embedder = load_embedder(spec)
+        texts = [chunk_from_row(row).embedding_text for row in missing.iter_rows(named=True)]
+        missing_hashes = missing.get_column("content_hash").to_list()
+        for start in range(0, len(texts), CACHE_FLUSH_VECTORS):
+            vectors = embedder.embed(
+                texts[start : start + CACHE_FLUSH_VECTORS],
+                on_progress=lambda n: report().advance("embed", n),
+            )
+            table = vectors_table(
+                missing_hashes[start : start + CACHE_FLUSH_VECTORS], vectors, model_id, run_id
+            )
+            store.add_cached_vectors(model_id, run_id, table)
+            known.append(table)
     report().finish("embed")
-    missing_set = set(missing)
-    for shard in shards:
-        hashes = shard_hashes[shard]
-        matrix = np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, 1), np.float32)
-        store.write_shard("embeddings", shard, vectors_table(hashes, matrix, model_id, run_id))
-        shard_stats = stats[shard]
-        shard_stats.embedded = sum(1 for h in hashes if h in missing_set)
-        shard_stats.reused = shard_stats.unique_hashes - shard_stats.embedded
-        shard_stats.seconds = time.perf_counter() - started
+    if known:
+        vectors = first_row_per_hash(pa.concat_tables(known, promote_options="permissive"))
+        order = pl.DataFrame({"content_hash": hashes}).with_row_index("position")
+        placed = pl.from_arrow(vectors.select(["content_hash"])).with_row_index("row").join(
+            order, on="content_hash", how="inner"
+        ).sort("position")
+        table = vectors.take(pa.array(placed.get_column("row").to_numpy()))
+        dim = table.schema.field("vector").type.list_size
+        table = table.select(vector_schema(dim).names).cast(vector_schema(dim))
+    else:
+        table = vectors_table([], np.zeros((0, 1), np.float32), model_id, run_id)
+    store.write_shard("embeddings", shard, table)
+    stats.embedded = missing.height
+    stats.reused = stats.unique_hashes - stats.embedded
+    stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _flush_vectors(
-    store: IndexStore, model_id: str, run_id: str, hashes: list[str], vectors: list[np.ndarray]
-) -> None:
-    """Persist new vectors to the cache (so a killed run keeps them) and clear the buffers."""
-    if hashes:
-        table = vectors_table(list(hashes), np.concatenate(vectors), model_id, run_id)
-        store.add_cached_vectors(model_id, run_id, table)
-    hashes.clear()
-    vectors.clear()
+# ------------------------------------------------------------------ one shard, all stages
+
+
+@dataclass
+class ShardStats:
+    """What one shard step did, stage by stage."""
+
+    shard: str
+    manifest: ManifestStats
+    chunks: ChunkStats
+    embeddings: EmbedStats
+    segment_id: str = ""
+    seconds: float = 0.0
+
+
+def process_shard(
+    store: IndexStore,
+    shard: str,
+    file_stats: Sequence[FileStat],
+    spec: EmbedderSpec,
+    *,
+    run_id: str,
+    max_file_bytes: int,
+    verify_hashes: bool = False,
+) -> ShardStats:
+    """Manifest → chunks → embeddings → search segment of one shard: the body of one Dagster
+    shard step. The segment is immutable; the index step only flips a manifest to it."""
+    started = time.perf_counter()
+    manifest = build_manifest(
+        store, shard, file_stats, max_file_bytes=max_file_bytes, verify_hashes=verify_hashes
+    )
+    chunks = build_chunks(store, shard, run_id=run_id, max_file_bytes=max_file_bytes)
+    embeddings = build_embeddings(store, shard, spec, run_id=run_id)
+    segment = segments.write_segment(store, shard, model_id=embeddings.model_id, run_id=run_id)
+    return ShardStats(
+        shard=shard,
+        manifest=manifest,
+        chunks=chunks,
+        embeddings=embeddings,
+        segment_id=segment.segment_id,
+        seconds=time.perf_counter() - started,
+    )
 
 
 # ------------------------------------------------------------------ index
@@ -410,37 +436,48 @@ def _flush_vectors(
 def publish_index(
     store: IndexStore, all_shards: Sequence[str], spec: EmbedderSpec, *, run_id: str
 ) -> BuildResult:
-    """Union every shard and publish a new DuckDB index (validated, atomic)."""
-    manifest = store.read_all_shards("manifest", all_shards, MANIFEST_SCHEMA)
-    chunks, chunk_shard_files = store.read_all_shards_pinned("chunks", all_shards, CHUNK_SCHEMA)
-    symbols = store.read_all_shards("symbols", all_shards, SYMBOL_SCHEMA)
-    vector_tables = [store.read_shard("embeddings", s, vector_schema(1)) for s in all_shards]
-    vector_tables = [t for t in vector_tables if t.num_rows]
-    if vector_tables:
-        wrong_model = {t.column("model_id")[0].as_py() for t in vector_tables} - {spec.model_id}
-        if wrong_model:
-            raise ValueError(
-                f"some shards were embedded with {sorted(wrong_model)}, not {spec.model_id}; "
-                "re-run every shard (`coderag index`) so they are embedded with one model"
-            )
-        vectors = first_row_per_hash(pa.concat_tables(vector_tables))
-        dim = vectors.schema.field("vector").type.list_size
-    else:
-        dim = load_embedder(spec).dim
-        vectors = vector_schema(dim).empty_table()
-    build = IndexBuildInput(
+    """Publish the shards' current segments as a new index version (validated, atomic).
+
+    Each shard's segment is reused when its input files are unchanged (a few stats per
+    shard; the shard step normally wrote it already) and rewritten otherwise, which also
+    repairs a damaged one. Raises ValueError when shards were embedded with another model,
+    IndexValidationError (the old version stays live) when a check fails.
+    """
+    started = time.perf_counter()
+    infos = {
+        shard: segments.ensure_segment(store, shard, model_id=spec.model_id, run_id=run_id)
+        for shard in all_shards
+    }
+    wrong_model = {
+        info.embedded_model_id
+        for info in infos.values()
+        if info.embedded_model_id not in (None, spec.model_id)
+    }
+    if wrong_model:
+        raise ValueError(
+            f"some shards were embedded with {sorted(wrong_model)}, not {spec.model_id}; "
+            "re-run every shard (`coderag index`) so they are embedded with one model"
+        )
+    dim = next((info.dim for info in infos.values() if info.dim), 0) or load_embedder(spec).dim
+    meta = segments.PublishMeta(
         root=str(store.root),
-        manifest=manifest,
-        chunks=chunks,
-        symbols=symbols,
-        vectors=vectors,
         model_id=spec.model_id,
         model=spec.model,
         backend=spec.backend,
         dim=dim,
         chunker_version=CHUNKER_VERSION,
         shard_count=len(all_shards),
-        expected_chunks=chunks.num_rows,
-        chunk_shard_files=chunk_shard_files,
+        run_id=run_id,
     )
-    return build_index(store, build, run_id)
+    published = segments.publish(store, infos, meta)
+    with store.writer_lock():
+        store.compact_vector_cache(spec.model_id)
+    return BuildResult(
+        version=published.version,
+        index_path=store.index_path,
+        chunks=published.chunks,
+        files=published.files,
+        symbols=published.symbols,
+        seconds=time.perf_counter() - started,
+        checks=published.checks,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +20,11 @@ class CodeRagResource(dg.ConfigurableResource):
     data_dir: str
     model: str = "all-MiniLM-L6-v2"
     backend: str = "openvino"
+    shard_count: int = 16
     workers: int = 1
+    """Shard steps expected to run at once (the multiprocess executor's max_concurrent)."""
+    inference_threads: int = 0
+    """Inference threads per shard step; 0 = the cores left to each of `workers` steps."""
     max_file_bytes: int = 1_000_000
 
     @classmethod
@@ -29,7 +34,9 @@ class CodeRagResource(dg.ConfigurableResource):
             data_dir=str(settings.data_dir),
             model=settings.model,
             backend=settings.backend,
+            shard_count=settings.shard_count,
             workers=settings.workers,
+            inference_threads=settings.inference_threads,
             max_file_bytes=settings.max_file_bytes,
         )
 
@@ -39,6 +46,18 @@ class CodeRagResource(dg.ConfigurableResource):
                 "No repository to index: set CODERAG_ROOT (or run `coderag index PATH`)."
             )
         return IndexStore.for_root(Path(self.data_dir), resolve_root(self.root))
+
+    def as_run_config(self) -> dict[str, object]:
+        """This resource as run config (`resources.coderag.config`): a run carries its root and
+        settings to every process that executes its steps, Celery workers on other machines
+        included, instead of relying on their environment."""
+        return {"config": {name: getattr(self, name) for name in type(self).model_fields}}
+
+    def step_inference_threads(self) -> int:
+        """Threads one shard step embeds with, so that steps × threads ≤ cores."""
+        if self.inference_threads > 0:
+            return self.inference_threads
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
     def embedder_spec(self) -> EmbedderSpec:
         return EmbedderSpec(

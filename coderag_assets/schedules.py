@@ -15,18 +15,15 @@ import os
 
 import dagster as dg
 
-from coderag_assets.assets import SHARDS, chunk_embeddings, code_chunks, file_manifest
+from coderag_assets.execution import choose_executor, run_config
+from coderag_assets.partitions import shard_keys
 from coderag_assets.resources import CodeRagResource
-from coderag_assets.runner import RANGE_END_TAG, RANGE_START_TAG, ROOT_TAG, TRIGGER_TAG
 from coderag_assets.settings import SettingsError
+from coderag_assets.tags import EXECUTOR_TAG, INDEX_JOB_NAME, ROOT_TAG, TRIGGER_TAG, range_tags
 
 REBUILD_SCHEDULE_NAME = "coderag_full_rebuild"
 DEFAULT_REBUILD_CRON = "0 3 * * *"
 DEFAULT_REBUILD_TIMEZONE = "UTC"
-REBUILD_TARGET = dg.AssetSelection.assets(
-    file_manifest, code_chunks, chunk_embeddings, "search_index", "bm25_index"
-)
-REBUILD_RUN_CONFIG = {"ops": {"file_manifest": {"config": {"verify_hashes": True}}}}
 
 
 def rebuild_cron() -> str:
@@ -34,25 +31,35 @@ def rebuild_cron() -> str:
     return os.environ.get("CODERAG_REBUILD_CRON", "").strip() or DEFAULT_REBUILD_CRON
 
 
-def full_rebuild_request(root: str, run_key: str | None = None) -> dg.RunRequest:
-    """One run over the whole shard range with re-hashing, then the index and its checks."""
-    keys = SHARDS.get_partition_keys()
+def full_rebuild_request(
+    coderag: CodeRagResource, *, executor: str, run_key: str | None = None
+) -> dg.RunRequest:
+    """One run of the index job over every shard with re-hashing, then the index."""
+    keys = shard_keys(coderag.shard_count)
+    chosen = choose_executor(executor, len(keys), coderag.workers)
     return dg.RunRequest(
         run_key=run_key,
-        run_config=REBUILD_RUN_CONFIG,
+        job_name=INDEX_JOB_NAME,
+        run_config=run_config(
+            chosen,
+            workers=coderag.workers,
+            verify_hashes=True,
+            resource=coderag.as_run_config(),
+        ),
         tags={
-            RANGE_START_TAG: keys[0],
-            RANGE_END_TAG: keys[-1],
-            ROOT_TAG: root,
+            **range_tags(keys, keys),
+            ROOT_TAG: coderag.root,
             TRIGGER_TAG: "schedule",
+            EXECUTOR_TAG: chosen,
         },
     )
 
 
 def build_rebuild_schedule(
-    cron: str | None = None, timezone: str | None = None
+    cron: str | None = None, timezone: str | None = None, executor: str = "auto"
 ) -> dg.ScheduleDefinition:
-    """The full-rebuild schedule for `cron` (default: :func:`rebuild_cron`).
+    """The full-rebuild schedule for `cron` (default: :func:`rebuild_cron`), off by default
+    (switch it on in the UI's Automation page).
 
     Raises SettingsError for a cron expression or time zone Dagster does not accept.
     """
@@ -66,14 +73,15 @@ def build_rebuild_schedule(
             return dg.SkipReason("no repository to rebuild: set CODERAG_ROOT")
         tick = context.scheduled_execution_time
         run_key = f"rebuild:{tick.isoformat()}" if tick else None
-        return full_rebuild_request(coderag.root, run_key)
+        return full_rebuild_request(coderag, executor=executor, run_key=run_key)
 
     try:
         return dg.schedule(
             name=REBUILD_SCHEDULE_NAME,
             cron_schedule=cron,
             execution_timezone=timezone,
-            target=REBUILD_TARGET,
+            job_name=INDEX_JOB_NAME,
+            default_status=dg.DefaultScheduleStatus.STOPPED,
             description=(
                 "Full rebuild: re-walks and re-hashes every file of every shard, rebuilds the "
                 "index from scratch; vectors are reused by content hash."
@@ -84,5 +92,3 @@ def build_rebuild_schedule(
             f"CODERAG_REBUILD_CRON={cron!r} / CODERAG_REBUILD_TIMEZONE={timezone!r}: {error}"
         ) from error
 
-
-SCHEDULES: list = [build_rebuild_schedule()]

@@ -1,41 +1,46 @@
 """Queries over a published index: vector, BM25, hybrid, filters, and the ranking on top.
 
-Reads only the published DuckDB file (read-only connection). Everything a query touches is
-loaded once per opened index version, so a warm process (MCP server) answers from memory:
-vectors as a float32 matrix, BM25 as a sparse term matrix (built from the stored code-aware
-tokens, lightly stemmed), and per-chunk symbol and path words.
+Reads only the published version that `CURRENT` names (see `segments`): per segment, the chunk
+metadata and stored ranking features (in memory), the vectors and BM25 postings
+(memory-mapped), and each returned result's `content` (read from its Parquet row group).
+Opening runs no per-chunk Python loop and computes nothing that the segment writer stored, so a
+cold `coderag search` costs imports plus a few file reads; a warm process (MCP server) answers
+from memory.
 
 Ranking (every mode): the mode's rankers (BM25, vector, or both for hybrid) are fused by
 weighted reciprocal rank; BM25 counts a definition's name words extra; definitions whose name
 or file name the query spells get a boost; module glue (code outside any definition), test
 files and non-code files (docs, config) are demoted; consecutive chunks of one definition are
 collapsed into the best-ranked one. The weights live in `RankingConfig`; `benchmarks/quality`
-measures what each of them gains (docs/quality.md).
+measures what each of them gains (docs/quality.md). BM25 statistics (N, document frequency,
+average length) are global over the version's segments.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from scipy import sparse
+import pyarrow.compute as pc
 
-from coderag_assets.chunking import TEXT_LANGUAGES
-from coderag_assets.store import IndexNotFoundError, connect_index, read_meta
-from coderag_assets.tokens import STOPWORDS, code_tokens, identifier_parts, query_terms, stem
+from coderag_assets import segments
+from coderag_assets.features import (  # noqa: F401  (re-exported: the ranking's definitions)
+    definition_runs,
+    file_words,
+    is_test_path,
+    name_words,
+)
+from coderag_assets.tokens import query_terms
 
 Mode = Literal["hybrid", "vector", "bm25"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "bm25")
 RRF_K = 60
 FUSION_DEPTH = 100  # candidates taken from each ranker before fusion
-BM25_K1 = 1.2
-BM25_B = 0.75
 LANGUAGE_ALIASES = {
     "py": "python",
     "js": "javascript",
@@ -49,11 +54,6 @@ LANGUAGE_ALIASES = {
     "md": "markdown",
     "yml": "yaml",
 }
-_TEST_PATH_RE = re.compile(
-    r"(^|/)(tests?|__tests__|spec|specs|testing)/|(^|/)test_[^/]*$|_test\.[^/]+$|\.(test|spec)\.[^/]+$"
-)
-NON_CODE_LANGUAGES = TEXT_LANGUAGES | {"text"}
-_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
 class SearchError(ValueError):
@@ -112,12 +112,6 @@ def path_matches(path: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.lstrip("/"))
 
 
-def is_test_path(path: str) -> bool:
-    """True for test code: a `test`/`tests`/`__tests__`/`spec` directory, `test_*`, `*_test.*`,
-    `*.test.*`, `*.spec.*`."""
-    return _TEST_PATH_RE.search(path) is not None
-
-
 def rrf_fuse(
     rankings: list[list[int]], k: int = RRF_K, weights: list[float] | None = None
 ) -> list[tuple[int, float]]:
@@ -130,211 +124,147 @@ def rrf_fuse(
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
-def name_words(symbol: str) -> frozenset[str]:
-    """Stemmed words of a definition's own name (the last part of `Class.method`)."""
-    name = symbol.rsplit(".", 1)[-1]
-    return frozenset(stem(part) for part in identifier_parts(name) if part not in STOPWORDS)
+class _RowSets:
+    """Per-row word sets from a stored list column, converted only for the rows ranked."""
 
+    def __init__(self, column: pa.ChunkedArray):
+        self._column = column
+        self._cache: dict[int, frozenset[str]] = {}
 
-def file_words(path: str) -> frozenset[str]:
-    """Stemmed words of a file name without its extension (`ranges/max-satisfying.js` →
-    {max, satisfy}); `index`/`__init__`/`mod` files are named by their directory."""
-    parts = path.split("/")
-    stem_name = parts[-1].split(".", 1)[0]
-    if stem_name in {"index", "__init__", "mod", "main", "lib"} and len(parts) > 1:
-        stem_name = parts[-2]
-    words = [w for piece in re.split(r"[-\s]+", stem_name) for w in identifier_parts(piece)]
-    return frozenset(stem(w) for w in words if w not in STOPWORDS)
+    def __getitem__(self, row: int) -> frozenset[str]:
+        words = self._cache.get(row)
+        if words is None:
+            words = self._cache[row] = frozenset(self._column[row].as_py() or ())
+        return words
 
-
-def definition_runs(paths: list[str], symbols: list[str]) -> np.ndarray:
-    """Run id per chunk (chunks in path/line order): consecutive chunks with the same path and
-    symbol — the pieces of one split definition, or adjacent windows of one text — share it."""
-    runs = np.zeros(len(paths), dtype=np.int64)
-    for row in range(1, len(paths)):
-        same = paths[row] == paths[row - 1] and symbols[row] == symbols[row - 1]
-        runs[row] = runs[row - 1] if same else runs[row - 1] + 1
-    return runs
-
-
-class Bm25Matrix:
-    """Okapi BM25 over the stored token streams, as a sparse (chunks × terms) weight matrix."""
-
-    def __init__(
-        self,
-        rows: np.ndarray,
-        tokens: list[str] | pa.Array,
-        counts: np.ndarray,
-        size: int,
-        *,
-        stemmed: bool,
-    ):
-        """One posting per (row, token, count); tokens sharing a stem share a term."""
-        encoded = pa.array(tokens, pa.string()).dictionary_encode()
-        vocabulary: dict[str, int] = {}
-        term_of_token = np.fromiter(  # each distinct token → its (stemmed) term id
-            (
-                vocabulary.setdefault(stem(token) if stemmed else token, len(vocabulary))
-                for token in encoded.dictionary.to_pylist()
-            ),
-            dtype=np.int64,
-        )
-        cols = term_of_token[encoded.indices.to_numpy(zero_copy_only=False)]
-        term_counts = sparse.csr_matrix(
-            (counts.astype(np.float32), (rows, cols)), shape=(size, max(len(vocabulary), 1))
-        )  # duplicates (two tokens with one stem) are summed
-        term_counts.sum_duplicates()
-        doc_lengths = np.asarray(term_counts.sum(axis=1)).ravel()
-        average = max(float(doc_lengths.mean()) if size else 1.0, 1.0)
-        coo = term_counts.tocoo()
-        norm = BM25_K1 * (1 - BM25_B + BM25_B * doc_lengths / average)
-        weights = coo.data * (BM25_K1 + 1) / (coo.data + norm[coo.row])
-        document_frequency = np.bincount(coo.col, minlength=term_counts.shape[1])
-        self.idf = np.log1p((size - document_frequency + 0.5) / (document_frequency + 0.5)).astype(
-            np.float32
-        )
-        self.matrix = sparse.csc_matrix(
-            (weights.astype(np.float32), (coo.row, coo.col)), shape=term_counts.shape
-        )
-        self.vocabulary = vocabulary
-        self.size = size
-
-    def scores(self, terms: list[str]) -> np.ndarray | None:
-        """BM25 score of every chunk for the query terms; None when no term is in the index."""
-        columns = [self.vocabulary[t] for t in terms if t in self.vocabulary]
-        if not columns:
-            return None
-        return np.asarray(self.matrix[:, columns] @ self.idf[columns]).ravel()
+    def __len__(self) -> int:
+        return len(self._column)
 
 
 class IndexReader:
-    """A read-only view of one published index version.
+    """A read-only view of one published index version (`index_path` names the index
+    directory's `index.duckdb`; the version is the one its `CURRENT` names when opened).
 
-    `refresh()` reopens when a newer index has been published (cheap stat check), so a
+    `refresh()` reopens when a newer version has been published (a stat of `CURRENT`), so a
     long-lived process always answers from the latest complete index. `ranking` holds the
-    ranking weights (the benchmark swaps it to measure each step).
+    ranking weights (the benchmark swaps it to measure each step). `con` is a DuckDB
+    connection showing this reader's version (`chunks`, `files`, `symbols`, `meta`), made on
+    first use. Raises IndexNotFoundError (SegmentError for a damaged segment) when opening.
     """
 
     def __init__(self, index_path: Path, ranking: RankingConfig = DEFAULT_RANKING):
         self.index_path = index_path
+        self.base = index_path.parent
         self.ranking = ranking
+        self._con = None
         self._stamp: tuple[int, int] | None = None
         self._open()
 
-    def _open(self) -> None:
+    def _current_stamp(self) -> tuple[int, int] | None:
         try:
-            stat = os.stat(self.index_path)
-        except FileNotFoundError as exc:
-            raise IndexNotFoundError(f"no index at {self.index_path}") from exc
-        con = connect_index(self.index_path)
-        self.con = con
-        self.meta = read_meta(con)
-        rows = con.execute(
-            "SELECT chunk_id, path, language, start_line, end_line, symbol, kind, content, "
-            "embedding FROM chunks ORDER BY path, start_line, chunk_id"
-        ).to_arrow_table()
-        self.chunk_ids: list[str] = rows.column("chunk_id").to_pylist()
-        self.paths: list[str] = rows.column("path").to_pylist()
-        self.languages = np.array(rows.column("language").to_pylist(), dtype=object)
-        self.start_lines: list[int] = rows.column("start_line").to_pylist()
-        self.end_lines: list[int] = rows.column("end_line").to_pylist()
-        self.symbols: list[str] = rows.column("symbol").to_pylist()
-        self.kinds: list[str] = rows.column("kind").to_pylist()
-        self.contents = rows.column("content").combine_chunks()  # Arrow strings, read per result
-        self.row_of = {chunk_id: row for row, chunk_id in enumerate(self.chunk_ids)}
-        dim = int(self.meta["dim"])
-        embeddings = rows.column("embedding").combine_chunks()
-        if len(embeddings):
-            self.matrix = (
-                embeddings.flatten()
-                .to_numpy(zero_copy_only=False)
-                .reshape(-1, dim)
-                .astype(np.float32)
-            )
-        else:
-            self.matrix = np.zeros((0, dim), dtype=np.float32)
-        self._load_ranking_features()
-        self._stamp = (stat.st_ino, stat.st_mtime_ns)
+            stat = os.stat(self.base / segments.CURRENT_FILE)
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns)
 
-    def _load_ranking_features(self) -> None:
-        """BM25 matrix and per-chunk name/path words, computed once per index version."""
-        postings = self.con.execute(
-            """
-            WITH numbered AS (
-                SELECT row_number() OVER (ORDER BY path, start_line, chunk_id) - 1 AS row, bm25_text
-                FROM chunks
-            ), tokens AS (
-                SELECT row, unnest(string_split(bm25_text, ' ')) AS token FROM numbered
+    def _open(self) -> None:
+        stamp = self._current_stamp()
+        version = segments.read_current(self.base)
+        opened = [
+            segments.open_segment(self.base, shard, relative)
+            for shard, relative in sorted(version.segments.items())
+        ]
+        self.version = version
+        self.meta: dict[str, object] = dict(version.meta)
+        self.segments = opened
+        self.segment_starts = np.cumsum([0] + [segment.size for segment in opened])[:-1]
+        tables = [segment.columns for segment in opened]
+        columns = pa.concat_tables(tables) if tables else pa.schema([]).empty_table()
+        self.columns = columns
+        self._size = columns.num_rows
+        self._paths: list[str] | None = None
+        self._symbols: list[str] | None = None
+        if self._size:
+            self.is_test = columns.column("is_test").to_numpy()
+            self.is_glue = columns.column("is_glue").to_numpy()
+            self.is_non_code = columns.column("is_non_code").to_numpy()
+            self.has_vector = columns.column("embedding_dim").is_valid().to_numpy()
+            run_offsets = np.repeat(
+                np.cumsum([0] + [s.info.runs for s in opened])[:-1], [s.size for s in opened]
             )
-            SELECT row, token, count(*) AS n FROM tokens WHERE token <> '' GROUP BY row, token
-            """
-        ).to_arrow_table()
-        rows = postings.column("row").to_numpy()
-        tokens = postings.column("token").combine_chunks()
-        counts = postings.column("n").to_numpy().astype(np.float32)
-        if self.ranking.bm25_name_tf:  # field weight: the definition's name counts extra
-            name_rows, name_tokens = [], []
-            for row, symbol in enumerate(self.symbols):
-                for token in code_tokens(symbol.rsplit(".", 1)[-1]):
-                    name_rows.append(row)
-                    name_tokens.append(token)
-            rows = np.concatenate([rows, np.array(name_rows, dtype=rows.dtype)])
-            tokens = pa.concat_arrays([tokens, pa.array(name_tokens, pa.string())])
-            extra = np.full(len(name_tokens), self.ranking.bm25_name_tf, dtype=np.float32)
-            counts = np.concatenate([counts, extra])
-        self.bm25 = Bm25Matrix(rows, tokens, counts, self.size, stemmed=self.ranking.stem)
-        name_words_of = {symbol: name_words(symbol) for symbol in set(self.symbols)}
-        self.name_words = [name_words_of[symbol] for symbol in self.symbols]
-        file_words_of = {path: file_words(path) for path in set(self.paths)}
-        self.file_words = [file_words_of[path] for path in self.paths]
-        self.is_test = np.array([is_test_path(p) for p in self.paths], dtype=bool)
-        self.is_non_code = np.isin(self.languages, list(NON_CODE_LANGUAGES))
-        self.is_glue = np.array(
-            [
-                not symbol and language not in NON_CODE_LANGUAGES
-                for symbol, language in zip(self.symbols, self.languages, strict=True)
-            ],
-            dtype=bool,
-        )
-        self.run_of = definition_runs(self.paths, self.symbols)
+            self.run_of = columns.column("run").to_numpy() + run_offsets
+            self.name_words = _RowSets(columns.column("name_words"))
+            self.file_words = _RowSets(columns.column("file_words"))
+        else:
+            empty = np.zeros(0, dtype=bool)
+            self.is_test, self.is_glue, self.is_non_code, self.has_vector = (
+                empty.copy() for _ in range(4)
+            )
+            self.run_of = np.zeros(0, dtype=np.int64)
+        self._norms: dict[float, np.ndarray] = {}
+        self._stamp = stamp
+
+    # ----- per-chunk columns (materialized on first use)
+    @property
+    def paths(self) -> list[str]:
+        if self._paths is None:
+            self._paths = self.columns.column("path").to_pylist() if self._size else []
+        return self._paths
+
+    @property
+    def symbols(self) -> list[str]:
+        if self._symbols is None:
+            self._symbols = self.columns.column("symbol").to_pylist() if self._size else []
+        return self._symbols
+
+    @property
+    def con(self):
+        """DuckDB connection showing this reader's version (see `segments.connect_version`)."""
+        if self._con is None:
+            self._con = segments.connect_version(self.base, self.version)
+        return self._con
 
     def refresh(self) -> bool:
-        """Reopen if a newer index was published; True when it did."""
+        """Reopen if a newer version was published; True when it did. If the new version
+        cannot be opened the error propagates and this reader keeps its version."""
+        stamp = self._current_stamp()
+        if stamp is None or stamp == self._stamp:
+            return False
+        if segments.current_version(self.base) == self.version.version:
+            self._stamp = stamp
+            return False
+        stale = self._con
+        self._con = None
         try:
-            stat = os.stat(self.index_path)
-        except FileNotFoundError:
-            return False
-        if (stat.st_ino, stat.st_mtime_ns) == self._stamp:
-            return False
-        stale = self.con  # connect_index ATTACHes the current file, so both can be open
-        self._open()
-        stale.close()
+            self._open()
+        except BaseException:
+            self._con = stale
+            raise
+        if stale is not None:
+            stale.close()
         return True
 
     def set_ranking(self, ranking: RankingConfig) -> None:
-        """Use other ranking weights (rebuilds the BM25 matrix when stemming changes)."""
-        rebuild = (ranking.stem, ranking.bm25_name_tf) != (
-            self.ranking.stem,
-            self.ranking.bm25_name_tf,
-        )
+        """Use other ranking weights (unstemmed BM25 postings are built on first use)."""
         self.ranking = ranking
-        if rebuild:
-            self._load_ranking_features()
 
     def close(self) -> None:
-        self.con.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     @property
     def size(self) -> int:
-        return len(self.chunk_ids)
+        return self._size
 
     # ----- rankers
     def _mask(self, language: str | None, path_glob: str | None) -> np.ndarray | None:
         if not language and not path_glob:
             return None
         mask = np.ones(self.size, dtype=bool)
-        if language:
-            mask &= self.languages == normalize_language(language)
+        if language and self.size:
+            same = pc.equal(self.columns.column("language"), normalize_language(language))
+            mask &= same.fill_null(False).to_numpy(zero_copy_only=False)
         if path_glob:
             mask &= np.array([path_matches(p, path_glob) for p in self.paths], dtype=bool)
         return mask
@@ -353,10 +283,31 @@ class IndexReader:
     ) -> list[tuple[int, float]]:
         if self.size == 0:
             return []
-        scores = self.matrix @ query_vector.astype(np.float32)
+        query = query_vector.astype(np.float32)
+        scores = np.full(self.size, -np.inf, dtype=np.float32)
+        for start, segment in zip(self.segment_starts, self.segments, strict=True):
+            if segment.size and segment.vectors.shape[1] == len(query):
+                scores[start : start + segment.size] = segment.vectors @ query
+        scores = np.where(self.has_vector, scores, -np.inf)
         if mask is not None:
             scores = np.where(mask, scores, -np.inf)
         return self._top(scores, depth)
+
+    def bm25_scores(self, terms: list[str]) -> np.ndarray | None:
+        """BM25 score of every chunk (global statistics); None when no term is indexed."""
+        name_tf = float(self.ranking.bm25_name_tf)
+        norms = self._norms.get(name_tf)
+        if norms is None:
+            norms = self._norms[name_tf] = segments.bm25_norms(
+                self.columns.column("body_len").to_numpy(),
+                self.columns.column("name_len").to_numpy(),
+                name_tf,
+            )
+        parts = [
+            (int(start), seg.postings if self.ranking.stem else seg.unstemmed_postings())
+            for start, seg in zip(self.segment_starts, self.segments, strict=True)
+        ]
+        return segments.bm25_scores(parts, norms, terms, name_tf=name_tf)
 
     def bm25_ranking(
         self, query: str | list[str], depth: int, mask: np.ndarray | None
@@ -365,7 +316,7 @@ class IndexReader:
         terms = query_terms(query, stemmed=self.ranking.stem) if isinstance(query, str) else query
         if not terms or self.size == 0:
             return []
-        scores = self.bm25.scores(terms)
+        scores = self.bm25_scores(terms)
         if scores is None:
             return []
         scores = np.where(scores > 0, scores, -np.inf)
@@ -462,17 +413,25 @@ class IndexReader:
             raise SearchError("vector and hybrid modes need a query embedding")
         return query_vector
 
+    def _locate(self, row: int) -> tuple[segments.OpenSegment, int]:
+        index = int(np.searchsorted(self.segment_starts, row, side="right") - 1)
+        return self.segments[index], row - int(self.segment_starts[index])
+
     def _results(self, ranked: list[tuple[int, float]]) -> list[SearchResult]:
-        return [
-            SearchResult(
-                path=self.paths[row],
-                start_line=self.start_lines[row],
-                end_line=self.end_lines[row],
-                score=round(score, 6),
-                symbol=self.symbols[row],
-                kind=self.kinds[row],
-                language=str(self.languages[row]),
-                content=self.contents[row].as_py(),
+        results = []
+        for row, score in ranked:
+            segment, local = self._locate(row)
+            values = segment.columns.slice(local, 1).to_pylist()[0]
+            results.append(
+                SearchResult(
+                    path=values["path"],
+                    start_line=values["start_line"],
+                    end_line=values["end_line"],
+                    score=round(score, 6),
+                    symbol=values["symbol"],
+                    kind=values["kind"],
+                    language=str(values["language"]),
+                    content=segment.content(local),
+                )
             )
-            for row, score in ranked
-        ]
+        return results

@@ -1,19 +1,17 @@
-"""Watch mode as Dagster sensors: shard runs for what changed, then one index rebuild.
+"""Watch mode as a Dagster sensor: one run of the index job for what changed.
 
 - `coderag_changes` stat-walks the indexed root (the ignore rules of indexing), fingerprints
   every shard (:mod:`coderag_assets.freshness`) and keeps the fingerprints in its cursor.
-  It requests a run of `file_manifest → code_chunks → chunk_embeddings` only for shards whose
-  fingerprint changed, one `RunRequest(partition_key=shard)` each; a root that was never
-  indexed gets one run over the whole shard range instead. A shard whose last run stopped
-  half-way (killed process, torn Parquet file) is requested once more when no run is in
-  flight.
-- `coderag_index_automation` evaluates `AutomationCondition.eager()` on the index: it
-  rebuilds once every shard run of a burst has finished, so a `git checkout` becomes a few
-  shard runs and one index rebuild. The blocking checks on `search_index` stop a bad index.
+  Each tick that sees changes requests **one** run of the job `coderag_index` over the
+  partition range covering the changed shards, with run config limiting the shard steps to
+  exactly those shards (so a `git checkout` is one run and one publish); a root that was
+  never indexed gets one run over every shard. A shard whose last run stopped half-way
+  (killed process, torn Parquet file) is requested once more when no run is in flight.
+  The executor follows `CODERAG_EXECUTOR` (auto: in-process for one or two shards).
 - `index_matches_working_tree` is a non-blocking check comparing the working tree with the
   published index; the change sensor also records it when the index turns stale or fresh.
 
-`coderag watch` evaluates the same change sensor in-process (:class:`runner.Watcher`).
+`coderag watch` evaluates the same change sensor in-process (:class:`watcher.Watcher`).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from coderag_assets.assets import SHARD_COUNT, SHARDS, chunk_embeddings, code_chunks, file_manifest
+from coderag_assets.execution import choose_executor, run_config
 from coderag_assets.files import RootError
 from coderag_assets.freshness import (
     FileChanges,
@@ -39,38 +37,47 @@ from coderag_assets.freshness import (
     read_published,
     snapshot_tree,
 )
-from coderag_assets.partitions import shard_of
+from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.resources import CodeRagResource
-from coderag_assets.runner import (
+from coderag_assets.settings import Settings
+from coderag_assets.store import IndexStore
+from coderag_assets.tags import (
     CHANGE_COUNTS_TAG,
     CHANGED_PATHS_TAG,
     CHANGES_TAG,
+    EXECUTOR_TAG,
+    INDEX_JOB_NAME,
     NEWEST_CHANGE_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
     ROOT_TAG,
+    RUN_KEYS_TAG,
     TRIGGER_TAG,
-    fail_orphaned_runs,
+    clip_tag,
+    range_tags,
     requested_changes,
     runs_in_flight,
+    shards_of_requests,
 )
-from coderag_assets.store import IndexStore
 
 CHANGE_SENSOR_NAME = "coderag_changes"
-AUTOMATION_SENSOR_NAME = "coderag_index_automation"
 FRESHNESS_CHECK_NAME = "index_matches_working_tree"
 SENSOR_INTERVAL_S = 5  # the daemon's floor; `coderag watch` ticks faster in-process
 CURSOR_VERSION = 1
 TAG_PATHS = 5  # changed paths named in a run's tags
 TAG_VALUE_CHARS = 200
 
-SHARD_KEYS = SHARDS.get_partition_keys()
-SHARD_ASSETS = [file_manifest, code_chunks, chunk_embeddings]
-INDEX_SELECTION = dg.AssetSelection.assets("search_index", "bm25_index")
 
+@dataclass(frozen=True)
+class Shards:
+    """The shard keys of one shard count and the shard of a path."""
 
-def shard_of_path(path: str) -> str:
-    return shard_of(path, SHARD_COUNT)
+    count: int
+
+    @property
+    def keys(self) -> list[str]:
+        return shard_keys(self.count)
+
+    def of(self, path: str) -> str:
+        return shard_of(path, self.count)
 
 
 # ------------------------------------------------------------------ cursor
@@ -141,7 +148,7 @@ class ChangeCursor:
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= TAG_VALUE_CHARS else text[: TAG_VALUE_CHARS - 1] + "…"
+    return clip_tag(text, TAG_VALUE_CHARS)
 
 
 def changes_tags(changes: FileChanges, snapshot: TreeSnapshot) -> dict[str, str]:
@@ -165,12 +172,13 @@ def _requests_for_changes(
     cursor: ChangeCursor,
     changed: list[str],
     base_tags: dict[str, str],
+    shards: Shards,
 ) -> list[dg.RunRequest]:
     indexed = manifest_files(store, changed)
     requests = []
     for shard in changed:
         current = snapshot.shard_files([shard])
-        previous = {path: row for path, row in indexed.items() if shard_of_path(path) == shard}
+        previous = {path: row for path, row in indexed.items() if shards.of(path) == shard}
         tags = {**base_tags, **changes_tags(diff_files(current, previous), snapshot)}
         requests.append(
             dg.RunRequest(
@@ -196,9 +204,17 @@ def _freshness_evaluation(
 
 
 def evaluate_changes(
-    coderag: CodeRagResource, cursor_text: str | None, instance: dg.DagsterInstance | None
+    coderag: CodeRagResource,
+    cursor_text: str | None,
+    instance: dg.DagsterInstance | None,
+    executor: str = "auto",
 ) -> dg.SensorResult:
-    """One tick of the change sensor (also called by `coderag watch`); see the module doc."""
+    """One tick of the change sensor (also called by `coderag watch`); see the module doc.
+
+    Requests at most one run: the job over the range covering every changed or unfinished
+    shard, limited to those shards by run config, on `executor` (a `CODERAG_EXECUTOR` value).
+    """
+    shards = Shards(coderag.shard_count)
     if not coderag.root:
         return dg.SensorResult(
             skip_reason="no repository to watch: set CODERAG_ROOT (or use `coderag ui PATH`)",
@@ -208,7 +224,7 @@ def evaluate_changes(
     store = IndexStore.for_root(Path(coderag.data_dir), root)
     try:
         snapshot = snapshot_tree(
-            root, SHARD_KEYS, shard_of_path, max_file_bytes=coderag.max_file_bytes
+            root, shards.keys, shards.of, max_file_bytes=coderag.max_file_bytes
         )
     except RootError as error:
         return dg.SensorResult(
@@ -216,23 +232,24 @@ def evaluate_changes(
             cursor=cursor_text,
         )
     base_tags = {ROOT_TAG: str(root), TRIGGER_TAG: "sensor"}
-    cursor = ChangeCursor.parse(cursor_text, root_key(root), SHARD_COUNT)
+    cursor = ChangeCursor.parse(cursor_text, root_key(root), shards.count)
     requests: list[dg.RunRequest] = []
     if cursor is None:
-        cursor = ChangeCursor(root_key(root), SHARD_COUNT)
+        cursor = ChangeCursor(root_key(root), shards.count)
         published = read_published(store)
-        if published is None or published.meta.get("shard_count") != SHARD_COUNT:
-            request = _initial_request(snapshot, cursor, base_tags)
-            return dg.SensorResult(run_requests=[request], cursor=cursor.serialize())
-        cursor.fingerprints = published_fingerprints(published, SHARD_KEYS, shard_of_path)
+        if published is None or published.meta.get("shard_count") != shards.count:
+            request = _initial_request(snapshot, cursor, base_tags, shards)
+            merged = merge_requests([request], shards.keys, executor, coderag)
+            return dg.SensorResult(run_requests=[merged], cursor=cursor.serialize())
+        cursor.fingerprints = published_fingerprints(published, shards.keys, shards.of)
 
-    changed = [s for s in SHARD_KEYS if snapshot.fingerprints[s] != cursor.fingerprints.get(s)]
+    changed = [s for s in shards.keys if snapshot.fingerprints[s] != cursor.fingerprints.get(s)]
     if changed:
         cursor.seq += 1
-        requests.extend(_requests_for_changes(store, snapshot, cursor, changed, base_tags))
+        requests.extend(_requests_for_changes(store, snapshot, cursor, changed, base_tags, shards))
         cursor.fingerprints.update({s: snapshot.fingerprints[s] for s in changed})
 
-    repairs = _repairs(store, snapshot, cursor, changed, instance)
+    repairs = _repairs(store, snapshot, cursor, changed, instance, shards, str(root))
     if repairs:
         if not changed:
             cursor.seq += 1
@@ -247,29 +264,69 @@ def evaluate_changes(
                 )
             )
 
-    events = _freshness_events(store, snapshot, cursor, changed, requests)
+    events = _freshness_events(store, snapshot, cursor, changed, requests, shards)
     if not requests:
         return dg.SensorResult(
             skip_reason=f"no changes in {len(snapshot.files)} files ({snapshot.scan_seconds:.2f} s walk)",
             cursor=cursor.serialize(),
             asset_events=events,
         )
-    return dg.SensorResult(run_requests=requests, cursor=cursor.serialize(), asset_events=events)
+    merged = merge_requests(requests, shards.keys, executor, coderag)
+    return dg.SensorResult(run_requests=[merged], cursor=cursor.serialize(), asset_events=events)
+
+
+def merge_requests(
+    requests: list[dg.RunRequest], keys: list[str], executor: str, coderag: CodeRagResource
+) -> dg.RunRequest:
+    """One run of the index job for everything `requests` ask for (per-shard requests of one
+    tick): the range covering their shards, limited to exactly those shards, the change tags
+    added up, and the executor chosen for that many shards."""
+    wanted = shards_of_requests(requests, keys)
+    changes = requested_changes(requests)
+    repairs = [r.tags[CHANGES_TAG] for r in requests if r.tags.get(CHANGES_TAG, "").startswith("repair")]
+    reason = ", ".join([changes.describe()] * bool(changes.files) + repairs) or "no file changes"
+    workers = coderag.workers
+    chosen = choose_executor(executor, len(wanted), workers)
+    tags = {key: value for key, value in requests[0].tags.items() if key in (ROOT_TAG, TRIGGER_TAG)}
+    tags.update(
+        {
+            **range_tags(wanted, keys),
+            EXECUTOR_TAG: chosen,
+            CHANGES_TAG: clip_tag(reason),
+            CHANGE_COUNTS_TAG: f"{changes.added},{changes.modified},{changes.deleted}",
+            CHANGED_PATHS_TAG: clip_tag(" ".join(changes.paths[:TAG_PATHS]), TAG_VALUE_CHARS),
+            NEWEST_CHANGE_TAG: str(changes.newest_change_ns),
+            RUN_KEYS_TAG: clip_tag(",".join(r.run_key or "" for r in requests)),
+        }
+    )
+    everything = len(wanted) == len(keys)
+    return dg.RunRequest(
+        run_key=requests[0].run_key if len(requests) == 1 else ",".join(
+            r.run_key or "" for r in requests
+        ),
+        job_name=INDEX_JOB_NAME,
+        run_config=run_config(
+            chosen,
+            workers=workers,
+            shards=None if everything else wanted,
+            resource=coderag.as_run_config(),
+        ),
+        tags=tags,
+    )
 
 
 def _initial_request(
-    snapshot: TreeSnapshot, cursor: ChangeCursor, base_tags: dict[str, str]
+    snapshot: TreeSnapshot, cursor: ChangeCursor, base_tags: dict[str, str], shards: Shards
 ) -> dg.RunRequest:
-    """Nothing indexed yet: one run over the whole shard range (the pool-parallel cold path)."""
+    """Nothing indexed yet: one run over the whole shard range (the parallel cold path)."""
     cursor.seq += 1
     cursor.fingerprints = dict(snapshot.fingerprints)
     changes = FileChanges(added=sorted(snapshot.files))
     return dg.RunRequest(
-        run_key=f"all:{_combined(snapshot)}:{cursor.seq}",
+        run_key=f"all:{_combined(snapshot, shards)}:{cursor.seq}",
         tags={
             **base_tags,
-            RANGE_START_TAG: SHARD_KEYS[0],
-            RANGE_END_TAG: SHARD_KEYS[-1],
+            **range_tags(shards.keys, shards.keys),
             **changes_tags(changes, snapshot),
         },
     )
@@ -281,6 +338,7 @@ def _freshness_events(
     cursor: ChangeCursor,
     changed: list[str],
     requests: list[dg.RunRequest],
+    shards: Shards,
 ) -> list[dg.AssetCheckEvaluation]:
     """Record `index_matches_working_tree` when the index turns stale and when it is fresh again."""
     if changed and not cursor.stale:
@@ -293,14 +351,14 @@ def _freshness_events(
                 {"changed_shards": len(changed), "changes": changes},
             )
         ]
-    if not changed and cursor.stale and _index_matches(store, snapshot):
+    if not changed and cursor.stale and _index_matches(store, snapshot, shards):
         cursor.stale = False
         return [_freshness_evaluation(True, "the published index matches the working tree", {})]
     return []
 
 
-def _combined(snapshot: TreeSnapshot) -> str:
-    text = ",".join(snapshot.fingerprints[s] for s in SHARD_KEYS)
+def _combined(snapshot: TreeSnapshot, shards: Shards) -> str:
+    text = ",".join(snapshot.fingerprints[s] for s in shards.keys)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -310,15 +368,15 @@ def _repairs(
     cursor: ChangeCursor,
     changed: list[str],
     instance: dg.DagsterInstance | None,
+    shards: Shards,
+    root: str,
 ) -> dict[str, str]:
     """Unfinished or torn shards to run again (once per fingerprint, never while runs are in flight)."""
-    if instance is not None:
-        fail_orphaned_runs(instance)
-        if runs_in_flight(instance):
-            return {}
+    if instance is not None and runs_in_flight(instance, root):
+        return {}
     candidates = [
         s
-        for s in SHARD_KEYS
+        for s in shards.keys
         if s not in changed and cursor.repaired.get(s) != snapshot.fingerprints[s]
     ]
     found = incomplete_shards(store, candidates)
@@ -326,39 +384,36 @@ def _repairs(
     return found
 
 
-def _index_matches(store: IndexStore, snapshot: TreeSnapshot) -> bool:
+def _index_matches(store: IndexStore, snapshot: TreeSnapshot, shards: Shards) -> bool:
     published = read_published(store)
     if published is None:
         return False
-    return published_fingerprints(published, SHARD_KEYS, shard_of_path) == snapshot.fingerprints
+    return published_fingerprints(published, shards.keys, shards.of) == snapshot.fingerprints
 
 
-@dg.sensor(
-    name=CHANGE_SENSOR_NAME,
-    target=SHARD_ASSETS,
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    description=(
-        "Watch mode: stat-walks the indexed root and requests shard runs for created, modified, "
-        "deleted and renamed files; the index follows via its automation sensor."
-    ),
-)
-def coderag_changes(
-    context: dg.SensorEvaluationContext, coderag: CodeRagResource
-) -> dg.SensorResult:
-    try:
-        instance = context.instance
-    except dg.DagsterInvariantViolationError:
-        instance = None
-    return evaluate_changes(coderag, context.cursor, instance)
+def build_change_sensor(settings: Settings) -> dg.SensorDefinition:
+    """The change sensor, off by default (switch it on in the UI's Automation page)."""
 
+    @dg.sensor(
+        name=CHANGE_SENSOR_NAME,
+        job_name=INDEX_JOB_NAME,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description=(
+            "Watch mode: stat-walks the indexed root and requests one index run for the shards "
+            "whose files were created, modified, deleted or renamed."
+        ),
+    )
+    def coderag_changes(
+        context: dg.SensorEvaluationContext, coderag: CodeRagResource
+    ) -> dg.SensorResult:
+        try:
+            instance = context.instance
+        except dg.DagsterInvariantViolationError:
+            instance = None
+        return evaluate_changes(coderag, context.cursor, instance, settings.executor)
 
-coderag_index_automation = dg.AutomationConditionSensorDefinition(
-    AUTOMATION_SENSOR_NAME,
-    target=INDEX_SELECTION,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    description="Rebuilds the index (eager) once the shard runs of a change have all finished.",
-)
+    return coderag_changes
 
 
 # ------------------------------------------------------------------ freshness check
@@ -392,4 +447,3 @@ def index_matches_working_tree(coderag: CodeRagResource) -> dg.AssetCheckResult:
 
 
 FRESHNESS_CHECKS = [index_matches_working_tree]
-SENSORS: list = [coderag_changes, coderag_index_automation]

@@ -15,6 +15,7 @@ PROJECT_DIR = PACKAGE_DIR.parent
 DEFAULT_SHARD_COUNT = 16
 SUPPORTED_SHARD_COUNTS = (16, 64, 256)
 DEFAULT_MAX_FILE_BYTES = 1_000_000
+EXECUTORS = ("auto", "in_process", "multiprocess", "celery")
 
 
 class SettingsError(ValueError):
@@ -55,6 +56,9 @@ class Settings:
     backend: str = "openvino"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    executor: str = "auto"
+    instance_yaml: Path | None = None
+    inference_threads: int = 0  # per shard step; 0 = cores // workers
 
     def __post_init__(self) -> None:
         if self.shard_count not in SUPPORTED_SHARD_COUNTS:
@@ -72,6 +76,20 @@ class Settings:
             raise SettingsError(f"CODERAG_WORKERS={self.workers} must be at least 1")
         if self.max_file_bytes < 1:
             raise SettingsError(f"CODERAG_MAX_FILE_BYTES={self.max_file_bytes} must be positive")
+        if self.inference_threads < 0:
+            raise SettingsError(
+                f"CODERAG_INFERENCE_THREADS={self.inference_threads} must be 0 (auto) or more"
+            )
+        if self.executor not in EXECUTORS:
+            raise SettingsError(
+                f"CODERAG_EXECUTOR={self.executor!r} is not supported; use one of "
+                f"{', '.join(EXECUTORS)}"
+            )
+        if self.instance_yaml is not None and not Path(self.instance_yaml).is_file():
+            raise SettingsError(
+                f"CODERAG_INSTANCE_YAML={str(self.instance_yaml)!r} is not a file; name the "
+                "Dagster instance configuration (a dagster.yaml) to use"
+            )
 
     def with_root(self, root: Path) -> Settings:
         return replace(self, root=root)
@@ -89,7 +107,12 @@ def load_settings(**overrides: object) -> Settings:
         "backend": os.environ.get("CODERAG_BACKEND") or "openvino",
         "workers": _int_env("CODERAG_WORKERS", os.cpu_count() or 1),
         "max_file_bytes": _int_env("CODERAG_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
+        "executor": (os.environ.get("CODERAG_EXECUTOR") or "auto").strip().lower(),
+        "inference_threads": _int_env("CODERAG_INFERENCE_THREADS", 0),
     }
+    instance_env = os.environ.get("CODERAG_INSTANCE_YAML")
+    if instance_env:
+        values["instance_yaml"] = Path(instance_env).expanduser().resolve()
     root_env = os.environ.get("CODERAG_ROOT")
     if root_env:
         values["root"] = Path(root_env).expanduser().resolve()
@@ -97,16 +120,41 @@ def load_settings(**overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`settings` as the `CODERAG_*` variables :func:`load_settings` reads back.
+
+    Dagster rebuilds the definitions in every process that runs a step (multiprocess,
+    Celery): exporting these first makes all of them agree with the process that started
+    the run.
+    """
+    env = {
+        "CODERAG_DATA": str(settings.data_dir),
+        "CODERAG_SHARDS": str(settings.shard_count),
+        "CODERAG_MODEL": settings.model,
+        "CODERAG_BACKEND": settings.backend,
+        "CODERAG_WORKERS": str(settings.workers),
+        "CODERAG_MAX_FILE_BYTES": str(settings.max_file_bytes),
+        "CODERAG_EXECUTOR": settings.executor,
+        "CODERAG_INFERENCE_THREADS": str(settings.inference_threads),
+    }
+    if settings.root is not None:
+        env["CODERAG_ROOT"] = str(settings.root)
+    if settings.instance_yaml is not None:
+        env["CODERAG_INSTANCE_YAML"] = str(settings.instance_yaml)
+    return env
+
+
 def prepare_dagster_env(settings: Settings) -> None:
     """Point every Dagster process at the same instance: DAGSTER_HOME = the data directory.
 
-    The instance configuration is the project's top-level `dagster.yaml` (copied into the
-    data directory, because Dagster reads it only from DAGSTER_HOME), so run storage,
-    compute logs and the index data all live under one directory.
+    The instance configuration is `settings.instance_yaml` (`CODERAG_INSTANCE_YAML`, e.g.
+    `deploy/cluster/dagster.yaml` for Postgres) or else the project's top-level `dagster.yaml`,
+    copied into the data directory because Dagster reads it only from DAGSTER_HOME, so run
+    storage, compute logs and the index data all live under one directory.
     """
     home = settings.data_dir
     home.mkdir(parents=True, exist_ok=True)
-    project_yaml = PROJECT_DIR / "dagster.yaml"
+    project_yaml = settings.instance_yaml or PROJECT_DIR / "dagster.yaml"
     instance_yaml = project_yaml.read_text() if project_yaml.is_file() else MINIMAL_INSTANCE_YAML
     _write_if_changed(home / "dagster.yaml", instance_yaml)
     _write_if_changed(home / "workspace.yaml", WORKSPACE_YAML)

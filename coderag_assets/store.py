@@ -1,4 +1,4 @@
-"""Where the pipeline's data lives, and how the published DuckDB index is built.
+"""Where the pipeline's data lives: paths and Parquet I/O of one index, and its SQL surface.
 
 Layout of one index (one per indexed root) under the data directory::
 
@@ -9,11 +9,12 @@ Layout of one index (one per indexed root) under the data directory::
       symbols/<shard>.parquet       definitions found while chunking
       embeddings/<shard>.parquet    chunk_embeddings[shard]: one vector per content hash
       vectors/<model>/*.parquet     append-only vector cache keyed by content hash (reuse)
-      index.duckdb                  the published index (replaced atomically)
+      segments/, manifests/, CURRENT  the published versions (see `segments`)
+      index.duckdb                  SQL surface of the current version (replaced atomically)
 
-Per-shard files are Parquet written to a temporary name and renamed. Only
-:func:`build_index` writes DuckDB, under an exclusive file lock, into a new file that is
-validated and then `os.replace`d over the live one: readers never see a half-built index.
+Per-shard files are Parquet written to a temporary name and renamed. Publishing (immutable
+per-shard segments, a versioned manifest, the `CURRENT` flip) lives in `segments`; this module
+only reads the published `index.duckdb` (`connect_index`) and defines the checks' SQL.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -206,24 +208,29 @@ class IndexStore:
         return _union(tables, schema), fingerprints
 
     # ----- vector cache (content hash → vector, per model)
-    def cached_vectors(self, model_id: str, wanted: set[str]) -> dict[str, np.ndarray]:
-        """Vectors already computed for any of the `wanted` content hashes with this model."""
-        found: dict[str, np.ndarray] = {}
+    def cached_vectors(self, model_id: str, wanted: set[str]) -> pa.Table:
+        """Rows of the vector cache (`vector_schema`, one per content hash) for any of the
+        `wanted` content hashes with this model; each cache file is a lazy scan filtered by
+        content hash, so only matching rows are materialized."""
         cache_dir = self.vector_cache_dir(model_id)
         if not wanted or not cache_dir.is_dir():
-            return found
+            return vector_schema(1).empty_table()
+        wanted_hashes = pl.Series("wanted", sorted(wanted), dtype=pl.String).implode()
+        found: list[pa.Table] = []
         for path in sorted(cache_dir.glob("*.parquet")):
             try:
-                hashes = pq.read_table(path, columns=["content_hash"]).column(0).to_pylist()
-            except (OSError, pa.ArrowInvalid):
+                rows = (
+                    pl.scan_parquet(path)
+                    .filter(pl.col("content_hash").is_in(wanted_hashes))
+                    .collect()
+                )
+            except (OSError, pl.exceptions.PolarsError):
                 continue  # a torn file from a killed run: its vectors are simply recomputed
-            rows = [i for i, h in enumerate(hashes) if h in wanted and h not in found]
-            if not rows:
-                continue
-            vectors = vector_matrix(pq.read_table(path, columns=["vector"]).column(0))
-            for row in rows:
-                found[hashes[row]] = vectors[row]
-        return found
+            if rows.height:
+                found.append(rows.to_arrow())
+        if not found:
+            return vector_schema(1).empty_table()
+        return first_row_per_hash(pa.concat_tables(found, promote_options="permissive"))
 
     def add_cached_vectors(self, model_id: str, run_id: str, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -323,31 +330,8 @@ def vectors_table(hashes: list[str], vectors: np.ndarray, model_id: str, run_id:
 # ---------------------------------------------------------------- DuckDB index
 
 
-def duckdb_extension_path(name: str) -> str:
-    """Path of a pip-packaged DuckDB extension (`duckdb-extension-<name>`); never downloads."""
-    import importlib
-
-    module = importlib.import_module(f"duckdb_extension_{name}")
-    package_dir = Path(module.__file__ or "").parent
-    candidates = sorted(
-        package_dir.glob(f"extensions/v{duckdb.__version__}/{name}.duckdb_extension")
-    )
-    if not candidates:
-        candidates = sorted(package_dir.rglob(f"{name}.duckdb_extension"))
-    if not candidates:
-        raise RuntimeError(
-            f"DuckDB extension {name!r} not found in {package_dir}; install "
-            f"duckdb-extension-{name}=={duckdb.__version__}"
-        )
-    return str(candidates[0])
-
-
-def load_fts(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"LOAD '{duckdb_extension_path('fts')}'")
-
-
 def connect_index(index_path: Path) -> duckdb.DuckDBPyConnection:
-    """Read-only connection to the index file published *now*, with FTS loaded.
+    """Read-only connection to the index file published *now*.
 
     The file is ATTACHed to a fresh in-memory database instead of opened by path: DuckDB
     hands out the database already open in this process for a path, so a long-lived
@@ -357,7 +341,6 @@ def connect_index(index_path: Path) -> duckdb.DuckDBPyConnection:
         raise IndexNotFoundError(f"no index at {index_path}")
     con = duckdb.connect(":memory:")
     try:
-        load_fts(con)
         quoted = str(index_path).replace("'", "''")
         con.execute(f"ATTACH '{quoted}' AS published (READ_ONLY)")
         con.execute("USE published")
@@ -365,25 +348,6 @@ def connect_index(index_path: Path) -> duckdb.DuckDBPyConnection:
         con.close()
         raise IndexNotFoundError(f"cannot open the index at {index_path}: {error}") from error
     return con
-
-
-@dataclass(frozen=True)
-class IndexBuildInput:
-    """Everything one index build reads: the union of all shards of one root."""
-
-    root: str
-    manifest: pa.Table
-    chunks: pa.Table
-    symbols: pa.Table
-    vectors: pa.Table  # content_hash, vector, model_id, run_id (one row per hash)
-    model_id: str
-    model: str  # what the query side loads to embed queries the same way
-    backend: str
-    dim: int
-    chunker_version: str
-    shard_count: int
-    expected_chunks: int  # sum of the shards' chunk rows
-    chunk_shard_files: dict[str, str | None] = field(default_factory=dict)  # shard → fingerprint
 
 
 @dataclass(frozen=True)
@@ -397,19 +361,14 @@ class BuildResult:
     checks: list[CheckOutcome]
 
 
-def _fts_build(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        "PRAGMA create_fts_index('chunks', 'chunk_id', 'bm25_text', stemmer='porter', "
-        "stopwords='english', ignore='(\\.|[^a-z0-9_])+', strip_accents=0, lower=1, overwrite=1)"
-    )
-
-
 def validate_index(
     con: duckdb.DuckDBPyConnection, expected_chunks: int, dim: int
 ) -> list[CheckOutcome]:
-    """The invariants a published index must hold; shared by the build and the asset checks."""
+    """The invariants of a published index, checked through its SQL surface (the asset
+    checks); `segments.validate_segments` checks the same per segment before a publish."""
     total, bad_vectors = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE embedding IS NULL OR len(embedding) <> ?) FROM chunks",
+        "SELECT count(*), count(*) FILTER (WHERE embedding_dim IS NULL OR embedding_dim <> ?) "
+        "FROM chunks",
         [dim],
     ).fetchone()
     orphans = con.execute(
@@ -435,48 +394,12 @@ def validate_index(
     ]
 
 
-def build_index(store: IndexStore, build: IndexBuildInput, run_id: str) -> BuildResult:
-    """Build a new DuckDB index from `build`, validate it, and publish it atomically.
-
-    Raises IndexValidationError (and leaves the live index untouched) if a check fails.
-    """
-    started = time.perf_counter()
-    with store.writer_lock():
-        store.base.mkdir(parents=True, exist_ok=True)
-        building_path = store.base / f".index.{uuid.uuid4().hex}.building.duckdb"
-        version = time.time_ns() // 1000
-        try:
-            con = duckdb.connect(str(building_path))
-            try:
-                load_fts(con)
-                checks = _write_index(con, build, run_id, version)
-                con.execute("CHECKPOINT")
-            finally:
-                con.close()
-            if not all(outcome.passed for outcome in checks):
-                raise IndexValidationError(checks)
-            os.replace(building_path, store.index_path)
-        finally:
-            building_path.unlink(missing_ok=True)
-            Path(f"{building_path}.wal").unlink(missing_ok=True)
-        store.compact_vector_cache(build.model_id)
-    return BuildResult(
-        version=version,
-        index_path=store.index_path,
-        chunks=build.chunks.num_rows,
-        files=build.manifest.num_rows,
-        symbols=build.symbols.num_rows,
-        seconds=time.perf_counter() - started,
-        checks=checks,
-    )
-
-
 def chunk_bm25_text(path: str, symbol: str, content: str) -> str:
     """The code-aware token stream a chunk is found by (BM25 and the FTS index)."""
     return bm25_text(f"{path} {symbol} {content}")
 
 
-def _with_bm25_text(chunk_rows: pa.Table) -> pa.Table:
+def with_bm25_text(chunk_rows: pa.Table) -> pa.Table:
     """Chunk rows with a filled `bm25_text` column (computed at chunking time; rows from
     shard files written before that column existed are tokenized here)."""
     if "bm25_text" in chunk_rows.column_names and chunk_rows.column("bm25_text").null_count == 0:
@@ -502,62 +425,6 @@ def _with_bm25_text(chunk_rows: pa.Table) -> pa.Table:
             chunk_rows.column_names.index("bm25_text"), "bm25_text", column
         )
     return chunk_rows.append_column("bm25_text", column)
-
-
-def _write_index(
-    con: duckdb.DuckDBPyConnection, build: IndexBuildInput, run_id: str, version: int
-) -> list[CheckOutcome]:
-    chunk_rows = build.chunks
-    chunk_arrow = _with_bm25_text(chunk_rows)
-    vector_arrow = build.vectors.select(["content_hash", "vector", "run_id"]).rename_columns(
-        ["content_hash", "vector", "embed_run_id"]
-    )
-    con.register("chunk_arrow", chunk_arrow)
-    con.register("vector_arrow", vector_arrow)
-    con.register("manifest_arrow", build.manifest)
-    con.register("symbol_arrow", build.symbols)
-    con.execute(
-        f"""
-        CREATE TABLE chunks AS
-        SELECT c.chunk_id, c.path, c.language, c.start_line, c.end_line, c.symbol, c.kind,
-               c.content, c.content_hash, c.bm25_text,
-               v.vector::FLOAT[{build.dim}] AS embedding,
-               ? AS model_id, c.chunker_version, c.run_id AS chunk_run_id, v.embed_run_id
-        FROM chunk_arrow c LEFT JOIN vector_arrow v USING (content_hash)
-        ORDER BY c.path, c.start_line
-        """,
-        [build.model_id],
-    )
-    con.execute(
-        """
-        CREATE TABLE files AS
-        SELECT m.*, coalesce(n.chunks, 0)::INTEGER AS chunks
-        FROM manifest_arrow m
-        LEFT JOIN (SELECT path, count(*) AS chunks FROM chunk_arrow GROUP BY path) n USING (path)
-        ORDER BY m.path
-        """
-    )
-    con.execute("CREATE TABLE symbols AS SELECT * FROM symbol_arrow ORDER BY path, line")
-    for name in ("chunk_arrow", "vector_arrow", "manifest_arrow", "symbol_arrow"):
-        con.unregister(name)
-    _fts_build(con)
-    meta = {
-        "schema_version": INDEX_SCHEMA_VERSION,
-        "version": version,
-        "root": build.root,
-        "published_at": time.time(),
-        "run_id": run_id,
-        "model_id": build.model_id,
-        "model": build.model,
-        "backend": build.backend,
-        "dim": build.dim,
-        "chunker_version": build.chunker_version,
-        "shard_count": build.shard_count,
-        "chunk_shard_files": build.chunk_shard_files,
-    }
-    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
-    return validate_index(con, build.expected_chunks, build.dim)
 
 
 def index_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

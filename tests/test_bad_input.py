@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from coderag_assets import indexing
-from coderag_assets import store as store_module
+from coderag_assets import indexing, segments
 from coderag_assets.cli import main as cli_main
 from coderag_assets.query import QueryService, index_status
-from coderag_assets.runner import get_instance, run_index
+from coderag_assets.runs import get_instance, run_index
 from coderag_assets.settings import load_settings
 from coderag_assets.store import CheckOutcome, IndexStore
 
@@ -83,10 +82,10 @@ def test_index_failing_its_checks_is_not_published(repo_copy, data_dir, monkeypa
     version = index_status(store)["version"]
     (repo_copy / "pyutils" / "extra.py").write_text("def brand_new_function():\n    return 1\n")
 
-    def failing_validation(con, expected_chunks, dim):
+    def failing_validation(store, shard_segments, dim, model_id):
         return [CheckOutcome("every_chunk_has_vector", False, "simulated corruption")]
 
-    monkeypatch.setattr(store_module, "validate_index", failing_validation)
+    monkeypatch.setattr(segments, "validate_segments", failing_validation)
     second = run_index(settings, instance=get_instance(settings))
     assert not second.success
     assert "simulated corruption" in second.error

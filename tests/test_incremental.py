@@ -27,10 +27,11 @@ from coderag_assets.checks import shard_consistency
 from coderag_assets.freshness import TORN_SUFFIX, index_freshness
 from coderag_assets.partitions import shard_of
 from coderag_assets.query import QueryService, index_status
-from coderag_assets.runner import Watcher, get_instance, run_index, run_shards
+from coderag_assets.runs import get_instance, run_index, run_shards
 from coderag_assets.sensors import FRESHNESS_CHECK_NAME
 from coderag_assets.settings import Settings, load_settings
 from coderag_assets.store import IndexStore, connect_index, read_meta
+from coderag_assets.watcher import Watcher
 from tests.conftest import copy_fixture_repo
 
 SHARDS = 16
@@ -303,7 +304,7 @@ def test_run_killed_after_chunking_is_finished_by_the_next_tick(repo, monkeypatc
     monkeypatch.setattr(indexing, "build_embeddings", killed)
     interrupted = watcher.tick()
     monkeypatch.undo()
-    assert not interrupted.summary.success and "chunk_embeddings" in interrupted.summary.error
+    assert not interrupted.summary.success and "index_shard" in interrupted.summary.error
     assert instance.get_run_by_id(interrupted.summary.run_id).status in (
         dg.DagsterRunStatus.FAILURE,
         dg.DagsterRunStatus.CANCELED,
@@ -407,6 +408,22 @@ def edit_index(store: IndexStore, statement: str) -> None:
         con.close()
 
 
+def drop_chunks_of(store: IndexStore, path: str) -> None:
+    """Make the published `chunks` view lose one file's chunks (a damaged SQL surface)."""
+    con = duckdb.connect(str(store.index_path))
+    try:
+        (definition,) = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = 'chunks'"
+        ).fetchone()
+        select = definition.split(" AS ", 1)[1].rstrip().rstrip(";")
+        quoted = path.replace("'", "''")
+        con.execute(
+            f"CREATE OR REPLACE VIEW chunks AS SELECT * FROM ({select}) WHERE path <> '{quoted}'"
+        )
+    finally:
+        con.close()
+
+
 def test_shard_check_passes_on_a_fresh_index(repo) -> None:
     _, _, store, _ = repo
     outcome, metadata = shard_check(store)
@@ -431,7 +448,7 @@ def test_shard_rewritten_after_the_build_is_pending_not_a_failure(repo) -> None:
 
 def test_shard_check_fails_when_the_index_lost_chunks_of_an_unchanged_shard(repo) -> None:
     _, _, store, _ = repo
-    edit_index(store, "DELETE FROM chunks WHERE path = 'pyutils/cache.py'")
+    drop_chunks_of(store, "pyutils/cache.py")
     outcome, metadata = shard_check(store)
     assert not outcome.passed
     assert metadata["pending_shards"] == 0
@@ -443,6 +460,6 @@ def test_shard_check_of_an_index_without_shard_versions_compares_all_shards(repo
     edit_index(store, "DELETE FROM meta WHERE key = 'chunk_shard_files'")
     outcome, metadata = shard_check(store)
     assert outcome.passed and "pending_shards" not in metadata, outcome.detail
-    edit_index(store, "DELETE FROM chunks WHERE path = 'pyutils/cache.py'")
+    drop_chunks_of(store, "pyutils/cache.py")
     outcome, _ = shard_check(store)
     assert not outcome.passed and "shards hold" in outcome.detail

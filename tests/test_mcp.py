@@ -21,7 +21,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from coderag_assets.cli import main as cli_main
-from coderag_assets.runner import get_instance, run_index
+from coderag_assets.runs import get_instance, run_index
 from coderag_assets.settings import load_settings
 from tests.conftest import copy_fixture_repo
 

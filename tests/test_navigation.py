@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from coderag_assets import navigation as nav
+from coderag_assets import segments
 from coderag_assets.chunking import chunk_file, language_for_path
 from coderag_assets.chunking.contexts import occurrence_contexts
 from coderag_assets.cli import main as cli_main
@@ -24,9 +25,7 @@ from coderag_assets.store import (
     CHUNK_SCHEMA,
     MANIFEST_SCHEMA,
     SYMBOL_SCHEMA,
-    IndexBuildInput,
     IndexStore,
-    build_index,
     connect_index,
     vectors_table,
 )
@@ -107,7 +106,7 @@ def build_test_index(
     data_dir: Path, root: Path, sources: dict[str, str] | None = None
 ) -> IndexStore:
     """Chunk `sources` (default SOURCES, plus the skipped files) with the real chunker and
-    publish them with `build_index`. The files must exist under `root`."""
+    publish them as segments. The files must exist under `root`."""
     manifest, chunk_rows, symbol_rows = [], [], []
     for rel, text in (sources or SOURCES).items():
         language = language_for_path(rel)
@@ -120,26 +119,41 @@ def build_test_index(
         for rel, reason in SKIPPED.items():
             manifest.append(_manifest_row(root, rel, None, reason))
         manifest.append(_manifest_row(root, "outside_link.txt", "text", "symlink_outside_root"))
-    hashes = sorted({row["content_hash"] for row in chunk_rows})
-    vectors = np.zeros((len(hashes), VECTOR_DIM), dtype=np.float32)
     store = IndexStore.for_root(data_dir, root)
-    build_index(
+    shard_of_path = {row["path"]: row["shard"] for row in manifest}
+    infos = {}
+    for shard in sorted(set(shard_of_path.values())):
+        shard_chunks = [r for r in chunk_rows if shard_of_path[r["path"]] == shard]
+        hashes = sorted({row["content_hash"] for row in shard_chunks})
+        store.write_shard(
+            "manifest",
+            shard,
+            pa.Table.from_pylist([r for r in manifest if r["shard"] == shard], MANIFEST_SCHEMA),
+        )
+        store.write_shard("chunks", shard, pa.Table.from_pylist(shard_chunks, CHUNK_SCHEMA))
+        store.write_shard(
+            "symbols",
+            shard,
+            pa.Table.from_pylist(
+                [r for r in symbol_rows if shard_of_path[r["path"]] == shard], SYMBOL_SCHEMA
+            ),
+        )
+        vectors = np.zeros((len(hashes), VECTOR_DIM), dtype=np.float32)
+        store.write_shard("embeddings", shard, vectors_table(hashes, vectors, "test-model", "r"))
+        infos[shard] = segments.write_segment(store, shard, model_id="test-model", run_id="r")
+    segments.publish(
         store,
-        IndexBuildInput(
+        infos,
+        segments.PublishMeta(
             root=str(root),
-            manifest=pa.Table.from_pylist(manifest, schema=MANIFEST_SCHEMA),
-            chunks=pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA),
-            symbols=pa.Table.from_pylist(symbol_rows, schema=SYMBOL_SCHEMA),
-            vectors=vectors_table(hashes, vectors, "test-model", "test-run"),
             model_id="test-model",
             model="test-model",
             backend="none",
             dim=VECTOR_DIM,
             chunker_version="test",
             shard_count=16,
-            expected_chunks=len(chunk_rows),
+            run_id="test-run",
         ),
-        run_id="test-run",
     )
     return store
 

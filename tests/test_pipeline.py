@@ -11,7 +11,7 @@ import pytest
 
 from coderag_assets.cli import main as cli_main
 from coderag_assets.query import QueryService, index_status
-from coderag_assets.runner import get_instance, run_index
+from coderag_assets.runs import get_instance, run_index
 from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore, connect_index
 

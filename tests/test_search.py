@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from coderag_assets.query import QueryService
-from coderag_assets.runner import get_instance, run_index
+from coderag_assets.runs import get_instance, run_index
 from coderag_assets.search import (
     DEFAULT_RANKING,
-    Bm25Matrix,
     IndexReader,
     RankingConfig,
     definition_runs,
@@ -22,6 +21,7 @@ from coderag_assets.search import (
     name_words,
     rrf_fuse,
 )
+from coderag_assets.segments import bm25_norms, bm25_scores, build_postings
 from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore
 from coderag_assets.tokens import query_terms, stem
@@ -92,16 +92,11 @@ def test_bm25_prefers_rarer_terms_and_shorter_documents() -> None:
         "cache " + "filler " * 50,
         "retry backoff sleep",
     ]
-    rows, tokens, counts = [], [], []
-    for row, text in enumerate(documents):
-        for token in sorted(set(text.split())):
-            rows.append(row)
-            tokens.append(token)
-            counts.append(text.split().count(token))
-    bm25 = Bm25Matrix(np.array(rows), tokens, np.array(counts), len(documents), stemmed=True)
-    scores = bm25.scores(["cach", "evict"])
+    postings = build_postings(documents, ["", "", ""], stemmed=True)
+    norms = bm25_norms(postings.body_len, postings.name_len, 2.0)
+    scores = bm25_scores([(0, postings)], norms, ["cach", "evict"], name_tf=2.0)
     assert scores is not None and scores[0] > scores[1] > 0 and scores[2] == 0
-    assert bm25.scores(["nothing"]) is None
+    assert bm25_scores([(0, postings)], norms, ["nothing"], name_tf=2.0) is None
 
 
 def test_weighted_rrf_favours_the_heavier_ranker() -> None:

@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from coderag_assets.query import QueryService
-from coderag_assets.runner import get_instance, run_index
+from coderag_assets.runs import get_instance, run_index
 from coderag_assets.search import DEFAULT_RANKING, MODES, RankingConfig
 from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore

@@ -1,0 +1,110 @@
+"""Which Dagster executor runs the shard steps of one index run, as run configuration.
+
+Plain module (no Dagster import): the CLI, `coderag watch`, the sensor and the schedule ask
+it for the run config of the job `coderag_index`; the job itself (definitions.py) is built
+with `multi_or_in_process_executor`, or with the Celery executor when `CODERAG_EXECUTOR=celery`.
+
+- `in_process`: every step in the run's own process — no process start, the model stays
+  warm (a one-file edit, `coderag watch`).
+- `multiprocess`: one process per shard step, `workers` at once, started from a forkserver
+  with the pipeline's modules preloaded; each step embeds with cores // workers threads.
+- `celery`: steps go to Celery workers (several machines); see docs/scale-out.md.
+- `auto` (default): `in_process` for up to `IN_PROCESS_MAX_SHARDS` shards, else `multiprocess`.
+"""
+
+from __future__ import annotations
+
+import os
+
+IN_PROCESS_MAX_SHARDS = 2
+DEFAULT_CELERY_BROKER = "redis://127.0.0.1:6379/0"
+DEFAULT_CELERY_BACKEND = "redis://127.0.0.1:6379/1"
+BROKER_TIMEOUT_S = 3.0
+
+
+class ServiceUnavailableError(RuntimeError):
+    """A service the configured executor or instance needs does not answer; names it."""
+
+
+def celery_urls() -> tuple[str, str]:
+    """(broker, result backend) of the Celery executor: `CODERAG_CELERY_BROKER` / `_BACKEND`."""
+    broker = os.environ.get("CODERAG_CELERY_BROKER") or DEFAULT_CELERY_BROKER
+    return broker, os.environ.get("CODERAG_CELERY_BACKEND") or DEFAULT_CELERY_BACKEND
+
+
+def check_broker(executor: str) -> None:
+    """Raise ServiceUnavailableError unless the Celery broker answers (celery executor only),
+    so a misconfigured cluster fails at start with the service's name, not mid-run."""
+    if executor != "celery":
+        return
+    try:
+        from kombu import Connection
+    except ImportError as error:
+        raise ServiceUnavailableError(
+            "CODERAG_EXECUTOR=celery needs the cluster extra: pip install -e '.[cluster]'"
+        ) from error
+    broker, _ = celery_urls()
+    try:
+        with Connection(broker, connect_timeout=BROKER_TIMEOUT_S) as connection:
+            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
+    except Exception as error:
+        raise ServiceUnavailableError(
+            f"Redis (the Celery broker at {broker}) is not reachable: {error}. Start it "
+            "(scripts/cluster.sh up) or use another CODERAG_EXECUTOR."
+        ) from error
+PRELOAD_MODULES = ["coderag_assets.definitions", "coderag_assets.indexing"]
+
+
+def choose_executor(configured: str, shards_to_run: int, workers: int) -> str:
+    """The executor for a run of `shards_to_run` shards when the setting is `configured`."""
+    if configured != "auto":
+        return configured
+    if shards_to_run <= IN_PROCESS_MAX_SHARDS or min(workers, os.cpu_count() or 1) <= 1:
+        return "in_process"
+    return "multiprocess"
+
+
+def executor_threads(executor: str, workers: int) -> int:
+    """Inference threads per shard step under `executor` (steps × threads ≤ cores)."""
+    cores = os.cpu_count() or 1
+    if executor == "in_process":
+        return cores
+    return max(1, cores // max(1, min(workers, cores)))
+
+
+def run_config(
+    executor: str,
+    *,
+    workers: int,
+    verify_hashes: bool = False,
+    shards: list[str] | None = None,
+    resource: dict[str, object] | None = None,
+) -> dict:
+    """Run config of one `coderag_index` run.
+
+    `shards` limits the steps to those shards of the run's partition range (the others in
+    the range are left as they are); `verify_hashes` re-reads every file; `resource` is the
+    `coderag` resource's config (root, data directory, model...) the run carries with it.
+    """
+    config: dict = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    if resource is not None:
+        config["resources"] = {"coderag": resource}
+    if executor == "in_process":
+        config["execution"] = {"config": {"in_process": {}}}
+    elif executor == "multiprocess":
+        config["execution"] = {
+            "config": {
+                "multiprocess": {
+                    "max_concurrent": max(1, min(workers, os.cpu_count() or 1)),
+                    "start_method": {"forkserver": {"preload_modules": PRELOAD_MODULES}},
+                }
+            }
+        }
+    scan: dict = {}
+    if verify_hashes:
+        scan["verify_hashes"] = True
+    if shards:
+        scan["shards"] = list(shards)
+    if scan:
+        config["ops"] = {"shard_assets": {"ops": {"scan_shards": {"config": scan}}}}
+    return config

@@ -1,0 +1,578 @@
+"""Run the index job for one root from this process: the code path of `coderag index` (and,
+through :mod:`coderag_assets.watcher`, of `coderag watch`).
+
+An update is one run of the job `coderag_index` from `definitions.py` on the instance under
+the data directory, started with :func:`dagster.execute_job`: the shard steps that need it
+(on the executor :mod:`coderag_assets.execution` chooses), then the index publish.
+:func:`run_index` asks :mod:`coderag_assets.freshness` which shards differ from the published
+index and runs only those (or nothing: "up to date"); `full=True` re-hashes every file.
+
+One update per root at a time: a run holds the root's lock file (`filelock`) from start to
+end, so a second `coderag index` waits for the first (and says so). Holding the lock also
+proves that any run of this root still marked active on the instance lost its process
+(kill -9, power loss): such runs are marked failed before the new one starts, and the next
+update redoes their shards. Runs launched by the daemon (sensor, schedule, UI) are watched by
+Dagster's own run monitoring (`dagster.yaml`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import dagster as dg
+from filelock import FileLock, Timeout
+
+from coderag_assets.execution import (
+    ServiceUnavailableError,
+    check_broker,
+    choose_executor,
+    executor_threads,
+    run_config,
+)
+from coderag_assets.files import RootError
+from coderag_assets.partitions import shard_keys
+from coderag_assets.progress import ProgressReporter, report, use_reporter
+from coderag_assets.settings import Settings, prepare_dagster_env, settings_env
+from coderag_assets.store import IndexStore
+from coderag_assets.tags import (
+    ACTIVE_RUN_STATUSES,
+    EXECUTOR_TAG,
+    ROOT_TAG,
+    TAG_VALUE_CHARS,
+    TRIGGER_TAG,
+    range_tags,
+)
+
+INVOCATION_TAG = "coderag/invocation"  # finds the run this process started (progress)
+LOCK_WAIT_NOTICE_S = 1.0
+SHARD_STEP = "index_shard"
+
+
+def _is_shard_step(step_key: str) -> bool:
+    """`shard_assets.index_shard[shard_3]` — one mapped shard step."""
+    return step_key.split(".")[-1].startswith(SHARD_STEP + "[")
+
+
+@dataclass
+class IndexSummary:
+    """What one update did. Totals (files, chunks, skipped) describe the published index;
+    `embedded`/`reused` describe this update; `shards` are the shards it ran."""
+
+    root: Path
+    index_path: Path
+    success: bool
+    run_id: str
+    seconds: float
+    files: int = 0
+    indexable_files: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+    up_to_date: bool = False
+    version: int | None = None
+    shards: list[str] = field(default_factory=list)
+    reason: str = ""
+    changes: dict[str, object] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "root": str(self.root),
+            "index_path": str(self.index_path),
+            "success": self.success,
+            "run_id": self.run_id,
+            "seconds": round(self.seconds, 3),
+            "files": self.files,
+            "indexable_files": self.indexable_files,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "skipped": self.skipped,
+            "error": self.error,
+            "up_to_date": self.up_to_date,
+            "version": self.version,
+            "shards": self.shards,
+            "reason": self.reason,
+            "changes": self.changes,
+            "timings": {name: round(value, 3) for name, value in self.timings.items()},
+        }
+
+
+def get_instance(settings: Settings) -> dg.DagsterInstance:
+    """The instance of `settings.data_dir` (created once per process, before any worker).
+
+    Raises ServiceUnavailableError naming the storage when the instance's database (e.g.
+    PostgreSQL with `CODERAG_INSTANCE_YAML=deploy/cluster/dagster.yaml`) does not answer.
+    """
+    prepare_dagster_env(settings)
+    try:
+        instance = dg.DagsterInstance.get()
+        instance.get_runs_count()  # touches the run storage: a dead database fails here
+    except Exception as error:
+        if "could not connect" in str(error).lower() or "connection refused" in str(error).lower():
+            raise ServiceUnavailableError(
+                f"the Dagster instance storage is not reachable ({str(error).splitlines()[0]}); "
+                "is PostgreSQL running (scripts/cluster.sh up)?"
+            ) from error
+        raise
+    return instance
+
+
+# ------------------------------------------------------------------ coderag index
+
+
+def run_index(
+    settings: Settings,
+    *,
+    reporter: ProgressReporter | None = None,
+    full: bool = False,
+    instance: dg.DagsterInstance | None = None,
+) -> IndexSummary:
+    """Bring the index of `settings.root` up to date; never raises for run failures.
+
+    Runs only the shards whose files differ from the published index (plus shards left
+    unfinished by a killed run), then rebuilds the index, in one run; returns an
+    `up_to_date` summary without a run when nothing changed. `full` runs every shard and
+    re-hashes every file (vectors are still reused by content hash).
+    """
+    from coderag_assets.chunking import CHUNKER_VERSION
+    from coderag_assets.embedding import EmbeddingError
+    from coderag_assets.freshness import plan_update, snapshot_tree
+    from coderag_assets.partitions import shard_of
+    from coderag_assets.resources import CodeRagResource
+
+    assert settings.root is not None, "run_index needs settings.root"
+    started = time.perf_counter()
+    instance = instance or get_instance(settings)
+    keys = shard_keys(settings.shard_count)
+    store = IndexStore.for_root(settings.data_dir, settings.root)
+    if full:
+        return run_shards(
+            settings,
+            keys,
+            instance=instance,
+            reporter=reporter,
+            verify_hashes=True,
+            tags={TRIGGER_TAG: "index"},
+            reason="full rebuild",
+        )
+    try:
+        snapshot = snapshot_tree(
+            settings.root,
+            keys,
+            lambda path: shard_of(path, len(keys)),
+            max_file_bytes=settings.max_file_bytes,
+        )
+    except RootError as error:
+        return IndexSummary(
+            root=settings.root,
+            index_path=store.index_path,
+            success=False,
+            run_id="",
+            seconds=time.perf_counter() - started,
+            error=str(error),
+        )
+    try:
+        model_id = CodeRagResource.from_settings(settings).embedder_spec().model_id
+    except EmbeddingError:
+        model_id = ""  # unknown model: plan everything, the run reports the error clearly
+    plan = plan_update(
+        store,
+        snapshot,
+        keys,
+        lambda path: shard_of(path, len(keys)),
+        model_id=model_id,
+        chunker_version=CHUNKER_VERSION,
+    )
+    if plan.up_to_date:
+        summary = IndexSummary(
+            root=settings.root,
+            index_path=store.index_path,
+            success=True,
+            run_id="",
+            seconds=0.0,
+            up_to_date=True,
+            reason=plan.reason,
+        )
+        _fill_from_index(summary, store)
+        summary.reused = _distinct_content_hashes(store)
+        summary.seconds = time.perf_counter() - started
+        return summary
+    summary = run_shards(
+        settings,
+        plan.shards,
+        instance=instance,
+        reporter=reporter,
+        tags={TRIGGER_TAG: "index"},
+        reason=plan.reason,
+    )
+    summary.changes = plan.changes.to_json()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+# ------------------------------------------------------------------ one update run
+
+
+@contextmanager
+def root_lock(store: IndexStore, *, on_wait: str = "") -> Iterator[None]:
+    """Hold the root's update lock; waits (printing `on_wait` once) while another holds it."""
+    store.base.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(store.base / "update.lock"))
+    try:
+        lock.acquire(timeout=LOCK_WAIT_NOTICE_S)
+    except Timeout:
+        if on_wait:
+            report().start(on_wait, 0)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance, root: Path, message: str) -> list[str]:
+    """Mark failed the runs of `root` started from a CLI process that are still active.
+
+    Call only while holding :func:`root_lock`: the process that started such a run held the
+    lock, so if we hold it now that process is gone. Daemon-launched runs (no
+    `coderag/invocation` tag) are left to Dagster's run monitoring.
+    """
+    failed = []
+    filters = dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={ROOT_TAG: str(root)})
+    for run in instance.get_runs(filters):
+        if INVOCATION_TAG in run.tags:
+            instance.report_run_failed(run, message=message)
+            failed.append(run.run_id)
+    return failed
+
+
+def run_shards(
+    settings: Settings,
+    shards: Sequence[str],
+    *,
+    instance: dg.DagsterInstance,
+    reporter: ProgressReporter | None = None,
+    verify_hashes: bool = False,
+    include_index: bool = True,
+    tags: Mapping[str, str] | None = None,
+    reason: str = "",
+) -> IndexSummary:
+    """One run of the job: a step for each of `shards`, then (`include_index`) the publish.
+
+    With no shards, only the index is published. Unreadable (torn) shard files are set aside
+    first so the run recomputes them. The executor follows `settings.executor` (auto:
+    in-process for one or two shards, else one process per step). Never raises for run
+    failures; an interrupt (Ctrl-C, SIGTERM) marks the run failed and propagates.
+    """
+    from coderag_assets.assets import INDEX_ASSET_NAMES, SHARD_ASSET_NAMES
+    from coderag_assets.definitions import index_job
+    from coderag_assets.freshness import quarantine_torn_files
+    from coderag_assets.resources import CodeRagResource
+
+    assert settings.root is not None, "run_shards needs settings.root"
+    keys = shard_keys(settings.shard_count)
+    store = IndexStore.for_root(settings.data_dir, settings.root)
+    shards = sorted(set(shards), key=keys.index)
+    executor = choose_executor(settings.executor, max(len(shards), 1), settings.workers)
+    run_settings = replace(
+        settings,
+        inference_threads=settings.inference_threads or executor_threads(executor, settings.workers),
+    )
+    os.environ.update(settings_env(run_settings))  # every step process rebuilds the job from it
+    invocation = uuid.uuid4().hex
+    all_tags = {
+        ROOT_TAG: str(settings.root),
+        EXECUTOR_TAG: executor,
+        INVOCATION_TAG: invocation,
+        **{key: value[:TAG_VALUE_CHARS] for key, value in (tags or {}).items()},
+    }
+    config = run_config(
+        executor,
+        workers=settings.workers,
+        verify_hashes=verify_hashes,
+        shards=shards if shards and len(shards) < len(keys) else None,
+        resource=CodeRagResource.from_settings(run_settings).as_run_config(),
+    )
+    selected = [*SHARD_ASSET_NAMES] * bool(shards) + [*INDEX_ASSET_NAMES] * include_index
+    # The whole job when it is all selected (a subset would also plan the assets' checks).
+    asset_selection = None
+    if len(selected) < len(SHARD_ASSET_NAMES) + len(INDEX_ASSET_NAMES):
+        asset_selection = [dg.AssetKey(name) for name in selected]
+    if shards:
+        all_tags.update(range_tags(shards, keys))
+    check_broker(executor)
+    started = time.perf_counter()
+    with root_lock(store, on_wait="waiting for another update of this root"):
+        fail_abandoned_runs(instance, settings.root, "the process running it is gone (killed?)")
+        quarantine_torn_files(store, shards)
+        watcher = _StepProgress(instance, invocation, len(shards)) if executor != "in_process" else None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with use_reporter(reporter) if reporter else nullcontext():
+                    if watcher is not None:
+                        watcher.start()
+                    result = dg.execute_job(
+                        dg.reconstructable(index_job),
+                        instance=instance,
+                        run_config=config,
+                        tags=all_tags,
+                        asset_selection=asset_selection,
+                        raise_on_error=False,
+                    )
+        except BaseException:  # interrupted: the run must not stay "started"
+            fail_abandoned_runs(instance, settings.root, "interrupted")
+            raise
+        finally:
+            if watcher is not None:
+                watcher.stop()
+    run_seconds = time.perf_counter() - started
+    summary = IndexSummary(
+        root=settings.root,
+        index_path=store.index_path,
+        success=result.success,
+        run_id=result.run_id,
+        seconds=run_seconds,
+        shards=list(shards),
+        reason=reason,
+    )
+    metadata = _metadata_by_asset(result.get_asset_materialization_events())
+    _fill_from_metadata(summary, metadata)
+    if result.success and include_index:
+        _fill_from_index(summary, store)
+    else:
+        summary.error = _failure_message(result)
+    summary.timings = _run_timings(instance, result.run_id, run_seconds, metadata)
+    summary.timings["executor_" + executor] = run_seconds
+    return summary
+
+
+class _StepProgress:
+    """Advances the "shards" progress bar from the run's step events while shard steps run in
+    other processes (the in-process executor reports from the stages themselves)."""
+
+    POLL_S = 0.5
+
+    def __init__(self, instance: dg.DagsterInstance, invocation: str, shards: int):
+        self.instance = instance
+        self.invocation = invocation
+        self.shards = shards
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="coderag-progress", daemon=True)
+
+    def start(self) -> None:
+        report().start("shards", self.shards)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=2)
+        report().finish("shards")
+
+    def _poll(self) -> None:
+        reporter = report()
+        seen = 0
+        run_id = None
+        while not self.done.wait(self.POLL_S):
+            try:
+                if run_id is None:
+                    runs = self.instance.get_runs(
+                        dg.RunsFilter(tags={INVOCATION_TAG: self.invocation}), limit=1
+                    )
+                    run_id = runs[0].run_id if runs else None
+                    continue
+                records = self.instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
+            except Exception:  # noqa: BLE001, S112 - progress is best effort
+                continue
+            finished = sum(1 for r in records if _is_shard_step(r.step_key or ""))
+            if finished > seen:
+                reporter.advance("shards", finished - seen)
+                seen = finished
+
+
+def _fill_from_metadata(summary: IndexSummary, metadata: dict[str, dict[str, object]]) -> None:
+    manifest = metadata.get("file_manifest", {})
+    chunks = metadata.get("code_chunks", {})
+    embeddings = metadata.get("chunk_embeddings", {})
+    summary.files = int(manifest.get("files", 0))  # type: ignore[call-overload]
+    summary.indexable_files = int(manifest.get("indexable_files", 0))  # type: ignore[call-overload]
+    summary.skipped = dict(
+        Counter(manifest.get("skipped_by_reason", {}))  # type: ignore[arg-type]
+        + Counter(chunks.get("skipped_by_reason", {}))  # type: ignore[arg-type]
+    )
+    index_chunks = metadata.get("search_index", {}).get("chunks", chunks.get("chunks", 0))
+    summary.chunks = int(index_chunks)  # type: ignore[call-overload]
+    summary.embedded = int(embeddings.get("embedded", 0))  # type: ignore[call-overload]
+    summary.reused = int(embeddings.get("reused", 0))  # type: ignore[call-overload]
+    version = metadata.get("search_index", {}).get("version")
+    summary.version = int(version) if isinstance(version, int | float) else None
+
+
+def _fill_from_index(summary: IndexSummary, store: IndexStore) -> None:
+    """Totals of the published index (an incremental run's metadata covers only its shards)."""
+    from coderag_assets.freshness import open_published
+    from coderag_assets.store import IndexNotFoundError, read_meta
+
+    try:
+        with open_published(store) as con:
+            files, indexable = con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE skip_reason IS NULL) FROM files"
+            ).fetchone()
+            summary.files, summary.indexable_files = int(files), int(indexable)
+            summary.chunks = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            rows = con.execute(
+                "SELECT skip_reason, count(*) FROM files WHERE skip_reason IS NOT NULL GROUP BY 1"
+            ).fetchall()
+            summary.skipped = {reason: int(count) for reason, count in sorted(rows)}
+            version = read_meta(con).get("version")
+    except IndexNotFoundError:
+        return
+    summary.version = int(version) if isinstance(version, int | float) else summary.version
+
+
+def _distinct_content_hashes(store: IndexStore) -> int:
+    from coderag_assets.freshness import open_published
+
+    with open_published(store) as con:
+        return int(con.execute("SELECT count(DISTINCT content_hash) FROM chunks").fetchone()[0])
+
+
+def _run_timings(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    run_seconds: float,
+    metadata: dict[str, dict[str, object]],
+) -> dict[str, float]:
+    """Seconds per stage of one run, from the run's step events and the assets' metadata.
+
+    `run_overhead` is the run's wall time outside its steps (run creation, resource and
+    event-log work); `embed` and `index_publish` are what the assets measured themselves.
+    """
+    timings: dict[str, float] = {"run": run_seconds}
+    starts: dict[str, float] = {}
+    in_steps = 0.0
+    records = instance.all_logs(
+        run_id,
+        of_type={
+            dg.DagsterEventType.STEP_START,
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+        },
+    )
+    for record in records:
+        step = record.step_key or ""
+        if record.dagster_event_type == dg.DagsterEventType.STEP_START:
+            starts[step] = record.timestamp
+        elif step in starts:
+            seconds = record.timestamp - starts.pop(step)
+            in_steps += seconds
+            name = (
+                "checks"
+                if "every_chunk" in step or "_matches_" in step or "orphan" in step
+                else step
+            )
+            timings[name] = timings.get(name, 0.0) + seconds
+    timings["run_overhead"] = max(0.0, run_seconds - in_steps)
+    embed = metadata.get("chunk_embeddings", {}).get("seconds")
+    if isinstance(embed, int | float):
+        timings["embed"] = float(embed)
+    publish = metadata.get("search_index", {}).get("seconds")
+    if isinstance(publish, int | float):
+        timings["index_publish"] = float(publish)
+    return timings
+
+
+def _distinct_content_hashes(store: IndexStore) -> int:
+    from coderag_assets.freshness import open_published
+
+    with open_published(store) as con:
+        return int(con.execute("SELECT count(DISTINCT content_hash) FROM chunks").fetchone()[0])
+
+
+def _run_timings(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    run_seconds: float,
+    metadata: dict[str, dict[str, object]],
+) -> dict[str, float]:
+    """Seconds per stage of one run, from the run's step events and the assets' metadata.
+
+    `shard_steps` adds up the shard steps (they overlap on the multiprocess executor),
+    `run_overhead` is the run's wall time outside its steps (run creation, process starts,
+    event-log work); `embed` and `index_publish` are what the assets measured themselves.
+    """
+    timings: dict[str, float] = {"run": run_seconds}
+    spans: list[tuple[float, float]] = []
+    starts: dict[str, float] = {}
+    records = instance.all_logs(
+        run_id,
+        of_type={
+            dg.DagsterEventType.STEP_START,
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+        },
+    )
+    for record in records:
+        step = record.step_key or ""
+        if record.dagster_event_type == dg.DagsterEventType.STEP_START:
+            starts[step] = record.timestamp
+        elif step in starts:
+            begin = starts.pop(step)
+            spans.append((begin, record.timestamp))
+            name = "shard_steps" if _is_shard_step(step) else step.split(".")[-1]
+            timings[name] = timings.get(name, 0.0) + record.timestamp - begin
+    covered, last_end = 0.0, float("-inf")
+    for begin, end in sorted(spans):
+        if end > last_end:
+            covered += end - max(begin, last_end)
+            last_end = end
+    timings["run_overhead"] = max(0.0, run_seconds - covered)
+    embed = metadata.get("chunk_embeddings", {}).get("seconds")
+    if isinstance(embed, int | float):
+        timings["embed"] = float(embed)
+    publish = metadata.get("search_index", {}).get("seconds")
+    if isinstance(publish, int | float):
+        timings["index_publish"] = float(publish)
+    return timings
+
+
+def _metadata_by_asset(events: Sequence[dg.DagsterEvent]) -> dict[str, dict[str, object]]:
+    """Metadata per asset, added up over its partitions (numbers summed, counts merged)."""
+    values: dict[str, dict[str, object]] = {}
+    for event in events:
+        materialization = event.step_materialization_data.materialization
+        totals = values.setdefault(materialization.asset_key.to_user_string(), {})
+        for name, entry in materialization.metadata.items():
+            value = entry.value
+            previous = totals.get(name)
+            if isinstance(value, bool) or previous is None:
+                totals[name] = value
+            elif isinstance(value, int | float) and isinstance(previous, int | float):
+                totals[name] = previous + value
+            elif isinstance(value, dict) and isinstance(previous, dict):
+                totals[name] = dict(Counter(previous) + Counter(value))
+    return values
+
+
+def _failure_message(result: dg.ExecutionResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None and "dagster" in (error.cls_name or "").lower():
+                error = error.cause
+            return f"{event.step_key}: {error.message.strip()}"
+    return "run failed"
+
+

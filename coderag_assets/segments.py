@@ -1,0 +1,980 @@
+"""Immutable per-shard segments and the versioned manifest that publishes them.
+
+Layout, next to the shard Parquet files of one index (see `store`)::
+
+    segments/<shard>/<segment_id>/    one immutable segment (never modified once renamed in)
+      segment.json                    SegmentInfo: counts, inputs, sizes of the files below
+      chunks.parquet                  chunk rows sorted by (path, start_line, chunker order),
+                                      with the stored ranking features (name/file words,
+                                      test/glue/non-code flags, definition-run ids, BM25
+                                      document lengths, vector dimension or null)
+      vectors.npy                     float32 (chunks × dim), row-aligned with chunks.parquet
+      terms.npy                       sorted BM25 vocabulary of the segment (stemmed terms)
+      postings_offsets.npy            int64, len(terms) + 1: term i owns rows[off[i]:off[i+1]]
+      postings_rows.npy               int32 chunk rows, ascending within a term
+      postings_tf.npy                 float32 term count in the chunk's token stream
+      postings_name_tf.npy            float32 term count in the definition's own name
+      files.parquet                   the shard's manifest rows plus chunks per file
+      symbols.parquet                 definitions, sorted by (path, line)
+    segments/<shard>/LATEST           which segment the shard's current input files produced
+    manifests/<version>.json          one published version: shard → segment dir, meta, totals
+    CURRENT                           the live version number (replaced atomically)
+    index.duckdb                      SQL surface: `meta` table, views `chunks`/`files`/`symbols`
+                                      over the CURRENT version's segment Parquet files
+
+**Segments.** `write_segment` turns one shard's Parquet files (manifest, chunks, symbols,
+embeddings) into a segment. Its id is a digest of those input bytes and the model id, so an
+unchanged shard yields the same id and is not rewritten, and two processes writing the same
+shard produce the same directory (the first rename wins, the other discards its copy). A
+segment is built in a temporary directory and renamed into place, so a killed writer leaves
+either no segment or a complete one; `segment.json` records every file's size, which is how a
+truncated or deleted file is detected (`SegmentError`, naming the shard) and repaired by the
+next `ensure_segment`.
+
+**Publishing.** `publish` validates the segments of the new version (the index's checks, per
+segment, from the counts recorded when each was written — O(shards), no chunk rows are read),
+writes `manifests/<version>.json`, builds `index.duckdb` under a temporary name, then replaces
+`CURRENT` (the commit point) and finally `index.duckdb`. A failure before the `CURRENT` flip
+leaves the old version live; a kill between the flip and the `index.duckdb` replacement leaves
+the SQL surface one version behind (both versions' segments are kept) until the next publish.
+Readers resolve `CURRENT` once and use only that manifest's segments, so they never see a mix.
+
+**BM25 across segments.** Each segment stores raw term counts (postings), not scores. The
+global statistics — N, each query term's document frequency, the average document length —
+are summed over the manifest's segments at query time (`bm25_scores`), so scores are exactly
+those of a single-segment build of the same chunks. `bm25s` and similar libraries bake their
+own index's IDF (and length normalisation) into the stored score matrix, so independently
+built segments cannot be combined into correct global scores; plain arrays also memory-map
+and need no per-open work.
+
+**Reclaiming.** At each publish, segments and manifests referenced by neither the current
+version, the `KEEP_PREVIOUS_VERSIONS` before it, a shard's `LATEST`, nor younger than
+`GC_GRACE_S` are removed. A reader that opened an older version keeps working on Linux even
+after its files are unlinked: vectors and postings are memory-mapped and the chunks Parquet
+file is held open (DuckDB views of that version, `IndexReader.con`, do need the files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from coderag_assets.features import (
+    definition_runs,
+    file_words,
+    is_test_path,
+    name_tokens,
+    name_words,
+    non_code_languages,
+)
+from coderag_assets.store import (
+    CHUNK_SCHEMA,
+    INDEX_SCHEMA_VERSION,
+    MANIFEST_SCHEMA,
+    SYMBOL_SCHEMA,
+    CheckOutcome,
+    IndexNotFoundError,
+    IndexStore,
+    IndexValidationError,
+    vector_matrix,
+    with_bm25_text,
+)
+from coderag_assets.tokens import stem
+
+SEGMENT_FORMAT = 1
+SEGMENTS_DIR = "segments"
+MANIFESTS_DIR = "manifests"
+CURRENT_FILE = "CURRENT"
+LATEST_FILE = "LATEST"
+INFO_FILE = "segment.json"
+CHUNKS_FILE = "chunks.parquet"
+FILES_FILE = "files.parquet"
+SYMBOLS_FILE = "symbols.parquet"
+VECTORS_FILE = "vectors.npy"
+TERMS_FILE = "terms.npy"
+OFFSETS_FILE = "postings_offsets.npy"
+ROWS_FILE = "postings_rows.npy"
+TF_FILE = "postings_tf.npy"
+NAME_TF_FILE = "postings_name_tf.npy"
+SEGMENT_FILES = (
+    CHUNKS_FILE,
+    FILES_FILE,
+    SYMBOLS_FILE,
+    VECTORS_FILE,
+    TERMS_FILE,
+    OFFSETS_FILE,
+    ROWS_FILE,
+    TF_FILE,
+    NAME_TF_FILE,
+)
+INPUT_KINDS = ("manifest", "chunks", "symbols", "embeddings")
+CHUNK_ROW_GROUP_ROWS = 1024  # rows per Parquet row group: what fetching one result decodes
+KEEP_PREVIOUS_VERSIONS = 2  # versions kept besides the current one
+GC_GRACE_S = 600.0  # nothing younger than this is reclaimed
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+#: Columns of the `chunks` view (the SQL surface); the rest of chunks.parquet is ranking data.
+CHUNK_VIEW_COLUMNS = (
+    "chunk_id",
+    "path",
+    "language",
+    "start_line",
+    "end_line",
+    "symbol",
+    "kind",
+    "content",
+    "content_hash",
+    "bm25_text",
+    "embedding_dim",
+    "model_id",
+    "chunker_version",
+    "chunk_run_id",
+    "embed_run_id",
+)
+#: Columns search loads per chunk when it opens a segment (never `content`).
+READER_COLUMNS = (
+    "path",
+    "language",
+    "start_line",
+    "end_line",
+    "symbol",
+    "kind",
+    "name_words",
+    "file_words",
+    "is_test",
+    "is_glue",
+    "is_non_code",
+    "run",
+    "body_len",
+    "name_len",
+    "embedding_dim",
+)
+
+
+class SegmentError(IndexNotFoundError):
+    """A segment of the published version is missing or damaged; `coderag index` rewrites it."""
+
+    def __init__(self, shard: str, path: Path, reason: str):
+        self.shard = shard
+        self.path = path
+        super().__init__(
+            f"segment of shard {shard} at {path} is unusable ({reason}); "
+            "run `coderag index` to repair it"
+        )
+
+
+# ------------------------------------------------------------------ segment records
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """What one segment holds and was built from (`segment.json`).
+
+    `path` is the segment directory. `chunk_file` is the fingerprint of the chunks shard file
+    it was built from (as `IndexStore.read_shard_pinned` computes it); `file_sizes` the byte
+    size of each segment file, checked by `verify_segment`.
+    """
+
+    shard: str
+    segment_id: str
+    path: Path
+    model_id: str
+    embedded_model_id: str | None  # the model of the shard's embeddings file (None: none)
+    dim: int  # vector dimension; 0 when the segment has no vectors
+    chunks: int
+    files: int
+    symbols: int
+    source_chunks: int  # rows of the chunks shard file
+    chunks_without_vector: int
+    orphan_chunks: int  # chunks whose file is not an indexable file of the shard's manifest
+    runs: int  # definition runs (ids 0..runs-1 in the `run` column)
+    body_tokens: int
+    name_tokens: int
+    chunk_file: str | None
+    run_id: str
+    created_at: float
+    file_sizes: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """The `segment.json` record (the directory is where it lies, so `path` is left out)."""
+        payload = asdict(self)
+        del payload["path"]
+        payload["format"] = SEGMENT_FORMAT
+        return payload
+
+    @classmethod
+    def load(cls, shard: str, path: Path) -> SegmentInfo:
+        """The segment at `path`; SegmentError when its record is missing or unreadable."""
+        try:
+            payload = json.loads((path / INFO_FILE).read_text())
+        except (OSError, ValueError) as error:
+            raise SegmentError(shard, path, f"cannot read {INFO_FILE}: {error}") from error
+        if payload.pop("format", None) != SEGMENT_FORMAT:
+            raise SegmentError(shard, path, "written by another segment format")
+        payload["path"] = path
+        return cls(**payload)
+
+
+def verify_segment(info: SegmentInfo) -> None:
+    """Raise SegmentError if any file of the segment is missing or not the size it was written."""
+    for name in SEGMENT_FILES:
+        file_path = info.path / name
+        try:
+            size = file_path.stat().st_size
+        except FileNotFoundError as error:
+            raise SegmentError(info.shard, info.path, f"{name} is missing") from error
+        if size != info.file_sizes.get(name):
+            raise SegmentError(
+                info.shard,
+                info.path,
+                f"{name} is {size} bytes, {info.file_sizes.get(name)} were written",
+            )
+
+
+def _input_stamps(store: IndexStore, shard: str) -> dict[str, list[int] | None]:
+    """(inode, size, mtime_ns) of each input shard file (None when absent). Shard files are
+    replaced whole, so equal stamps mean the same input; unequal stamps fall back to digests."""
+    stamps: dict[str, list[int] | None] = {}
+    for kind in INPUT_KINDS:
+        try:
+            stat = store.shard_file(kind, shard).stat()
+        except FileNotFoundError:
+            stamps[kind] = None
+            continue
+        stamps[kind] = [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+    return stamps
+
+
+def _segments_dir(base: Path, shard: str) -> Path:
+    return base / SEGMENTS_DIR / shard
+
+
+def _latest(store: IndexStore, shard: str) -> tuple[str, dict] | None:
+    try:
+        payload = json.loads((_segments_dir(store.base, shard) / LATEST_FILE).read_text())
+        return str(payload["segment_id"]), payload
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def ensure_segment(store: IndexStore, shard: str, *, model_id: str, run_id: str) -> SegmentInfo:
+    """The segment of the shard's current input files: the one `write_segment` last recorded
+    when its inputs are unchanged and its files intact (a few stats), else a new one."""
+    latest = _latest(store, shard)
+    if latest is not None:
+        segment_id, payload = latest
+        if payload.get("model_id") == model_id and payload.get("inputs") == _input_stamps(
+            store, shard
+        ):
+            try:
+                info = SegmentInfo.load(shard, _segments_dir(store.base, shard) / segment_id)
+                verify_segment(info)
+                return info
+            except SegmentError:
+                pass  # damaged: rewritten below
+    return write_segment(store, shard, model_id=model_id, run_id=run_id)
+
+
+def write_segment(store: IndexStore, shard: str, *, model_id: str, run_id: str) -> SegmentInfo:
+    """Write (or find) the segment of the shard's current Parquet files and record it as the
+    shard's LATEST. Idempotent; safe to run concurrently for any shards, including the same
+    one. Vectors are taken from the shard's embeddings file when it was made with `model_id`;
+    chunks without one are counted in `chunks_without_vector` (and fail validation)."""
+    stamps = _input_stamps(store, shard)
+    inputs: dict[str, bytes | None] = {}
+    for kind in INPUT_KINDS:
+        try:
+            inputs[kind] = store.shard_file(kind, shard).read_bytes()
+        except FileNotFoundError:
+            inputs[kind] = None
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(f"segment-format={SEGMENT_FORMAT};model={model_id};".encode())
+    for kind in INPUT_KINDS:
+        data = inputs[kind]
+        digest.update(f"{kind}:{-1 if data is None else len(data)}:".encode())
+        digest.update(data or b"")
+    segment_id = digest.hexdigest()
+    shard_dir = _segments_dir(store.base, shard)
+    final = shard_dir / segment_id
+    info = _existing_segment(shard, final)
+    if info is None:
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        building = shard_dir / f".building-{uuid.uuid4().hex}"
+        try:
+            _build_segment(building, shard, segment_id, inputs, model_id, run_id)
+            try:
+                os.rename(building, final)
+            except OSError:
+                if _existing_segment(shard, final) is None:  # not a concurrent twin: a real error
+                    raise
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+        info = SegmentInfo.load(shard, final)
+    latest = {"segment_id": segment_id, "model_id": model_id, "inputs": stamps}
+    _write_bytes_atomic(shard_dir / LATEST_FILE, json.dumps(latest).encode("utf-8"))
+    return info
+
+
+def _existing_segment(shard: str, path: Path) -> SegmentInfo | None:
+    """The intact segment at `path`, or None; a damaged one is moved aside to be rebuilt."""
+    if not path.exists():
+        return None
+    try:
+        info = SegmentInfo.load(shard, path)
+        verify_segment(info)
+        return info
+    except SegmentError:
+        trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex}")
+        try:
+            os.rename(path, trash)
+        except OSError:
+            return None
+        shutil.rmtree(trash, ignore_errors=True)
+        return None
+
+
+def _read_input(data: bytes | None, schema: pa.Schema) -> pa.Table:
+    return schema.empty_table() if data is None else pq.read_table(pa.BufferReader(data))
+
+
+def _build_segment(
+    directory: Path,
+    shard: str,
+    segment_id: str,
+    inputs: Mapping[str, bytes | None],
+    model_id: str,
+    run_id: str,
+) -> None:
+    """Write every file of one segment into `directory` (created here), `segment.json` last."""
+    directory.mkdir(parents=True)
+    manifest = _read_input(inputs["manifest"], MANIFEST_SCHEMA)
+    source_chunks = _read_input(inputs["chunks"], CHUNK_SCHEMA)
+    symbols = _read_input(inputs["symbols"], SYMBOL_SCHEMA)
+    embeddings = _read_input(inputs["embeddings"], pa.schema([]))
+
+    order = pa.array(np.arange(source_chunks.num_rows, dtype=np.int64))
+    chunk_rows = with_bm25_text(source_chunks).append_column("_order", order)
+    chunk_rows = chunk_rows.sort_by(
+        [("path", "ascending"), ("start_line", "ascending"), ("_order", "ascending")]
+    ).drop_columns(["_order"])
+    count = chunk_rows.num_rows
+
+    # vectors, row-aligned with the sorted chunks
+    embedded_model_id = None
+    dim = 0
+    vector_rows = np.full(count, -1, dtype=np.int64)
+    embed_run_ids: pa.Array = pa.nulls(count, pa.string())
+    if embeddings.num_rows:
+        embedded_model_id = embeddings.column("model_id")[0].as_py()
+        if embedded_model_id == model_id:
+            dim = embeddings.schema.field("vector").type.list_size
+            found = pc.index_in(
+                chunk_rows.column("content_hash"), embeddings.column("content_hash")
+            )
+            vector_rows = found.fill_null(-1).to_numpy().astype(np.int64)
+            embed_run_ids = pc.take(embeddings.column("run_id"), found).combine_chunks()
+    has_vector = vector_rows >= 0
+    if dim:
+        source_matrix = vector_matrix(embeddings.column("vector"))
+        matrix = np.zeros((count, dim), dtype=np.float32)
+        matrix[has_vector] = source_matrix[vector_rows[has_vector]]
+    else:
+        matrix = np.zeros((count, 0), dtype=np.float32)
+        has_vector[:] = False
+    np.save(directory / VECTORS_FILE, matrix)
+
+    # ranking features
+    paths = chunk_rows.column("path").to_pylist()
+    chunk_symbols = chunk_rows.column("symbol").to_pylist()
+    languages = chunk_rows.column("language").to_pylist()
+    non_code = non_code_languages()
+    names_of = {symbol: sorted(name_words(symbol)) for symbol in set(chunk_symbols)}
+    files_of = {path: sorted(file_words(path)) for path in set(paths)}
+    test_of = {path: is_test_path(path) for path in set(paths)}
+    runs = definition_runs(paths, chunk_symbols)
+    postings = build_postings(chunk_rows.column("bm25_text"), chunk_symbols, stemmed=True)
+    postings.save(directory)
+
+    indexable = set(
+        manifest.filter(pc.is_null(manifest.column("skip_reason"))).column("path").to_pylist()
+    )
+    orphans = sum(1 for path in paths if path not in indexable)
+    n = count
+    chunk_table = pa.table(
+        {
+            "chunk_id": chunk_rows.column("chunk_id"),
+            "path": chunk_rows.column("path"),
+            "language": chunk_rows.column("language"),
+            "start_line": chunk_rows.column("start_line"),
+            "end_line": chunk_rows.column("end_line"),
+            "symbol": chunk_rows.column("symbol"),
+            "kind": chunk_rows.column("kind"),
+            "content": chunk_rows.column("content"),
+            "content_hash": chunk_rows.column("content_hash"),
+            "bm25_text": chunk_rows.column("bm25_text"),
+            "embedding_dim": pa.array(
+                np.where(has_vector, dim, 0).astype(np.int32), mask=~has_vector
+            ),
+            "model_id": pa.array([model_id] * n, pa.string()),
+            "chunker_version": chunk_rows.column("chunker_version"),
+            "chunk_run_id": chunk_rows.column("run_id"),
+            "embed_run_id": embed_run_ids,
+            "name_words": pa.array([names_of[s] for s in chunk_symbols], pa.list_(pa.string())),
+            "file_words": pa.array([files_of[p] for p in paths], pa.list_(pa.string())),
+            "is_test": pa.array([test_of[p] for p in paths], pa.bool_()),
+            "is_glue": pa.array(
+                [not s and lang not in non_code for s, lang in zip(chunk_symbols, languages)],
+                pa.bool_(),
+            ),
+            "is_non_code": pa.array([lang in non_code for lang in languages], pa.bool_()),
+            "run": pa.array(runs, pa.int64()),
+            "body_len": pa.array(postings.body_len, pa.int32()),
+            "name_len": pa.array(postings.name_len, pa.int32()),
+        }
+    )
+    pq.write_table(
+        chunk_table,
+        directory / CHUNKS_FILE,
+        compression="zstd",
+        row_group_size=CHUNK_ROW_GROUP_ROWS,
+    )
+    per_path = pc.value_counts(chunk_rows.column("path")) if n else None
+    chunk_counts = (
+        dict(zip(per_path.field("values").to_pylist(), per_path.field("counts").to_pylist()))
+        if per_path is not None
+        else {}
+    )
+    file_rows = manifest.sort_by([("path", "ascending")])
+    file_rows = file_rows.append_column(
+        "chunks",
+        pa.array(
+            [chunk_counts.get(p, 0) for p in file_rows.column("path").to_pylist()], pa.int32()
+        ),
+    )
+    pq.write_table(file_rows, directory / FILES_FILE, compression="zstd")
+    symbol_rows = symbols.sort_by([("path", "ascending"), ("line", "ascending")])
+    pq.write_table(symbol_rows, directory / SYMBOLS_FILE, compression="zstd")
+
+    chunk_file = (
+        None
+        if inputs["chunks"] is None
+        else hashlib.blake2b(inputs["chunks"], digest_size=16).hexdigest()
+    )
+    info = SegmentInfo(
+        shard=shard,
+        segment_id=segment_id,
+        path=directory,
+        model_id=model_id,
+        embedded_model_id=embedded_model_id,
+        dim=dim,
+        chunks=n,
+        files=manifest.num_rows,
+        symbols=symbols.num_rows,
+        source_chunks=source_chunks.num_rows,
+        chunks_without_vector=int(n - has_vector.sum()),
+        orphan_chunks=orphans,
+        runs=int(runs[-1] + 1) if n else 0,
+        body_tokens=int(postings.body_len.sum()),
+        name_tokens=int(postings.name_len.sum()),
+        chunk_file=chunk_file,
+        run_id=run_id,
+        created_at=time.time(),
+        file_sizes={name: (directory / name).stat().st_size for name in SEGMENT_FILES},
+    )
+    (directory / INFO_FILE).write_text(json.dumps(info.to_json()))
+
+
+# ------------------------------------------------------------------ BM25 postings
+
+
+@dataclass(frozen=True)
+class Postings:
+    """Term counts of one segment in CSC layout: term `terms[i]` occurs in chunk rows
+    `rows[offsets[i]:offsets[i+1]]`, `tf` times in its token stream and `name_tf` times in its
+    definition's name. `body_len`/`name_len` are per-chunk token counts (BM25 lengths)."""
+
+    terms: np.ndarray
+    offsets: np.ndarray
+    rows: np.ndarray
+    tf: np.ndarray
+    name_tf: np.ndarray
+    body_len: np.ndarray
+    name_len: np.ndarray
+
+    def lookup(self, term: str) -> slice | None:
+        """The posting range of `term`, None when the segment does not have it."""
+        index = int(np.searchsorted(self.terms, term))
+        if index >= len(self.terms) or self.terms[index] != term:
+            return None
+        return slice(int(self.offsets[index]), int(self.offsets[index + 1]))
+
+    def save(self, directory: Path) -> None:
+        np.save(directory / TERMS_FILE, self.terms)
+        np.save(directory / OFFSETS_FILE, self.offsets)
+        np.save(directory / ROWS_FILE, self.rows)
+        np.save(directory / TF_FILE, self.tf)
+        np.save(directory / NAME_TF_FILE, self.name_tf)
+
+    @classmethod
+    def load(cls, directory: Path, body_len: np.ndarray, name_len: np.ndarray) -> Postings:
+        return cls(
+            terms=np.load(directory / TERMS_FILE, mmap_mode="r"),
+            offsets=np.load(directory / OFFSETS_FILE, mmap_mode="r"),
+            rows=np.load(directory / ROWS_FILE, mmap_mode="r"),
+            tf=np.load(directory / TF_FILE, mmap_mode="r"),
+            name_tf=np.load(directory / NAME_TF_FILE, mmap_mode="r"),
+            body_len=body_len,
+            name_len=name_len,
+        )
+
+
+def build_postings(
+    bm25_texts: pa.Array | pa.ChunkedArray | Sequence[str],
+    symbols: Sequence[str],
+    *,
+    stemmed: bool,
+) -> Postings:
+    """Postings of chunks given their stored token streams (`bm25_text`, space-separated) and
+    symbols; tokens sharing a stem share a term when `stemmed`."""
+    size = len(symbols)
+    if isinstance(bm25_texts, pa.ChunkedArray):
+        texts = bm25_texts.combine_chunks()
+    elif isinstance(bm25_texts, pa.Array):
+        texts = bm25_texts
+    else:
+        texts = pa.array(list(bm25_texts), pa.string())
+    split = pc.split_pattern(texts, " ")
+    body_tokens = pc.list_flatten(split)
+    body_rows = pc.list_parent_indices(split).to_numpy().astype(np.int64)
+    keep = pc.not_equal(body_tokens, "")
+    body_tokens = body_tokens.filter(keep)
+    body_rows = body_rows[keep.to_numpy(zero_copy_only=False)]
+    name_row_list: list[int] = []
+    name_token_list: list[str] = []
+    for row, symbol in enumerate(symbols):
+        if symbol:
+            for token in name_tokens(symbol):
+                name_row_list.append(row)
+                name_token_list.append(token)
+    tokens = pa.concat_arrays([body_tokens, pa.array(name_token_list, pa.string())])
+    rows = np.concatenate([body_rows, np.array(name_row_list, dtype=np.int64)])
+    is_name = np.zeros(len(rows), dtype=bool)
+    is_name[len(body_rows) :] = True
+    encoded = tokens.dictionary_encode()
+    token_terms = [stem(t) if stemmed else t for t in encoded.dictionary.to_pylist()]
+    vocabulary = sorted(set(token_terms))
+    term_id = {term: index for index, term in enumerate(vocabulary)}
+    term_of_token = np.array([term_id[t] for t in token_terms], dtype=np.int64)
+    terms_of_rows = (
+        term_of_token[encoded.indices.to_numpy(zero_copy_only=False)]
+        if len(rows)
+        else (np.zeros(0, dtype=np.int64))
+    )
+    keys = terms_of_rows * max(size, 1) + rows
+    body_keys, body_counts = np.unique(keys[~is_name], return_counts=True)
+    name_keys, name_counts = np.unique(keys[is_name], return_counts=True)
+    all_keys = np.union1d(body_keys, name_keys)
+    tf = np.zeros(len(all_keys), dtype=np.float32)
+    tf[np.searchsorted(all_keys, body_keys)] = body_counts
+    name_tf = np.zeros(len(all_keys), dtype=np.float32)
+    name_tf[np.searchsorted(all_keys, name_keys)] = name_counts
+    posting_terms = all_keys // max(size, 1)
+    offsets = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(posting_terms, minlength=len(vocabulary)), out=offsets[1:])
+    return Postings(
+        terms=np.array(vocabulary, dtype=str) if vocabulary else np.zeros(0, dtype="<U1"),
+        offsets=offsets,
+        rows=(all_keys % max(size, 1)).astype(np.int32),
+        tf=tf,
+        name_tf=name_tf,
+        body_len=np.bincount(body_rows, minlength=size).astype(np.int32),
+        name_len=np.bincount(np.array(name_row_list, dtype=np.int64), minlength=size).astype(
+            np.int32
+        ),
+    )
+
+
+def bm25_norms(body_len: np.ndarray, name_len: np.ndarray, name_tf: float) -> np.ndarray:
+    """Per-chunk BM25 length normalisation `k1 (1 - b + b·len/avg)` with the global average
+    length (name tokens count `name_tf` each, as in the postings)."""
+    lengths = body_len.astype(np.float32) + np.float32(name_tf) * name_len.astype(np.float32)
+    size = len(lengths)
+    average = max(float(lengths.sum(dtype=np.float64)) / size if size else 1.0, 1.0)
+    return BM25_K1 * (1 - BM25_B + BM25_B * lengths / average)
+
+
+def bm25_scores(
+    parts: Sequence[tuple[int, Postings]],
+    norms: np.ndarray,
+    terms: Sequence[str],
+    *,
+    name_tf: float,
+) -> np.ndarray | None:
+    """Okapi BM25 of every chunk for `terms` over segments given as (first global row,
+    postings); N, document frequencies and lengths are global, so the scores equal those of
+    one segment holding every chunk. None when no term occurs anywhere."""
+    size = len(norms)
+    scores = np.zeros(size, dtype=np.float32)
+    found = False
+    for term in terms:
+        term_rows, term_tf = [], []
+        for first_row, postings in parts:
+            where = postings.lookup(term)
+            if where is None:
+                continue
+            tf = postings.tf[where] + np.float32(name_tf) * postings.name_tf[where]
+            present = tf > 0
+            term_rows.append(postings.rows[where][present].astype(np.int64) + first_row)
+            term_tf.append(tf[present])
+        rows = np.concatenate(term_rows) if term_rows else np.zeros(0, dtype=np.int64)
+        if not len(rows):
+            continue
+        found = True
+        tf = np.concatenate(term_tf)
+        frequency = len(rows)
+        idf = np.float32(np.log1p((size - frequency + 0.5) / (frequency + 0.5)))
+        weights = tf * np.float32(BM25_K1 + 1) / (tf + norms[rows])
+        scores[rows] += weights * idf
+    return scores if found else None
+
+
+# ------------------------------------------------------------------ reading segments
+
+
+@dataclass
+class OpenSegment:
+    """One segment opened for search: metadata columns in memory, vectors and postings
+    memory-mapped, the chunks file held open to fetch `content` of returned rows only."""
+
+    info: SegmentInfo
+    columns: pa.Table
+    vectors: np.ndarray
+    postings: Postings
+    chunk_file: pq.ParquetFile
+    group_starts: np.ndarray
+    _unstemmed: Postings | None = None
+
+    @property
+    def size(self) -> int:
+        return self.columns.num_rows
+
+    def content(self, row: int) -> str:
+        group = int(np.searchsorted(self.group_starts, row, side="right") - 1)
+        table = self.chunk_file.read_row_group(group, columns=["content"])
+        return table.column(0)[row - int(self.group_starts[group])].as_py()
+
+    def unstemmed_postings(self) -> Postings:
+        """Postings without stemming, built from the stored token streams on first use."""
+        if self._unstemmed is None:
+            texts = self.chunk_file.read(columns=["bm25_text"]).column(0)
+            built = build_postings(texts, self.columns.column("symbol").to_pylist(), stemmed=False)
+            self._unstemmed = built
+        return self._unstemmed
+
+
+def open_segment(base: Path, shard: str, relative_dir: str) -> OpenSegment:
+    """Open one segment of a manifest; SegmentError (naming the shard) when it is damaged."""
+    path = base / relative_dir
+    info = SegmentInfo.load(shard, path)
+    verify_segment(info)
+    try:
+        chunk_file = pq.ParquetFile(path / CHUNKS_FILE)
+        columns = chunk_file.read(columns=list(READER_COLUMNS))
+        vectors = (
+            np.load(path / VECTORS_FILE, mmap_mode="r")
+            if info.chunks
+            else np.zeros((0, info.dim), dtype=np.float32)
+        )
+        body_len = columns.column("body_len").to_numpy()
+        name_len = columns.column("name_len").to_numpy()
+        postings = Postings.load(path, body_len, name_len)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise SegmentError(shard, path, str(error)) from error
+    if columns.num_rows != info.chunks or vectors.shape[0] != info.chunks:
+        raise SegmentError(shard, path, "row counts disagree with segment.json")
+    metadata = chunk_file.metadata
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    group_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return OpenSegment(info, columns, vectors, postings, chunk_file, group_starts)
+
+
+# ------------------------------------------------------------------ versions
+
+
+@dataclass(frozen=True)
+class PublishMeta:
+    """What a published version records besides its segments."""
+
+    root: str
+    model_id: str
+    model: str  # what the query side loads to embed queries the same way
+    backend: str
+    dim: int
+    chunker_version: str
+    shard_count: int
+    run_id: str
+
+
+@dataclass(frozen=True)
+class IndexVersion:
+    """One published version: `meta` (the keys of the `meta` table) and shard → segment dir
+    (relative to the index directory)."""
+
+    version: int
+    meta: dict[str, object]
+    segments: dict[str, str]
+
+    @classmethod
+    def load(cls, base: Path, version: int) -> IndexVersion:
+        path = base / MANIFESTS_DIR / f"{version}.json"
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise IndexNotFoundError(f"cannot read index manifest {path}: {error}") from error
+        return cls(int(payload["version"]), payload["meta"], payload["segments"])
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    version: int
+    chunks: int
+    files: int
+    symbols: int
+    checks: list[CheckOutcome]
+
+
+def current_version(base: Path) -> int | None:
+    """The version CURRENT names (None when nothing was published in this format)."""
+    try:
+        return int((base / CURRENT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def read_current(base: Path) -> IndexVersion:
+    """The live version, resolved once; IndexNotFoundError when there is none."""
+    version = current_version(base)
+    if version is None:
+        hint = " (built by an older CodeRAG)" if (base / "index.duckdb").exists() else ""
+        raise IndexNotFoundError(f"no index at {base}{hint}; run `coderag index`")
+    return IndexVersion.load(base, version)
+
+
+def validate_segments(
+    store: IndexStore, shard_segments: Mapping[str, SegmentInfo], dim: int, model_id: str
+) -> list[CheckOutcome]:
+    """The index's checks, per segment, from what each segment recorded when it was written
+    and its files' sizes: every chunk has a `dim` vector of `model_id`, each segment holds
+    exactly its shard's chunk rows, no chunk belongs to a file missing from the manifest."""
+    no_vector: list[str] = []
+    missing: list[str] = []
+    orphans: list[str] = []
+    total = expected = 0
+    for shard, info in sorted(shard_segments.items()):
+        try:
+            verify_segment(info)
+            stored_rows = pq.ParquetFile(info.path / CHUNKS_FILE).metadata.num_rows
+        except (SegmentError, OSError, pa.ArrowException) as error:
+            missing.append(f"{shard} ({error})")
+            stored_rows = 0
+        total += stored_rows
+        expected += info.source_chunks
+        wrong_vectors = info.chunks_without_vector
+        if info.chunks and (info.dim != dim or info.model_id != model_id):
+            wrong_vectors = info.chunks
+        if wrong_vectors:
+            no_vector.append(f"{shard}: {wrong_vectors}")
+        if info.orphan_chunks:
+            orphans.append(f"{shard}: {info.orphan_chunks}")
+    lacking = sum(int(item.split(": ")[1]) for item in no_vector)
+    count_detail = f"index has {total} chunks, shards hold {expected}"
+    if missing:
+        count_detail += f"; damaged segments: {', '.join(missing)}"
+    return [
+        CheckOutcome(
+            "every_chunk_has_vector",
+            not no_vector,
+            f"{lacking} of {total} chunks lack a {dim}-dim vector"
+            + (f" (shards {', '.join(no_vector)})" if no_vector else ""),
+        ),
+        CheckOutcome("chunk_count_matches_shards", total == expected and not missing, count_detail),
+        CheckOutcome(
+            "no_orphan_chunks",
+            not orphans,
+            f"{sum(int(o.split(': ')[1]) for o in orphans)} chunks belong to files missing "
+            f"from every manifest" + (f" (shards {', '.join(orphans)})" if orphans else ""),
+        ),
+    ]
+
+
+def publish(
+    store: IndexStore, shard_segments: Mapping[str, SegmentInfo], meta: PublishMeta
+) -> PublishedVersion:
+    """Validate the segments, then make them the live version: write its manifest and SQL
+    surface, flip CURRENT, reclaim what no recent version uses. Takes the writer lock.
+
+    Raises IndexValidationError (the old version stays live) when a check fails.
+    """
+    with store.writer_lock():
+        checks = validate_segments(store, shard_segments, meta.dim, meta.model_id)
+        if not all(outcome.passed for outcome in checks):
+            raise IndexValidationError(checks)
+        base = store.base
+        previous = current_version(base) or 0
+        known = [previous, *_manifest_versions(base)]
+        version = max(time.time_ns() // 1000, max(known) + 1)
+        segment_dirs = {
+            shard: str(info.path.relative_to(base))
+            for shard, info in sorted(shard_segments.items())
+        }
+        totals = {
+            "chunks": sum(info.chunks for info in shard_segments.values()),
+            "files": sum(info.files for info in shard_segments.values()),
+            "symbols": sum(info.symbols for info in shard_segments.values()),
+        }
+        meta_values: dict[str, object] = {
+            "schema_version": INDEX_SCHEMA_VERSION,
+            "version": version,
+            "published_at": time.time(),
+            **asdict(meta),
+            "chunk_shard_files": {
+                shard: info.chunk_file for shard, info in sorted(shard_segments.items())
+            },
+            "totals": totals,
+        }
+        manifest = {"version": version, "meta": meta_values, "segments": segment_dirs}
+        (base / MANIFESTS_DIR).mkdir(parents=True, exist_ok=True)
+        _write_bytes_atomic(
+            base / MANIFESTS_DIR / f"{version}.json", json.dumps(manifest, indent=1).encode()
+        )
+        index_version = IndexVersion(version, meta_values, segment_dirs)
+        building = base / f".index.{uuid.uuid4().hex}.building.duckdb"
+        try:
+            con = duckdb.connect(str(building))
+            try:
+                create_sql_surface(con, base, index_version)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            _write_bytes_atomic(base / CURRENT_FILE, f"{version}\n".encode())  # the commit point
+            os.replace(building, store.index_path)
+        finally:
+            building.unlink(missing_ok=True)
+            Path(f"{building}.wal").unlink(missing_ok=True)
+        collect_garbage(store)
+    return PublishedVersion(version, totals["chunks"], totals["files"], totals["symbols"], checks)
+
+
+def _manifest_versions(base: Path) -> list[int]:
+    versions = []
+    for path in (base / MANIFESTS_DIR).glob("*.json"):
+        try:
+            versions.append(int(path.stem))
+        except ValueError:
+            continue
+    return sorted(versions)
+
+
+def _sql_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def create_sql_surface(con: duckdb.DuckDBPyConnection, base: Path, version: IndexVersion) -> None:
+    """Create the `meta` table and the `chunks`, `files`, `symbols` views of `version` in the
+    connection's current database. `chunks.rowid` is unique and follows path/line order."""
+    dirs = [base / relative for _, relative in sorted(version.segments.items())]
+    columns = ", ".join(CHUNK_VIEW_COLUMNS)
+    chunk_selects = [
+        f"SELECT {columns}, ({index}::BIGINT << 32) + file_row_number AS rowid "
+        f"FROM read_parquet({_sql_path(d / CHUNKS_FILE)}, file_row_number = true)"
+        for index, d in enumerate(dirs)
+    ]
+    con.execute("CREATE OR REPLACE VIEW chunks AS " + " UNION ALL ".join(chunk_selects))
+    for view, file_name in (("files", FILES_FILE), ("symbols", SYMBOLS_FILE)):
+        listed = ", ".join(_sql_path(d / file_name) for d in dirs)
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{listed}])")
+    con.execute("CREATE OR REPLACE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.executemany(
+        "INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in version.meta.items()]
+    )
+
+
+def connect_version(base: Path, version: IndexVersion) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection whose `published` database shows exactly `version` (the same
+    shape as `store.connect_index`, whose file may already name a newer version)."""
+    con = duckdb.connect(":memory:")
+    con.execute("ATTACH ':memory:' AS published")
+    con.execute("USE published")
+    create_sql_surface(con, base, version)
+    return con
+
+
+def collect_garbage(store: IndexStore, *, now: float | None = None) -> list[Path]:
+    """Remove manifests and segments that neither the current version, the
+    `KEEP_PREVIOUS_VERSIONS` before it, a shard's LATEST nor the last `GC_GRACE_S` seconds
+    need; also leftovers of killed writers. Returns what was removed."""
+    base = store.base
+    now = time.time() if now is None else now
+    current = current_version(base)
+    versions = _manifest_versions(base)
+    keep: set[int] = set()
+    if current is not None:
+        older = [v for v in versions if v <= current]
+        keep.update(older[-(KEEP_PREVIOUS_VERSIONS + 1) :])
+        keep.update(v for v in versions if v > current)
+    removed: list[Path] = []
+    referenced: set[Path] = set()
+    for version in versions:
+        path = base / MANIFESTS_DIR / f"{version}.json"
+        young = _age(path, now) < GC_GRACE_S
+        if version in keep or young or current is None:
+            try:
+                referenced.update(
+                    base / d for d in IndexVersion.load(base, version).segments.values()
+                )
+            except IndexNotFoundError:
+                continue
+        else:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    for shard_dir in (base / SEGMENTS_DIR).glob("*"):
+        if not shard_dir.is_dir():
+            continue
+        latest = _latest(store, shard_dir.name)
+        if latest is not None:
+            referenced.add(shard_dir / latest[0])
+        for segment_dir in shard_dir.iterdir():
+            if segment_dir.name == LATEST_FILE or segment_dir in referenced:
+                continue
+            if _age(segment_dir, now) < GC_GRACE_S and not segment_dir.name.startswith(".trash"):
+                continue
+            shutil.rmtree(segment_dir, ignore_errors=True)
+            removed.append(segment_dir)
+    return removed
+
+
+def _age(path: Path, now: float) -> float:
+    try:
+        return now - path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
+
+
+def _write_bytes_atomic(path: Path, payload: bytes) -> None:
+    tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp_path.write_bytes(payload)
+    os.replace(tmp_path, path)

@@ -1,0 +1,217 @@
+"""`coderag watch` without the terminal: the change sensor evaluated in this process, and
+each tick's request run as one update of the index job (:func:`runs.run_shards`) with the
+model kept warm here (small updates run on the in-process executor).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import dagster as dg
+
+from coderag_assets.partitions import shard_keys
+from coderag_assets.progress import ProgressReporter
+from coderag_assets.runs import IndexSummary, run_shards
+from coderag_assets.settings import Settings
+from coderag_assets.tags import (
+    CHANGE_COUNTS_TAG,
+    CHANGES_TAG,
+    RUN_KEYS_TAG,
+    TRIGGER_TAG,
+    requested_changes,
+    shards_of_requests,
+)
+
+
+def run_requests(
+    settings: Settings,
+    requests: Sequence[dg.RunRequest],
+    *,
+    instance: dg.DagsterInstance,
+    reporter: ProgressReporter | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> IndexSummary:
+    """Execute sensor or schedule run requests from this process as one run of the job."""
+    keys = shard_keys(settings.shard_count)
+    verify = any(
+        request.run_config.get("ops", {})
+        .get("shard_assets", {})
+        .get("ops", {})
+        .get("scan_shards", {})
+        .get("config", {})
+        .get("verify_hashes")
+        for request in requests
+    )
+    changes = requested_changes(requests)
+    reasons = [
+        r.tags[CHANGES_TAG] for r in requests if r.tags.get(CHANGES_TAG, "").startswith("repair")
+    ]
+    reason = ", ".join([changes.describe()] * bool(changes.files) + reasons)
+    extra = {
+        **(tags or {}),
+        RUN_KEYS_TAG: ",".join(request.run_key or "" for request in requests),
+        CHANGES_TAG: reason or "no file changes",
+        CHANGE_COUNTS_TAG: f"{changes.added},{changes.modified},{changes.deleted}",
+    }
+    return run_shards(
+        settings,
+        shards_of_requests(requests, keys),
+        instance=instance,
+        reporter=reporter,
+        verify_hashes=bool(verify),
+        tags=extra,
+        reason=reason,
+    )
+
+
+
+@dataclass
+class WatchUpdate:
+    """One update made by :class:`Watcher`: what changed, what ran, how long each part took."""
+
+    detected_at: float
+    shards: list[str]
+    added: int
+    modified: int
+    deleted: int
+    paths: list[str]
+    summary: IndexSummary
+    tick_seconds: float
+    newest_change_ns: int | None
+    published_ns: int | None = None
+
+    @property
+    def files_changed(self) -> int:
+        return self.added + self.modified + self.deleted
+
+    def to_json(self) -> dict[str, object]:
+        detect_lag = (
+            self.detected_at - self.newest_change_ns / 1e9 if self.newest_change_ns else None
+        )
+        latency = None
+        if self.newest_change_ns and self.published_ns and self.summary.success:
+            latency = round((self.published_ns - self.newest_change_ns) / 1e9, 3)
+        return {
+            "detected_at": self.detected_at,
+            "publish_latency_seconds": latency,
+            "files_changed": self.files_changed,
+            "added": self.added,
+            "modified": self.modified,
+            "deleted": self.deleted,
+            "paths": self.paths,
+            "shards": self.shards,
+            "tick_seconds": round(self.tick_seconds, 3),
+            "detect_lag_seconds": None if detect_lag is None else round(detect_lag, 3),
+            **{key: value for key, value in self.summary.to_json().items() if key != "changes"},
+        }
+
+
+WATCH_RETRY_DELAY_S = 5.0
+WATCH_RETRY_MAX_DELAY_S = 120.0
+
+
+class Watcher:
+    """`coderag watch` without the terminal: evaluates the change sensor in-process and runs
+    each tick's requests as one update (shards + index) on the given instance.
+
+    The cursor lives in memory; a new Watcher starts from the published index, so changes
+    made while nothing was watching are picked up on its first tick.
+    """
+
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance):
+        from coderag_assets.definitions import build_definitions
+        from coderag_assets.resources import CodeRagResource
+
+        assert settings.root is not None, "Watcher needs settings.root"
+        self.settings = settings
+        self.instance = instance
+        self.resource = CodeRagResource.from_settings(settings)
+        self.definitions = build_definitions(settings)
+        self.cursor: str | None = None
+        self.last_skip: str | None = None
+        self.last_scan_seconds = 0.0
+        self.failures = 0  # consecutive failed updates
+        self.retry_at = 0.0  # after repeated failures, wait before trying the same changes again
+
+    def warm_up(self) -> float:
+        """Load the embedding model into this process now (seconds it took)."""
+        from coderag_assets.embedding import load_embedder, prepare_model
+
+        started = time.perf_counter()
+        spec = self.resource.embedder_spec()
+        prepare_model(spec)
+        load_embedder(replace(spec, threads=os.cpu_count() or 1))
+        return time.perf_counter() - started
+
+    def tick(self, on_start: Callable[[str, list[str]], None] | None = None) -> WatchUpdate | None:
+        """Evaluate the sensor once; if it requests runs, run them now. None when idle.
+
+        `on_start(description, shards)` is called before the run starts.
+        """
+        from coderag_assets.sensors import CHANGE_SENSOR_NAME
+
+        if time.monotonic() < self.retry_at:
+            return None
+        started = time.perf_counter()
+        detected_at = time.time()
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            sensor_name=CHANGE_SENSOR_NAME,
+            definitions=self.definitions,
+            resources={"coderag": self.resource},
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = self.definitions.get_sensor_def(CHANGE_SENSOR_NAME).evaluate_tick(context)
+        tick_seconds = time.perf_counter() - started
+        self.last_scan_seconds = tick_seconds
+        for event in data.asset_events or []:
+            self.instance.report_runless_asset_event(event)
+        previous_cursor, self.cursor = self.cursor, data.cursor
+        requests = list(data.run_requests or [])
+        if not requests:
+            self.last_skip = data.skip_message
+            return None
+        self.last_skip = None
+        changes = requested_changes(requests)
+        if on_start is not None:
+            shards = shards_of_requests(requests, shard_keys(self.settings.shard_count))
+            on_start(changes.describe() if changes.files else "repair", shards)
+        summary = run_requests(
+            self.settings,
+            requests,
+            instance=self.instance,
+            tags={TRIGGER_TAG: "watch"},
+        )
+        summary.timings["sensor_tick"] = tick_seconds
+        if summary.success:
+            self.failures = 0
+        else:
+            # Keep the old fingerprints so the same changes are retried: at once the first
+            # time (a killed run), then with a growing pause (a change that keeps failing).
+            self.cursor = previous_cursor
+            self.failures += 1
+            if self.failures > 1:
+                pause = min(WATCH_RETRY_MAX_DELAY_S, WATCH_RETRY_DELAY_S * 2 ** (self.failures - 2))
+                self.retry_at = time.monotonic() + pause
+        try:
+            published_ns: int | None = summary.index_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            published_ns = None
+        return WatchUpdate(
+            detected_at=detected_at,
+            shards=summary.shards,
+            added=changes.added,
+            modified=changes.modified,
+            deleted=changes.deleted,
+            paths=list(changes.paths),
+            summary=summary,
+            tick_seconds=tick_seconds,
+            newest_change_ns=changes.newest_change_ns or None,
+            published_ns=published_ns,
+        )

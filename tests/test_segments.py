@@ -1,0 +1,363 @@
+"""Segments and published versions: the manifest flip, segment lookup, global BM25 statistics,
+incremental publishes that touch one shard, readers that keep their version, damaged segments.
+
+The index is built here without Dagster or the embedding model: the fixture repository is
+chunked with the real chunker into shard Parquet files, vectors are deterministic
+pseudo-random unit vectors per content hash, and `publish_index` publishes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from coderag_assets import segments
+from coderag_assets.chunking import chunk_file
+from coderag_assets.embedding import EmbedderSpec
+from coderag_assets.files import SkippedFile, read_source, scan_tree
+from coderag_assets.indexing import chunk_row, classify_language, publish_index, symbol_row
+from coderag_assets.partitions import shard_keys, shard_of
+from coderag_assets.search import DEFAULT_RANKING, IndexReader
+from coderag_assets.store import (
+    CHUNK_SCHEMA,
+    MANIFEST_SCHEMA,
+    SYMBOL_SCHEMA,
+    IndexNotFoundError,
+    IndexStore,
+    IndexValidationError,
+    connect_index,
+    vectors_table,
+)
+from coderag_assets.tokens import query_terms
+from tests.conftest import copy_fixture_repo
+
+SHARDS = 16
+DIM = 8
+SPEC = EmbedderSpec()
+
+
+def fake_vector(content_hash: str) -> np.ndarray:
+    vector = np.random.default_rng(int(content_hash[:12], 16)).normal(size=DIM)
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def write_shards(
+    store: IndexStore, shard_count: int = SHARDS, only: set[str] | None = None
+) -> None:
+    """Write manifest/chunks/symbols/embeddings shard files for the tree (or `only` shards)."""
+    manifest_rows: dict[str, list[dict]] = defaultdict(list)
+    chunk_rows: dict[str, list[dict]] = defaultdict(list)
+    symbol_rows: dict[str, list[dict]] = defaultdict(list)
+    for stat in scan_tree(store.root):
+        shard = shard_of(stat.path, shard_count)
+        language, type_skip = classify_language(stat.path)
+        row = {
+            "path": stat.path,
+            "shard": shard,
+            "size": stat.size,
+            "mtime_ns": stat.mtime_ns,
+            "sha256": None,
+            "language": language,
+            "skip_reason": stat.skip_reason or type_skip,
+            "skip_detail": None,
+        }
+        if row["skip_reason"] is None:
+            try:
+                source = read_source(store.root, stat.path)
+            except SkippedFile as skipped:
+                row["skip_reason"] = skipped.reason
+            else:
+                row["sha256"] = source.sha256
+                chunked = chunk_file(stat.path, source.text, language)
+                chunk_rows[shard].extend(
+                    chunk_row(chunk, source.sha256, "run") for chunk in chunked.chunks
+                )
+                symbol_rows[shard].extend(symbol_row(symbol) for symbol in chunked.symbols)
+        manifest_rows[shard].append(row)
+    for shard in shard_keys(shard_count):
+        if only is not None and shard not in only:
+            continue
+        store.write_shard(
+            "manifest", shard, pa.Table.from_pylist(manifest_rows[shard], schema=MANIFEST_SCHEMA)
+        )
+        store.write_shard(
+            "chunks", shard, pa.Table.from_pylist(chunk_rows[shard], schema=CHUNK_SCHEMA)
+        )
+        store.write_shard(
+            "symbols", shard, pa.Table.from_pylist(symbol_rows[shard], schema=SYMBOL_SCHEMA)
+        )
+        hashes = sorted({row["content_hash"] for row in chunk_rows[shard]})
+        matrix = (
+            np.stack([fake_vector(h) for h in hashes]) if hashes else np.zeros((0, 1), np.float32)
+        )
+        store.write_shard("embeddings", shard, vectors_table(hashes, matrix, SPEC.model_id, "run"))
+
+
+def build(data_dir: Path, root: Path, shard_count: int = SHARDS) -> IndexStore:
+    store = IndexStore.for_root(data_dir, root)
+    write_shards(store, shard_count)
+    publish_index(store, shard_keys(shard_count), SPEC, run_id="run")
+    return store
+
+
+def segment_dirs(store: IndexStore) -> dict[str, str]:
+    return segments.read_current(store.base).segments
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def indexed(tmp_path: Path) -> tuple[IndexStore, Path]:
+    root = copy_fixture_repo(tmp_path / "repo").resolve()
+    return build(tmp_path / "data", root), root
+
+
+def results_key(results) -> list[tuple]:
+    return [(r.path, r.start_line, r.end_line, r.symbol, r.score, r.content) for r in results]
+
+
+QUERIES = ["least recently used cache", "retry_with_backoff", "multiply two matrices", "debounce"]
+
+
+def all_searches(reader: IndexReader) -> list[list[tuple]]:
+    found = []
+    for query in QUERIES:
+        vector = fake_vector(hashlib.sha256(query.encode()).hexdigest())
+        for mode in ("bm25", "vector", "hybrid"):
+            found.append(results_key(reader.search(query, mode=mode, limit=8, query_vector=vector)))
+    return found
+
+
+# ------------------------------------------------------------------ the manifest flip
+
+
+def test_publish_flips_current_to_a_new_manifest(indexed) -> None:
+    store, _ = indexed
+    first = segments.read_current(store.base)
+    assert set(first.segments) == set(shard_keys(SHARDS))
+    result = publish_index(store, shard_keys(SHARDS), SPEC, run_id="again")
+    second = segments.read_current(store.base)
+    assert result.version == second.version > first.version
+    assert second.segments == first.segments  # nothing changed: every segment reused
+    assert second.meta["run_id"] == "again"
+    con = connect_index(store.index_path)
+    try:
+        meta_version = con.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+        chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        files = con.execute("SELECT count(*), sum(chunks) FROM files").fetchone()
+    finally:
+        con.close()
+    assert int(meta_version) == second.version
+    assert chunks == result.chunks == files[1] > 0
+    assert files[0] == result.files
+
+
+def test_segment_lookup_names_each_shard_of_the_version(indexed) -> None:
+    store, _ = indexed
+    version = segments.read_current(store.base)
+    path = "pyutils/cache.py"
+    shard = shard_of(path, SHARDS)
+    segment = segments.open_segment(store.base, shard, version.segments[shard])
+    assert segment.info.shard == shard
+    assert path in segment.columns.column("path").to_pylist()
+    assert segment.vectors.shape == (segment.size, DIM)
+    assert segment.postings.lookup("lrucach") is not None or segment.postings.lookup("lru")
+
+
+def test_failed_flip_leaves_the_old_version_live(indexed, monkeypatch) -> None:
+    store, root = indexed
+    before = segments.read_current(store.base)
+    (root / "pyutils" / "extra.py").write_text("def brand_new_function():\n    return 1\n")
+    write_shards(store)
+    real_replace = os.replace
+
+    def failing_replace(source, target):
+        if Path(target).name == segments.CURRENT_FILE:
+            raise OSError("simulated kill during the flip")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(segments.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated kill"):
+        publish_index(store, shard_keys(SHARDS), SPEC, run_id="killed")
+    monkeypatch.undo()
+    assert segments.read_current(store.base).version == before.version
+    reader = IndexReader(store.index_path)
+    assert "pyutils/extra.py" not in {
+        r.path for r in reader.search("brand_new_function", mode="bm25")
+    }
+    assert not list(store.base.glob(".index.*.building.duckdb"))
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id="next")
+    assert reader.refresh() is True
+    assert reader.search("brand_new_function", mode="bm25")[0].path == "pyutils/extra.py"
+
+
+def test_killed_segment_write_leaves_no_segment_and_is_redone(indexed, monkeypatch) -> None:
+    store, root = indexed
+    path = "pyutils/cache.py"
+    shard = shard_of(path, SHARDS)
+    (root / path).write_text((root / path).read_text() + "\n\ndef wombat_total():\n    pass\n")
+    write_shards(store, only={shard})
+    real_save = segments.Postings.save
+
+    def dying_save(self, directory):
+        real_save(self, directory)
+        raise KeyboardInterrupt("simulated kill -9 while writing a segment")
+
+    monkeypatch.setattr(segments.Postings, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        segments.write_segment(store, shard, model_id=SPEC.model_id, run_id="killed")
+    monkeypatch.undo()
+    shard_dir = store.base / segments.SEGMENTS_DIR / shard
+    assert not list(shard_dir.glob(".building-*"))
+    assert segments.read_current(store.base).segments[shard] in {
+        str(p.relative_to(store.base)) for p in shard_dir.iterdir()
+    }
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id="next")
+    reader = IndexReader(store.index_path)
+    assert reader.search("wombat_total", mode="bm25")[0].path == path
+
+
+def test_validation_failure_blocks_the_flip(indexed) -> None:
+    store, _ = indexed
+    before = segments.read_current(store.base).version
+    shard = shard_of("pyutils/cache.py", SHARDS)
+    store.write_shard(
+        "embeddings", shard, vectors_table([], np.zeros((0, 1), np.float32), SPEC.model_id, "r")
+    )
+    with pytest.raises(IndexValidationError, match="every_chunk_has_vector"):
+        publish_index(store, shard_keys(SHARDS), SPEC, run_id="bad")
+    assert segments.read_current(store.base).version == before
+    assert not list(store.base.glob(".index.*.building.duckdb"))
+
+
+# ------------------------------------------------------------------ global BM25 statistics
+
+
+def test_bm25_scores_across_segments_equal_a_single_segment_build(tmp_path) -> None:
+    root = copy_fixture_repo(tmp_path / "repo").resolve()
+    many = IndexReader(build(tmp_path / "many", root, SHARDS).index_path)
+    one = IndexReader(build(tmp_path / "one", root, 1).index_path)
+    assert many.size == one.size and len(many.segments) == SHARDS and len(one.segments) == 1
+
+    def by_chunk(reader: IndexReader, scores: np.ndarray) -> dict[tuple, float]:
+        starts = reader.columns.column("start_line").to_pylist()
+        keyed: dict[tuple, float] = {}
+        for row, (path, start) in enumerate(zip(reader.paths, starts, strict=True)):
+            key = (path, start, reader.symbols[row])
+            keyed[key] = keyed.get(key, 0.0) + float(scores[row])
+        return keyed
+
+    for name_tf in (0.0, DEFAULT_RANKING.bm25_name_tf):
+        for reader in (many, one):
+            reader.ranking = DEFAULT_RANKING.__class__(bm25_name_tf=name_tf)
+        for query in ["cache evict entries", "retry backoff", "matrix", "quokka"]:
+            terms = query_terms(query)
+            left, right = many.bm25_scores(terms), one.bm25_scores(terms)
+            if left is None or right is None:
+                assert left is None and right is None
+                continue
+            assert by_chunk(many, left) == by_chunk(one, right)
+
+
+def test_search_results_equal_a_from_scratch_build(indexed, tmp_path) -> None:
+    store, root = indexed
+    path = root / "pyutils" / "cache.py"
+    path.write_text(path.read_text() + "\n\ndef cache_wombat(entries):\n    return entries\n")
+    write_shards(store, only={shard_of("pyutils/cache.py", SHARDS)})
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id="incremental")
+    scratch = build(tmp_path / "scratch", root)
+    incremental_reader = IndexReader(store.index_path)
+    scratch_reader = IndexReader(scratch.index_path)
+    assert all_searches(incremental_reader) == all_searches(scratch_reader)
+    assert incremental_reader.search("cache_wombat", mode="bm25")[0].path == "pyutils/cache.py"
+
+
+# ------------------------------------------------------------------ cost follows the change
+
+
+def test_editing_one_file_changes_only_its_shards_segment(indexed) -> None:
+    store, root = indexed
+    before = segment_dirs(store)
+    digests = {shard: tree_digest(store.base / d) for shard, d in before.items()}
+    edited = "pyutils/retry.py"
+    target = root / edited
+    target.write_text(target.read_text() + "\n\ndef retry_forever():\n    pass\n")
+    shard = shard_of(edited, SHARDS)
+    write_shards(store, only={shard})
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id="edit")
+    after = segment_dirs(store)
+    changed = {s for s in after if after[s] != before[s]}
+    assert changed == {shard}
+    for other in set(after) - {shard}:
+        assert tree_digest(store.base / after[other]) == digests[other]
+
+
+# ------------------------------------------------------------------ readers and reclaiming
+
+
+def test_reader_keeps_answering_while_newer_versions_are_published(indexed, monkeypatch) -> None:
+    store, root = indexed
+    reader = IndexReader(store.index_path)
+    expected = all_searches(reader)
+    held = segment_dirs(store)
+    monkeypatch.setattr(segments, "KEEP_PREVIOUS_VERSIONS", 0)
+    monkeypatch.setattr(segments, "GC_GRACE_S", 0.0)
+    for number in (1, 2):
+        for rel in ("pyutils/cache.py", "pyutils/retry.py", "engine/src/matrix.rs"):
+            target = root / rel
+            target.write_text(target.read_text() + f"\n// edit {number}\n")
+        write_shards(store)
+        time.sleep(0.01)
+        publish_index(store, shard_keys(SHARDS), SPEC, run_id=f"v{number}")
+    gone = [d for d in held.values() if not (store.base / d).exists()]
+    assert gone, "superseded segments are reclaimed once no recent version needs them"
+    assert all_searches(reader) == expected  # mapped vectors, postings and open files
+    assert reader.refresh() is True
+    assert reader.version.version == segments.read_current(store.base).version
+
+
+def test_truncated_segment_is_a_clear_error_and_the_next_publish_repairs_it(indexed) -> None:
+    store, _ = indexed
+    shard = shard_of("pyutils/cache.py", SHARDS)
+    segment_dir = store.base / segment_dirs(store)[shard]
+    vectors = segment_dir / segments.VECTORS_FILE
+    vectors.write_bytes(vectors.read_bytes()[:100])
+    with pytest.raises(segments.SegmentError, match=f"shard {shard}") as raised:
+        IndexReader(store.index_path)
+    assert isinstance(raised.value, IndexNotFoundError)
+    assert "coderag index" in str(raised.value)
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id="repair")
+    reader = IndexReader(store.index_path)
+    assert reader.search("LRUCache", mode="bm25")[0].path == "pyutils/cache.py"
+
+
+def test_deleted_segment_file_is_a_clear_error(indexed) -> None:
+    store, _ = indexed
+    shard = shard_of("pyutils/cache.py", SHARDS)
+    (store.base / segment_dirs(store)[shard] / segments.CHUNKS_FILE).unlink()
+    with pytest.raises(segments.SegmentError, match="chunks.parquet is missing"):
+        IndexReader(store.index_path)
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id="repair")
+    assert IndexReader(store.index_path).size > 0
+
+
+def test_concurrent_writers_of_one_shard_agree(indexed) -> None:
+    store, _ = indexed
+    shard = shard_of("pyutils/cache.py", SHARDS)
+    first = segments.write_segment(store, shard, model_id=SPEC.model_id, run_id="a")
+    second = segments.write_segment(store, shard, model_id=SPEC.model_id, run_id="b")
+    assert first.path == second.path
+    assert first.segment_id == segment_dirs(store)[shard].rsplit("/", 1)[-1]
