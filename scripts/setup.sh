@@ -6,5 +6,8 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]' \
+# `cluster`: dagster-postgres + dagster-celery for the scale-out path (docs/scale-out.md); small
+# pure-Python packages plus psycopg2-binary, installed always so every environment resolves the
+# same dagster version (the 0.29.27 integrations pin dagster==1.13.27).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,cluster]' \
   2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
