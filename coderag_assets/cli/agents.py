@@ -37,10 +37,10 @@ DEFAULT_HTTP_PORT = 8765
 
 
 def _store(args: argparse.Namespace) -> tuple[IndexStore, Settings]:
-    from coderag_assets.cli import _resolve_store, _settings
+    from coderag_assets.cli.common import resolve_store, settings_from_args
 
-    settings = _settings(args)
-    return _resolve_store(settings, args.root), settings
+    settings = settings_from_args(args)
+    return resolve_store(settings, args.root), settings
 
 
 @contextmanager
@@ -142,7 +142,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from coderag_assets.cli import CliError
+    from coderag_assets.cli.common import CliError
     from coderag_assets.mcp_server import serve
 
     store, settings = _store(args)

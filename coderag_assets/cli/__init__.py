@@ -1,0 +1,103 @@
+"""`coderag` command line: index, search, status, symbols, refs, serve, watch, ui.
+
+Contract (scripts and agents depend on it): results go to stdout, errors to stderr with a
+non-zero exit code (2 = bad input / nothing to search, 1 = the run failed). One module per
+command family; what they share lives in :mod:`coderag_assets.cli.common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+import duckdb
+
+from coderag_assets.cli.agents import add_agent_commands
+from coderag_assets.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, err
+from coderag_assets.cli.index import cmd_index
+from coderag_assets.cli.search import cmd_search, cmd_status
+from coderag_assets.cli.ui import cmd_ui
+from coderag_assets.cli.watch import add_watch_commands
+from coderag_assets.embedding import EmbeddingError
+from coderag_assets.execution import ServiceUnavailableError
+from coderag_assets.settings import SettingsError
+from coderag_assets.store import IndexNotFoundError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coderag", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir", help="data directory (default: $CODERAG_DATA or the project's data/)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", help="index or update a repository")
+    index.add_argument("path", nargs="?", help="repository root (default: current directory)")
+    index.add_argument("--dry-run", action="store_true", help="print the scope; embed nothing")
+    index.add_argument("--full", action="store_true", help="re-hash every file (full rebuild)")
+    index.add_argument(
+        "--workers", type=int, help="shard steps at once (default: CPU count; $CODERAG_WORKERS)"
+    )
+    index.add_argument(
+        "--executor",
+        choices=["auto", "in_process", "multiprocess", "celery"],
+        help="Dagster executor for the shard steps (default: $CODERAG_EXECUTOR or auto: "
+        "in-process for 1-2 shards, else one process per step)",
+    )
+    index.add_argument("--json", action="store_true", help="print the summary as JSON")
+    index.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    index.set_defaults(func=cmd_index)
+
+    search = commands.add_parser("search", help="search the index")
+    search.add_argument("query")
+    search.add_argument("--mode", choices=["hybrid", "vector", "bm25"], default="hybrid")
+    search.add_argument("--limit", "-n", type=int, default=10)
+    search.add_argument("--lang", help="only this language (python, go, ts, ...)")
+    search.add_argument("--path", help="only paths matching this glob (e.g. 'src/**/*.py')")
+    search.add_argument("--json", action="store_true", help="print results as JSON")
+    search.add_argument("--root", help="indexed root to search (default: found from the cwd)")
+    search.add_argument("--snippet-lines", type=int, default=6, help=argparse.SUPPRESS)
+    search.set_defaults(func=cmd_search)
+
+    status = commands.add_parser("status", help="what is indexed, when, counts, skips")
+    status.add_argument("--root", help="indexed root (default: found from the cwd)")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--verbose", "-v", action="store_true", help="list every skipped file")
+    status.set_defaults(func=cmd_status)
+
+    ui = commands.add_parser("ui", help="start the Dagster UI (dagster dev) for a repository")
+    ui.add_argument("path", nargs="?", help="repository root (default: current directory)")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.set_defaults(func=cmd_ui)
+
+    add_agent_commands(commands)
+    add_watch_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    warnings.filterwarnings("ignore", module="dagster")
+    args = build_parser().parse_args(argv)
+    if getattr(args, "limit", 1) is not None and getattr(args, "limit", 1) < 1:
+        err.print("error: --limit must be at least 1")
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (IndexNotFoundError, SettingsError, ValueError) as exc:
+        # ValueError covers SearchError, NavigationError and path refusals: bad input.
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (EmbeddingError, duckdb.Error, OSError, ServiceUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130

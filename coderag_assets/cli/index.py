@@ -1,0 +1,106 @@
+"""`coderag index`: run the index job for a repository, with progress and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from coderag_assets.cli.common import (  # noqa: F401
+    EXIT_FAILED,
+    EXIT_USAGE,
+    CliError,
+    RichReporter,
+    err,
+    out,
+    root_path,
+    settings_from_args,
+)
+from coderag_assets.settings import Settings
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    root = root_path(args.path or ".")
+    if args.dry_run:
+        return _dry_run(settings, root)
+    from coderag_assets.runs import run_index
+
+    progress = Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=args.quiet or not err.is_terminal and os.environ.get("CI") == "true",
+        transient=False,
+    )
+    with progress:
+        summary = run_index(
+            settings.with_root(root), reporter=RichReporter(progress), full=args.full
+        )
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        _print_summary(summary)
+    if not summary.success:
+        err.print(f"[red]error:[/red] indexing failed: {summary.error}")
+        err.print("The last published index (if any) is unchanged and still searchable.")
+        return EXIT_FAILED
+    return 0
+
+
+def _print_summary(summary) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("root", str(summary.root))
+    if summary.up_to_date:
+        table.add_row(
+            "status", f"up to date ({summary.reason})" if summary.reason else "up to date"
+        )
+    table.add_row("files", f"{summary.files} ({summary.indexable_files} indexed)")
+    table.add_row("chunks", str(summary.chunks))
+    table.add_row("embedded", str(summary.embedded))
+    table.add_row("reused", str(summary.reused))
+    skipped = ", ".join(f"{reason} {count}" for reason, count in summary.skipped.items()) or "none"
+    table.add_row("skipped", skipped)
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    table.add_row("index", str(summary.index_path))
+    out.print(table)
+
+
+def _dry_run(settings: Settings, root: Path) -> int:
+    from coderag_assets.scope import estimate_scope
+
+    scope = estimate_scope(root, max_file_bytes=settings.max_file_bytes)
+    languages = Table(title=f"Scope of {root} (dry run, nothing embedded)")
+    for column in ("language", "files", "bytes", "est. chunks"):
+        languages.add_column(column, justify="right" if column != "language" else "left")
+    for language, (files, size, chunks) in scope.by_language.items():
+        languages.add_row(language, str(files), f"{size:,}", str(chunks))
+    out.print(languages)
+    out.print(
+        f"[bold]{scope.files}[/bold] files to index, {scope.bytes:,} bytes, "
+        f"≈{scope.estimated_chunks} chunks"
+    )
+    dirs = Table(title="Largest directories")
+    dirs.add_column("directory")
+    dirs.add_column("bytes", justify="right")
+    for directory, size in scope.largest_dirs:
+        dirs.add_row(directory, f"{size:,}")
+    out.print(dirs)
+    if scope.skipped:
+        skipped = Table(title="Skipped")
+        skipped.add_column("reason")
+        skipped.add_column("files", justify="right")
+        skipped.add_column("examples")
+        for reason, paths in scope.skipped.items():
+            skipped.add_row(reason, str(len(paths)), ", ".join(paths[:3]))
+        out.print(skipped)
+    return 0
+
+
+# ------------------------------------------------------------------ search
