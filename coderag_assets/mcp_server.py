@@ -367,7 +367,7 @@ class AgentBackend:
     def status(self) -> IndexStatusOutput:
         self._refresh()
         with self._index_lock.read():
-            status = index_status(self.store)
+            status = index_status(self.store, skipped_sample=MAX_STATUS_SKIPPED_FILES)
         skipped_files = list(status["skipped_files"])  # type: ignore[call-overload]
         return IndexStatusOutput(
             root=str(status["root"]),
@@ -383,7 +383,7 @@ class AgentBackend:
             languages=dict(status["languages"]),  # type: ignore[call-overload]
             skipped=dict(status["skipped"]),  # type: ignore[call-overload]
             skipped_files=skipped_files[:MAX_STATUS_SKIPPED_FILES],
-            skipped_files_truncated=len(skipped_files) > MAX_STATUS_SKIPPED_FILES,
+            skipped_files_truncated=bool(status["skipped_files_truncated"]),
             freshness=status["freshness"],  # type: ignore[arg-type]
         )
 

@@ -59,9 +59,20 @@ class QueryService:
         self.reader.close()
 
 
-def index_status(store: IndexStore, *, with_freshness: bool = True) -> dict[str, object]:
+SKIPPED_SAMPLE_FILES = 20
+
+
+def index_status(
+    store: IndexStore,
+    *,
+    with_freshness: bool = True,
+    skipped_sample: int | None = SKIPPED_SAMPLE_FILES,
+) -> dict[str, object]:
     """What is indexed, from where, when, by which model, counts, skips and (unless
-    `with_freshness` is False) how far the working tree has moved on since (JSON-ready)."""
+    `with_freshness` is False) how far the working tree has moved on since (JSON-ready).
+
+    `skipped_files` lists at most `skipped_sample` skipped files (None: all of them); the
+    counts per reason in `skipped` always cover every file."""
     con = connect_index(store.index_path)
     try:
         meta = read_meta(con)
@@ -81,10 +92,12 @@ def index_status(store: IndexStore, *, with_freshness: bool = True) -> dict[str,
                 "SELECT skip_reason, count(*) FROM files WHERE skip_reason IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"
             ).fetchall()
         )
+        limit = "" if skipped_sample is None else f" LIMIT {int(skipped_sample)}"
         skipped_files = [
             {"path": path, "skip_reason": reason, "skip_detail": detail}
             for path, reason, detail in con.execute(
-                "SELECT path, skip_reason, skip_detail FROM files WHERE skip_reason IS NOT NULL ORDER BY path"
+                "SELECT path, skip_reason, skip_detail FROM files WHERE skip_reason IS NOT NULL "
+                f"ORDER BY path{limit}"
             ).fetchall()
         ]
     finally:
@@ -108,5 +121,6 @@ def index_status(store: IndexStore, *, with_freshness: bool = True) -> dict[str,
         "languages": languages,
         "skipped": skipped,
         "skipped_files": skipped_files,
+        "skipped_files_truncated": len(skipped_files) < sum(skipped.values()),
         "freshness": index_freshness(store).to_json() if with_freshness else None,
     }

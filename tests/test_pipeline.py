@@ -219,3 +219,15 @@ def test_cli_index_bad_root_is_a_clear_error(bad_path, data_dir, capsys) -> None
     code = cli_main(["--data-dir", str(data_dir), "index", bad_path])
     assert code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_status_lists_a_bounded_sample_of_skipped_files(indexed) -> None:
+    store = indexed[2]
+    full = index_status(store, with_freshness=False, skipped_sample=None)
+    total = sum(full["skipped"].values())
+    assert total >= 2 and len(full["skipped_files"]) == total
+    assert not full["skipped_files_truncated"]
+    sample = index_status(store, with_freshness=False, skipped_sample=1)
+    assert sample["skipped_files"] == full["skipped_files"][:1]
+    assert sample["skipped_files_truncated"]
+    assert sample["skipped"] == full["skipped"]  # the counts still cover every file

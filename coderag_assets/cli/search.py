@@ -55,11 +55,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from coderag_assets.query import index_status
+    from coderag_assets.query import SKIPPED_SAMPLE_FILES, index_status
 
     settings = settings_from_args(args)
     store = resolve_store(settings, args.root)
-    status = index_status(store)
+    status = index_status(store, skipped_sample=None if args.verbose else SKIPPED_SAMPLE_FILES)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
         return 0
