@@ -28,7 +28,13 @@ import polars as pl
 import pyarrow as pa
 
 from coderag_assets import segments
-from coderag_assets.chunking import CHUNKER_VERSION, Chunk, chunk_file, language_for_path
+from coderag_assets.chunking import (
+    CHUNKER_VERSION,
+    Chunk,
+    FileOccurrences,
+    chunk_file,
+    language_for_path,
+)
 from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
 from coderag_assets.files import FileStat, SkippedFile, read_source, scan_tree
 from coderag_assets.progress import report
@@ -178,7 +184,9 @@ def build_manifest(
     skip_detail = rows["skip_detail"].to_list()
     for row in np.flatnonzero(rows["needs_hash"].to_numpy()):
         try:
-            sha256[row] = read_source(store.root, file_stats[row].path, max_file_bytes=max_file_bytes).sha256
+            sha256[row] = read_source(
+                store.root, file_stats[row].path, max_file_bytes=max_file_bytes
+            ).sha256
         except SkippedFile as skipped:
             skip_reason[row], skip_detail[row] = skipped.reason, skipped.detail
     manifest = pl.DataFrame(
@@ -210,11 +218,11 @@ def build_manifest(
 # ------------------------------------------------------------------ chunks
 
 
-def build_chunks(
-    store: IndexStore, shard: str, *, run_id: str, max_file_bytes: int
-) -> ChunkStats:
-    """Chunk the shard's indexable files; a file whose sha256 and chunker version are
-    unchanged keeps its previous chunk and symbol rows (selected by a join, not re-read)."""
+def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: int) -> ChunkStats:
+    """Chunk the shard's indexable files into `chunks/`, `symbols/` and `occurrences/<shard>`;
+    a file whose sha256 and chunker version are unchanged keeps its previous chunk, symbol and
+    occurrence rows (selected by a join, not re-read). A shard chunked before occurrences were
+    recorded (no occurrences file) is chunked again whole, once."""
     started = time.perf_counter()
     stats = ChunkStats()
     manifest = pl.from_arrow(store.read_shard("manifest", shard, MANIFEST_SCHEMA)).filter(
@@ -223,6 +231,10 @@ def build_chunks(
     report().start("chunk", manifest.height)
     previous_chunks = pl.from_arrow(store.read_shard("chunks", shard, CHUNK_SCHEMA))
     previous_symbols = pl.from_arrow(store.read_shard("symbols", shard, SYMBOL_SCHEMA))
+    previous_occurrences = pl.from_arrow(
+        store.read_shard("occurrences", shard, segments.OCCURRENCE_SCHEMA)
+    )
+    has_occurrences = store.shard_file("occurrences", shard).exists()
     reusable_paths = (
         previous_chunks.group_by("path")
         .agg(
@@ -238,11 +250,15 @@ def build_chunks(
         .join(manifest.select("path", "sha256"), on=["path", "sha256"], how="semi")
         .get_column("path")
     )
+    if not has_occurrences:
+        reusable_paths = reusable_paths.clear()
     reused_chunks = previous_chunks.filter(pl.col("path").is_in(reusable_paths.implode()))
     reused_symbols = previous_symbols.filter(pl.col("path").is_in(reusable_paths.implode()))
+    reused_occurrences = previous_occurrences.filter(pl.col("path").is_in(reusable_paths.implode()))
     stats.files_reused = reusable_paths.len()
     chunk_rows: list[dict] = []
     symbol_rows: list[dict] = []
+    occurrence_tables: list[pa.Table] = []
     to_chunk = manifest.filter(~pl.col("path").is_in(reusable_paths.implode()))
     for entry in to_chunk.select("path", "language").iter_rows(named=True):
         try:
@@ -255,16 +271,29 @@ def build_chunks(
         stats.parse_error_files += int(chunked.parse_errors > 0)
         chunk_rows.extend(chunk_row(chunk, source.sha256, run_id) for chunk in chunked.chunks)
         symbol_rows.extend(symbol_row(symbol) for symbol in chunked.symbols)
+        occurrence_tables.append(
+            occurrence_table(entry["path"], entry["language"], chunked.occurrences)
+        )
         report().advance("chunk")
     report().advance("chunk", stats.files_reused)
     chunks = pa.concat_tables(
-        [reused_chunks.to_arrow().cast(CHUNK_SCHEMA), pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA)]
+        [
+            reused_chunks.to_arrow().cast(CHUNK_SCHEMA),
+            pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA),
+        ]
     ).sort_by([("path", "ascending"), ("start_line", "ascending")])
     symbols = pa.concat_tables(
-        [reused_symbols.to_arrow().cast(SYMBOL_SCHEMA), pa.Table.from_pylist(symbol_rows, schema=SYMBOL_SCHEMA)]
+        [
+            reused_symbols.to_arrow().cast(SYMBOL_SCHEMA),
+            pa.Table.from_pylist(symbol_rows, schema=SYMBOL_SCHEMA),
+        ]
     ).sort_by([("path", "ascending"), ("line", "ascending")])
+    occurrences = pa.concat_tables(
+        [reused_occurrences.to_arrow().cast(segments.OCCURRENCE_SCHEMA), *occurrence_tables]
+    ).sort_by([("path", "ascending"), ("line", "ascending"), ("column", "ascending")])
     store.write_shard("chunks", shard, chunks)
     store.write_shard("symbols", shard, symbols)
+    store.write_shard("occurrences", shard, occurrences)
     report().finish("chunk")
     stats.chunks = chunks.num_rows
     stats.symbols = symbols.num_rows
@@ -292,6 +321,23 @@ def chunk_row(chunk: Chunk, file_sha256: str, run_id: str) -> dict:
 
 def symbol_row(symbol: object) -> dict:
     return {name: getattr(symbol, name) for name in SYMBOL_SCHEMA.names}
+
+
+def occurrence_table(path: str, language: str | None, occurrences: FileOccurrences) -> pa.Table:
+    """One file's occurrences as rows of `segments.OCCURRENCE_SCHEMA` (the language as its
+    chunks record it: "text" for a file without one)."""
+    count = len(occurrences)
+    return pa.table(
+        {
+            "name": pa.array(occurrences.names, pa.string()),
+            "path": pa.array([path] * count, pa.string()),
+            "language": pa.array([language or "text"] * count, pa.string()),
+            "line": pa.array(occurrences.lines, pa.int32()),
+            "column": pa.array(occurrences.columns, pa.int32()),
+            "context": pa.array(occurrences.contexts, pa.string()),
+        },
+        schema=segments.OCCURRENCE_SCHEMA,
+    )
 
 
 def chunk_from_row(row: dict) -> Chunk:
@@ -371,9 +417,12 @@ def build_embeddings(
     if known:
         vectors = first_row_per_hash(pa.concat_tables(known, promote_options="permissive"))
         order = pl.DataFrame({"content_hash": hashes}).with_row_index("position")
-        placed = pl.from_arrow(vectors.select(["content_hash"])).with_row_index("row").join(
-            order, on="content_hash", how="inner"
-        ).sort("position")
+        placed = (
+            pl.from_arrow(vectors.select(["content_hash"]))
+            .with_row_index("row")
+            .join(order, on="content_hash", how="inner")
+            .sort("position")
+        )
         table = vectors.take(pa.array(placed.get_column("row").to_numpy()))
         dim = table.schema.field("vector").type.list_size
         table = table.select(vector_schema(dim).names).cast(vector_schema(dim))
@@ -433,6 +482,16 @@ def process_shard(
 # ------------------------------------------------------------------ index
 
 
+def referenced_hashes(store: IndexStore, shards: Sequence[str]) -> set[str]:
+    """Every content hash the shards' current embeddings hold (what the vector cache keeps)."""
+    found: set[str] = set()
+    for shard in shards:
+        path = store.shard_file("embeddings", shard)
+        if path.exists():
+            found.update(pl.read_parquet(path, columns=["content_hash"])["content_hash"].to_list())
+    return found
+
+
 def publish_index(
     store: IndexStore, all_shards: Sequence[str], spec: EmbedderSpec, *, run_id: str
 ) -> BuildResult:
@@ -471,7 +530,7 @@ def publish_index(
     )
     published = segments.publish(store, infos, meta)
     with store.writer_lock():
-        store.compact_vector_cache(spec.model_id)
+        store.compact_vector_cache(spec.model_id, lambda: referenced_hashes(store, all_shards))
     return BuildResult(
         version=published.version,
         index_path=store.index_path,

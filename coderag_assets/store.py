@@ -26,7 +26,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +42,8 @@ from coderag_assets.tokens import bm25_text
 INDEX_FILE_NAME = "index.duckdb"
 INDEX_SCHEMA_VERSION = 1
 VECTOR_CACHE_COMPACT_FILES = 64
+VECTOR_CACHE_GRACE_S = 7 * 24 * 3600.0  # unreferenced vectors survive a week (branch switches)
+VECTOR_CACHE_COLUMNS = ("content_hash", "vector", "model_id", "run_id", "last_used_s")
 SHARD_KINDS = ("manifest", "chunks", "symbols", "embeddings")
 
 MANIFEST_SCHEMA = pa.schema(
@@ -244,26 +246,65 @@ class IndexStore:
             cache_dir / f"{int(time.time() * 1000)}-{run_id[:8]}-{uuid.uuid4().hex[:8]}.parquet",
         )
 
-    def compact_vector_cache(self, model_id: str) -> None:
-        """Merge many small cache files into one (call under the index lock)."""
+    def compact_vector_cache(
+        self,
+        model_id: str,
+        referenced: Callable[[], set[str]] | None = None,
+        *,
+        grace_s: float = VECTOR_CACHE_GRACE_S,
+        now: float | None = None,
+        force: bool = False,
+    ) -> VectorCacheStats:
+        """Merge the cache files of `model_id` into one and drop vectors nobody needs.
+
+        Runs when the cache holds `VECTOR_CACHE_COMPACT_FILES` files or more (or `force`);
+        call it under the writer lock. A vector whose content hash is in `referenced` (what
+        the current shards hold) is kept and stamped as used now; an unreferenced one is kept
+        while its last use is younger than `grace_s`, so switching back to a branch within
+        the grace period re-embeds nothing. `referenced` is called only when the cache is
+        compacted (reading what the shards hold costs a pass over them); None keeps every
+        vector.
+        """
         cache_dir = self.vector_cache_dir(model_id)
         files = sorted(cache_dir.glob("*.parquet")) if cache_dir.is_dir() else []
-        if len(files) < VECTOR_CACHE_COMPACT_FILES:
-            return
-        tables = []
+        if len(files) < VECTOR_CACHE_COMPACT_FILES and not (force and files):
+            return VectorCacheStats(files=len(files))
+        now = time.time() if now is None else now
+        frames = []
         for path in files:
             try:
-                tables.append(pq.read_table(path))
-            except (OSError, pa.ArrowInvalid):
-                continue
-        if not tables:
-            return
-        merged = first_row_per_hash(pa.concat_tables(tables))
+                frame = pl.read_parquet(path)
+            except (OSError, pl.exceptions.PolarsError):
+                continue  # torn by a killed run: deleted below, its vectors are recomputed
+            if "last_used_s" not in frame.columns:
+                frame = frame.with_columns(pl.lit(_cache_file_time(path)).alias("last_used_s"))
+            frames.append(frame.select(*VECTOR_CACHE_COLUMNS))
+        if not frames:
+            return VectorCacheStats(files=len(files))
+        merged = pl.concat(frames, how="vertical_relaxed")
+        before = merged.get_column("content_hash").n_unique()
+        if referenced is not None:
+            hashes = pl.Series(sorted(referenced()), dtype=pl.String).implode()
+            is_referenced = pl.col("content_hash").is_in(hashes)
+            merged = merged.with_columns(
+                pl.when(is_referenced)
+                .then(pl.lit(now))
+                .otherwise("last_used_s")
+                .alias("last_used_s")
+            ).filter(is_referenced | (pl.lit(now) - pl.col("last_used_s") < grace_s))
+        merged = merged.sort("last_used_s", descending=True).unique(
+            "content_hash", keep="first", maintain_order=True
+        )
         tmp_path = cache_dir / f".{uuid.uuid4().hex}.tmp"
-        pq.write_table(merged, tmp_path, compression="zstd")
-        os.replace(tmp_path, cache_dir / f"{int(time.time() * 1000)}-compacted.parquet")
+        merged.write_parquet(tmp_path, compression="zstd")
+        os.replace(
+            tmp_path, cache_dir / f"{int(now * 1000)}-compacted-{uuid.uuid4().hex[:8]}.parquet"
+        )
         for path in files:
             path.unlink(missing_ok=True)
+        return VectorCacheStats(
+            files=len(files), kept=merged.height, dropped=before - merged.height
+        )
 
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
@@ -275,6 +316,21 @@ class IndexStore:
                 yield
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class VectorCacheStats:
+    """What one vector-cache compaction saw and did."""
+
+    files: int
+    kept: int = 0
+    dropped: int = 0
+
+
+def _cache_file_time(path: Path) -> float:
+    """When a cache file was written: its `<epoch ms>-...` name, else its mtime."""
+    prefix = path.name.split("-", 1)[0]
+    return int(prefix) / 1000 if prefix.isdigit() else path.stat().st_mtime
 
 
 def _write_bytes_atomic(path: Path, payload: bytes) -> None:

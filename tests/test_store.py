@@ -1,0 +1,60 @@
+"""The vector cache of `IndexStore`: lookup by content hash, compaction and garbage collection."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coderag_assets.store import VECTOR_CACHE_GRACE_S, IndexStore, vectors_table
+
+MODEL = "test-model:openvino:auto:256"
+DAY_S = 24 * 3600.0
+
+
+def add(store: IndexStore, hashes: list[str], seed: int) -> None:
+    vectors = np.random.default_rng(seed).random((len(hashes), 4), dtype=np.float32)
+    store.add_cached_vectors(MODEL, f"run{seed}", vectors_table(hashes, vectors, MODEL, "r"))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> IndexStore:
+    return IndexStore(tmp_path / "index", tmp_path / "repo")
+
+
+def test_lookup_returns_only_wanted_hashes_and_skips_torn_files(store: IndexStore) -> None:
+    add(store, ["a", "b"], 1)
+    add(store, ["c"], 2)
+    (store.vector_cache_dir(MODEL) / "0-torn.parquet").write_bytes(b"PAR1 not really")
+    found = store.cached_vectors(MODEL, {"a", "c", "zzz"})
+    assert sorted(found.column("content_hash").to_pylist()) == ["a", "c"]
+    assert found.schema.field("vector").type.list_size == 4
+
+
+def test_compaction_keeps_referenced_and_recent_vectors_and_drops_stale_ones(
+    store: IndexStore,
+) -> None:
+    add(store, ["kept", "branch", "stale"], 1)
+    now = time.time()
+    # Nothing references "branch" and "stale"; "stale" was last used beyond the grace period.
+    first = store.compact_vector_cache(MODEL, lambda: {"kept", "branch"}, now=now, force=True)
+    assert (first.kept, first.dropped) == (3, 0)
+    later = now + VECTOR_CACHE_GRACE_S - DAY_S  # "branch" unused for less than the grace
+    second = store.compact_vector_cache(MODEL, lambda: {"kept"}, now=later, force=True)
+    assert (second.kept, second.dropped) == (3, 0)
+    much_later = now + VECTOR_CACHE_GRACE_S + DAY_S
+    third = store.compact_vector_cache(MODEL, lambda: {"kept"}, now=much_later, force=True)
+    assert (third.kept, third.dropped) == (1, 2)
+    left = store.cached_vectors(MODEL, {"kept", "branch", "stale"})
+    assert left.column("content_hash").to_pylist() == ["kept"]
+    assert len(list(store.vector_cache_dir(MODEL).glob("*.parquet"))) == 1
+
+
+def test_compaction_waits_for_enough_files_unless_forced(store: IndexStore) -> None:
+    add(store, ["a"], 1)
+    calls = []
+    stats = store.compact_vector_cache(MODEL, lambda: calls.append(1) or set())
+    assert stats.dropped == 0 and calls == []  # not compacted: the shards are not even read
+    assert len(list(store.vector_cache_dir(MODEL).glob("*.parquet"))) == 1
