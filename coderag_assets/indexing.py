@@ -539,4 +539,5 @@ def publish_index(
         symbols=published.symbols,
         seconds=time.perf_counter() - started,
         checks=published.checks,
+        bm25=segments.bm25_summary(infos),
     )

@@ -879,6 +879,33 @@ def publish(
     return PublishedVersion(version, totals["chunks"], totals["files"], totals["symbols"], checks)
 
 
+POSTINGS_FILES = (TERMS_FILE, OFFSETS_FILE, ROWS_FILE, TF_FILE, NAME_TF_FILE)
+
+
+def bm25_summary(shard_segments: Mapping[str, SegmentInfo]) -> dict[str, object]:
+    """The BM25 structure of a version as the `bm25_index` asset reports it: the segments'
+    postings (what search reads) and the global statistics scores are computed with."""
+    documents = sum(info.chunks for info in shard_segments.values())
+    postings_bytes = sum(
+        info.file_sizes.get(name, 0)
+        for info in shard_segments.values()
+        for name in POSTINGS_FILES
+    )
+    segment_terms = 0
+    for info in shard_segments.values():
+        terms_path = info.path / TERMS_FILE
+        if info.chunks and terms_path.exists():
+            segment_terms += int(np.load(terms_path, mmap_mode="r", allow_pickle=False).shape[0])
+    return {
+        "documents": documents,
+        "segments": len(shard_segments),
+        "segment_terms": segment_terms,
+        "postings_bytes": postings_bytes,
+        "k1": BM25_K1,
+        "b": BM25_B,
+    }
+
+
 def _manifest_versions(base: Path) -> list[int]:
     versions = []
     for path in (base / MANIFESTS_DIR).glob("*.json"):

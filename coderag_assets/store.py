@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -415,6 +415,7 @@ class BuildResult:
     symbols: int
     seconds: float
     checks: list[CheckOutcome]
+    bm25: dict[str, object] = field(default_factory=dict)  # what the BM25 asset reports
 
 
 def validate_index(

@@ -231,3 +231,30 @@ def test_status_lists_a_bounded_sample_of_skipped_files(indexed) -> None:
     assert sample["skipped_files"] == full["skipped_files"][:1]
     assert sample["skipped_files_truncated"]
     assert sample["skipped"] == full["skipped"]  # the counts still cover every file
+
+
+def test_runs_are_the_job_and_each_partition_records_its_own_shard(indexed) -> None:
+    import dagster as dg
+
+    from coderag_assets.partitions import shard_keys
+    from coderag_assets.store import MANIFEST_SCHEMA
+
+    settings, summary, store, _ = indexed
+    instance = get_instance(settings)
+    assert instance.get_run_by_id(summary.run_id).job_name == "coderag_index"
+    seen_counts = set()
+    for shard in shard_keys(settings.shard_count):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("file_manifest"), asset_partitions=[shard]),
+            limit=1,
+        ).records
+        assert records, f"shard {shard} has no materialization"
+        metadata = records[0].asset_materialization.metadata
+        files = store.read_shard("manifest", shard, MANIFEST_SCHEMA).num_rows
+        assert metadata["files"].value == files, shard  # this shard's files, not the run's
+        seen_counts.add(files)
+    assert len(seen_counts) > 1  # shards differ, so the per-shard numbers are not one total
+    bm25 = instance.fetch_materializations(dg.AssetKey("bm25_index"), limit=1).records
+    bm25_metadata = bm25[0].asset_materialization.metadata
+    assert bm25_metadata["documents"].value == summary.chunks
+    assert bm25_metadata["postings_bytes"].value > 0
