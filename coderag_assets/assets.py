@@ -1,11 +1,14 @@
 """The asset graph: file_manifest → code_chunks → chunk_embeddings → search_index + bm25_index.
 
 The three shard assets are one partitioned graph (:func:`build_shard_assets`) so that a run
-over many shards gets **one Dagster step per shard**: `scan_shards` walks the root once and
-fans the run's partition keys out as dynamic outputs, `index_shard` runs
-manifest → chunks → embeddings for one shard (the executor decides where: in the run's
-process, one process per step, or a Celery worker), and `record_shards` records each
-partition's own numbers. The unpartitioned index assets then publish what the shards wrote.
+over many shards gets **one Dagster embedding step per shard**: `prepare_shards` walks the
+root once and writes every shard's manifest and chunks (about 1 % of the work, no model), and
+when much is left to embed publishes early, so keywords, symbols and references answer
+before the first vector is computed; it then fans the shards out as dynamic outputs.
+`index_shard` embeds one shard and writes its search segment (the executor decides where:
+in the run's process, one process per step, or a Celery worker), and `record_shards`
+records each partition's own numbers. The unpartitioned index assets then publish the
+complete version.
 
 Assets stay thin: they read Dagster context, call the plain stage functions in
 :mod:`coderag_assets.indexing`, and record metadata. Nothing here knows which executor runs it.
@@ -13,12 +16,11 @@ Assets stay thin: they read Dagster context, call the plain stage functions in
 
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import dagster as dg
 
 from coderag_assets import indexing
-from coderag_assets.files import FileStat
 from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.resources import CodeRagResource
 
@@ -36,17 +38,15 @@ class ScanConfig(dg.Config):
     non-adjacent changed shards without touching the ones between them."""
 
 
-@dataclass(frozen=True)
-class ShardWork:
-    """What one shard step is handed by the scan: its key, its files, how to treat them."""
-
-    shard: str
-    file_stats: tuple[FileStat, ...]
-    verify_hashes: bool
+EARLY_PUBLISH_MIN_VECTORS = 512  # fewer chunks than this to embed: no early publish
 
 
-@dg.op(out=dg.DynamicOut(ShardWork), description="Walk the root once; one output per shard.")
-def scan_shards(context: dg.OpExecutionContext, config: ScanConfig, coderag: CodeRagResource):
+@dg.op(
+    out=dg.DynamicOut(indexing.PreparedShard),
+    description="Walk the root once, write each shard's manifest and chunks (cheap: no model), "
+    "publish early when much is left to embed, then hand each shard to its embedding step.",
+)
+def prepare_shards(context: dg.OpExecutionContext, config: ScanConfig, coderag: CodeRagResource):
     store = coderag.index_store()
     store.register(coderag.shard_count)
     shards = list(context.partition_keys)
@@ -61,33 +61,46 @@ def scan_shards(context: dg.OpExecutionContext, config: ScanConfig, coderag: Cod
         lambda path: shard_of(path, coderag.shard_count),
         max_file_bytes=coderag.max_file_bytes,
     )
-    context.log.info(f"{sum(map(len, by_shard.values()))} files in {len(shards)} shards")
-    for shard in shards:
-        yield dg.DynamicOutput(
-            ShardWork(shard, tuple(by_shard[shard]), config.verify_hashes),
-            mapping_key=f"shard_{shard}",
-        )
-
-
-@dg.op(description="Manifest → chunks → embeddings of one shard.")
-def index_shard(
-    context: dg.OpExecutionContext, work: ShardWork, coderag: CodeRagResource
-) -> indexing.ShardStats:
     spec = coderag.embedder_spec()
-    spec = replace(spec, threads=coderag.step_inference_threads())
-    stats = indexing.process_shard(
-        coderag.index_store(),
-        work.shard,
-        work.file_stats,
-        spec,
-        run_id=context.run_id,
-        max_file_bytes=coderag.max_file_bytes,
-        verify_hashes=work.verify_hashes,
-    )
+    prepared = [
+        indexing.prepare_shard(
+            store,
+            shard,
+            by_shard[shard],
+            run_id=context.run_id,
+            max_file_bytes=coderag.max_file_bytes,
+            verify_hashes=config.verify_hashes,
+            model_id=spec.model_id,
+        )
+        for shard in shards
+    ]
+    pending = sum(item.pending_vectors for item in prepared)
     context.log.info(
-        f"shard {work.shard}: {stats.manifest.files} files, {stats.chunks.chunks} chunks, "
-        f"{stats.embeddings.embedded} embedded, {stats.embeddings.reused} reused "
-        f"in {stats.seconds:.2f} s"
+        f"{sum(item.manifest.files for item in prepared)} files, "
+        f"{sum(item.chunks.chunks for item in prepared)} chunks in {len(shards)} shards; "
+        f"{pending} chunks need a vector"
+    )
+    if pending >= EARLY_PUBLISH_MIN_VECTORS:
+        early = indexing.publish_index(
+            store, shard_keys(coderag.shard_count), spec, run_id=context.run_id, early=True
+        )
+        context.log.info(
+            f"published version {early.version} early: searchable by keywords, symbols and "
+            f"references now; {pending} chunks wait for their vectors"
+        )
+    for item in prepared:
+        yield dg.DynamicOutput(item, mapping_key=f"shard_{item.shard}")
+
+
+@dg.op(description="Embeddings → search segment of one shard.")
+def index_shard(
+    context: dg.OpExecutionContext, prepared: indexing.PreparedShard, coderag: CodeRagResource
+) -> indexing.ShardStats:
+    spec = replace(coderag.embedder_spec(), threads=coderag.step_inference_threads())
+    stats = indexing.embed_shard(coderag.index_store(), prepared, spec, run_id=context.run_id)
+    context.log.info(
+        f"shard {prepared.shard}: {stats.chunks.chunks} chunks, {stats.embeddings.embedded} "
+        f"embedded, {stats.embeddings.reused} reused in {stats.seconds:.2f} s"
     )
     return stats
 
@@ -177,7 +190,7 @@ def build_shard_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefiniti
         can_subset=False,
     )
     def shard_assets():
-        results = scan_shards().map(index_shard).collect()
+        results = prepare_shards().map(index_shard).collect()
         return record_shards(results)
 
     return shard_assets

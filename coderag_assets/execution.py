@@ -52,6 +52,8 @@ def check_broker(executor: str) -> None:
             f"Redis (the Celery broker at {broker}) is not reachable: {error}. Start it "
             "(scripts/cluster.sh up) or use another CODERAG_EXECUTOR."
         ) from error
+
+
 PRELOAD_MODULES = ["coderag_assets.definitions", "coderag_assets.indexing"]
 
 
@@ -79,12 +81,15 @@ def run_config(
     verify_hashes: bool = False,
     shards: list[str] | None = None,
     resource: dict[str, object] | None = None,
+    start_method: str = "forkserver",
 ) -> dict:
     """Run config of one `coderag_index` run.
 
     `shards` limits the steps to those shards of the run's partition range (the others in
     the range are left as they are); `verify_hashes` re-reads every file; `resource` is the
-    `coderag` resource's config (root, data directory, model...) the run carries with it.
+    `coderag` resource's config (root, data directory, model...) the run carries with it;
+    `start_method` is how the multiprocess executor starts step processes (`forkserver`
+    with the pipeline preloaded, or `spawn`).
     """
     config: dict = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     if resource is not None:
@@ -96,7 +101,11 @@ def run_config(
             "config": {
                 "multiprocess": {
                     "max_concurrent": max(1, min(workers, os.cpu_count() or 1)),
-                    "start_method": {"forkserver": {"preload_modules": PRELOAD_MODULES}},
+                    "start_method": (
+                        {"forkserver": {"preload_modules": PRELOAD_MODULES}}
+                        if start_method == "forkserver"
+                        else {"spawn": {}}
+                    ),
                 }
             }
         }
@@ -106,5 +115,5 @@ def run_config(
     if shards:
         scan["shards"] = list(shards)
     if scan:
-        config["ops"] = {"shard_assets": {"ops": {"scan_shards": {"config": scan}}}}
+        config["ops"] = {"shard_assets": {"ops": {"prepare_shards": {"config": scan}}}}
     return config

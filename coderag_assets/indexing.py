@@ -435,12 +435,22 @@ def build_embeddings(
     return stats
 
 
-# ------------------------------------------------------------------ one shard, all stages
+# ------------------------------------------------------------------ the two shard steps
+
+
+@dataclass
+class PreparedShard:
+    """A shard after manifest and chunks: what its embedding step is handed."""
+
+    shard: str
+    manifest: ManifestStats
+    chunks: ChunkStats
+    pending_vectors: int  # chunks whose content hash the shard's embeddings file lacks
 
 
 @dataclass
 class ShardStats:
-    """What one shard step did, stage by stage."""
+    """What one shard's steps did, stage by stage."""
 
     shard: str
     manifest: ManifestStats
@@ -448,6 +458,57 @@ class ShardStats:
     embeddings: EmbedStats
     segment_id: str = ""
     seconds: float = 0.0
+
+
+def prepare_shard(
+    store: IndexStore,
+    shard: str,
+    file_stats: Sequence[FileStat],
+    *,
+    run_id: str,
+    max_file_bytes: int,
+    verify_hashes: bool = False,
+    model_id: str | None = None,
+) -> PreparedShard:
+    """Manifest → chunks of one shard (cheap: no model), and how many of its chunks still
+    need a vector (compared with the shard's embeddings file for `model_id`)."""
+    manifest = build_manifest(
+        store, shard, file_stats, max_file_bytes=max_file_bytes, verify_hashes=verify_hashes
+    )
+    chunks = build_chunks(store, shard, run_id=run_id, max_file_bytes=max_file_bytes)
+    return PreparedShard(shard, manifest, chunks, pending_vectors(store, shard, model_id))
+
+
+def pending_vectors(store: IndexStore, shard: str, model_id: str | None) -> int:
+    """Chunks of the shard whose content hash has no vector in its embeddings file yet."""
+    chunk_hashes = pl.from_arrow(
+        store.read_shard("chunks", shard, CHUNK_SCHEMA).select(["content_hash"])
+    )
+    embedded = store.read_shard("embeddings", shard, vector_schema(1))
+    if embedded.num_rows and model_id and embedded.column("model_id")[0].as_py() == model_id:
+        known = pl.from_arrow(embedded.select(["content_hash"])).get_column("content_hash")
+        chunk_hashes = chunk_hashes.filter(~pl.col("content_hash").is_in(known.implode()))
+    return chunk_hashes.height
+
+
+def embed_shard(
+    store: IndexStore, prepared: PreparedShard, spec: EmbedderSpec, *, run_id: str
+) -> ShardStats:
+    """Embeddings → search segment of one prepared shard: the body of one Dagster shard step.
+    The segment is immutable; the index step only flips a manifest to it."""
+    started = time.perf_counter()
+    embeddings = build_embeddings(store, prepared.shard, spec, run_id=run_id)
+    segment = segments.write_segment(
+        store, prepared.shard, model_id=embeddings.model_id, run_id=run_id
+    )
+    return ShardStats(
+        shard=prepared.shard,
+        manifest=prepared.manifest,
+        chunks=prepared.chunks,
+        embeddings=embeddings,
+        segment_id=segment.segment_id,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def process_shard(
@@ -460,23 +521,17 @@ def process_shard(
     max_file_bytes: int,
     verify_hashes: bool = False,
 ) -> ShardStats:
-    """Manifest → chunks → embeddings → search segment of one shard: the body of one Dagster
-    shard step. The segment is immutable; the index step only flips a manifest to it."""
-    started = time.perf_counter()
-    manifest = build_manifest(
-        store, shard, file_stats, max_file_bytes=max_file_bytes, verify_hashes=verify_hashes
+    """Every stage of one shard in a row (what the two shard steps do, for plain callers)."""
+    prepared = prepare_shard(
+        store,
+        shard,
+        file_stats,
+        run_id=run_id,
+        max_file_bytes=max_file_bytes,
+        verify_hashes=verify_hashes,
+        model_id=spec.model_id,
     )
-    chunks = build_chunks(store, shard, run_id=run_id, max_file_bytes=max_file_bytes)
-    embeddings = build_embeddings(store, shard, spec, run_id=run_id)
-    segment = segments.write_segment(store, shard, model_id=embeddings.model_id, run_id=run_id)
-    return ShardStats(
-        shard=shard,
-        manifest=manifest,
-        chunks=chunks,
-        embeddings=embeddings,
-        segment_id=segment.segment_id,
-        seconds=time.perf_counter() - started,
-    )
+    return embed_shard(store, prepared, spec, run_id=run_id)
 
 
 # ------------------------------------------------------------------ index
@@ -493,7 +548,12 @@ def referenced_hashes(store: IndexStore, shards: Sequence[str]) -> set[str]:
 
 
 def publish_index(
-    store: IndexStore, all_shards: Sequence[str], spec: EmbedderSpec, *, run_id: str
+    store: IndexStore,
+    all_shards: Sequence[str],
+    spec: EmbedderSpec,
+    *,
+    run_id: str,
+    early: bool = False,
 ) -> BuildResult:
     """Publish the shards' current segments as a new index version (validated, atomic).
 
@@ -501,6 +561,10 @@ def publish_index(
     shard; the shard step normally wrote it already) and rewritten otherwise, which also
     repairs a damaged one. Raises ValueError when shards were embedded with another model,
     IndexValidationError (the old version stays live) when a check fails.
+
+    `early` publishes before embedding has finished (BM25, symbols and references answer at
+    once; chunks without a vector are left out of vector search until the complete publish)
+    and never loads the model.
     """
     started = time.perf_counter()
     infos = {
@@ -517,7 +581,9 @@ def publish_index(
             f"some shards were embedded with {sorted(wrong_model)}, not {spec.model_id}; "
             "re-run every shard (`coderag index`) so they are embedded with one model"
         )
-    dim = next((info.dim for info in infos.values() if info.dim), 0) or load_embedder(spec).dim
+    dim = next((info.dim for info in infos.values() if info.dim), 0)
+    if not dim and not early:
+        dim = load_embedder(spec).dim
     meta = segments.PublishMeta(
         root=str(store.root),
         model_id=spec.model_id,
@@ -528,7 +594,17 @@ def publish_index(
         shard_count=len(all_shards),
         run_id=run_id,
     )
-    published = segments.publish(store, infos, meta)
+    published = segments.publish(store, infos, meta, allow_pending=early)
+    if early:
+        return BuildResult(
+            version=published.version,
+            index_path=store.index_path,
+            chunks=published.chunks,
+            files=published.files,
+            symbols=published.symbols,
+            seconds=time.perf_counter() - started,
+            checks=published.checks,
+        )
     with store.writer_lock():
         store.compact_vector_cache(spec.model_id, lambda: referenced_hashes(store, all_shards))
     return BuildResult(

@@ -198,6 +198,11 @@ class IndexStatusOutput(BaseModel):
     files: int
     indexed_files: int
     chunks: int
+    pending_vectors: int = Field(
+        0,
+        description="Chunks published before their vectors were computed (an index still being "
+        "built): keyword, symbol and reference search cover them, vector search does not yet",
+    )
     symbols: int
     languages: dict[str, int]
     skipped: dict[str, int] = Field(description="Skipped files by reason")
@@ -378,7 +383,8 @@ class AgentBackend:
             chunker_version=str(status["chunker_version"]),
             files=int(status["files"]),  # type: ignore[call-overload]
             indexed_files=int(status["indexed_files"]),  # type: ignore[call-overload]
-            chunks=int(status["chunks"]),  # type: ignore[call-overload]
+            chunks=int(status["chunks"]),
+            pending_vectors=int(status["pending_vectors"]),  # type: ignore[call-overload]  # type: ignore[call-overload]
             symbols=int(status["symbols"]),  # type: ignore[call-overload]
             languages=dict(status["languages"]),  # type: ignore[call-overload]
             skipped=dict(status["skipped"]),  # type: ignore[call-overload]

@@ -623,24 +623,84 @@ def find_references(
 ) -> ReferenceMatches:
     """Identifier-level occurrences of ``name`` across the index (case-sensitive).
 
-    Candidate chunks come from a DuckDB regex scan of the chunk texts; each line is then
-    matched at identifier boundaries (:func:`identifier_pattern`) and mapped to its file line
-    through the chunk's ``start_line``; a line covered by two chunks counts once. An
-    occurrence at a definition's name position (from the ``symbols`` table) is marked
-    ``is_definition``; for a qualified ``name`` only that definition is. Each occurrence says
-    where it sits in the syntax (``context``: code, comment, string, or text in files without a
-    grammar), from a tree-sitter parse of the indexed file; ``code_only`` keeps the code ones.
-    This is still name-based, not type-resolved: another `get` in scope is a hit too.
+    Occurrences come from the index's ``occurrences`` view: every identifier-like token (a
+    run of word characters not starting with a digit) the chunker saw, with its line,
+    character column and syntax context (``code``, ``comment``, ``string``, or ``text`` in
+    files without a grammar), so a lookup reads only the rows of that name — its cost follows
+    the number of occurrences, not the size of the index. A name with non-word characters
+    around one word (``$name``, ``name!``) is looked up by the word and checked against the
+    line text. An occurrence at a definition's name position (from the ``symbols`` table) is
+    marked ``is_definition``; for a qualified ``name`` only that definition is; ``code_only``
+    keeps the code ones (and definitions). This is still name-based, not type-resolved:
+    another `get` in scope is a hit too.
+
+    An index without the ``occurrences`` view (built by an older CodeRAG), and a name that is
+    not one word with optional non-word characters around it (``a-b``), are answered by
+    scanning the chunk texts instead (:func:`_scan_references`), with the same results.
 
     Returns at most ``limit`` (≤ :data:`MAX_REFERENCE_LIMIT`) occurrences: definitions
-    first, then the others in path/line order. Raises NavigationError for an empty or non-identifier
-    name, a bad limit, or a glob that leaves the root.
+    first, then the others in path/line/column order. Raises NavigationError for an empty or
+    non-identifier name, a bad limit, or a glob that leaves the root.
     """
     name = _check_name(name)
     limit = _check_limit(limit, MAX_REFERENCE_LIMIT)
     if path_glob:
         check_glob(path_glob)
     identifier = identifier_of(name)
+    word = _WORD_WITH_AFFIXES.fullmatch(identifier)
+    if word is None:
+        return _scan_references(con, name, limit=limit, path_glob=path_glob, code_only=code_only)
+    prefix, core, suffix = word.groups()
+    try:
+        rows = con.execute(
+            'SELECT path, language, line, "column", context FROM occurrences WHERE name = ? '
+            'ORDER BY path, line, "column"',
+            [core],
+        ).fetchall()
+    except duckdb.CatalogException:  # an index published before occurrences were recorded
+        return _scan_references(con, name, limit=limit, path_glob=path_glob, code_only=code_only)
+    definitions = _reference_definitions(con, name, identifier, path_glob)
+    if path_glob:
+        rows = [row for row in rows if path_matches(row[0], path_glob)]
+    found = [
+        _Occurrence(path, language or "", int(line), int(column), "", False, context)
+        for path, language, line, column, context in rows
+    ]
+    if prefix or suffix:
+        texts = _lines_at(con, {(o.path, o.line) for o in found})
+        affixed = []
+        for occurrence in found:
+            line_text = texts.get((occurrence.path, occurrence.line), "")
+            start = occurrence.column - 1 - len(prefix)
+            after = occurrence.column - 1 + len(core)
+            if (
+                start >= 0
+                and line_text[start : occurrence.column - 1] == prefix
+                and line_text[after : after + len(suffix)] == suffix
+            ):
+                occurrence.column = start + 1
+                occurrence.text = line_text
+                affixed.append(occurrence)
+        found = affixed
+    _mark_definitions(found, definitions)
+    if code_only:
+        found = [o for o in found if o.context == "code" or o.is_definition]
+    kept = _first_definitions(found, limit)
+    if not (prefix or suffix):
+        texts = _lines_at(con, {(o.path, o.line) for o in kept})
+        for occurrence in kept:
+            occurrence.text = texts.get((occurrence.path, occurrence.line), "")
+    return _reference_matches(con, name, identifier, found, kept, definitions, limit, code_only)
+
+
+# One word-character run, with optional non-word characters before and after (``$name``).
+_WORD_WITH_AFFIXES = re.compile(r"(\W*)(\w+)(\W*)")
+
+
+def _reference_definitions(
+    con: duckdb.DuckDBPyConnection, name: str, identifier: str, path_glob: str | None
+) -> list[SymbolInfo]:
+    """The definitions a reference search marks: of the qualified name when one was given."""
     qualified = identifier != name
     definition_rows = con.execute(
         f"SELECT {_SYMBOL_COLUMNS} FROM symbols WHERE "
@@ -651,8 +711,119 @@ def find_references(
     definitions = [_symbol(row) for row in definition_rows]
     if path_glob:
         definitions = [symbol for symbol in definitions if path_matches(symbol.path, path_glob)]
+    return definitions
+
+
+def _mark_definitions(found: list[_Occurrence], definitions: list[SymbolInfo]) -> None:
+    """Mark the occurrences (in path/line/column order) at a definition's name position; on a
+    definition line where no column agrees (tabs, ...), the line's first occurrence."""
     definition_at = {(s.path, s.line, s.column) for s in definitions}
     definition_lines = {(s.path, s.line) for s in definitions}
+    for (path, line), on_line in groupby(found, key=lambda o: (o.path, o.line)):
+        occurrences = list(on_line)
+        marked = False
+        for occurrence in occurrences:
+            if (path, line, occurrence.column) in definition_at:
+                occurrence.is_definition = marked = True
+        if not marked and (path, line) in definition_lines:
+            occurrences[0].is_definition = True
+
+
+def _first_definitions(found: list[_Occurrence], limit: int) -> list[_Occurrence]:
+    """At most ``limit`` occurrences: the definitions, then the others, each in found order."""
+    kept = [o for o in found if o.is_definition][:limit]
+    return (kept + [o for o in found if not o.is_definition])[:limit]
+
+
+def _reference_matches(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    identifier: str,
+    found: list[_Occurrence],
+    kept: list[_Occurrence],
+    definitions: list[SymbolInfo],
+    limit: int,
+    code_only: bool,
+) -> ReferenceMatches:
+    scopes = _Scopes.load(con, {o.path for o in kept})
+    references = [
+        Reference(
+            o.path,
+            o.line,
+            o.column,
+            _cut_line(o.text, o.column),
+            scopes.at(o.path, o.line, skip_named=identifier if o.is_definition else None),
+            o.is_definition,
+            o.language,
+            o.context,
+        )
+        for o in kept
+    ]
+    return ReferenceMatches(
+        name=name,
+        identifier=identifier,
+        references=references,
+        total=len(found),
+        truncated=len(found) > len(references),
+        definitions=definitions[:limit],
+        code_only=code_only,
+    )
+
+
+def _lines_at(
+    con: duckdb.DuckDBPyConnection, places: set[tuple[str, int]]
+) -> dict[tuple[str, int], str]:
+    """The indexed text of each (path, line), rebuilt from the chunks covering it (the pieces
+    of an overlong line joined). One query for all of them."""
+    if not places:
+        return {}
+    ordered = sorted(places)
+    rows = con.execute(
+        """
+        SELECT DISTINCT c.path, c.start_line, c.end_line, c.content, c.rowid
+        FROM chunks c
+        JOIN (SELECT unnest($paths) AS path, unnest($lines) AS line) w
+          ON c.path = w.path AND c.start_line <= w.line AND c.end_line >= w.line
+        WHERE c.path IN (SELECT unnest($distinct_paths))
+        ORDER BY c.path, c.start_line, c.rowid
+        """,
+        {
+            "paths": [path for path, _ in ordered],
+            "lines": [line for _, line in ordered],
+            "distinct_paths": sorted({path for path, _ in ordered}),
+        },
+    ).fetchall()
+    texts: dict[tuple[str, int], str] = {}
+    for path, start, end, content, _rowid in rows:
+        for offset, line_text in enumerate(content.split("\n")):
+            key = (path, start + offset)
+            if key in places:
+                texts[key] = texts.get(key, "") + line_text if start == end else line_text
+    return texts
+
+
+def _scan_references(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    *,
+    limit: int = DEFAULT_REFERENCE_LIMIT,
+    path_glob: str | None = None,
+    code_only: bool = False,
+) -> ReferenceMatches:
+    """:func:`find_references` by scanning chunk texts, for indexes without occurrences.
+
+    Candidate chunks come from a DuckDB regex scan of the chunk texts; each line is then
+    matched at identifier boundaries (:func:`identifier_pattern`) and mapped to its file line
+    through the chunk's ``start_line``; a line covered by two chunks counts once. Each
+    occurrence's context comes from a tree-sitter parse of the indexed file (of the returned
+    ones only, unless ``code_only``). Cost: a scan of every chunk's text.
+    """
+    name = _check_name(name)
+    limit = _check_limit(limit, MAX_REFERENCE_LIMIT)
+    if path_glob:
+        check_glob(path_glob)
+    identifier = identifier_of(name)
+    definitions = _reference_definitions(con, name, identifier, path_glob)
 
     pattern = identifier_pattern(identifier)
     # Chunks holding a match, plus every piece of an overlong line one of whose pieces matched,
@@ -685,46 +856,18 @@ def find_references(
             if (path, line) in seen_lines:
                 continue
             seen_lines.add((path, line))
-            columns = [match.start() + 1 for match in matches]
-            definition_columns = {c for c in columns if (path, line, c) in definition_at}
-            if (path, line) in definition_lines and not definition_columns:
-                definition_columns = {columns[0]}  # column drift (tabs, ...): the line decides
-            for column in columns:
+            for match in matches:
                 found.append(
-                    _Occurrence(
-                        path, language or "", line, column, line_text, column in definition_columns
-                    )
+                    _Occurrence(path, language or "", line, match.start() + 1, line_text, False)
                 )
+    _mark_definitions(found, definitions)
     if code_only:
         _classify(con, found, len(identifier))
         found = [o for o in found if o.context == "code" or o.is_definition]
-    kept = [o for o in found if o.is_definition][:limit]
-    kept = (kept + [o for o in found if not o.is_definition])[:limit]
+    kept = _first_definitions(found, limit)
     if not code_only:
         _classify(con, kept, len(identifier))
-    scopes = _Scopes.load(con, {o.path for o in kept})
-    references = [
-        Reference(
-            o.path,
-            o.line,
-            o.column,
-            _cut_line(o.text, o.column),
-            scopes.at(o.path, o.line, skip_named=identifier if o.is_definition else None),
-            o.is_definition,
-            o.language,
-            o.context,
-        )
-        for o in kept
-    ]
-    return ReferenceMatches(
-        name=name,
-        identifier=identifier,
-        references=references,
-        total=len(found),
-        truncated=len(found) > len(references),
-        definitions=definitions[:limit],
-        code_only=code_only,
-    )
+    return _reference_matches(con, name, identifier, found, kept, definitions, limit, code_only)
 
 
 @dataclass(slots=True)

@@ -117,6 +117,7 @@ def index_status(
         "files": files,
         "indexed_files": indexed,
         "chunks": chunks,
+        "pending_vectors": int(meta.get("pending_vectors") or 0),  # type: ignore[call-overload]
         "symbols": symbols,
         "languages": languages,
         "skipped": skipped,

@@ -288,9 +288,9 @@ def run_shards(
     executor = choose_executor(settings.executor, max(len(shards), 1), settings.workers)
     run_settings = replace(
         settings,
-        inference_threads=settings.inference_threads or executor_threads(executor, settings.workers),
+        inference_threads=settings.inference_threads
+        or executor_threads(executor, settings.workers),
     )
-    os.environ.update(settings_env(run_settings))  # every step process rebuilds the job from it
     invocation = uuid.uuid4().hex
     all_tags = {
         ROOT_TAG: str(settings.root),
@@ -304,6 +304,9 @@ def run_shards(
         verify_hashes=verify_hashes,
         shards=shards if shards and len(shards) < len(keys) else None,
         resource=CodeRagResource.from_settings(run_settings).as_run_config(),
+        start_method=(
+            _start_method(settings_env(run_settings)) if executor == "multiprocess" else "spawn"
+        ),
     )
     selected = [*SHARD_ASSET_NAMES] * bool(shards) + [*INDEX_ASSET_NAMES] * include_index
     # The whole job when it is all selected (a subset would also plan the assets' checks).
@@ -314,10 +317,17 @@ def run_shards(
         all_tags.update(range_tags(shards, keys))
     check_broker(executor)
     started = time.perf_counter()
-    with root_lock(store, on_wait="waiting for another update of this root"):
+    with (
+        root_lock(store, on_wait="waiting for another update of this root"),
+        _environment(
+            settings_env(run_settings)  # every step process rebuilds the job from it
+        ),
+    ):
         fail_abandoned_runs(instance, settings.root, "the process running it is gone (killed?)")
         quarantine_torn_files(store, shards)
-        watcher = _StepProgress(instance, invocation, len(shards)) if executor != "in_process" else None
+        watcher = (
+            _StepProgress(instance, invocation, len(shards)) if executor != "in_process" else None
+        )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -357,6 +367,41 @@ def run_shards(
     summary.timings = _run_timings(instance, result.run_id, run_seconds, metadata)
     summary.timings["executor_" + executor] = run_seconds
     return summary
+
+
+_forkserver_env: dict[str, str] | None = None
+
+
+def _start_method(env: Mapping[str, str]) -> str:
+    """`forkserver` unless this process already started one under other settings.
+
+    The forkserver is started once per process and every step process forks from it, with
+    the environment it had then: the instance configuration resolves `CODERAG_DATA` from
+    that environment, so a second run with another data directory would send its steps'
+    events to the first one's instance. Such runs (tests, several roots in one process)
+    spawn fresh processes instead.
+    """
+    global _forkserver_env
+    wanted = {**env, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", "")}
+    if _forkserver_env is None:
+        _forkserver_env = wanted
+    return "forkserver" if _forkserver_env == wanted else "spawn"
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` in os.environ for the duration (child processes inherit them), then restored,
+    so a long-lived process (watch, tests) keeps its own settings between runs."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class _StepProgress:
@@ -574,5 +619,3 @@ def _failure_message(result: dg.ExecutionResult) -> str:
                 error = error.cause
             return f"{event.step_key}: {error.message.strip()}"
     return "run failed"
-
-

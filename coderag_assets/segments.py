@@ -16,14 +16,19 @@ Layout, next to the shard Parquet files of one index (see `store`)::
       postings_name_tf.npy            float32 term count in the definition's own name
       files.parquet                   the shard's manifest rows plus chunks per file
       symbols.parquet                 definitions, sorted by (path, line)
+      occurrences.parquet             identifier occurrences (`OCCURRENCE_SCHEMA`), sorted by
+                                      (name, path, line, column) in small row groups, so a
+                                      lookup by name reads only the groups holding it (absent
+                                      in segments built before occurrences were recorded)
     segments/<shard>/LATEST           which segment the shard's current input files produced
     manifests/<version>.json          one published version: shard → segment dir, meta, totals
     CURRENT                           the live version number (replaced atomically)
     index.duckdb                      SQL surface: `meta` table, views `chunks`/`files`/`symbols`
-                                      over the CURRENT version's segment Parquet files
+                                      (and `occurrences` when every segment has them) over the
+                                      CURRENT version's segment Parquet files
 
 **Segments.** `write_segment` turns one shard's Parquet files (manifest, chunks, symbols,
-embeddings) into a segment. Its id is a digest of those input bytes and the model id, so an
+occurrences, embeddings) into a segment. Its id is a digest of those input bytes and the model id, so an
 unchanged shard yields the same id and is not rewritten, and two processes writing the same
 shard produce the same directory (the first rename wins, the other discards its copy). A
 segment is built in a temporary directory and renamed into place, so a killed writer leaves
@@ -103,6 +108,7 @@ INFO_FILE = "segment.json"
 CHUNKS_FILE = "chunks.parquet"
 FILES_FILE = "files.parquet"
 SYMBOLS_FILE = "symbols.parquet"
+OCCURRENCES_FILE = "occurrences.parquet"
 VECTORS_FILE = "vectors.npy"
 TERMS_FILE = "terms.npy"
 OFFSETS_FILE = "postings_offsets.npy"
@@ -120,8 +126,25 @@ SEGMENT_FILES = (
     TF_FILE,
     NAME_TF_FILE,
 )
-INPUT_KINDS = ("manifest", "chunks", "symbols", "embeddings")
+#: Segment files that segments written before they existed lack; checked when recorded.
+OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE,)
+INPUT_KINDS = ("manifest", "chunks", "symbols", "occurrences", "embeddings")
 CHUNK_ROW_GROUP_ROWS = 1024  # rows per Parquet row group: what fetching one result decodes
+OCCURRENCE_ROW_GROUP_ROWS = 8192  # a name lookup decodes about one group per segment
+
+#: One identifier occurrence (see `chunking.occurrences`): `line`/`column` 1-based, the column
+#: in characters; `context` is code, comment, string or text (a file without a grammar);
+#: `language` the chunk language of the file.
+OCCURRENCE_SCHEMA = pa.schema(
+    [
+        ("name", pa.string()),
+        ("path", pa.string()),
+        ("language", pa.string()),
+        ("line", pa.int32()),
+        ("column", pa.int32()),
+        ("context", pa.string()),
+    ]
+)
 KEEP_PREVIOUS_VERSIONS = 2  # versions kept besides the current one
 GC_GRACE_S = 600.0  # nothing younger than this is reclaimed
 BM25_K1 = 1.2
@@ -231,7 +254,8 @@ class SegmentInfo:
 
 def verify_segment(info: SegmentInfo) -> None:
     """Raise SegmentError if any file of the segment is missing or not the size it was written."""
-    for name in SEGMENT_FILES:
+    optional = tuple(name for name in OPTIONAL_SEGMENT_FILES if name in info.file_sizes)
+    for name in SEGMENT_FILES + optional:
         file_path = info.path / name
         try:
             size = file_path.stat().st_size
@@ -364,6 +388,11 @@ def _build_segment(
     manifest = _read_input(inputs["manifest"], MANIFEST_SCHEMA)
     source_chunks = _read_input(inputs["chunks"], CHUNK_SCHEMA)
     symbols = _read_input(inputs["symbols"], SYMBOL_SCHEMA)
+    occurrences = (
+        None
+        if inputs["occurrences"] is None
+        else _read_input(inputs["occurrences"], OCCURRENCE_SCHEMA)
+    )
     embeddings = _read_input(inputs["embeddings"], pa.schema([]))
 
     order = pa.array(np.arange(source_chunks.num_rows, dtype=np.int64))
@@ -468,6 +497,19 @@ def _build_segment(
     pq.write_table(file_rows, directory / FILES_FILE, compression="zstd")
     symbol_rows = symbols.sort_by([("path", "ascending"), ("line", "ascending")])
     pq.write_table(symbol_rows, directory / SYMBOLS_FILE, compression="zstd")
+    written = list(SEGMENT_FILES)
+    if occurrences is not None:
+        occurrence_rows = occurrences.select(OCCURRENCE_SCHEMA.names).cast(OCCURRENCE_SCHEMA)
+        occurrence_rows = occurrence_rows.sort_by(
+            [(name, "ascending") for name in ("name", "path", "line", "column")]
+        )
+        pq.write_table(
+            occurrence_rows,
+            directory / OCCURRENCES_FILE,
+            compression="zstd",
+            row_group_size=OCCURRENCE_ROW_GROUP_ROWS,
+        )
+        written.append(OCCURRENCES_FILE)
 
     chunk_file = (
         None
@@ -493,7 +535,7 @@ def _build_segment(
         chunk_file=chunk_file,
         run_id=run_id,
         created_at=time.time(),
-        file_sizes={name: (directory / name).stat().st_size for name in SEGMENT_FILES},
+        file_sizes={name: (directory / name).stat().st_size for name in written},
     )
     (directory / INFO_FILE).write_text(json.dumps(info.to_json()))
 
@@ -775,12 +817,21 @@ def read_current(base: Path) -> IndexVersion:
 
 
 def validate_segments(
-    store: IndexStore, shard_segments: Mapping[str, SegmentInfo], dim: int, model_id: str
+    store: IndexStore,
+    shard_segments: Mapping[str, SegmentInfo],
+    dim: int,
+    model_id: str,
+    *,
+    allow_pending: bool = False,
 ) -> list[CheckOutcome]:
     """The index's checks, per segment, from what each segment recorded when it was written
     and its files' sizes: every chunk has a `dim` vector of `model_id`, each segment holds
-    exactly its shard's chunk rows, no chunk belongs to a file missing from the manifest."""
+    exactly its shard's chunk rows, no chunk belongs to a file missing from the manifest.
+
+    `allow_pending` (an early publish, before embedding finished) accepts chunks that have
+    no vector yet; vectors of another model or dimension still fail."""
     no_vector: list[str] = []
+    pending = 0
     missing: list[str] = []
     orphans: list[str] = []
     total = expected = 0
@@ -794,7 +845,12 @@ def validate_segments(
         total += stored_rows
         expected += info.source_chunks
         wrong_vectors = info.chunks_without_vector
-        if info.chunks and (info.dim != dim or info.model_id != model_id):
+        if info.chunks and info.dim and (info.dim != dim or info.model_id != model_id):
+            wrong_vectors = info.chunks
+        elif allow_pending:
+            pending += info.chunks_without_vector
+            wrong_vectors = 0
+        elif info.chunks and not info.dim:
             wrong_vectors = info.chunks
         if wrong_vectors:
             no_vector.append(f"{shard}: {wrong_vectors}")
@@ -809,7 +865,8 @@ def validate_segments(
             "every_chunk_has_vector",
             not no_vector,
             f"{lacking} of {total} chunks lack a {dim}-dim vector"
-            + (f" (shards {', '.join(no_vector)})" if no_vector else ""),
+            + (f" (shards {', '.join(no_vector)})" if no_vector else "")
+            + (f"; {pending} chunks are waiting for theirs (early publish)" if pending else ""),
         ),
         CheckOutcome("chunk_count_matches_shards", total == expected and not missing, count_detail),
         CheckOutcome(
@@ -822,15 +879,25 @@ def validate_segments(
 
 
 def publish(
-    store: IndexStore, shard_segments: Mapping[str, SegmentInfo], meta: PublishMeta
+    store: IndexStore,
+    shard_segments: Mapping[str, SegmentInfo],
+    meta: PublishMeta,
+    *,
+    allow_pending: bool = False,
 ) -> PublishedVersion:
     """Validate the segments, then make them the live version: write its manifest and SQL
     surface, flip CURRENT, reclaim what no recent version uses. Takes the writer lock.
 
+    `allow_pending` publishes chunks that have no vector yet (BM25, symbols and references
+    answer for them; vector search skips them); the manifest records how many in
+    `pending_vectors`, and the next complete publish replaces the version.
+
     Raises IndexValidationError (the old version stays live) when a check fails.
     """
     with store.writer_lock():
-        checks = validate_segments(store, shard_segments, meta.dim, meta.model_id)
+        checks = validate_segments(
+            store, shard_segments, meta.dim, meta.model_id, allow_pending=allow_pending
+        )
         if not all(outcome.passed for outcome in checks):
             raise IndexValidationError(checks)
         base = store.base
@@ -855,6 +922,9 @@ def publish(
                 shard: info.chunk_file for shard, info in sorted(shard_segments.items())
             },
             "totals": totals,
+            "pending_vectors": sum(
+                info.chunks_without_vector for info in shard_segments.values()
+            ),
         }
         manifest = {"version": version, "meta": meta_values, "segments": segment_dirs}
         (base / MANIFESTS_DIR).mkdir(parents=True, exist_ok=True)
@@ -922,7 +992,9 @@ def _sql_path(path: Path) -> str:
 
 def create_sql_surface(con: duckdb.DuckDBPyConnection, base: Path, version: IndexVersion) -> None:
     """Create the `meta` table and the `chunks`, `files`, `symbols` views of `version` in the
-    connection's current database. `chunks.rowid` is unique and follows path/line order."""
+    connection's current database, and `occurrences` when every segment has an occurrences
+    file (a version with older segments has none: reference search then scans chunk text).
+    `chunks.rowid` is unique and follows path/line order."""
     dirs = [base / relative for _, relative in sorted(version.segments.items())]
     columns = ", ".join(CHUNK_VIEW_COLUMNS)
     chunk_selects = [
@@ -934,6 +1006,10 @@ def create_sql_surface(con: duckdb.DuckDBPyConnection, base: Path, version: Inde
     for view, file_name in (("files", FILES_FILE), ("symbols", SYMBOLS_FILE)):
         listed = ", ".join(_sql_path(d / file_name) for d in dirs)
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{listed}])")
+    occurrence_files = [d / OCCURRENCES_FILE for d in dirs]
+    if occurrence_files and all(path.exists() for path in occurrence_files):
+        listed = ", ".join(_sql_path(path) for path in occurrence_files)
+        con.execute(f"CREATE OR REPLACE VIEW occurrences AS SELECT * FROM read_parquet([{listed}])")
     con.execute("CREATE OR REPLACE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     con.executemany(
         "INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in version.meta.items()]

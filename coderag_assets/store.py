@@ -44,7 +44,7 @@ INDEX_SCHEMA_VERSION = 1
 VECTOR_CACHE_COMPACT_FILES = 64
 VECTOR_CACHE_GRACE_S = 7 * 24 * 3600.0  # unreferenced vectors survive a week (branch switches)
 VECTOR_CACHE_COLUMNS = ("content_hash", "vector", "model_id", "run_id", "last_used_s")
-SHARD_KINDS = ("manifest", "chunks", "symbols", "embeddings")
+SHARD_KINDS = ("manifest", "chunks", "symbols", "occurrences", "embeddings")
 
 MANIFEST_SCHEMA = pa.schema(
     [

@@ -66,7 +66,7 @@ def shards_of_requests(requests: Sequence[dg.RunRequest], keys: Sequence[str]) -
             request.run_config.get("ops", {})
             .get("shard_assets", {})
             .get("ops", {})
-            .get("scan_shards", {})
+            .get("prepare_shards", {})
             .get("config", {})
             .get("shards")
         )

@@ -41,7 +41,7 @@ def run_requests(
         request.run_config.get("ops", {})
         .get("shard_assets", {})
         .get("ops", {})
-        .get("scan_shards", {})
+        .get("prepare_shards", {})
         .get("config", {})
         .get("verify_hashes")
         for request in requests

@@ -82,7 +82,7 @@ def test_index_failing_its_checks_is_not_published(repo_copy, data_dir, monkeypa
     version = index_status(store)["version"]
     (repo_copy / "pyutils" / "extra.py").write_text("def brand_new_function():\n    return 1\n")
 
-    def failing_validation(store, shard_segments, dim, model_id):
+    def failing_validation(store, shard_segments, dim, model_id, **options):
         return [CheckOutcome("every_chunk_has_vector", False, "simulated corruption")]
 
     monkeypatch.setattr(segments, "validate_segments", failing_validation)

@@ -20,7 +20,7 @@ from coderag_assets.chunking import chunk_file, language_for_path
 from coderag_assets.chunking.contexts import occurrence_contexts
 from coderag_assets.cli import main as cli_main
 from coderag_assets.files import name_skip_reason
-from coderag_assets.indexing import chunk_row, symbol_row
+from coderag_assets.indexing import chunk_row, occurrence_table, symbol_row
 from coderag_assets.store import (
     CHUNK_SCHEMA,
     MANIFEST_SCHEMA,
@@ -103,11 +103,16 @@ def _manifest_row(root: Path, rel: str, language: str | None, skip_reason: str |
 
 
 def build_test_index(
-    data_dir: Path, root: Path, sources: dict[str, str] | None = None
+    data_dir: Path,
+    root: Path,
+    sources: dict[str, str] | None = None,
+    *,
+    with_occurrences: bool = True,
 ) -> IndexStore:
     """Chunk `sources` (default SOURCES, plus the skipped files) with the real chunker and
-    publish them as segments. The files must exist under `root`."""
-    manifest, chunk_rows, symbol_rows = [], [], []
+    publish them as segments. The files must exist under `root`. Without `with_occurrences`
+    the index looks like one built before occurrences were recorded (no `occurrences` view)."""
+    manifest, chunk_rows, symbol_rows, occurrence_tables = [], [], [], []
     for rel, text in (sources or SOURCES).items():
         language = language_for_path(rel)
         chunked = chunk_file(rel, text, language)
@@ -115,6 +120,8 @@ def build_test_index(
         file_sha = manifest[-1]["sha256"]
         chunk_rows.extend(chunk_row(chunk, file_sha, "test-run") for chunk in chunked.chunks)
         symbol_rows.extend(symbol_row(symbol) for symbol in chunked.symbols)
+        if with_occurrences:
+            occurrence_tables.append((rel, occurrence_table(rel, language, chunked.occurrences)))
     if sources is None:
         for rel, reason in SKIPPED.items():
             manifest.append(_manifest_row(root, rel, None, reason))
@@ -138,6 +145,13 @@ def build_test_index(
                 [r for r in symbol_rows if shard_of_path[r["path"]] == shard], SYMBOL_SCHEMA
             ),
         )
+        if with_occurrences:
+            shard_occurrences = [t for rel, t in occurrence_tables if shard_of_path[rel] == shard]
+            store.write_shard(
+                "occurrences",
+                shard,
+                pa.concat_tables([segments.OCCURRENCE_SCHEMA.empty_table(), *shard_occurrences]),
+            )
         vectors = np.zeros((len(hashes), VECTOR_DIM), dtype=np.float32)
         store.write_shard("embeddings", shard, vectors_table(hashes, vectors, "test-model", "r"))
         infos[shard] = segments.write_segment(store, shard, model_id="test-model", run_id="r")
@@ -409,6 +423,80 @@ def test_references_on_an_overlong_line_get_the_whole_line(tmp_path: Path) -> No
         (1, 10),
         (4, line.index("get(2)") + 1),
     ]
+
+
+def test_references_are_read_from_the_occurrence_index(index) -> None:
+    con, _, _ = index
+    rows = con.execute(
+        'SELECT path, line, "column", context FROM occurrences WHERE name = ? '
+        'ORDER BY path, line, "column"',
+        ["Handler"],
+    ).fetchall()
+    refs = nav.find_references(con, "Handler")
+    assert sorted((r.path, r.line, r.column, r.context) for r in refs.references) == rows
+    # Numbers are not identifiers: the index leaves them out, so refs finds none, although the
+    # chunk texts hold `1` twice (the scan of older indexes would report both).
+    assert nav.find_references(con, "1").total == 0
+    assert nav._scan_references(con, "1").total == 2
+
+
+def _reference_answers(con, names: list[str]) -> list[dict]:
+    return [
+        nav.find_references(con, name, code_only=code_only, limit=limit).to_json()
+        for name in names
+        for code_only in (False, True)
+        for limit in (1, 100)
+    ]
+
+
+def test_index_without_occurrences_is_answered_by_the_scan_with_the_same_results(
+    index, tmp_path: Path
+) -> None:
+    con, root, _ = index
+    names = ["get", "Handler", "Router.Handle", "Fetcher.get", "déjà", "target", "absent"]
+    old = connect_index(
+        build_test_index(tmp_path / "old", root, dict(SOURCES), with_occurrences=False).index_path
+    )
+    try:
+        assert not old.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = 'occurrences'"
+        ).fetchone()[0]
+        assert _reference_answers(old, names) == _reference_answers(con, names)
+    finally:
+        old.close()
+
+
+def test_names_with_non_word_characters_around_a_word(tmp_path: Path) -> None:
+    sources = {
+        "a.php": '<?php\n$get = 1;\necho "{$get} get $get";\nfunction get() {}\n',
+        "m.rs": "macro_rules! get { () => {} }\nfn main() { get!(); get(); } // get!\n",
+        "x.css": ".a-b { color: red }\n.a { }\n",
+    }
+    root = tmp_path / "repo"
+    root.mkdir()
+    for rel, text in sources.items():
+        (root / rel).write_text(text)
+    con = connect_index(build_test_index(tmp_path / "data", root, sources).index_path)
+    try:
+        dollar = nav.find_references(con, "$get")
+        assert [(r.path, r.line, r.column) for r in dollar.references] == [
+            ("a.php", 2, 1),
+            ("a.php", 3, 8),
+            ("a.php", 3, 18),
+        ]
+        bang = nav.find_references(con, "get!")
+        assert [(r.line, r.column, r.context) for r in bang.references] == [
+            (2, 13, "code"),
+            (2, 33, "comment"),
+        ]
+        for name in ["$get", "get!", "get", "a-b"]:  # a-b: two words, answered by the scan
+            for code_only in (False, True):
+                indexed = nav.find_references(con, name, code_only=code_only)
+                scanned = nav._scan_references(con, name, code_only=code_only)
+                assert indexed.to_json() == scanned.to_json(), name
+        assert nav.find_references(con, "a-b").total == 1
+    finally:
+        con.close()
 
 
 @pytest.mark.parametrize(

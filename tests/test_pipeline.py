@@ -242,19 +242,27 @@ def test_runs_are_the_job_and_each_partition_records_its_own_shard(indexed) -> N
     settings, summary, store, _ = indexed
     instance = get_instance(settings)
     assert instance.get_run_by_id(summary.run_id).job_name == "coderag_index"
+    # This run's own materializations (other tests index other roots into the same instance).
+    by_partition = {
+        record.dagster_event.partition: record.asset_materialization.metadata
+        for record in instance.all_logs(
+            summary.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        )
+        if record.asset_materialization.asset_key == dg.AssetKey("file_manifest")
+    }
     seen_counts = set()
     for shard in shard_keys(settings.shard_count):
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("file_manifest"), asset_partitions=[shard]),
-            limit=1,
-        ).records
-        assert records, f"shard {shard} has no materialization"
-        metadata = records[0].asset_materialization.metadata
+        assert shard in by_partition, f"shard {shard} has no materialization"
         files = store.read_shard("manifest", shard, MANIFEST_SCHEMA).num_rows
-        assert metadata["files"].value == files, shard  # this shard's files, not the run's
+        assert by_partition[shard]["files"].value == files, shard  # this shard's, not the run's
         seen_counts.add(files)
     assert len(seen_counts) > 1  # shards differ, so the per-shard numbers are not one total
-    bm25 = instance.fetch_materializations(dg.AssetKey("bm25_index"), limit=1).records
-    bm25_metadata = bm25[0].asset_materialization.metadata
+    bm25_metadata = next(
+        record.asset_materialization.metadata
+        for record in instance.all_logs(
+            summary.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        )
+        if record.asset_materialization.asset_key == dg.AssetKey("bm25_index")
+    )
     assert bm25_metadata["documents"].value == summary.chunks
     assert bm25_metadata["postings_bytes"].value > 0

@@ -79,9 +79,9 @@ def instance():
 
 
 def scan_config(request: dg.RunRequest) -> dict:
-    """`ops.shard_assets.ops.scan_shards.config` of a request's run config ({} if absent)."""
+    """`ops.shard_assets.ops.prepare_shards.config` of a request's run config ({} if absent)."""
     ops = request.run_config.get("ops", {})
-    return ops.get("shard_assets", {}).get("ops", {}).get("scan_shards", {}).get("config", {})
+    return ops.get("shard_assets", {}).get("ops", {}).get("prepare_shards", {}).get("config", {})
 
 
 def check_against_job(request: dg.RunRequest, job: dg.JobDefinition) -> None:
@@ -267,7 +267,7 @@ def test_job_config_check_rejects_config_the_job_does_not_have(tmp_path) -> None
         dg.validate_run_config(job, {"ops": {"file_manifest": {"config": {"verify_hashes": True}}}})
     with pytest.raises(dg.DagsterInvalidConfigError):
         dg.validate_run_config(
-            job, {"ops": {"shard_assets": {"ops": {"scan_shards": {"config": {"shards": 3}}}}}}
+            job, {"ops": {"shard_assets": {"ops": {"prepare_shards": {"config": {"shards": 3}}}}}}
         )
 
 

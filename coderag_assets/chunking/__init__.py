@@ -13,6 +13,7 @@ from .chunker import chunk_file
 from .languages import SUPPORTED_AST_LANGUAGES, TEXT_LANGUAGES, language_for_path
 from .limits import CHUNKER_VERSION, HARD_MAX_CHUNK_CHARS, MAX_CHUNK_CHARS
 from .model import Chunk, ChunkedFile, Symbol
+from .occurrences import FileOccurrences
 
 __all__ = [
     "CHUNKER_VERSION",
@@ -22,6 +23,7 @@ __all__ = [
     "TEXT_LANGUAGES",
     "Chunk",
     "ChunkedFile",
+    "FileOccurrences",
     "Symbol",
     "chunk_file",
     "language_for_path",

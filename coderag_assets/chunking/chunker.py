@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tree_sitter import Language, Node, Parser, Query, QueryCursor
-from tree_sitter_language_pack import get_language, get_parser
+from tree_sitter import Node, Query, QueryCursor
 
 from .ast_chunker import AstChunker, Piece
 from .definitions import Definition, find_definitions
@@ -13,25 +12,14 @@ from .grammars import GRAMMARS
 from .languages import SUPPORTED_AST_LANGUAGES
 from .limits import HARD_MAX_CHUNK_CHARS, MAX_SIGNATURE_CHARS
 from .model import Chunk, ChunkedFile, Symbol
+from .occurrences import syntax_occurrences, text_occurrences
+from .parsers import parser_for
 from .source_text import SourceText
 from .text_chunker import line_windows, text_pieces
 
 logger = logging.getLogger(__name__)
 
-# One parser and one Language per grammar per process (parsers are not thread-safe: the pipeline
-# runs workers as processes).
-_PARSERS: dict[str, Parser] = {}
-_LANGUAGES: dict[str, Language] = {}
 _ERROR_QUERIES: dict[str, Query] = {}
-
-
-def _parser_for(language: str) -> tuple[Parser, Language]:
-    parser = _PARSERS.get(language)
-    if parser is None:
-        parser = get_parser(language)  # type: ignore[arg-type]
-        _PARSERS[language] = parser
-        _LANGUAGES[language] = get_language(language)  # type: ignore[arg-type]
-    return parser, _LANGUAGES[language]
 
 
 def count_parse_errors(root: Node, language: str) -> int:
@@ -40,7 +28,7 @@ def count_parse_errors(root: Node, language: str) -> int:
         return 0
     query = _ERROR_QUERIES.get(language)
     if query is None:
-        query = Query(_parser_for(language)[1], "(ERROR) @error (MISSING) @missing")
+        query = Query(parser_for(language)[1], "(ERROR) @error (MISSING) @missing")
         _ERROR_QUERIES[language] = query
     captures = QueryCursor(query).captures(root)
     return sum(len(nodes) for nodes in captures.values())
@@ -54,6 +42,7 @@ def chunk_file(path: str, text: str, language: str | None) -> ChunkedFile:
     tree and yield symbols; any other language (or ``None``) is chunked as text with no symbols.
     Chunks cover every non-blank line once, in source order, without overlap (see ``Chunk`` for
     the one exception, overlong single lines). Empty or whitespace-only text gives no chunks.
+    Identifier occurrences are recorded from the same parse (``ChunkedFile.occurrences``).
     Never raises for bad source: syntax errors are counted in ``parse_errors``, and should the
     syntax-tree path fail unexpectedly the file is chunked as text (logged as a warning).
     """
@@ -84,12 +73,14 @@ def chunk_file(path: str, text: str, language: str | None) -> ChunkedFile:
         )
         for piece in text_pieces(source, chunk_language)
     ]
-    return ChunkedFile([chunk for chunk in chunks if chunk is not None], [], 0)
+    return ChunkedFile(
+        [chunk for chunk in chunks if chunk is not None], [], 0, text_occurrences(source.lines)
+    )
 
 
 def _chunk_syntax_tree(path: str, source: SourceText, language: str) -> ChunkedFile:
     grammar = GRAMMARS[language]
-    parser, ts_language = _parser_for(language)
+    parser, ts_language = parser_for(language)
     encoded = source.text.encode("utf-8", "surrogatepass")
     tree = parser.parse(encoded)
     definitions = find_definitions(tree, encoded, grammar, ts_language)
@@ -100,7 +91,8 @@ def _chunk_syntax_tree(path: str, source: SourceText, language: str) -> ChunkedF
     pieces = AstChunker(source, grammar, by_outer).pieces(tree.root_node)
     chunks = _pieces_to_chunks(path, language, source, pieces)
     symbols = [_make_symbol(path, language, source, definition) for definition in definitions]
-    return ChunkedFile(chunks, symbols, count_parse_errors(tree.root_node, language))
+    occurrences = syntax_occurrences(source.lines, tree, ts_language)
+    return ChunkedFile(chunks, symbols, count_parse_errors(tree.root_node, language), occurrences)
 
 
 def _pieces_to_chunks(

@@ -13,8 +13,8 @@ from typing import Literal
 
 from tree_sitter import Node
 
-from .chunker import _parser_for
 from .languages import SUPPORTED_AST_LANGUAGES
+from .parsers import parser_for
 
 Context = Literal["code", "comment", "string", "text"]
 
@@ -48,7 +48,7 @@ def occurrence_contexts(
     character column). Files without a grammar (docs, config, text) give "text" throughout."""
     if language not in SUPPORTED_AST_LANGUAGES:
         return ["text"] * len(occurrences)
-    parser, _ = _parser_for(language)
+    parser, _ = parser_for(language)
     tree = parser.parse(text.encode("utf-8", "surrogatepass"))
     lines = text.split("\n")
     contexts: list[Context] = []

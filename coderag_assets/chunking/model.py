@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .occurrences import FileOccurrences
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +75,11 @@ class ChunkedFile:
 
     ``parse_errors`` counts the ERROR and MISSING nodes tree-sitter reported (0 for a clean parse
     and for text files); chunks and symbols are still produced for files with errors.
+    ``occurrences`` are the file's identifier occurrences with their syntax context (see
+    ``chunking.occurrences``), what reference search looks names up in.
     """
 
     chunks: list[Chunk]
     symbols: list[Symbol]
     parse_errors: int
+    occurrences: FileOccurrences = field(default_factory=FileOccurrences)

@@ -30,8 +30,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         results = service.search(
             args.query, mode=args.mode, limit=args.limit, language=args.lang, path_glob=args.path
         )
+        pending = int(service.reader.meta.get("pending_vectors") or 0)  # type: ignore[call-overload]
     finally:
         service.close()
+    if pending and args.mode != "bm25":
+        err.print(
+            f"note: the index is still being built; {pending} chunks are searchable by keywords "
+            "only until their vectors are ready (`coderag status`)"
+        )
     if args.json:
         print(json.dumps([result.to_json() for result in results], indent=2))
         return 0
@@ -72,7 +78,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("model", status["model_id"]),
         ("chunker", status["chunker_version"]),
         ("files", f"{status['files']} ({status['indexed_files']} indexed)"),
-        ("chunks", str(status["chunks"])),
+        (
+            "chunks",
+            str(status["chunks"])
+            + (
+                f" ({status['pending_vectors']} waiting for their vectors)"
+                if status["pending_vectors"]
+                else ""
+            ),
+        ),
         ("symbols", str(status["symbols"])),
         ("languages", ", ".join(f"{k} {v}" for k, v in status["languages"].items())),
         ("skipped", ", ".join(f"{k} {v}" for k, v in status["skipped"].items()) or "none"),

@@ -1,0 +1,50 @@
+"""The shard assets' steps: an index that is still being embedded is already searchable."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from coderag_assets import assets, indexing
+from coderag_assets.query import QueryService, index_status
+from coderag_assets.runs import get_instance, run_index
+from coderag_assets.settings import load_settings
+from coderag_assets.store import IndexStore
+from tests.conftest import copy_fixture_repo
+
+
+def test_keywords_answer_before_embedding_finishes(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = copy_fixture_repo(tmp_path / "repo").resolve()
+    data = tmp_path / "data"
+    data.mkdir()
+    if (data_dir / "models").is_dir():
+        shutil.copytree(data_dir / "models", data / "models")
+    settings = load_settings(data_dir=data, executor="in_process").with_root(root)
+    store = IndexStore.for_root(data, root)
+    monkeypatch.setattr(assets, "EARLY_PUBLISH_MIN_VECTORS", 1)  # the fixture is small
+    seen_while_embedding: list[tuple[int, list[str]]] = []
+    real_build_embeddings = indexing.build_embeddings
+
+    def build_embeddings_after_looking(*args, **kwargs):
+        if not seen_while_embedding:  # the first shard to embed: nothing has a vector yet
+            status = index_status(store, with_freshness=False)
+            service = QueryService(store, settings)
+            try:
+                hits = service.search("multiply two matrices", mode="bm25", limit=3)
+            finally:
+                service.close()
+            seen_while_embedding.append((status["pending_vectors"], [h.path for h in hits]))
+        return real_build_embeddings(*args, **kwargs)
+
+    monkeypatch.setattr(indexing, "build_embeddings", build_embeddings_after_looking)
+    summary = run_index(settings, instance=get_instance(settings))
+    assert summary.success, summary.error
+    pending, paths = seen_while_embedding[0]
+    assert pending == summary.chunks  # published with every chunk waiting for its vector
+    assert paths[0] == "engine/src/matrix.rs"  # ... and already found by keywords
+    final = index_status(store, with_freshness=False)
+    assert final["pending_vectors"] == 0 and final["version"] == summary.version
