@@ -209,6 +209,7 @@ def run_index(
         summary.reused = _distinct_content_hashes(store)
         summary.seconds = time.perf_counter() - started
         return summary
+    changed = [*plan.changes.added, *plan.changes.modified]
     summary = run_shards(
         settings,
         plan.shards,
@@ -216,6 +217,7 @@ def run_index(
         reporter=reporter,
         tags={TRIGGER_TAG: "index"},
         reason=plan.reason,
+        changed_bytes=sum(snapshot.files[path][0] for path in changed if path in snapshot.files),
     )
     summary.changes = plan.changes.to_json()
     summary.seconds = time.perf_counter() - started
@@ -268,6 +270,7 @@ def run_shards(
     include_index: bool = True,
     tags: Mapping[str, str] | None = None,
     reason: str = "",
+    changed_bytes: int | None = None,
 ) -> IndexSummary:
     """One run of the job: a step for each of `shards`, then (`include_index`) the publish.
 
@@ -285,7 +288,9 @@ def run_shards(
     keys = shard_keys(settings.shard_count)
     store = IndexStore.for_root(settings.data_dir, settings.root)
     shards = sorted(set(shards), key=keys.index)
-    executor = choose_executor(settings.executor, max(len(shards), 1), settings.workers)
+    executor = choose_executor(
+        settings.executor, max(len(shards), 1), settings.workers, changed_bytes
+    )
     run_settings = replace(
         settings,
         inference_threads=settings.inference_threads
@@ -485,58 +490,6 @@ def _fill_from_index(summary: IndexSummary, store: IndexStore) -> None:
     except IndexNotFoundError:
         return
     summary.version = int(version) if isinstance(version, int | float) else summary.version
-
-
-def _distinct_content_hashes(store: IndexStore) -> int:
-    from coderag_assets.freshness import open_published
-
-    with open_published(store) as con:
-        return int(con.execute("SELECT count(DISTINCT content_hash) FROM chunks").fetchone()[0])
-
-
-def _run_timings(
-    instance: dg.DagsterInstance,
-    run_id: str,
-    run_seconds: float,
-    metadata: dict[str, dict[str, object]],
-) -> dict[str, float]:
-    """Seconds per stage of one run, from the run's step events and the assets' metadata.
-
-    `run_overhead` is the run's wall time outside its steps (run creation, resource and
-    event-log work); `embed` and `index_publish` are what the assets measured themselves.
-    """
-    timings: dict[str, float] = {"run": run_seconds}
-    starts: dict[str, float] = {}
-    in_steps = 0.0
-    records = instance.all_logs(
-        run_id,
-        of_type={
-            dg.DagsterEventType.STEP_START,
-            dg.DagsterEventType.STEP_SUCCESS,
-            dg.DagsterEventType.STEP_FAILURE,
-        },
-    )
-    for record in records:
-        step = record.step_key or ""
-        if record.dagster_event_type == dg.DagsterEventType.STEP_START:
-            starts[step] = record.timestamp
-        elif step in starts:
-            seconds = record.timestamp - starts.pop(step)
-            in_steps += seconds
-            name = (
-                "checks"
-                if "every_chunk" in step or "_matches_" in step or "orphan" in step
-                else step
-            )
-            timings[name] = timings.get(name, 0.0) + seconds
-    timings["run_overhead"] = max(0.0, run_seconds - in_steps)
-    embed = metadata.get("chunk_embeddings", {}).get("seconds")
-    if isinstance(embed, int | float):
-        timings["embed"] = float(embed)
-    publish = metadata.get("search_index", {}).get("seconds")
-    if isinstance(publish, int | float):
-        timings["index_publish"] = float(publish)
-    return timings
 
 
 def _distinct_content_hashes(store: IndexStore) -> int:

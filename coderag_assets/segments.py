@@ -129,7 +129,8 @@ SEGMENT_FILES = (
 #: Segment files that segments written before they existed lack; checked when recorded.
 OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE,)
 INPUT_KINDS = ("manifest", "chunks", "symbols", "occurrences", "embeddings")
-CHUNK_ROW_GROUP_ROWS = 1024  # rows per Parquet row group: what fetching one result decodes
+CHUNK_ROW_GROUP_ROWS = 256  # rows per Parquet row group: what fetching one result decodes
+CONTENT_GROUPS_CACHED = 32  # decoded content row groups a warm reader keeps per segment
 OCCURRENCE_ROW_GROUP_ROWS = 8192  # a name lookup decodes about one group per segment
 
 #: One identifier occurrence (see `chunking.occurrences`): `line`/`column` 1-based, the column
@@ -709,15 +710,24 @@ class OpenSegment:
     chunk_file: pq.ParquetFile
     group_starts: np.ndarray
     _unstemmed: Postings | None = None
+    _content_groups: dict[int, pa.ChunkedArray] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         return self.columns.num_rows
 
     def content(self, row: int) -> str:
+        """The chunk text of `row`: decodes its row group's `content` once, then serves it
+        from a small per-segment cache (a warm reader returns hot files without decoding)."""
         group = int(np.searchsorted(self.group_starts, row, side="right") - 1)
-        table = self.chunk_file.read_row_group(group, columns=["content"])
-        return table.column(0)[row - int(self.group_starts[group])].as_py()
+        cache = self._content_groups
+        column = cache.pop(group, None)
+        if column is None:
+            column = self.chunk_file.read_row_group(group, columns=["content"]).column(0)
+            if len(cache) >= CONTENT_GROUPS_CACHED:
+                cache.pop(next(iter(cache)))
+        cache[group] = column  # most recently used last
+        return column[row - int(self.group_starts[group])].as_py()
 
     def unstemmed_postings(self) -> Postings:
         """Postings without stemming, built from the stored token streams on first use."""
