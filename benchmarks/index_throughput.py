@@ -92,10 +92,16 @@ def main() -> int:
     parser.add_argument("--package", default="django==5.1.4")
     parser.add_argument("--backend", default=os.environ.get("CODERAG_BACKEND", "openvino"))
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=CACHE / "data",
+        help="data directory (default benchmarks/.cache/data); its indexes/ are removed first",
+    )
     args = parser.parse_args()
 
     source = fetch_sdist(args.package)
-    data_dir = CACHE / "data"
+    data_dir = args.data_dir.resolve()
     shutil.rmtree(data_dir / "indexes", ignore_errors=True)
     env = {
         **os.environ,

@@ -355,6 +355,10 @@ BREAKDOWN = [
     ("chunk", lambda u: u["timings"].get("code_chunks")),
     ("embed step", lambda u: u["timings"].get("chunk_embeddings")),
     ("  of it embedding", lambda u: u["timings"].get("embed")),
+    # one step per shard (manifest + chunks + embeddings + segment), summed over shards
+    ("scan step", lambda u: u["timings"].get("scan_shards")),
+    ("shard steps", lambda u: u["timings"].get("shard_steps")),
+    ("record step", lambda u: u["timings"].get("record_shards")),
     ("index step", lambda u: u["timings"].get("search_index")),
     ("  of it build+publish", lambda u: u["timings"].get("index_publish")),
     ("run total", lambda u: u["timings"].get("run")),
