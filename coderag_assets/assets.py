@@ -14,7 +14,6 @@ Assets stay thin: they read Dagster context, call the plain stage functions in
 :mod:`coderag_assets.indexing`, and record metadata. Nothing here knows which executor runs it.
 """
 
-
 from collections import Counter
 from dataclasses import replace
 
@@ -30,7 +29,7 @@ SHARD_ASSET_NAMES = ("file_manifest", "code_chunks", "chunk_embeddings")
 INDEX_ASSET_NAMES = ("search_index", "bm25_index")
 
 
-class ScanConfig(dg.Config):
+class PrepareConfig(dg.Config):
     verify_hashes: bool = False
     """Re-read and re-hash every file instead of trusting unchanged size + mtime."""
     shards: list[str] = []  # noqa: RUF012 - pydantic copies defaults
@@ -46,7 +45,7 @@ EARLY_PUBLISH_MIN_VECTORS = 512  # fewer chunks than this to embed: no early pub
     description="Walk the root once, write each shard's manifest and chunks (cheap: no model), "
     "publish early when much is left to embed, then hand each shard to its embedding step.",
 )
-def prepare_shards(context: dg.OpExecutionContext, config: ScanConfig, coderag: CodeRagResource):
+def prepare_shards(context: dg.OpExecutionContext, config: PrepareConfig, coderag: CodeRagResource):
     store = coderag.index_store()
     store.register(coderag.shard_count)
     shards = list(context.partition_keys)

@@ -91,4 +91,3 @@ def build_rebuild_schedule(
         raise SettingsError(
             f"CODERAG_REBUILD_CRON={cron!r} / CODERAG_REBUILD_TIMEZONE={timezone!r}: {error}"
         ) from error
-

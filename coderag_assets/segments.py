@@ -932,9 +932,7 @@ def publish(
                 shard: info.chunk_file for shard, info in sorted(shard_segments.items())
             },
             "totals": totals,
-            "pending_vectors": sum(
-                info.chunks_without_vector for info in shard_segments.values()
-            ),
+            "pending_vectors": sum(info.chunks_without_vector for info in shard_segments.values()),
         }
         manifest = {"version": version, "meta": meta_values, "segments": segment_dirs}
         (base / MANIFESTS_DIR).mkdir(parents=True, exist_ok=True)
@@ -967,9 +965,7 @@ def bm25_summary(shard_segments: Mapping[str, SegmentInfo]) -> dict[str, object]
     postings (what search reads) and the global statistics scores are computed with."""
     documents = sum(info.chunks for info in shard_segments.values())
     postings_bytes = sum(
-        info.file_sizes.get(name, 0)
-        for info in shard_segments.values()
-        for name in POSTINGS_FILES
+        info.file_sizes.get(name, 0) for info in shard_segments.values() for name in POSTINGS_FILES
     )
     segment_terms = 0
     for info in shard_segments.values():

@@ -283,7 +283,9 @@ def merge_requests(
     added up, and the executor chosen for that many shards."""
     wanted = shards_of_requests(requests, keys)
     changes = requested_changes(requests)
-    repairs = [r.tags[CHANGES_TAG] for r in requests if r.tags.get(CHANGES_TAG, "").startswith("repair")]
+    repairs = [
+        r.tags[CHANGES_TAG] for r in requests if r.tags.get(CHANGES_TAG, "").startswith("repair")
+    ]
     reason = ", ".join([changes.describe()] * bool(changes.files) + repairs) or "no file changes"
     workers = coderag.workers
     chosen = choose_executor(executor, len(wanted), workers)
@@ -301,9 +303,9 @@ def merge_requests(
     )
     everything = len(wanted) == len(keys)
     return dg.RunRequest(
-        run_key=requests[0].run_key if len(requests) == 1 else ",".join(
-            r.run_key or "" for r in requests
-        ),
+        run_key=requests[0].run_key
+        if len(requests) == 1
+        else ",".join(r.run_key or "" for r in requests),
         job_name=INDEX_JOB_NAME,
         run_config=run_config(
             chosen,

@@ -56,7 +56,9 @@ from coderag_assets.tags import (
 from tests.conftest import copy_fixture_repo
 
 KEYS = shard_keys(16)
-SHARD_ASSET_KEYS = {dg.AssetKey(name) for name in ("file_manifest", "code_chunks", "chunk_embeddings")}
+SHARD_ASSET_KEYS = {
+    dg.AssetKey(name) for name in ("file_manifest", "code_chunks", "chunk_embeddings")
+}
 INDEX_ASSET_KEYS = {dg.AssetKey("search_index"), dg.AssetKey("bm25_index")}
 
 
@@ -413,7 +415,9 @@ def test_run_keys_deduplicate_a_replayed_tick_but_not_an_undo(indexed) -> None:
     stat = target.stat()
     append(target, "\n# edit\n")
     edited = indexed.tick(indexed.first.cursor)
-    replayed = indexed.tick(indexed.first.cursor)  # the daemon re-evaluates a tick it could not save
+    replayed = indexed.tick(
+        indexed.first.cursor
+    )  # the daemon re-evaluates a tick it could not save
     assert [r.run_key for r in edited.run_requests] == [r.run_key for r in replayed.run_requests]
     target.write_text(original)
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # exactly the first state again
@@ -436,7 +440,9 @@ def test_shards_of_a_merged_request_are_the_changed_shards_only(indexed) -> None
     for shard in (ordered(by_shard)[0], ordered(by_shard)[-1]):
         append(indexed.root / by_shard[shard], "\n# edited\n")
     data = indexed.tick(indexed.first.cursor)
-    assert shards_of_requests(data.run_requests, KEYS) == scan_config(data.run_requests[0])["shards"]
+    assert (
+        shards_of_requests(data.run_requests, KEYS) == scan_config(data.run_requests[0])["shards"]
+    )
 
 
 # ------------------------------------------------------------------ cursor handling
@@ -569,7 +575,9 @@ def test_no_repair_while_a_run_of_this_root_is_in_flight(watched, instance) -> N
         tags={ROOT_TAG: str(watched.root.parent / "some_other_root")},
     )
     live = dg.DagsterRun(
-        job_name=INDEX_JOB_NAME, status=dg.DagsterRunStatus.STARTED, tags={ROOT_TAG: str(watched.root)}
+        job_name=INDEX_JOB_NAME,
+        status=dg.DagsterRunStatus.STARTED,
+        tags={ROOT_TAG: str(watched.root)},
     )
     instance.add_run(elsewhere)
     instance.add_run(live)
