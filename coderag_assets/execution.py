@@ -30,6 +30,10 @@ class ServiceUnavailableError(RuntimeError):
     """A service the configured executor or instance needs does not answer; names it."""
 
 
+class UpdateBlockedError(RuntimeError):
+    """Another run of the root kept running for longer than an update waits for it."""
+
+
 def celery_urls() -> tuple[str, str]:
     """(broker, result backend) of the Celery executor: `CODERAG_CELERY_BROKER` / `_BACKEND`."""
     broker = os.environ.get("CODERAG_CELERY_BROKER") or DEFAULT_CELERY_BROKER

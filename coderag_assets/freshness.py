@@ -287,7 +287,31 @@ def incomplete_shards(store: IndexStore, shards: Iterable[str]) -> dict[str, str
         behind = [k for k in ("chunks", "embeddings") if mtimes.get(k, -1) < mtimes["manifest"]]
         if behind:
             found[shard] = f"last run stopped before writing {', '.join(behind)}"
+    live = live_segment_problems(store)
+    found.update({shard: live[shard] for shard in shards if shard in live and shard not in found})
     return found
+
+
+def live_segment_problems(store: IndexStore) -> dict[str, str]:
+    """Shards whose segment in the live version is damaged (a file truncated or deleted) or
+    was published early and still lacks vectors (the run that would finish it died)."""
+    from coderag_assets import segments
+
+    try:
+        version = segments.read_current(store.base)
+    except IndexNotFoundError:
+        return {}
+    problems: dict[str, str] = {}
+    for shard, relative in version.segments.items():
+        try:
+            info = segments.SegmentInfo.load(shard, store.base / relative)
+            segments.verify_segment(info)
+        except segments.SegmentError as error:
+            problems[shard] = f"damaged segment ({error})"
+            continue
+        if info.chunks_without_vector:
+            problems[shard] = f"{info.chunks_without_vector} chunks published without vectors"
+    return problems
 
 
 def quarantine_torn_files(store: IndexStore, shards: Iterable[str]) -> list[Path]:

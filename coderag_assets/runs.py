@@ -29,10 +29,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from filelock import FileLock, Timeout
 
 from coderag_assets.execution import (
     ServiceUnavailableError,
+    UpdateBlockedError,
     check_broker,
     choose_executor,
     executor_threads,
@@ -254,10 +256,45 @@ def fail_abandoned_runs(instance: dg.DagsterInstance, root: Path, message: str) 
     failed = []
     filters = dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={ROOT_TAG: str(root)})
     for run in instance.get_runs(filters):
-        if INVOCATION_TAG in run.tags:
+        if INVOCATION_TAG in run.tags and "dagster/parent_run_id" not in run.tags:
             instance.report_run_failed(run, message=message)
+            # A step killed while holding the index writer's pool slot keeps it claimed
+            # (the daemon frees such slots; a CLI-only user has no daemon).
+            if instance.event_log_storage.supports_global_concurrency_limits:
+                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             failed.append(run.run_id)
     return failed
+
+
+DAEMON_RUN_POLL_S = 1.0
+DAEMON_RUN_WAIT_S = 600.0
+RUNNING_STATUSES = [
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def wait_for_daemon_runs(
+    instance: dg.DagsterInstance, root: Path, *, limit_s: float = DAEMON_RUN_WAIT_S
+) -> None:
+    """Block while a daemon-launched run (sensor, schedule, UI) of `root` is running: two runs
+    must never write the same shards. Call it holding :func:`root_lock`. Queued runs are not
+    waited for (the run queue holds them back while this update runs). Raises
+    UpdateBlockedError, naming the run, after `limit_s`."""
+    filters = dg.RunsFilter(statuses=RUNNING_STATUSES, tags={ROOT_TAG: str(root)})
+    deadline = time.monotonic() + limit_s
+    announced = False
+    while runs := instance.get_runs(filters, limit=1):
+        if time.monotonic() > deadline:
+            raise UpdateBlockedError(
+                f"run {runs[0].run_id} of {root} has been running for over {limit_s:.0f} s; "
+                "wait for it, or if its process is gone terminate it in the Dagster UI (Runs)"
+            )
+        if not announced:
+            report().start("waiting for a running Dagster run of this root", 0)
+            announced = True
+        time.sleep(DAEMON_RUN_POLL_S)
 
 
 def run_shards(
@@ -329,6 +366,7 @@ def run_shards(
         ),
     ):
         fail_abandoned_runs(instance, settings.root, "the process running it is gone (killed?)")
+        wait_for_daemon_runs(instance, settings.root)
         quarantine_torn_files(store, shards)
         watcher = (
             _StepProgress(instance, invocation, len(shards)) if executor != "in_process" else None
@@ -339,8 +377,12 @@ def run_shards(
                 with use_reporter(reporter) if reporter else nullcontext():
                     if watcher is not None:
                         watcher.start()
+                    job = dg.reconstructable(index_job)
+                    # The definition is cached per process: rebuild it from this run's settings.
+                    job.get_definition.cache_clear()
+                    job.get_repository_definition.cache_clear()
                     result = dg.execute_job(
-                        dg.reconstructable(index_job),
+                        job,
                         instance=instance,
                         run_config=config,
                         tags=all_tags,
@@ -487,8 +529,8 @@ def _fill_from_index(summary: IndexSummary, store: IndexStore) -> None:
             ).fetchall()
             summary.skipped = {reason: int(count) for reason, count in sorted(rows)}
             version = read_meta(con).get("version")
-    except IndexNotFoundError:
-        return
+    except (IndexNotFoundError, duckdb.Error):
+        return  # a damaged live version: the plan repairs it, the summary stays as the run left it
     summary.version = int(version) if isinstance(version, int | float) else summary.version
 
 

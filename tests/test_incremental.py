@@ -463,3 +463,41 @@ def test_shard_check_of_an_index_without_shard_versions_compares_all_shards(repo
     drop_chunks_of(store, "pyutils/cache.py")
     outcome, _ = shard_check(store)
     assert not outcome.passed and "shards hold" in outcome.detail
+
+
+def test_damaged_live_segment_is_repaired_by_the_next_index(repo) -> None:
+    from coderag_assets import segments
+
+    settings, instance, store, _ = repo
+    shard = shard_of("engine/src/matrix.rs", SHARDS)
+    live = segments.read_current(store.base).segments[shard]
+    (store.base / live / segments.CHUNKS_FILE).unlink()  # a deleted segment file
+    summary = run_index(settings, instance=instance)
+    assert summary.success and not summary.up_to_date, summary.reason
+    assert shard in summary.shards and summary.embedded == 0
+    assert search_paths(store, settings, "multiply two matrices")[0] == "engine/src/matrix.rs"
+
+
+def test_run_dying_after_an_early_publish_is_finished_by_the_next_index(repo, monkeypatch) -> None:
+    from coderag_assets import assets, segments
+
+    settings, instance, store, _ = repo
+    path = settings.root / "pyutils" / "cache.py"
+    path.write_text(path.read_text() + NEW_FUNCTION)
+    monkeypatch.setattr(assets, "EARLY_PUBLISH_MIN_VECTORS", 1)
+    real_publish = segments.publish
+
+    def final_publish_dies(*args, allow_pending: bool = False, **kwargs):
+        if not allow_pending:
+            raise OSError("simulated crash before the complete publish")
+        return real_publish(*args, allow_pending=allow_pending, **kwargs)
+
+    monkeypatch.setattr(segments, "publish", final_publish_dies)
+    failed = run_index(settings, instance=instance)
+    assert not failed.success
+    assert index_status(store, with_freshness=False)["pending_vectors"] > 0  # early version live
+    monkeypatch.setattr(segments, "publish", real_publish)
+    repaired = run_index(settings, instance=instance)
+    assert repaired.success and not repaired.up_to_date, repaired.reason
+    assert index_status(store, with_freshness=False)["pending_vectors"] == 0
+    assert search_paths(store, settings, "quokka checksum", mode="hybrid")[0] == "pyutils/cache.py"

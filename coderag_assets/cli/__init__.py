@@ -21,7 +21,7 @@ from coderag_assets.cli.search import cmd_search, cmd_status
 from coderag_assets.cli.ui import cmd_ui
 from coderag_assets.cli.watch import add_watch_commands
 from coderag_assets.embedding import EmbeddingError
-from coderag_assets.execution import ServiceUnavailableError
+from coderag_assets.execution import ServiceUnavailableError, UpdateBlockedError
 from coderag_assets.settings import SettingsError
 from coderag_assets.store import IndexNotFoundError
 
@@ -95,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         # ValueError covers SearchError, NavigationError and path refusals: bad input.
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (EmbeddingError, duckdb.Error, OSError, ServiceUnavailableError) as exc:
+    except (
+        EmbeddingError,
+        duckdb.Error,
+        OSError,
+        ServiceUnavailableError,
+        UpdateBlockedError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
