@@ -9,18 +9,13 @@ with `multi_or_in_process_executor`, or with the Celery executor when `CODERAG_E
 - `multiprocess`: one process per shard step, `workers` at once, started from a forkserver
   with the pipeline's modules preloaded; each step embeds with cores // workers threads.
 - `celery`: steps go to Celery workers (several machines); see docs/scale-out.md.
-- `auto` (default): `in_process` for up to `IN_PROCESS_MAX_SHARDS` shards or less than
-  `MULTIPROCESS_MIN_BYTES` of changed source, else `multiprocess`.
+- `auto` (default): `in_process` (measured fastest on one machine, see `choose_executor`).
 """
 
 from __future__ import annotations
 
 import os
 
-IN_PROCESS_MAX_SHARDS = 2
-# ≈ 12k chunks of new source: below this, step processes cost more than they gain (measured:
-# requests 2.32.3, 740 chunks, cold index 25.9 s in-process vs 58.7 s multiprocess).
-MULTIPROCESS_MIN_BYTES = 8_000_000
 DEFAULT_CELERY_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_CELERY_BACKEND = "redis://127.0.0.1:6379/1"
 BROKER_TIMEOUT_S = 3.0
@@ -65,23 +60,17 @@ def check_broker(executor: str) -> None:
 PRELOAD_MODULES = ["coderag_assets.definitions", "coderag_assets.indexing"]
 
 
-def choose_executor(
-    configured: str, shards_to_run: int, workers: int, changed_bytes: int | None = None
-) -> str:
-    """The executor for a run of `shards_to_run` shards when the setting is `configured`.
+def choose_executor(configured: str) -> str:
+    """The executor of a run when the setting is `configured`; `auto` is `in_process`.
 
-    `auto` picks one process per step only where it pays: each step process costs a process
-    start and a model load (≈ 3 s here), against ≈ 15 % more embedding throughput from one
-    inference thread per process (DESIGN.md). So a run of few shards, or one whose changed
-    files hold less than `MULTIPROCESS_MIN_BYTES` of source (when known), runs in-process.
+    Measured on this machine kind (benchmarks/results/2026-12-02): a cold index of Django
+    5.1.4 (38,881 chunks) took 321 s in one process with two inference threads (0.97 of a
+    bare encode, 1.1 GB RSS) against 390 s with a process per shard step and one thread each
+    (0.80, 2.0 GB): OpenVINO already uses every core from one process, and each step process
+    pays a start and a model load. `multiprocess` stays available for machines where that is
+    not so, and `celery` for several machines.
     """
-    if configured != "auto":
-        return configured
-    if shards_to_run <= IN_PROCESS_MAX_SHARDS or min(workers, os.cpu_count() or 1) <= 1:
-        return "in_process"
-    if changed_bytes is not None and changed_bytes < MULTIPROCESS_MIN_BYTES:
-        return "in_process"
-    return "multiprocess"
+    return "in_process" if configured == "auto" else configured
 
 
 def executor_threads(executor: str, workers: int) -> int:

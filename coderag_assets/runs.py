@@ -211,7 +211,6 @@ def run_index(
         summary.reused = _distinct_content_hashes(store)
         summary.seconds = time.perf_counter() - started
         return summary
-    changed = [*plan.changes.added, *plan.changes.modified]
     summary = run_shards(
         settings,
         plan.shards,
@@ -219,7 +218,6 @@ def run_index(
         reporter=reporter,
         tags={TRIGGER_TAG: "index"},
         reason=plan.reason,
-        changed_bytes=sum(snapshot.files[path][0] for path in changed if path in snapshot.files),
     )
     summary.changes = plan.changes.to_json()
     summary.seconds = time.perf_counter() - started
@@ -307,7 +305,6 @@ def run_shards(
     include_index: bool = True,
     tags: Mapping[str, str] | None = None,
     reason: str = "",
-    changed_bytes: int | None = None,
 ) -> IndexSummary:
     """One run of the job: a step for each of `shards`, then (`include_index`) the publish.
 
@@ -325,9 +322,7 @@ def run_shards(
     keys = shard_keys(settings.shard_count)
     store = IndexStore.for_root(settings.data_dir, settings.root)
     shards = sorted(set(shards), key=keys.index)
-    executor = choose_executor(
-        settings.executor, max(len(shards), 1), settings.workers, changed_bytes
-    )
+    executor = choose_executor(settings.executor)
     run_settings = replace(
         settings,
         inference_threads=settings.inference_threads

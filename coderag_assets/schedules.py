@@ -36,7 +36,7 @@ def full_rebuild_request(
 ) -> dg.RunRequest:
     """One run of the index job over every shard with re-hashing, then the index."""
     keys = shard_keys(coderag.shard_count)
-    chosen = choose_executor(executor, len(keys), coderag.workers)
+    chosen = choose_executor(executor)
     return dg.RunRequest(
         run_key=run_key,
         job_name=INDEX_JOB_NAME,

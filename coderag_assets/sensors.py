@@ -288,7 +288,7 @@ def merge_requests(
     ]
     reason = ", ".join([changes.describe()] * bool(changes.files) + repairs) or "no file changes"
     workers = coderag.workers
-    chosen = choose_executor(executor, len(wanted), workers)
+    chosen = choose_executor(executor)
     tags = {key: value for key, value in requests[0].tags.items() if key in (ROOT_TAG, TRIGGER_TAG)}
     tags.update(
         {

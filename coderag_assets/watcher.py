@@ -26,8 +26,6 @@ from coderag_assets.tags import (
     shards_of_requests,
 )
 
-TYPICAL_FILE_BYTES = 10_000  # for choosing the executor from a request's file counts
-
 
 def run_requests(
     settings: Settings,
@@ -67,8 +65,6 @@ def run_requests(
         verify_hashes=bool(verify),
         tags=extra,
         reason=reason,
-        # The tags carry counts, not sizes: estimate with a typical source file.
-        changed_bytes=None if verify else (changes.added + changes.modified) * TYPICAL_FILE_BYTES,
     )
 
 

@@ -394,18 +394,22 @@ def test_executor_follows_the_settings(repo_copy, tmp_path, instance) -> None:
     assert set(request.run_config["execution"]["config"]) == {"multiprocess"}
 
 
-def test_auto_executor_depends_on_how_many_shards_run(repo_copy, tmp_path, monkeypatch) -> None:
+def test_auto_executor_runs_in_process_and_multiprocess_uses_the_workers(
+    repo_copy, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     resource = CodeRagResource(root=str(repo_copy), data_dir=str(tmp_path / "data"), workers=4)
     everything = evaluate_changes(resource, None, None, "auto")
-    (request,) = everything.run_requests
+    (request,) = everything.run_requests  # every shard of a never-indexed root
+    assert request.tags[EXECUTOR_TAG] == "in_process"
+    assert request.run_config["execution"] == {"config": {"in_process": {}}}
+    spread = evaluate_changes(resource, None, None, "multiprocess")
+    (request,) = spread.run_requests
     assert request.tags[EXECUTOR_TAG] == "multiprocess"
-    multiprocess = request.run_config["execution"]["config"]["multiprocess"]
-    assert multiprocess["max_concurrent"] == 4
+    assert request.run_config["execution"]["config"]["multiprocess"]["max_concurrent"] == 4
     append(repo_copy / "pyutils" / "cache.py", "\n# edited\n")
     (one,) = evaluate_changes(resource, everything.cursor, None, "auto").run_requests
     assert one.tags[EXECUTOR_TAG] == "in_process"
-    assert one.run_config["execution"] == {"config": {"in_process": {}}}
     assert scan_config(one)["shards"] == [of("pyutils/cache.py")]
 
 

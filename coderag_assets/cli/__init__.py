@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--executor",
         choices=["auto", "in_process", "multiprocess", "celery"],
-        help="Dagster executor for the shard steps (default: $CODERAG_EXECUTOR or auto: "
-        "in-process for 1-2 shards, else one process per step)",
+        help="Dagster executor for the shard steps (default: $CODERAG_EXECUTOR or auto = "
+        "in-process, the fastest on one machine)",
     )
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
     index.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
