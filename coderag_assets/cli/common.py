@@ -69,7 +69,10 @@ def root_path(path: str) -> Path:
 
 
 class RichReporter:
-    """Progress bars for pipeline stages (:mod:`coderag_assets.progress`)."""
+    """Progress bars for pipeline stages (:mod:`coderag_assets.progress`).
+
+    Stages run once per shard, so a stage started again adds to its bar's total: the bar
+    counts the whole run (files scanned, chunks embedded), not the last shard."""
 
     def __init__(self, progress: Progress):
         self.progress = progress
@@ -78,7 +81,8 @@ class RichReporter:
     def start(self, stage: str, total: int) -> None:
         label = STAGE_LABELS.get(stage, stage)
         if stage in self.tasks:
-            self.progress.update(self.tasks[stage], total=total, completed=0)
+            task = self.progress.tasks[self.tasks[stage]]
+            self.progress.update(self.tasks[stage], total=(task.total or 0) + total)
         else:
             self.tasks[stage] = self.progress.add_task(label, total=total)
 
@@ -87,6 +91,6 @@ class RichReporter:
             self.progress.advance(self.tasks[stage], amount)
 
     def finish(self, stage: str) -> None:
-        if stage in self.tasks:
+        if stage in self.tasks:  # the shard's part is done (skipped rows count as done)
             task = self.progress.tasks[self.tasks[stage]]
             self.progress.update(self.tasks[stage], completed=task.total or 0)
