@@ -1,7 +1,8 @@
 """What each pipeline stage does, as plain functions over one shard of one index.
 
-The Dagster shard step (:mod:`coderag_assets.assets`) calls :func:`process_shard` once per
-shard; the index step calls :func:`publish_index`. Each stage reads its upstream shard files,
+The Dagster shard steps (:mod:`coderag_assets.assets`) call :func:`prepare_shard` (manifest
+and chunks) and :func:`embed_shard` (embeddings and the search segment) once per shard; the
+index step calls :func:`publish_index`. Each stage reads its upstream shard files,
 writes its own shard files, and returns stats a person wants to see. Stages are incremental:
 
 - manifest: a file whose size and mtime are unchanged keeps its recorded sha256 (unless
@@ -509,29 +510,6 @@ def embed_shard(
         segment_id=segment.segment_id,
         seconds=time.perf_counter() - started,
     )
-
-
-def process_shard(
-    store: IndexStore,
-    shard: str,
-    file_stats: Sequence[FileStat],
-    spec: EmbedderSpec,
-    *,
-    run_id: str,
-    max_file_bytes: int,
-    verify_hashes: bool = False,
-) -> ShardStats:
-    """Every stage of one shard in a row (what the two shard steps do, for plain callers)."""
-    prepared = prepare_shard(
-        store,
-        shard,
-        file_stats,
-        run_id=run_id,
-        max_file_bytes=max_file_bytes,
-        verify_hashes=verify_hashes,
-        model_id=spec.model_id,
-    )
-    return embed_shard(store, prepared, spec, run_id=run_id)
 
 
 # ------------------------------------------------------------------ index
