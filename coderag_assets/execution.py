@@ -15,6 +15,8 @@ with `multi_or_in_process_executor`, or with the Celery executor when `CODERAG_E
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 DEFAULT_CELERY_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_CELERY_BACKEND = "redis://127.0.0.1:6379/1"
@@ -124,3 +126,15 @@ def run_config(
     if scan:
         config["ops"] = {"shard_assets": {"ops": {"prepare_shards": {"config": scan}}}}
     return config
+
+
+def prepare_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The `prepare_shards` op config inside a run config made by :func:`run_config` ({}
+    when it sets none): `shards` and `verify_hashes`."""
+    return dict(
+        config.get("ops", {})
+        .get("shard_assets", {})
+        .get("ops", {})
+        .get("prepare_shards", {})
+        .get("config", {})
+    )

@@ -573,18 +573,9 @@ def publish_index(
         run_id=run_id,
     )
     published = segments.publish(store, infos, meta, allow_pending=early)
-    if early:
-        return BuildResult(
-            version=published.version,
-            index_path=store.index_path,
-            chunks=published.chunks,
-            files=published.files,
-            symbols=published.symbols,
-            seconds=time.perf_counter() - started,
-            checks=published.checks,
-        )
-    with store.writer_lock():
-        store.compact_vector_cache(spec.model_id, lambda: referenced_hashes(store, all_shards))
+    if not early:  # an early version is replaced within the run: no housekeeping for it
+        with store.writer_lock():
+            store.compact_vector_cache(spec.model_id, lambda: referenced_hashes(store, all_shards))
     return BuildResult(
         version=published.version,
         index_path=store.index_path,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from coderag_assets.execution import prepare_config
+
 INDEX_JOB_NAME = "coderag_index"
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -62,14 +64,7 @@ def shards_of_requests(requests: Sequence[dg.RunRequest], keys: Sequence[str]) -
             key_range = dg.PartitionKeyRange(
                 request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
             )
-        listed = (
-            request.run_config.get("ops", {})
-            .get("shard_assets", {})
-            .get("ops", {})
-            .get("prepare_shards", {})
-            .get("config", {})
-            .get("shards")
-        )
+        listed = prepare_config(request.run_config).get("shards")
         if listed:  # the run is limited to these shards of its range
             wanted.update(listed)
         elif key_range is not None:

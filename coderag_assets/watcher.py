@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import dagster as dg
 
+from coderag_assets.execution import prepare_config
 from coderag_assets.partitions import shard_keys
 from coderag_assets.progress import ProgressReporter
 from coderag_assets.runs import IndexSummary, run_shards
@@ -37,15 +38,7 @@ def run_requests(
 ) -> IndexSummary:
     """Execute sensor or schedule run requests from this process as one run of the job."""
     keys = shard_keys(settings.shard_count)
-    verify = any(
-        request.run_config.get("ops", {})
-        .get("shard_assets", {})
-        .get("ops", {})
-        .get("prepare_shards", {})
-        .get("config", {})
-        .get("verify_hashes")
-        for request in requests
-    )
+    verify = any(prepare_config(request.run_config).get("verify_hashes") for request in requests)
     changes = requested_changes(requests)
     reasons = [
         r.tags[CHANGES_TAG] for r in requests if r.tags.get(CHANGES_TAG, "").startswith("repair")

@@ -10,10 +10,8 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from coderag_assets.cli.common import (  # noqa: F401
+from coderag_assets.cli.common import (
     EXIT_FAILED,
-    EXIT_USAGE,
-    CliError,
     RichReporter,
     err,
     out,

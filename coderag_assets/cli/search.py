@@ -9,10 +9,7 @@ import time
 from rich.table import Table
 from rich.text import Text
 
-from coderag_assets.cli.common import (  # noqa: F401
-    EXIT_FAILED,
-    EXIT_USAGE,
-    CliError,
+from coderag_assets.cli.common import (
     err,
     out,
     resolve_store,

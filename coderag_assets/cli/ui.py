@@ -7,12 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from coderag_assets.cli.common import (  # noqa: F401
-    EXIT_FAILED,
-    EXIT_USAGE,
-    CliError,
+from coderag_assets.cli.common import (
     err,
-    out,
     root_path,
     settings_from_args,
 )
