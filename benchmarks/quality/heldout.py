@@ -7,7 +7,7 @@ search results were looked at, and must not be used to tune ranking weights.
 
 from __future__ import annotations
 
-from .queries import Query, _q
+from .queries import FILE, Query, _q
 
 # fmt: off
 HELDOUT_QUERIES: tuple[Query, ...] = (
@@ -85,5 +85,134 @@ HELDOUT_QUERIES: tuple[Query, ...] = (
     _q("itsdangerous", "make signer salt", "partial",
        ("src/itsdangerous/serializer.py", "Serializer.make_signer")),
     _q("itsdangerous", "want_bytes", "symbol", ("src/itsdangerous/encoding.py", "want_bytes")),
+    # ------------------------------- architecture questions on the original held-out corpora
+    _q("commander", "which file lays out the help screen", "architecture",
+       ("lib/help.js", FILE)),
+    _q("itsdangerous", "which module computes and checks the signature bytes, apart from "
+       "serializing the payload", "architecture",
+       ("src/itsdangerous/signer.py", FILE)),
+    # ------------------------------------------------------------------------- mux (Go)
+    _q("mux", "redirect a request whose path has dot segments or double slashes to the tidied "
+       "path", "plain",
+       ("mux.go", "cleanPath"), ("mux.go", "Router.ServeHTTP")),
+    _q("mux", "answer 405 when the path matches but the HTTP verb does not", "plain",
+       ("mux.go", "methodNotAllowedHandler"), ("mux.go", "methodNotAllowed"),
+       ("mux.go", "Router.Match")),
+    _q("mux", "get the named placeholders captured from the URL inside a handler", "plain",
+       ("mux.go", "Vars")),
+    _q("mux", "build a URL back from a named route by filling in its variables", "plain",
+       ("route.go", "Route.URL"), ("regexp.go", "routeRegexp.url")),
+    _q("mux", "turn a path template with {name:pattern} placeholders into a regular expression",
+       "plain", ("regexp.go", "newRouteRegexp")),
+    _q("mux", "check that the curly braces in a route template are balanced", "plain",
+       ("regexp.go", "braceIndices")),
+    _q("mux", "fill the Access-Control-Allow-Methods header with every method a route "
+       "accepts", "plain",
+       ("middleware.go", "CORSMethodMiddleware"), ("middleware.go", "getAllMethodsForRoute")),
+    _q("mux", "visit every registered route, including nested routers, depth first", "plain",
+       ("mux.go", "Router.Walk"), ("mux.go", "Router.walk")),
+    _q("mux", "group routes under a shared host or path prefix that are only tried when the "
+       "parent matches", "plain",
+       ("route.go", "Route.Subrouter")),
+    _q("mux", "treat /path and /path/ as the same route by redirecting to the one that was "
+       "registered", "plain",
+       ("mux.go", "Router.StrictSlash"), ("regexp.go", "routeRegexpGroup.setMatch")),
+    _q("mux", "decide between http and https when the request URL carries no scheme", "plain",
+       ("route.go", "schemeMatcher.Match")),
+    _q("mux", "only match when a header value fits a regular expression", "plain",
+       ("route.go", "Route.HeadersRegexp"), ("route.go", "headerRegexMatcher.Match")),
+    _q("mux", "read one query string parameter without parsing the whole query", "plain",
+       ("regexp.go", "findFirstQueryKey")),
+    _q("mux", "use encoded path", "partial", ("mux.go", "Router.UseEncodedPath")),
+    _q("mux", "CurrentRoute", "symbol", ("mux.go", "CurrentRoute")),
+    _q("mux", "which part of the code turns route templates into regular expressions and pulls "
+       "the variables out of a request", "architecture",
+       ("regexp.go", FILE)),
+    _q("mux", "where is the middleware chain put around the handler of the matched route",
+       "architecture",
+       ("mux.go", "Router.Match"), ("middleware.go", FILE)),
+    # ------------------------------------------------------------------------- textwrap (Rust)
+    _q("textwrap", "how many terminal columns a string takes up, not counting color escape "
+       "codes", "plain",
+       ("src/core.rs", "display_width")),
+    _q("textwrap", "remove terminal color codes before looking for places where a line may "
+       "break", "plain",
+       ("src/word_separators.rs", "strip_ansi_escape_sequences")),
+    _q("textwrap", "chop a word that is wider than the line into pieces", "plain",
+       ("src/core.rs", "Word.break_apart"), ("src/core.rs", "break_words")),
+    _q("textwrap", "split compound words at their dashes so they can continue on the next line",
+       "plain", ("src/word_splitters.rs", "WordSplitter.split_points"),
+       ("src/word_splitters.rs", "split_words")),
+    _q("textwrap", "put the same prefix in front of every line but leave blank lines empty",
+       "plain", ("src/indentation.rs", "indent")),
+    _q("textwrap", "strip the leading whitespace that all lines have in common", "plain",
+       ("src/indentation.rs", "dedent")),
+    _q("textwrap", "wrap so that line lengths come out as even as possible instead of ragged",
+       "plain", ("src/wrap_algorithms/optimal_fit.rs", "wrap_optimal_fit")),
+    _q("textwrap", "greedy wrapping that puts as many words on a line as fit", "plain",
+       ("src/wrap_algorithms.rs", "wrap_first_fit")),
+    _q("textwrap", "join a wrapped paragraph back into one line and detect its indentation",
+       "plain", ("src/lib.rs", "unfill")),
+    _q("textwrap", "re-wrap an already wrapped paragraph to a new width, keeping its prefixes",
+       "plain", ("src/lib.rs", "refill")),
+    _q("textwrap", "lay text out in side-by-side columns with separators between them", "plain",
+       ("src/lib.rs", "wrap_columns")),
+    _q("textwrap", "break lines by overwriting spaces with newlines in the string itself, "
+       "without a new allocation", "plain",
+       ("src/lib.rs", "fill_inplace")),
+    _q("textwrap", "make the line width follow the size of the terminal window", "plain",
+       ("src/lib.rs", "termwidth"), ("src/lib.rs", "Options.with_termwidth")),
+    _q("textwrap", "costs that decide how badly a short last line or a hyphen is punished",
+       "plain", ("src/wrap_algorithms/optimal_fit.rs", "Penalties")),
+    _q("textwrap", "find words ascii space", "partial",
+       ("src/word_separators.rs", "find_words_ascii_space")),
+    _q("textwrap", "NonEmptyLines", "symbol", ("src/line_ending.rs", "NonEmptyLines")),
+    _q("textwrap", "which module holds the low-level pieces for building your own wrapping: "
+       "words, their widths and how they break", "architecture",
+       ("src/core.rs", FILE)),
+    _q("textwrap", "where is the choice between the line-breaking algorithms dispatched",
+       "architecture",
+       ("src/wrap_algorithms.rs", "WrapAlgorithm.wrap"),
+       ("src/wrap_algorithms.rs", "WrapAlgorithm")),
+    # ------------------------------------------------------------------ redux (TypeScript)
+    _q("redux", "merge several slice reducers into one root reducer keyed by name", "plain",
+       ("src/combineReducers.ts", "combineReducers")),
+    _q("redux", "warn when the state has keys that no reducer knows about", "plain",
+       ("src/combineReducers.ts", "getUnexpectedStateShapeWarningMessage")),
+    _q("redux", "make sure every reducer returns an initial value instead of undefined", "plain",
+       ("src/combineReducers.ts", "assertReducerShape")),
+    _q("redux", "run the reducer on an action and then call everyone who is listening", "plain",
+       ("src/createStore.ts", "createStore.dispatch")),
+    _q("redux", "copy the listener list so subscribing in the middle of a dispatch does not "
+       "disturb the loop", "plain",
+       ("src/createStore.ts", "createStore.ensureCanMutateNextListeners"),
+       ("src/createStore.ts", "createStore.subscribe")),
+    _q("redux", "swap in a different reducer while the app is running, e.g. after loading code "
+       "lazily", "plain",
+       ("src/createStore.ts", "createStore.replaceReducer")),
+    _q("redux", "chain functions right to left into a single function", "plain",
+       ("src/compose.ts", "compose")),
+    _q("redux", "let extra logic intercept every dispatched action before the reducer sees it",
+       "plain", ("src/applyMiddleware.ts", "applyMiddleware")),
+    _q("redux", "wrap action creators so that calling them dispatches right away", "plain",
+       ("src/bindActionCreators.ts", "bindActionCreators"),
+       ("src/bindActionCreators.ts", "bindActionCreator")),
+    _q("redux", "check whether a value was made by an object literal or Object.create(null)",
+       "plain", ("src/utils/isPlainObject.ts", "isPlainObject")),
+    _q("redux", "readable name of a value's type for error messages", "plain",
+       ("src/utils/kindOf.ts", "kindOf"), ("src/utils/kindOf.ts", "miniKindOf")),
+    _q("redux", "expose the store as an observable stream for libraries like RxJS", "plain",
+       ("src/createStore.ts", "createStore.observable")),
+    _q("redux", "short error text that points to the docs website in minified builds", "plain",
+       ("src/utils/formatProdErrorMessage.ts", "formatProdErrorMessage")),
+    _q("redux", "is action", "partial", ("src/utils/isAction.ts", "isAction")),
+    _q("redux", "legacy_createStore", "symbol", ("src/createStore.ts", "legacy_createStore")),
+    _q("redux", "which file implements the store object with its state, listeners and dispatch",
+       "architecture",
+       ("src/createStore.ts", FILE)),
+    _q("redux", "where are the TypeScript types for the store, reducers and middleware declared",
+       "architecture",
+       ("src/types/store.ts", FILE), ("src/types/reducers.ts", FILE),
+       ("src/types/middleware.ts", FILE)),
 )
 # fmt: on

@@ -2,8 +2,11 @@
 
 Each answer is ``(path, qualified symbol)`` as the chunker names it; ``ground_truth.py``
 resolves it to a line range against the pinned sources and fails loudly when it no longer
-does. ``style`` says how the query is phrased: ``plain`` (a behaviour description in the
-asker's own words), ``partial`` (part of an identifier) or ``symbol`` (an exact name).
+does. An empty symbol (``FILE``) makes the answer the whole file, for questions whose answer is a
+module rather than one definition. ``style`` says how the query is phrased: ``plain`` (a
+behaviour description in the asker's own words), ``partial`` (part of an identifier),
+``symbol`` (an exact name) or ``architecture`` (where in the codebase a concern lives: "which
+module decides how errors are formatted"; answers are often whole files).
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ class Query:
     answers: tuple[tuple[str, str], ...]  # up to three acceptable (path, qualified symbol)
 
 
+STYLES: frozenset[str] = frozenset({"plain", "partial", "symbol", "architecture"})
+FILE = ""  # the symbol of a file-level answer: the whole file is the answer
+
+
 def _q(corpus: str, text: str, style: str, *answers: tuple[str, str]) -> Query:
+    if style not in STYLES:
+        raise ValueError(f"{text!r}: unknown style {style!r}")
     return Query(corpus, text, style, tuple(answers))
 
 
@@ -186,5 +195,144 @@ QUERIES: tuple[Query, ...] = (
        ("src/marshmallow/fields.py", "Enum")),
     _q("marshmallow", "invoke field validators", "partial",
        ("src/marshmallow/schema.py", "Schema._invoke_field_validators")),
+    # ------------------------------------- architecture questions on the original dev corpora
+    _q("semver", "which module holds the regular expressions that every version and range "
+       "parser relies on", "architecture",
+       ("internal/re.js", FILE)),
+    _q("express", "where does a request get walked through the middleware stack and matched "
+       "against the registered routes", "architecture",
+       ("lib/router/index.js", FILE)),
+    _q("tenacity", "which class holds the retry loop logic shared by the plain and the async "
+       "retrying wrappers", "architecture",
+       ("tenacity/__init__.py", "BaseRetrying")),
+    _q("marshmallow", "which module orchestrates validating input data and turning it into "
+       "objects for a whole schema", "architecture",
+       ("src/marshmallow/schema.py", FILE)),
+    # ------------------------------------------------------------------------- cobra (Go)
+    _q("cobra", "suggest a similar subcommand name when the user mistypes one", "plain",
+       ("command.go", "Command.SuggestionsFor"), ("command.go", "Command.findSuggestions")),
+    _q("cobra", "edit distance between two strings, optionally ignoring case", "plain",
+       ("cobra.go", "ld")),
+    _q("cobra", "require exactly N positional arguments", "plain",
+       ("args.go", "ExactArgs")),
+    _q("cobra", "flags that have to be given together or not at all", "plain",
+       ("flag_groups.go", "Command.MarkFlagsRequiredTogether"),
+       ("flag_groups.go", "validateRequiredFlagGroups")),
+    _q("cobra", "complain when two flags that exclude each other are both set", "plain",
+       ("flag_groups.go", "validateExclusiveFlagGroups"),
+       ("flag_groups.go", "Command.MarkFlagsMutuallyExclusive")),
+    _q("cobra", "run a parent's persistent pre-run hook before the command's own run function",
+       "plain", ("command.go", "Command.execute")),
+    _q("cobra", "generate man pages for a whole tree of commands", "plain",
+       ("doc/man_docs.go", "GenManTree"), ("doc/man_docs.go", "GenManTreeFromOpts")),
+    _q("cobra", "write markdown documentation for a single command", "plain",
+       ("doc/md_docs.go", "GenMarkdownCustom"), ("doc/md_docs.go", "GenMarkdown")),
+    _q("cobra", "show a message and wait when the program was double-clicked in Windows "
+       "Explorer", "plain",
+       ("command_win.go", "preExecHook")),
+    _q("cobra", "collect the persistent flags of all ancestor commands so children inherit them",
+       "plain", ("command.go", "Command.updateParentsPflags"),
+       ("command.go", "Command.mergePersistentFlags"), ("command.go", "Command.InheritedFlags")),
+    _q("cobra", "hints shown while pressing tab, switched off by an environment variable",
+       "plain", ("active_help.go", "GetActiveHelpConfig"),
+       ("active_help.go", "AppendActiveHelp")),
+    _q("cobra", "script that gives the fish shell tab completion", "plain",
+       ("fish_completions.go", "genFishComp"), ("fish_completions.go", "Command.GenFishCompletion")),
+    _q("cobra", "figure out which subcommand the command-line words point to", "plain",
+       ("command.go", "Command.Find"), ("command.go", "Command.Traverse")),
+    _q("cobra", "init default help cmd", "partial",
+       ("command.go", "Command.InitDefaultHelpCmd")),
+    _q("cobra", "RegisterFlagCompletionFunc", "symbol",
+       ("completions.go", "Command.RegisterFlagCompletionFunc")),
+    _q("cobra", "which part takes the process arguments all the way to calling the chosen "
+       "command's run function", "architecture",
+       ("command.go", "Command.ExecuteC"), ("command.go", "Command.execute")),
+    _q("cobra", "which file implements the hidden command that shells call to get completion "
+       "candidates", "architecture",
+       ("completions.go", FILE)),
+    # ------------------------------------------------------------------------- bytes (Rust)
+    _q("bytes", "turn a mutable buffer into an immutable shareable one without copying", "plain",
+       ("src/bytes_mut.rs", "BytesMut.freeze")),
+    _q("bytes", "make room for more bytes, reusing the existing allocation when possible",
+       "plain", ("src/bytes_mut.rs", "BytesMut.reserve"),
+       ("src/bytes_mut.rs", "BytesMut.reserve_inner")),
+    _q("bytes", "cut off the first n bytes and return them as their own handle", "plain",
+       ("src/bytes.rs", "Bytes.split_to"), ("src/bytes_mut.rs", "BytesMut.split_to")),
+    _q("bytes", "join two halves back together when they sit next to each other in memory",
+       "plain", ("src/bytes_mut.rs", "BytesMut.unsplit"),
+       ("src/bytes_mut.rs", "BytesMut.try_unsplit")),
+    _q("bytes", "read a big-endian 32 bit integer from the front of a buffer", "plain",
+       ("src/buf/buf_impl.rs", "Buf.get_u32"), ("src/buf/buf_impl.rs", "Buf.get_i32")),
+    _q("bytes", "write a little-endian floating point number", "plain",
+       ("src/buf/buf_mut.rs", "BufMut.put_f64_le"), ("src/buf/buf_mut.rs", "BufMut.put_f32_le")),
+    _q("bytes", "read from two buffers one after the other as if they were a single one",
+       "plain", ("src/buf/chain.rs", "Chain"), ("src/buf/buf_impl.rs", "Buf.chain")),
+    _q("bytes", "cap how many more bytes may be written into a buffer", "plain",
+       ("src/buf/limit.rs", "Limit"), ("src/buf/buf_mut.rs", "BufMut.limit")),
+    _q("bytes", "use a buffer as a std::io reader", "plain",
+       ("src/buf/reader.rs", "Reader"), ("src/buf/buf_impl.rs", "Buf.reader")),
+    _q("bytes", "debug output that escapes unprintable bytes like a byte string literal",
+       "plain", ("src/fmt/debug.rs", "BytesRef.fmt")),
+    _q("bytes", "decrement the shared reference count and free the storage when the last "
+       "handle goes away", "plain",
+       ("src/bytes.rs", "release_shared"), ("src/bytes_mut.rs", "release_shared")),
+    _q("bytes", "wrap a static byte slice without allocating", "plain",
+       ("src/bytes.rs", "Bytes.from_static")),
+    _q("bytes", "promote to shared", "partial",
+       ("src/bytes_mut.rs", "BytesMut.promote_to_shared")),
+    _q("bytes", "UninitSlice", "symbol",
+       ("src/buf/uninit_slice.rs", "UninitSlice")),
+    _q("bytes", "which file implements the growable mutable buffer and how it becomes an "
+       "immutable one", "architecture",
+       ("src/bytes_mut.rs", FILE)),
+    _q("bytes", "which modules define the traits for reading from and writing into buffers",
+       "architecture",
+       ("src/buf/buf_impl.rs", FILE), ("src/buf/buf_mut.rs", FILE), ("src/buf/mod.rs", FILE)),
+    # ------------------------------------------------------------- query-core (TypeScript)
+    _q("query-core", "wait longer after each failed attempt, doubling up to a 30 second cap",
+       "plain", ("src/retryer.ts", "defaultRetryDelay")),
+    _q("query-core", "hold off retrying while the tab is hidden or the device is offline",
+       "plain", ("src/retryer.ts", "createRetryer.pause"),
+       ("src/retryer.ts", "createRetryer.canContinue")),
+    _q("query-core", "turn a query key into a stable string whatever the order of object keys",
+       "plain", ("src/utils.ts", "hashKey"), ("src/utils.ts", "hashQueryKeyByOptions")),
+    _q("query-core", "keep the previous object when new data is deeply equal so nothing "
+       "re-renders", "plain",
+       ("src/utils.ts", "replaceEqualDeep"), ("src/utils.ts", "replaceData")),
+    _q("query-core", "serialize the cache so it can be sent from the server to the browser",
+       "plain", ("src/hydration.ts", "dehydrate"), ("src/hydration.ts", "dehydrateQuery")),
+    _q("query-core", "restore cached queries from a serialized snapshot", "plain",
+       ("src/hydration.ts", "hydrate")),
+    _q("query-core", "mark cached data as outdated and refetch what is currently on screen",
+       "plain", ("src/queryClient.ts", "QueryClient.invalidateQueries")),
+    _q("query-core", "throw away unused queries after a timeout to free memory", "plain",
+       ("src/removable.ts", "Removable.scheduleGc"), ("src/query.ts", "Query.optionalRemove")),
+    _q("query-core", "group listener callbacks so they all fire together in one tick", "plain",
+       ("src/notifyManager.ts", "createNotifyManager")),
+    _q("query-core", "notice when the browser window gets focus again", "plain",
+       ("src/focusManager.ts", "FocusManager.setEventListener"),
+       ("src/focusManager.ts", "FocusManager.onFocus")),
+    _q("query-core", "load the next page of an endless list using a cursor from the last page",
+       "plain", ("src/infiniteQueryBehavior.ts", "infiniteQueryBehavior"),
+       ("src/infiniteQueryBehavior.ts", "getNextPageParam"),
+       ("src/infiniteQueryObserver.ts", "InfiniteQueryObserver.fetchNextPage")),
+    _q("query-core", "mutations in the same scope run one after another instead of in parallel",
+       "plain", ("src/mutationCache.ts", "MutationCache.canRun"),
+       ("src/mutationCache.ts", "MutationCache.runNext"), ("src/mutationCache.ts", "scopeFor")),
+    _q("query-core", "poll the server again every few seconds", "plain",
+       ("src/queryObserver.ts", "QueryObserver.#updateRefetchInterval"),
+       ("src/queryObserver.ts", "QueryObserver.#computeRefetchInterval")),
+    _q("query-core", "how long until cached data counts as old", "plain",
+       ("src/utils.ts", "timeUntilStale"), ("src/query.ts", "Query.isStaleByTime")),
+    _q("query-core", "should fetch on window focus", "partial",
+       ("src/queryObserver.ts", "QueryObserver.shouldFetchOnWindowFocus")),
+    _q("query-core", "ensureQueryData", "symbol",
+       ("src/queryClient.ts", "QueryClient.ensureQueryData")),
+    _q("query-core", "where are the state transitions of a single query (pending, success, "
+       "error) handled", "architecture",
+       ("src/query.ts", "Query.#dispatch")),
+    _q("query-core", "which class is the entry point that owns the query and mutation caches",
+       "architecture",
+       ("src/queryClient.ts", FILE)),
 )
 # fmt: on

@@ -7,8 +7,11 @@ indexes each corpus with the real pipeline into one data directory (vectors are 
 content hash, so re-runs after ranking-only changes embed nothing), builds the 60/20 line-window
 baselines in memory (``baseline.py``) and prints Recall@1/5/10 and MRR@10 at file level and at
 definition level (a result counts when its path matches and its lines overlap the answer's),
-plus the median span of the returned results in lines. ``--latency`` also indexes enough copies
-of the corpora to reach about 20k chunks and reports warm hybrid query latency.
+file-level NDCG@10 (binary relevance, each file counted the first time it appears), the median
+span of the returned results in lines and the mean number of distinct files in the top 10
+(result diversity), for all queries and by split, query style and language. ``--latency`` also
+indexes enough copies of the original dev corpora to reach about 20k chunks and reports warm
+hybrid query latency.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -34,7 +39,7 @@ from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore
 
 from .baseline import WindowIndex
-from .corpora import ALL_CORPORA, CORPORA, fetch
+from .corpora import ALL_CORPORA, HELDOUT_CORPORA, LATENCY_CORPORA, fetch
 from .ground_truth import ALL_QUERIES, Answer, resolve_all
 from .heldout import HELDOUT_QUERIES
 from .queries import QUERIES, Query
@@ -56,36 +61,56 @@ class Hit:
     end_line: int
 
 
-@dataclass(slots=True)
-class Scores:
-    """Per-system accumulators over all queries."""
+@dataclass(frozen=True, slots=True)
+class QueryScore:
+    """How one system's top results did on one query."""
 
-    file_ranks: list[int | None] = field(default_factory=list)
-    def_ranks: list[int | None] = field(default_factory=list)
-    spans: list[int] = field(default_factory=list)
+    file_rank: int | None  # rank of the first result in an answer's file
+    def_rank: int | None  # rank of the first result overlapping an answer's lines
+    spans: tuple[int, ...]  # line span of every returned result
+    distinct_files: int  # different files among the returned results
+    file_ndcg: float  # NDCG@10 over files, binary relevance, each file counted once
 
-    def __add__(self, other: Scores) -> Scores:
-        return Scores(
-            self.file_ranks + other.file_ranks,
-            self.def_ranks + other.def_ranks,
-            self.spans + other.spans,
-        )
 
-    def add(self, hits: list[Hit], answers: list[Answer]) -> None:
-        self.file_ranks.append(_first_rank(hits, answers, definition=False))
-        self.def_ranks.append(_first_rank(hits, answers, definition=True))
-        self.spans.extend(hit.end_line - hit.start_line + 1 for hit in hits)
+def score(hits: list[Hit], answers: list[Answer]) -> QueryScore:
+    return QueryScore(
+        file_rank=_first_rank(hits, answers, definition=False),
+        def_rank=_first_rank(hits, answers, definition=True),
+        spans=tuple(hit.end_line - hit.start_line + 1 for hit in hits),
+        distinct_files=len({hit.path for hit in hits}),
+        file_ndcg=file_ndcg(hits, answers),
+    )
 
-    def summary(self) -> dict[str, float]:
-        row: dict[str, float] = {}
-        for level, ranks in (("file", self.file_ranks), ("def", self.def_ranks)):
-            for cutoff in CUTOFFS:
-                row[f"{level}_R@{cutoff}"] = _mean([r is not None and r <= cutoff for r in ranks])
-            row[f"{level}_MRR@10"] = _mean(
-                [1 / r if r is not None and r <= 10 else 0.0 for r in ranks]
-            )
-        row["median_span"] = statistics.median(self.spans) if self.spans else 0.0
-        return row
+
+def file_ndcg(hits: list[Hit], answers: list[Answer], cutoff: int = 10) -> float:
+    """NDCG@cutoff at file level: a result is relevant when its file holds an answer, and each
+    file counts only the first time it appears (later chunks of it gain nothing). The ideal
+    ranking puts every answer file first."""
+    relevant = {answer.path for answer in answers}
+    seen: set[str] = set()
+    gain = 0.0
+    for rank, hit in enumerate(hits[:cutoff], start=1):
+        if hit.path in relevant and hit.path not in seen:
+            gain += 1 / math.log2(rank + 1)
+        seen.add(hit.path)
+    ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(len(relevant), cutoff) + 1))
+    return gain / ideal
+
+
+def summarize(scores: list[QueryScore]) -> dict[str, float]:
+    """Mean metrics over ``scores`` (one per query)."""
+    row: dict[str, float] = {}
+    for level in ("file", "def"):
+        ranks = [getattr(s, f"{level}_rank") for s in scores]
+        for cutoff in CUTOFFS:
+            row[f"{level}_R@{cutoff}"] = _mean([r is not None and r <= cutoff for r in ranks])
+        row[f"{level}_MRR@10"] = _mean([1 / r if r is not None and r <= 10 else 0.0 for r in ranks])
+    spans = [span for s in scores for span in s.spans]
+    row["median_span"] = statistics.median(spans) if spans else 0.0
+    row["file_nDCG@10"] = _mean([s.file_ndcg for s in scores])
+    row["distinct_files@10"] = _mean([float(s.distinct_files) for s in scores])
+    row["queries"] = float(len(scores))
+    return row
 
 
 def _mean(values: list[bool] | list[float]) -> float:
@@ -156,67 +181,96 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
 
 
 SPLITS = ("dev", "held-out")  # queries.py (weights tuned on them), heldout.py (never tuned on)
-STYLES = ("plain", "identifier")  # behaviour descriptions; partial or exact identifiers
-GROUPS = tuple((split, style) for split in SPLITS for style in STYLES)
-# mode → subset ("dev", "held-out", "plain", "identifier", "all") → metrics
-Rows = dict[str, dict[str, dict[str, float]]]
+# plain: behaviour descriptions; identifier: partial or exact names; architecture: where a
+# concern lives in the codebase (answers are often whole files).
+STYLES = ("plain", "identifier", "architecture")
+LANGUAGES = ("python", "javascript", "typescript", "go", "rust")
+# The corpora of the first benchmark version: their 108 non-architecture queries are reported as
+# one more subset so that numbers stay comparable with results measured before Go, Rust and
+# TypeScript were added.
+V1_CORPORA = frozenset(
+    {"semver", "express", "tenacity", "marshmallow", "commander", "itsdangerous"}
+)
+V1_SUBSET = "first 108"
 HELDOUT_SET = frozenset(HELDOUT_QUERIES)
+LANGUAGE_OF_CORPUS = {corpus.name: corpus.language for corpus in ALL_CORPORA}
+# mode → subset ("all", a split, a style, a language, V1_SUBSET) → metrics
+Rows = dict[str, dict[str, dict[str, float]]]
+# mode → query → score
+QueryScores = dict[str, dict[Query, QueryScore]]
 
 
 def split_of(query: Query) -> str:
     return "held-out" if query in HELDOUT_SET else "dev"
 
 
-def group_of(query: Query) -> tuple[str, str]:
-    return split_of(query), "plain" if query.style == "plain" else "identifier"
+def style_of(query: Query) -> str:
+    if query.style in ("plain", "architecture"):
+        return query.style
+    return "identifier"
 
 
-def _rows(per_group: dict[tuple[str, str], dict[str, Scores]]) -> Rows:
-    """Metrics per mode for each split, each query style, and all queries."""
-    subsets = {
-        **{split: [g for g in GROUPS if g[0] == split] for split in SPLITS},
-        **{style: [g for g in GROUPS if g[1] == style] for style in STYLES},
-        "all": list(GROUPS),
-    }
-    return {
-        mode: {
-            name: sum((per_group[g][mode] for g in groups), Scores()).summary()
-            for name, groups in subsets.items()
-        }
-        for mode in MODES
-    }
+def subsets_of(query: Query) -> list[str]:
+    """The report subsets ``query`` belongs to."""
+    names = ["all", split_of(query), style_of(query), LANGUAGE_OF_CORPUS[query.corpus]]
+    if query.corpus in V1_CORPORA and query.style != "architecture":
+        names.append(V1_SUBSET)
+    return names
+
+
+def _rows(scores: QueryScores) -> Rows:
+    """Metrics per mode for all queries and each subset."""
+    rows: Rows = {}
+    for mode, per_query in scores.items():
+        members: dict[str, list[QueryScore]] = {}
+        for query, query_score in per_query.items():
+            for name in subsets_of(query):
+                members.setdefault(name, []).append(query_score)
+        rows[mode] = {name: summarize(group) for name, group in members.items()}
+    return rows
 
 
 def evaluate(
-    work_dir: Path, show_misses: bool, configs: list[tuple[str, RankingConfig]]
+    work_dir: Path,
+    show_misses: bool,
+    configs: list[tuple[str, RankingConfig]],
+    model: str | None = None,
+    query_adapter: np.ndarray | None = None,
 ) -> tuple[Rows, dict[str, Rows], dict]:
     """Baseline rows, CodeRAG rows per ranking config (name → mode → subset → metrics), and run
-    info."""
+    info. ``model`` overrides the configured embedding model; ``query_adapter`` is a matrix
+    applied to every query vector (``training.adapter``), the chunk vectors staying as indexed."""
     sources_dir = work_dir / "sources"
     ground_truth = resolve_all(sources_dir)
-    settings = load_settings(data_dir=work_dir / "data", workers=2)
+    settings = load_settings(data_dir=work_dir / "data", workers=2, model=model)
     instance = get_instance(settings)
 
-    def fresh() -> dict[tuple[str, str], dict[str, Scores]]:
-        return {group: {mode: Scores() for mode in MODES} for group in GROUPS}
+    def fresh() -> QueryScores:
+        return {mode: {} for mode in MODES}
 
     baseline_scores = fresh()
     config_scores = {name: fresh() for name, _ in configs}
-    info: dict[str, object] = {
-        "queries": {"dev": len(QUERIES), "held-out": len(HELDOUT_QUERIES)},
-        "corpora": {},
-    }
+    query_counts: dict[str, int] = {}
+    for query in ALL_QUERIES:
+        for name in subsets_of(query):
+            query_counts[name] = query_counts.get(name, 0) + 1
+    info: dict[str, object] = {"queries": query_counts, "corpora": {}}
     for corpus in ALL_CORPORA:
         root = fetch(corpus, sources_dir)
         service = index_corpus(settings, instance, root)
         embedder = service.embedder()
-        windows = WindowIndex(indexed_files(service, root), embedder, work_dir / "baseline")
+        files = indexed_files(service, root)
+        windows = WindowIndex(files, embedder, work_dir / "baseline")
         info["corpora"][corpus.spec] = {  # type: ignore[index]
+            "files": len(files),
             "chunks": service.reader.size,
             "windows": len(windows.windows),
         }
         queries = [q for q in ALL_QUERIES if q.corpus == corpus.name]
         vectors = {q: embedder.embed_query(q.text) for q in queries}
+        if query_adapter is not None:
+            vectors = {q: _adapt(query_adapter, vector) for q, vector in vectors.items()}
+        info["model_id"] = embedder.model_id
         for query in queries:
             baseline = windows.rankings(query.text, vectors[query], RESULT_LIMIT)
             for mode in MODES:
@@ -224,7 +278,7 @@ def evaluate(
                     Hit(w.path, w.start_line, w.end_line)
                     for w in (windows.windows[row] for row in baseline[mode])
                 ]
-                baseline_scores[group_of(query)][mode].add(window_hits, ground_truth[query])
+                baseline_scores[mode][query] = score(window_hits, ground_truth[query])
         for name, config in configs:
             service.reader.set_ranking(config)
             for query in queries:
@@ -233,12 +287,38 @@ def evaluate(
                         query.text, mode=mode, limit=RESULT_LIMIT, query_vector=vectors[query]
                     )
                     hits = [Hit(r.path, r.start_line, r.end_line) for r in results]
-                    config_scores[name][group_of(query)][mode].add(hits, ground_truth[query])
+                    config_scores[name][mode][query] = score(hits, ground_truth[query])
                     if show_misses and mode == "hybrid" and name == configs[-1][0]:
                         _show_miss(query, ground_truth[query], results)
         service.close()
-    config_rows = {name: _rows(per_split) for name, per_split in config_scores.items()}
+    config_rows = {name: _rows(per_query) for name, per_query in config_scores.items()}
+    info["per_query"] = per_query_record(config_scores[configs[-1][0]])
+    info["per_query_baseline"] = per_query_record(baseline_scores)
     return _rows(baseline_scores), config_rows, info
+
+
+def _adapt(adapter: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    mapped = adapter @ vector
+    return (mapped / max(float(np.linalg.norm(mapped)), 1e-12)).astype(np.float32)
+
+
+def per_query_record(scores: QueryScores) -> dict[str, dict[str, object]]:
+    """Every query's scores per mode, keyed ``"corpus: text"``, for paired comparisons of runs
+    (``compare.py``)."""
+    record: dict[str, dict[str, object]] = {}
+    for mode, per_query in scores.items():
+        for query, query_score in per_query.items():
+            entry = record.setdefault(
+                f"{query.corpus}: {query.text}",
+                {
+                    "corpus": query.corpus,
+                    "split": split_of(query),
+                    "language": LANGUAGE_OF_CORPUS[query.corpus],
+                    "style": style_of(query),
+                },
+            )
+            entry[mode] = asdict(query_score)
+    return record
 
 
 def _show_miss(query: Query, answers: list[Answer], results) -> None:  # type: ignore[no-untyped-def]
@@ -247,7 +327,9 @@ def _show_miss(query: Query, answers: list[Answer], results) -> None:  # type: i
     )
     if rank == 1:
         return
-    want = ", ".join(f"{a.path}:{a.start_line}-{a.end_line} {a.symbol}" for a in answers)
+    want = ", ".join(
+        f"{a.path}:{a.start_line}-{a.end_line} {a.symbol or '(file)'}" for a in answers
+    )
     got = "; ".join(f"{r.path}:{r.start_line}-{r.end_line} {r.symbol}" for r in results[:3])
     print(
         f"MISS rank={rank} [{query.corpus}, {split_of(query)}] {query.text!r}\n   want {want}\n   got  {got}",
@@ -256,12 +338,13 @@ def _show_miss(query: Query, answers: list[Answer], results) -> None:  # type: i
 
 
 def measure_latency(work_dir: Path) -> dict[str, float]:
-    """Warm hybrid latency on an index of copies of the corpora grown to about 20k chunks."""
+    """Warm hybrid latency on an index of copies of the original dev corpora grown to about 20k
+    chunks (``LATENCY_CORPORA``, so the index is the same as before more corpora were added)."""
     sources_dir = work_dir / "sources"
     settings = load_settings(data_dir=work_dir / "data", workers=2)
     instance = get_instance(settings)
     per_copy = 0
-    for corpus in CORPORA:
+    for corpus in LATENCY_CORPORA:
         root = fetch(corpus, sources_dir)
         service = QueryService(
             IndexStore.for_root(settings.data_dir, root), settings.with_root(root)
@@ -271,12 +354,13 @@ def measure_latency(work_dir: Path) -> dict[str, float]:
     copies = max(1, math.ceil(LATENCY_TARGET_CHUNKS / per_copy))
     latency_root = work_dir / "latency-root"
     for copy in range(copies):
-        for corpus in CORPORA:
+        for corpus in LATENCY_CORPORA:
             destination = latency_root / f"copy{copy}" / corpus.name
             if not destination.exists():
                 shutil.copytree(fetch(corpus, sources_dir), destination)
     service = index_corpus(settings, instance, latency_root)
-    queries = [q.text for q in QUERIES]
+    latency_corpora = {corpus.name for corpus in LATENCY_CORPORA}
+    queries = [q.text for q in QUERIES if q.corpus in latency_corpora and q.style != "architecture"]
     for text in queries[:5]:
         service.search(text, mode="hybrid", limit=RESULT_LIMIT)  # warm up
     end_to_end, search_only = [], []
@@ -299,20 +383,65 @@ def measure_latency(work_dir: Path) -> dict[str, float]:
     }
 
 
+# The first nine columns are those of the first benchmark version; new ones go at the end.
 COLUMNS = (
     "file_R@1", "file_R@5", "file_R@10", "file_MRR@10",
     "def_R@1", "def_R@5", "def_R@10", "def_MRR@10", "median_span",
+    "file_nDCG@10", "distinct_files@10",
 )  # fmt: skip
+DIVERSITY_SUBSETS = ("all", "plain", "identifier", "architecture")
 
 
-def markdown_table(rows: list[tuple[str, str, dict[str, float]]]) -> str:
+def _cell(column: str, value: float) -> str:
+    if column == "median_span":
+        return f"{value:.0f}"
+    if column == "distinct_files@10":
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def markdown_table(rows: list[tuple[str, str, dict[str, float]]], second: str = "mode") -> str:
     lines = [
-        "| system | mode | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |",
+        f"| system | {second} | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |",
         "|---|---|" + "---:|" * len(COLUMNS),
     ]
-    for label, mode, row in rows:
-        cells = [f"{row[c]:.0f}" if c == "median_span" else f"{row[c]:.3f}" for c in COLUMNS]
-        lines.append(f"| {label} | {mode} | " + " | ".join(cells) + " |")
+    for label, subset, row in rows:
+        cells = [_cell(c, row[c]) for c in COLUMNS]
+        lines.append(f"| {label} | {subset} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def corpus_table(info: dict) -> str:  # type: ignore[type-arg]
+    """What each corpus contributed: files indexed, chunks, baseline windows, queries."""
+    heldout_names = {corpus.name for corpus in HELDOUT_CORPORA}
+    lines = [
+        "| corpus | split | language | files indexed | chunks | 60/20 windows | queries |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for corpus in ALL_CORPORA:
+        sizes = info["corpora"][corpus.spec]
+        queries = sum(1 for q in ALL_QUERIES if q.corpus == corpus.name)
+        split = "held-out" if corpus.name in heldout_names else "dev"
+        lines.append(
+            f"| `{corpus.spec}` | {split} | {corpus.language} | {sizes['files']} | "
+            f"{sizes['chunks']} | {sizes['windows']} | {queries} |"
+        )
+    return "\n".join(lines)
+
+
+def diversity_table(systems: list[tuple[str, Rows]]) -> str:
+    """Mean number of distinct files among the top 10 results, per system and mode."""
+    lines = [
+        "| system | mode | " + " | ".join(DIVERSITY_SUBSETS) + " |",
+        "|---|---|" + "---:|" * len(DIVERSITY_SUBSETS),
+    ]
+    for label, rows in systems:
+        for mode in MODES:
+            cells = [
+                f"{rows[mode][subset]['distinct_files@10']:.2f}" if subset in rows[mode] else ""
+                for subset in DIVERSITY_SUBSETS
+            ]
+            lines.append(f"| {label} | {mode} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -321,9 +450,10 @@ def ablation_table(config_rows: dict[str, Rows], base: Rows) -> str:
     lines = [
         (
             "| hybrid ranking step | def MRR@10 | Δ vs previous | def R@1 | def R@5 | file MRR@10 "
-            "| median span | dev def MRR@10 | held-out def MRR@10 | held-out def R@1 |"
+            "| median span | dev def MRR@10 | held-out def MRR@10 | held-out def R@1 "
+            f"| {V1_SUBSET} def MRR@10 |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def cells(rows: dict[str, dict[str, float]]) -> str:
@@ -331,7 +461,8 @@ def ablation_table(config_rows: dict[str, Rows], base: Rows) -> str:
         return (
             f"{row['def_R@1']:.3f} | {row['def_R@5']:.3f} | {row['file_MRR@10']:.3f} | "
             f"{row['median_span']:.0f} | {rows['dev']['def_MRR@10']:.3f} | "
-            f"{held_out['def_MRR@10']:.3f} | {held_out['def_R@1']:.3f}"
+            f"{held_out['def_MRR@10']:.3f} | {held_out['def_R@1']:.3f} | "
+            f"{rows[V1_SUBSET]['def_MRR@10']:.3f}"
         )
 
     hybrid = base["hybrid"]
@@ -353,24 +484,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", action="store_true", help="also measure 20k-chunk latency")
     parser.add_argument("--ablation", action="store_true", help="measure each ranking step")
     parser.add_argument("--show-misses", action="store_true", help="hybrid queries not at rank 1")
+    parser.add_argument("--model", help="embedding model (default: CODERAG_MODEL or the default)")
+    parser.add_argument(
+        "--query-adapter", type=Path, help="a query_adapter.npy from training.adapter"
+    )
+    parser.add_argument("--results", type=Path, help="where to write results.json")
     args = parser.parse_args(argv)
     configs = ablation_steps() if args.ablation else [("default", DEFAULT_RANKING)]
-    baseline_rows, config_rows, info = evaluate(args.work, args.show_misses, configs)
+    adapter = np.load(args.query_adapter) if args.query_adapter else None
+    baseline_rows, config_rows, info = evaluate(
+        args.work, args.show_misses, configs, model=args.model, query_adapter=adapter
+    )
     final = config_rows[configs[-1][0]]
-    print(f"All {len(ALL_QUERIES)} queries ({len(QUERIES)} dev + {len(HELDOUT_QUERIES)} held-out):")
+    counts = info["queries"]
+    print(corpus_table(info))
+    print(
+        f"\nAll {len(ALL_QUERIES)} queries ({len(QUERIES)} dev + {len(HELDOUT_QUERIES)} held-out):"
+    )
     table_rows = [("60/20 windows", mode, baseline_rows[mode]["all"]) for mode in MODES]
     table_rows += [("CodeRAG", mode, final[mode]["all"]) for mode in MODES]
     print(markdown_table(table_rows))
-    print(
-        "\nHybrid mode by query split (dev: the weights were chosen on them; held-out: never) "
-        "and by query style:"
-    )
-    split_rows = [
-        (system, f"hybrid, {subset}", rows["hybrid"][subset])
-        for system, rows in (("60/20 windows", baseline_rows), ("CodeRAG", final))
-        for subset in (*SPLITS, *STYLES, "all")
-    ]
-    print(markdown_table(split_rows))
+    systems = (("60/20 windows", baseline_rows), ("CodeRAG", final))
+    for title, subsets in (
+        (
+            (
+                "Hybrid mode by query split (dev: the weights were chosen on them; held-out: "
+                f"never), and the {V1_SUBSET} queries of the first benchmark version:"
+            ),
+            (*SPLITS, V1_SUBSET, "all"),
+        ),
+        ("Hybrid mode by query style:", STYLES),
+        ("Hybrid mode by language:", LANGUAGES),
+    ):
+        print(f"\n{title}")
+        group_rows = [
+            (system, f"{subset} ({counts[subset]})", rows["hybrid"][subset])  # type: ignore[index]
+            for system, rows in systems
+            for subset in subsets
+            if subset in rows["hybrid"]
+        ]
+        print(markdown_table(group_rows, second="queries"))
+    print("\nResult diversity: mean number of distinct files in the top 10:")
+    print(diversity_table(list(systems)))
     if args.ablation:
         print()
         print(ablation_table(config_rows, baseline_rows))
@@ -391,7 +546,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.work.mkdir(parents=True, exist_ok=True)
     results = {"baseline": baseline_rows, "coderag": config_rows, **info}
-    (args.work / "results.json").write_text(json.dumps(results, indent=2))
+    results_path = args.results or args.work / "results.json"
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2))
     return 0
 
 
