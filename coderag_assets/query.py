@@ -72,15 +72,19 @@ def index_status(
     `with_freshness` is False) how far the working tree has moved on since (JSON-ready).
 
     `skipped_files` lists at most `skipped_sample` skipped files (None: all of them); the
-    counts per reason in `skipped` always cover every file."""
+    counts per reason in `skipped` always cover every file. File, chunk and symbol counts are
+    the totals the version's manifest recorded (counted over the views for an index published
+    before manifests had them), so no chunk or symbol file is opened."""
     con = connect_index(store.index_path)
     try:
         meta = read_meta(con)
-        files, indexed = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE skip_reason IS NULL) FROM files"
-        ).fetchone()
-        chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        symbols = con.execute("SELECT count(*) FROM symbols").fetchone()[0]
+        totals = meta.get("totals")
+        if not isinstance(totals, dict):
+            totals = {
+                "files": con.execute("SELECT count(*) FROM files").fetchone()[0],
+                "chunks": con.execute("SELECT count(*) FROM chunks").fetchone()[0],
+                "symbols": con.execute("SELECT count(*) FROM symbols").fetchone()[0],
+            }
         languages = dict(
             con.execute(
                 "SELECT coalesce(language, 'text'), count(*) FROM files WHERE skip_reason IS NULL "
@@ -114,11 +118,11 @@ def index_status(
         "dim": meta["dim"],
         "chunker_version": meta["chunker_version"],
         "shard_count": meta["shard_count"],
-        "files": files,
-        "indexed_files": indexed,
-        "chunks": chunks,
+        "files": int(totals["files"]),
+        "indexed_files": sum(languages.values()),
+        "chunks": int(totals["chunks"]),
         "pending_vectors": int(meta.get("pending_vectors") or 0),  # type: ignore[call-overload]
-        "symbols": symbols,
+        "symbols": int(totals["symbols"]),
         "languages": languages,
         "skipped": skipped,
         "skipped_files": skipped_files,

@@ -18,6 +18,7 @@ Dagster's own run monitoring (`dagster.yaml`).
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -602,10 +603,13 @@ def _metadata_by_asset(events: Sequence[dg.DagsterEvent]) -> dict[str, dict[str,
 
 
 def _failure_message(result: dg.ExecutionResult) -> str:
+    """`<step>: <message>` of the run's first failed step. CodeRAG's own exceptions say what
+    failed, where and what to do (e.g. DiskFullError), so their class path is left out."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
             while error.cause is not None and "dagster" in (error.cls_name or "").lower():
                 error = error.cause
-            return f"{event.step_key}: {error.message.strip()}"
+            message = re.sub(r"^coderag_assets\.[\w.]+: ", "", error.message.strip())
+            return f"{event.step_key}: {message}"
     return "run failed"

@@ -149,7 +149,9 @@ class IndexReader:
     long-lived process always answers from the latest complete index. `ranking` holds the
     ranking weights (the benchmark swaps it to measure each step). `con` is a DuckDB
     connection showing this reader's version (`chunks`, `files`, `symbols`, `meta`), made on
-    first use. Raises IndexNotFoundError (SegmentError for a damaged segment) when opening.
+    first use. The reader holds its version (`segments.VersionLease`) until `close()` or a
+    refresh moves it on, so publishes do not reclaim the files it reads. Raises
+    IndexNotFoundError (SegmentError for a damaged segment) when opening.
     """
 
     def __init__(self, index_path: Path, ranking: RankingConfig = DEFAULT_RANKING):
@@ -158,6 +160,7 @@ class IndexReader:
         self.ranking = ranking
         self._con = None
         self._stamp: tuple[int, int] | None = None
+        self._lease: segments.VersionLease | None = None
         self._open()
 
     def _current_stamp(self) -> tuple[int, int] | None:
@@ -170,10 +173,18 @@ class IndexReader:
     def _open(self) -> None:
         stamp = self._current_stamp()
         version = segments.read_current(self.base)
-        opened = [
-            segments.open_segment(self.base, shard, relative)
-            for shard, relative in sorted(version.segments.items())
-        ]
+        lease = segments.VersionLease(self.base, version.version)
+        try:
+            opened = [
+                segments.open_segment(self.base, shard, relative)
+                for shard, relative in sorted(version.segments.items())
+            ]
+        except BaseException:
+            lease.release()
+            raise
+        stale_lease, self._lease = self._lease, lease
+        if stale_lease is not None:
+            stale_lease.release()
         self.version = version
         self.meta: dict[str, object] = dict(version.meta)
         self.segments = opened
@@ -249,9 +260,13 @@ class IndexReader:
         self.ranking = ranking
 
     def close(self) -> None:
+        """Close the connection and let the version go (a later publish may reclaim it)."""
         if self._con is not None:
             self._con.close()
             self._con = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     @property
     def size(self) -> int:

@@ -23,6 +23,7 @@ Layout, next to the shard Parquet files of one index (see `store`)::
     segments/<shard>/LATEST           which segment the shard's current input files produced
     manifests/<version>.json          one published version: shard → segment dir, meta, totals
     CURRENT                           the live version number (replaced atomically)
+    readers/<v>.<pid>.<id>.lease      a reader's hold on version <v> (`VersionLease`)
     index.duckdb                      SQL surface: `meta` table, views `chunks`/`files`/`symbols`
                                       (and `occurrences` when every segment has them) over the
                                       CURRENT version's segment Parquet files
@@ -40,9 +41,13 @@ next `ensure_segment`.
 segment, from the counts recorded when each was written — O(shards), no chunk rows are read),
 writes `manifests/<version>.json`, builds `index.duckdb` under a temporary name, then replaces
 `CURRENT` (the commit point) and finally `index.duckdb`. A failure before the `CURRENT` flip
-leaves the old version live; a kill between the flip and the `index.duckdb` replacement leaves
-the SQL surface one version behind (both versions' segments are kept) until the next publish.
-Readers resolve `CURRENT` once and use only that manifest's segments, so they never see a mix.
+leaves the old version live and removes what the publish wrote (its manifest, the half-built
+`index.duckdb`, temporary files); a full disk anywhere on the way (a segment, the manifest,
+`index.duckdb`, `CURRENT`) is a `DiskFullError` naming the step. A publish killed before the
+flip leaves the same files behind for the next publish to reclaim. A kill between the flip
+and the `index.duckdb` replacement leaves the SQL surface one version behind (both versions'
+segments are kept) until the next publish. Readers resolve `CURRENT` once and use only that
+manifest's segments, so they never see a mix.
 
 **BM25 across segments.** Each segment stores raw term counts (postings), not scores. The
 global statistics — N, each query term's document frequency, the average document length —
@@ -52,15 +57,20 @@ own index's IDF (and length normalisation) into the stored score matrix, so inde
 built segments cannot be combined into correct global scores; plain arrays also memory-map
 and need no per-open work.
 
-**Reclaiming.** At each publish, segments and manifests referenced by neither the current
-version, the `KEEP_PREVIOUS_VERSIONS` before it, a shard's `LATEST`, nor younger than
-`GC_GRACE_S` are removed. A reader that opened an older version keeps working on Linux even
-after its files are unlinked: vectors and postings are memory-mapped and the chunks Parquet
-file is held open (DuckDB views of that version, `IndexReader.con`, do need the files).
+**Reclaiming.** At each publish (under the writer lock), segments and manifests referenced by
+neither the current version, the `KEEP_PREVIOUS_VERSIONS` before it, a version some reader
+holds, a shard's `LATEST`, nor younger than `GC_GRACE_S` are removed, and so are manifests
+newer than `CURRENT` (a publish that died before its flip) whatever their age. A reader holds
+its version with a `VersionLease` (a locked file under `readers/`) until it closes or moves
+on, so its files, which its DuckDB views (`IndexReader.con`) read by path, stay; once it lets
+go, the next publish reclaims them. Without a lease (a read-only index directory) a reader
+still keeps answering on Linux after its files are unlinked: vectors and postings are
+memory-mapped and the chunks Parquet file is held open.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -70,6 +80,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import duckdb
 import numpy as np
@@ -94,8 +105,10 @@ from coderag_assets.store import (
     IndexNotFoundError,
     IndexStore,
     IndexValidationError,
+    reporting_disk_full,
     vector_matrix,
     with_bm25_text,
+    write_bytes_atomic,
 )
 from coderag_assets.tokens import stem
 
@@ -104,6 +117,8 @@ SEGMENTS_DIR = "segments"
 MANIFESTS_DIR = "manifests"
 CURRENT_FILE = "CURRENT"
 LATEST_FILE = "LATEST"
+READERS_DIR = "readers"
+LEASE_SUFFIX = ".lease"
 INFO_FILE = "segment.json"
 CHUNKS_FILE = "chunks.parquet"
 FILES_FILE = "files.parquet"
@@ -318,7 +333,10 @@ def write_segment(store: IndexStore, shard: str, *, model_id: str, run_id: str) 
     """Write (or find) the segment of the shard's current Parquet files and record it as the
     shard's LATEST. Idempotent; safe to run concurrently for any shards, including the same
     one. Vectors are taken from the shard's embeddings file when it was made with `model_id`;
-    chunks without one are counted in `chunks_without_vector` (and fail validation)."""
+    chunks without one are counted in `chunks_without_vector` (and fail validation).
+
+    Raises DiskFullError (naming the shard; the half-built directory is removed) when the
+    disk fills up."""
     stamps = _input_stamps(store, shard)
     inputs: dict[str, bytes | None] = {}
     for kind in INPUT_KINDS:
@@ -335,22 +353,23 @@ def write_segment(store: IndexStore, shard: str, *, model_id: str, run_id: str) 
     segment_id = digest.hexdigest()
     shard_dir = _segments_dir(store.base, shard)
     final = shard_dir / segment_id
-    info = _existing_segment(shard, final)
-    if info is None:
-        shard_dir.mkdir(parents=True, exist_ok=True)
-        building = shard_dir / f".building-{uuid.uuid4().hex}"
-        try:
-            _build_segment(building, shard, segment_id, inputs, model_id, run_id)
+    with reporting_disk_full(f"writing the segment of shard {shard}", final):
+        info = _existing_segment(shard, final)
+        if info is None:
+            shard_dir.mkdir(parents=True, exist_ok=True)
+            building = shard_dir / f".building-{uuid.uuid4().hex}"
             try:
-                os.rename(building, final)
-            except OSError:
-                if _existing_segment(shard, final) is None:  # not a concurrent twin: a real error
-                    raise
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
-        info = SegmentInfo.load(shard, final)
-    latest = {"segment_id": segment_id, "model_id": model_id, "inputs": stamps}
-    _write_bytes_atomic(shard_dir / LATEST_FILE, json.dumps(latest).encode("utf-8"))
+                _build_segment(building, shard, segment_id, inputs, model_id, run_id)
+                try:
+                    os.rename(building, final)
+                except OSError:
+                    if _existing_segment(shard, final) is None:  # not a concurrent twin
+                        raise
+            finally:
+                shutil.rmtree(building, ignore_errors=True)
+            info = SegmentInfo.load(shard, final)
+        latest = {"segment_id": segment_id, "model_id": model_id, "inputs": stamps}
+        write_bytes_atomic(shard_dir / LATEST_FILE, json.dumps(latest).encode("utf-8"))
     return info
 
 
@@ -896,13 +915,16 @@ def publish(
     allow_pending: bool = False,
 ) -> PublishedVersion:
     """Validate the segments, then make them the live version: write its manifest and SQL
-    surface, flip CURRENT, reclaim what no recent version uses. Takes the writer lock.
+    surface, flip CURRENT, reclaim what no recent version uses (and, before the flip, what
+    publishes that died before theirs left). Takes the writer lock.
 
     `allow_pending` publishes chunks that have no vector yet (BM25, symbols and references
     answer for them; vector search skips them); the manifest records how many in
     `pending_vectors`, and the next complete publish replaces the version.
 
-    Raises IndexValidationError (the old version stays live) when a check fails.
+    Raises IndexValidationError when a check fails, DiskFullError (naming the step: the
+    manifest, `index.duckdb` or the `CURRENT` flip) when the disk fills up; either way the
+    old version stays live and what this publish half wrote is removed.
     """
     with store.writer_lock():
         checks = validate_segments(
@@ -910,6 +932,9 @@ def publish(
         )
         if not all(outcome.passed for outcome in checks):
             raise IndexValidationError(checks)
+        # Leftovers of a publish that died before its flip are told apart from older versions
+        # only while they are newer than CURRENT: reclaim them before this flip.
+        collect_garbage(store)
         base = store.base
         previous = current_version(base) or 0
         known = [previous, *_manifest_versions(base)]
@@ -935,21 +960,28 @@ def publish(
             "pending_vectors": sum(info.chunks_without_vector for info in shard_segments.values()),
         }
         manifest = {"version": version, "meta": meta_values, "segments": segment_dirs}
-        (base / MANIFESTS_DIR).mkdir(parents=True, exist_ok=True)
-        _write_bytes_atomic(
-            base / MANIFESTS_DIR / f"{version}.json", json.dumps(manifest, indent=1).encode()
-        )
+        manifest_path = base / MANIFESTS_DIR / f"{version}.json"
         index_version = IndexVersion(version, meta_values, segment_dirs)
         building = base / f".index.{uuid.uuid4().hex}.building.duckdb"
         try:
-            con = duckdb.connect(str(building))
-            try:
-                create_sql_surface(con, base, index_version)
-                con.execute("CHECKPOINT")
-            finally:
-                con.close()
-            _write_bytes_atomic(base / CURRENT_FILE, f"{version}\n".encode())  # the commit point
+            with reporting_disk_full(f"writing index manifest {version}", manifest_path):
+                manifest_path.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+            with reporting_disk_full("building index.duckdb", building):
+                con = duckdb.connect(str(building))
+                try:
+                    create_sql_surface(con, base, index_version)
+                    con.execute("CHECKPOINT")
+                finally:
+                    con.close()
+            current_path = base / CURRENT_FILE
+            with reporting_disk_full(f"switching CURRENT to version {version}", current_path):
+                write_bytes_atomic(current_path, f"{version}\n".encode())  # the commit point
             os.replace(building, store.index_path)
+        except BaseException:
+            if current_version(base) != version:  # never became live: nothing may name it
+                manifest_path.unlink(missing_ok=True)
+            raise
         finally:
             building.unlink(missing_ok=True)
             Path(f"{building}.wal").unlink(missing_ok=True)
@@ -1033,23 +1065,29 @@ def connect_version(base: Path, version: IndexVersion) -> duckdb.DuckDBPyConnect
 
 
 def collect_garbage(store: IndexStore, *, now: float | None = None) -> list[Path]:
-    """Remove manifests and segments that neither the current version, the
-    `KEEP_PREVIOUS_VERSIONS` before it, a shard's LATEST nor the last `GC_GRACE_S` seconds
-    need; also leftovers of killed writers. Returns what was removed."""
+    """Remove what no version, reader or writer needs; returns what was removed.
+
+    Call holding `store.writer_lock()` (`publish` does): then no other publish is running,
+    so manifests newer than CURRENT, half-built `index.duckdb` files and temporary files in
+    the index directory are leftovers of a publish that died before its flip, and go at once.
+    Kept: the current version, the `KEEP_PREVIOUS_VERSIONS` before it, older manifests younger
+    than `GC_GRACE_S`, versions a live reader holds (`VersionLease`), and the segments all of
+    these name; each shard's LATEST segment; segment directories younger than `GC_GRACE_S`
+    (shard steps write them without the lock, and record them as LATEST just after).
+    """
     base = store.base
     now = time.time() if now is None else now
     current = current_version(base)
     versions = _manifest_versions(base)
-    keep: set[int] = set()
+    keep = held_versions(base, now=now)
     if current is not None:
         older = [v for v in versions if v <= current]
         keep.update(older[-(KEEP_PREVIOUS_VERSIONS + 1) :])
-        keep.update(v for v in versions if v > current)
     removed: list[Path] = []
     referenced: set[Path] = set()
     for version in versions:
         path = base / MANIFESTS_DIR / f"{version}.json"
-        young = _age(path, now) < GC_GRACE_S
+        young = version < (current or 0) and _age(path, now) < GC_GRACE_S
         if version in keep or young or current is None:
             try:
                 referenced.update(
@@ -1060,6 +1098,14 @@ def collect_garbage(store: IndexStore, *, now: float | None = None) -> list[Path
         else:
             path.unlink(missing_ok=True)
             removed.append(path)
+    leftovers = [
+        *base.glob(".index.*.building.duckdb*"),
+        *base.glob(f".{CURRENT_FILE}.*.tmp"),
+        *(base / MANIFESTS_DIR).glob(".*.tmp"),
+    ]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+        removed.append(path)
     for shard_dir in (base / SEGMENTS_DIR).glob("*"):
         if not shard_dir.is_dir():
             continue
@@ -1071,9 +1117,81 @@ def collect_garbage(store: IndexStore, *, now: float | None = None) -> list[Path
                 continue
             if _age(segment_dir, now) < GC_GRACE_S and not segment_dir.name.startswith(".trash"):
                 continue
-            shutil.rmtree(segment_dir, ignore_errors=True)
+            if segment_dir.is_dir():
+                shutil.rmtree(segment_dir, ignore_errors=True)
+            else:  # a temporary LATEST of a killed shard step
+                segment_dir.unlink(missing_ok=True)
             removed.append(segment_dir)
     return removed
+
+
+class VersionLease:
+    """A reader's hold on one published version: while it is held, `collect_garbage` keeps
+    the version's manifest and segments (DuckDB views of the version read them by path).
+
+    The lease is a file `readers/<version>.<pid>.<random>.lease` that its reader keeps locked
+    (`flock`); the lock goes when the reader releases it or its process dies, so a crashed
+    reader holds nothing. Best effort: where the index directory cannot be written (a
+    read-only consumer, a full disk) `held` is False and the reader relies on its memory
+    mappings and open files alone.
+    """
+
+    def __init__(self, base: Path, version: int):
+        self.version = version
+        self.path: Path | None = None
+        self._lock_file: TextIO | None = None
+        directory = base / READERS_DIR
+        name = f"{version}.{os.getpid()}.{uuid.uuid4().hex}"
+        pending = directory / f".{name}"  # locked before it gets the name GC looks at
+        try:
+            directory.mkdir(exist_ok=True)
+            lock_file = open(pending, "w")  # noqa: SIM115 - held until release()
+        except OSError:
+            return
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(pending, directory / f"{name}{LEASE_SUFFIX}")
+        except OSError:
+            lock_file.close()
+            pending.unlink(missing_ok=True)
+            return
+        self._lock_file = lock_file
+        self.path = directory / f"{name}{LEASE_SUFFIX}"
+
+    @property
+    def held(self) -> bool:
+        return self._lock_file is not None
+
+    def release(self) -> None:
+        """Let the version go (idempotent); the next publish may reclaim it."""
+        if self._lock_file is None:
+            return
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        self._lock_file.close()
+        self._lock_file = None
+
+
+def held_versions(base: Path, *, now: float | None = None) -> set[int]:
+    """The versions live readers hold (`VersionLease`). Removes the lease files of readers
+    that are gone (their lock is free) and pending ones older than `GC_GRACE_S`."""
+    now = time.time() if now is None else now
+    held: set[int] = set()
+    for path in (base / READERS_DIR).glob("*"):
+        if path.name.startswith("."):
+            if _age(path, now) >= GC_GRACE_S:
+                path.unlink(missing_ok=True)
+            continue
+        try:
+            version = int(path.name.split(".", 1)[0])
+            with open(path) as probe:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink(missing_ok=True)  # the lock was free: its reader is gone
+        except BlockingIOError:
+            held.add(version)
+        except (OSError, ValueError):
+            continue
+    return held
 
 
 def _age(path: Path, now: float) -> float:
@@ -1081,9 +1199,3 @@ def _age(path: Path, now: float) -> float:
         return now - path.stat().st_mtime
     except FileNotFoundError:
         return float("inf")
-
-
-def _write_bytes_atomic(path: Path, payload: bytes) -> None:
-    tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp_path.write_bytes(payload)
-    os.replace(tmp_path, path)

@@ -19,6 +19,7 @@ only reads the published `index.duckdb` (`connect_index`) and defines the checks
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -115,6 +116,40 @@ class IndexValidationError(RuntimeError):
         super().__init__(f"index not published, checks failed: {failed}")
 
 
+class DiskFullError(OSError):
+    """Writing the index ran out of disk space (or quota) while `step`, at `path`. What was
+    half written is removed; a publish that fails so leaves the last version live."""
+
+    def __init__(self, step: str, path: Path):
+        self.step = step
+        self.path = path
+        super().__init__(
+            f"disk full while {step} ({path}); free some space and run `coderag index` again"
+        )
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for an out-of-space error from the OS, Arrow (an OSError with its errno) or DuckDB."""
+    if isinstance(error, OSError):
+        return error.errno in DISK_FULL_ERRNOS
+    return isinstance(error, duckdb.IOException) and "No space left on device" in str(error)
+
+
+@contextmanager
+def reporting_disk_full(step: str, path: Path) -> Iterator[None]:
+    """Raise DiskFullError naming `step` and `path` when the block runs out of disk space
+    (other errors pass unchanged). Cleaning up what the block half wrote is the block's job."""
+    try:
+        yield
+    except (OSError, duckdb.Error) as error:
+        if isinstance(error, DiskFullError) or not is_disk_full(error):
+            raise
+        raise DiskFullError(step, path) from error
+
+
 @dataclass(frozen=True, slots=True)
 class CheckOutcome:
     name: str
@@ -166,15 +201,14 @@ class IndexStore:
                 for path in (self.base / kind).glob("*.parquet"):
                     path.unlink()
         payload = {"root": str(self.root), "shard_count": shard_count}
-        _write_bytes_atomic(root_file, json.dumps(payload).encode("utf-8"))
+        write_bytes_atomic(root_file, json.dumps(payload).encode("utf-8"))
 
     # ----- shard Parquet files
     def write_shard(self, kind: str, shard: str, table: pa.Table) -> None:
+        """Replace the shard's file whole; DiskFullError (nothing replaced) when space runs out."""
         path = self.shard_file(kind, shard)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        pq.write_table(table, tmp_path, compression="zstd")
-        os.replace(tmp_path, path)
+        with _replacing(path, f"writing the {kind} file of shard {shard}") as tmp_path:
+            pq.write_table(table, tmp_path, compression="zstd")
 
     def read_shard(self, kind: str, shard: str, schema: pa.Schema) -> pa.Table:
         """The shard's table, or an empty table of `schema` if it was never written."""
@@ -238,13 +272,9 @@ class IndexStore:
         if table.num_rows == 0:
             return
         cache_dir = self.vector_cache_dir(model_id)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp_path = cache_dir / f".{uuid.uuid4().hex}.tmp"
-        pq.write_table(table, tmp_path, compression="zstd")
-        os.replace(
-            tmp_path,
-            cache_dir / f"{int(time.time() * 1000)}-{run_id[:8]}-{uuid.uuid4().hex[:8]}.parquet",
-        )
+        path = cache_dir / f"{int(time.time() * 1000)}-{run_id[:8]}-{uuid.uuid4().hex[:8]}.parquet"
+        with _replacing(path, "adding to the vector cache") as tmp_path:
+            pq.write_table(table, tmp_path, compression="zstd")
 
     def compact_vector_cache(
         self,
@@ -295,11 +325,9 @@ class IndexStore:
         merged = merged.sort("last_used_s", descending=True).unique(
             "content_hash", keep="first", maintain_order=True
         )
-        tmp_path = cache_dir / f".{uuid.uuid4().hex}.tmp"
-        merged.write_parquet(tmp_path, compression="zstd")
-        os.replace(
-            tmp_path, cache_dir / f"{int(now * 1000)}-compacted-{uuid.uuid4().hex[:8]}.parquet"
-        )
+        compacted = cache_dir / f"{int(now * 1000)}-compacted-{uuid.uuid4().hex[:8]}.parquet"
+        with _replacing(compacted, "compacting the vector cache") as tmp_path:
+            merged.write_parquet(tmp_path, compression="zstd")
         for path in files:
             path.unlink(missing_ok=True)
         return VectorCacheStats(
@@ -333,10 +361,31 @@ def _cache_file_time(path: Path) -> float:
     return int(prefix) / 1000 if prefix.isdigit() else path.stat().st_mtime
 
 
-def _write_bytes_atomic(path: Path, payload: bytes) -> None:
+@contextmanager
+def _replacing(path: Path, step: str) -> Iterator[Path]:
+    """A temporary path next to `path` for the block to write: renamed over `path` when the
+    block succeeds, removed when it fails (DiskFullError naming `step` when out of space)."""
     tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp_path.write_bytes(payload)
-    os.replace(tmp_path, path)
+    with reporting_disk_full(step, path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield tmp_path
+            os.replace(tmp_path, path)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+
+
+def write_bytes_atomic(path: Path, payload: bytes) -> None:
+    """Replace `path` with `payload` via a temporary file in its directory (removed again
+    when writing fails, e.g. on a full disk), so readers see the old bytes or the new ones."""
+    tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp_path.write_bytes(payload)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
 
 
 def _union(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from coderag_assets import indexing, segments
 from coderag_assets.cli import main as cli_main
+from coderag_assets.partitions import shard_of
 from coderag_assets.query import QueryService, index_status
 from coderag_assets.runs import get_instance, run_index
 from coderag_assets.settings import load_settings
@@ -91,6 +94,53 @@ def test_index_failing_its_checks_is_not_published(repo_copy, data_dir, monkeypa
     assert "simulated corruption" in second.error
     assert index_status(store)["version"] == version
     assert not list(store.base.glob(".index.*.building.duckdb"))
+
+
+def test_disk_full_while_indexing_is_a_clear_error_and_the_next_index_succeeds(
+    repo_copy, data_dir, monkeypatch, capsys
+) -> None:
+    settings, first = _index(repo_copy, data_dir)
+    assert first.success, first.error
+    store = IndexStore.for_root(data_dir, repo_copy.resolve())
+    version = index_status(store)["version"]
+    service = QueryService(store, settings)
+    try:
+        before = service.search("multiply two matrices", mode="bm25")
+    finally:
+        service.close()
+    (repo_copy / "pyutils" / "finance.py").write_text(
+        "def quarterly_revenue_forecast(history):\n    return sum(history[-4:]) / 4\n"
+    )
+    shard = shard_of("pyutils/finance.py", settings.shard_count)
+
+    def save_until_full(postings, directory: Path) -> None:
+        (directory / segments.TERMS_FILE).write_bytes(b"\x93NUMPY half a file")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(segments.Postings, "save", save_until_full)
+    capsys.readouterr()
+    index_args = ["--data-dir", str(data_dir), "index", str(repo_copy), "--quiet"]
+    assert cli_main(index_args) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"error: indexing failed: shard_assets.index_shard[shard_{shard}]")
+    assert f": disk full while writing the segment of shard {shard} (" in errors[0]
+    assert errors[0].endswith("free some space and run `coderag index` again")
+    monkeypatch.undo()
+    assert index_status(store)["version"] == version
+    assert not list(store.base.rglob(".building-*")) and not list(store.base.rglob(".*.tmp"))
+    service = QueryService(store, settings)
+    try:
+        assert service.search("multiply two matrices", mode="bm25") == before
+    finally:
+        service.close()
+    assert cli_main(index_args) == 0  # space freed
+    service = QueryService(store, settings)
+    try:
+        found = service.search("quarterly_revenue_forecast", mode="bm25")
+        assert found[0].path == "pyutils/finance.py"
+    finally:
+        service.close()
 
 
 def test_cli_index_of_a_file_is_a_clear_error(tmp_path, data_dir, capsys) -> None:

@@ -465,13 +465,18 @@ def test_shard_check_of_an_index_without_shard_versions_compares_all_shards(repo
     assert not outcome.passed and "shards hold" in outcome.detail
 
 
-def test_damaged_live_segment_is_repaired_by_the_next_index(repo) -> None:
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_damaged_live_segment_is_repaired_by_the_next_index(repo, damage) -> None:
     from coderag_assets import segments
 
     settings, instance, store, _ = repo
     shard = shard_of("engine/src/matrix.rs", SHARDS)
     live = segments.read_current(store.base).segments[shard]
-    (store.base / live / segments.CHUNKS_FILE).unlink()  # a deleted segment file
+    chunk_file = store.base / live / segments.CHUNKS_FILE
+    if damage == "deleted":
+        chunk_file.unlink()
+    else:
+        chunk_file.write_bytes(chunk_file.read_bytes()[:100])
     summary = run_index(settings, instance=instance)
     assert summary.success and not summary.up_to_date, summary.reason
     assert shard in summary.shards and summary.embedded == 0

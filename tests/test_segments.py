@@ -8,12 +8,16 @@ pseudo-random unit vectors per content hash, and `publish_index` publishes them.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -24,11 +28,13 @@ from coderag_assets.embedding import EmbedderSpec
 from coderag_assets.files import SkippedFile, read_source, scan_tree
 from coderag_assets.indexing import chunk_row, classify_language, publish_index, symbol_row
 from coderag_assets.partitions import shard_keys, shard_of
+from coderag_assets.query import index_status
 from coderag_assets.search import DEFAULT_RANKING, IndexReader
 from coderag_assets.store import (
     CHUNK_SCHEMA,
     MANIFEST_SCHEMA,
     SYMBOL_SCHEMA,
+    DiskFullError,
     IndexNotFoundError,
     IndexStore,
     IndexValidationError,
@@ -41,6 +47,7 @@ from tests.conftest import copy_fixture_repo
 SHARDS = 16
 DIM = 8
 SPEC = EmbedderSpec()
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
 def fake_vector(content_hash: str) -> np.ndarray:
@@ -165,6 +172,35 @@ def test_publish_flips_current_to_a_new_manifest(indexed) -> None:
     assert files[0] == result.files
 
 
+@pytest.mark.parametrize("totals", ["recorded", "absent"])
+def test_index_status_counts_equal_a_count_over_the_views(indexed, totals) -> None:
+    """index_status reads the manifest's totals (no chunk file opened); an index published
+    before totals were recorded is counted over the views, with the same numbers."""
+    store, _ = indexed
+    if totals == "absent":
+        con = duckdb.connect(str(store.index_path))
+        con.execute("DELETE FROM meta WHERE key = 'totals'")
+        con.close()
+    con = connect_index(store.index_path)
+    try:
+        files, indexed_files = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE skip_reason IS NULL) FROM files"
+        ).fetchone()
+        chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        symbols = con.execute("SELECT count(*) FROM symbols").fetchone()[0]
+    finally:
+        con.close()
+    status = index_status(store, with_freshness=False)
+    counts = {key: status[key] for key in ("files", "indexed_files", "chunks", "symbols")}
+    assert counts == {
+        "files": files,
+        "indexed_files": indexed_files,
+        "chunks": chunks,
+        "symbols": symbols,
+    }
+    assert 0 < indexed_files <= files and chunks > 0 and symbols > 0
+
+
 def test_segment_lookup_names_each_shard_of_the_version(indexed) -> None:
     store, _ = indexed
     version = segments.read_current(store.base)
@@ -202,6 +238,103 @@ def test_failed_flip_leaves_the_old_version_live(indexed, monkeypatch) -> None:
     publish_index(store, shard_keys(SHARDS), SPEC, run_id="next")
     assert reader.refresh() is True
     assert reader.search("brand_new_function", mode="bm25")[0].path == "pyutils/extra.py"
+
+
+def no_space_left() -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def fill_disk_at(monkeypatch, step: str) -> None:
+    """Make publishing run out of disk space in `step`, after half its bytes are written."""
+    if step == "index.duckdb":
+        real_surface = segments.create_sql_surface
+
+        def surface_then_full(con, base, version) -> None:
+            real_surface(con, base, version)
+            raise duckdb.IOException(f'Could not write file "x": {os.strerror(errno.ENOSPC)}')
+
+        monkeypatch.setattr(segments, "create_sql_surface", surface_then_full)
+        return
+    real_write_bytes = Path.write_bytes
+
+    def write_half(path: Path, data: bytes) -> int:
+        in_step = (
+            path.parent.name == segments.MANIFESTS_DIR
+            if step == "index manifest"
+            else path.name.startswith(f".{segments.CURRENT_FILE}.")
+        )
+        if not in_step:
+            return real_write_bytes(path, data)
+        real_write_bytes(path, data[: len(data) // 2])
+        raise no_space_left()
+
+    monkeypatch.setattr(Path, "write_bytes", write_half)
+
+
+def temporary_files(store: IndexStore) -> list[Path]:
+    return [
+        path
+        for pattern in ("**/.*.tmp", "**/.building-*", ".index.*")
+        for path in store.base.glob(pattern)
+    ]
+
+
+@pytest.mark.parametrize("step", ["index manifest", "index.duckdb", "CURRENT"])
+def test_disk_full_while_publishing_keeps_the_old_version(indexed, monkeypatch, step) -> None:
+    store, root = indexed
+    before = segments.read_current(store.base)
+    manifests = sorted((store.base / segments.MANIFESTS_DIR).iterdir())
+    expected = all_searches(IndexReader(store.index_path))
+    (root / "pyutils" / "extra.py").write_text("def brand_new_function():\n    return 1\n")
+    write_shards(store)
+    fill_disk_at(monkeypatch, step)
+    with pytest.raises(DiskFullError, match=f"disk full while .*{step}") as raised:
+        publish_index(store, shard_keys(SHARDS), SPEC, run_id="full")
+    assert "run `coderag index` again" in str(raised.value)
+    monkeypatch.undo()
+    assert segments.read_current(store.base).version == before.version
+    assert sorted((store.base / segments.MANIFESTS_DIR).iterdir()) == manifests
+    assert temporary_files(store) == []
+    con = connect_index(store.index_path)
+    try:
+        assert con.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0] == str(
+            before.version
+        )
+    finally:
+        con.close()
+    assert all_searches(IndexReader(store.index_path)) == expected
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id="space freed")
+    reader = IndexReader(store.index_path)
+    assert reader.search("brand_new_function", mode="bm25")[0].path == "pyutils/extra.py"
+
+
+def test_disk_full_while_writing_a_segment_names_its_shard(indexed, monkeypatch) -> None:
+    store, root = indexed
+    path = "pyutils/cache.py"
+    shard = shard_of(path, SHARDS)
+    before = segments.read_current(store.base)
+    shard_dir = store.base / segments.SEGMENTS_DIR / shard
+    segment_dirs_before = sorted(shard_dir.iterdir())
+    expected = all_searches(IndexReader(store.index_path))
+    (root / path).write_text((root / path).read_text() + "\n\ndef wombat_total():\n    pass\n")
+    write_shards(store, only={shard})
+
+    def save_until_full(postings, directory: Path) -> None:
+        (directory / segments.TERMS_FILE).write_bytes(b"\x93NUMPY half a file")
+        raise no_space_left()
+
+    monkeypatch.setattr(segments.Postings, "save", save_until_full)
+    with pytest.raises(
+        DiskFullError, match=f"disk full while writing the segment of shard {shard}"
+    ):
+        publish_index(store, shard_keys(SHARDS), SPEC, run_id="full")
+    monkeypatch.undo()
+    assert segments.read_current(store.base) == before
+    assert sorted(shard_dir.iterdir()) == segment_dirs_before
+    assert temporary_files(store) == []
+    assert all_searches(IndexReader(store.index_path)) == expected
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id="space freed")
+    assert IndexReader(store.index_path).search("wombat_total", mode="bm25")[0].path == path
 
 
 def test_killed_segment_write_leaves_no_segment_and_is_redone(indexed, monkeypatch) -> None:
@@ -308,25 +441,122 @@ def test_editing_one_file_changes_only_its_shards_segment(indexed) -> None:
 # ------------------------------------------------------------------ readers and reclaiming
 
 
-def test_reader_keeps_answering_while_newer_versions_are_published(indexed, monkeypatch) -> None:
+def edit_and_publish(store: IndexStore, root: Path, number: int) -> None:
+    for relative in ("pyutils/cache.py", "pyutils/retry.py", "engine/src/matrix.rs"):
+        target = root / relative
+        target.write_text(target.read_text() + f"\n// edit {number}\n")
+    write_shards(store)
+    time.sleep(0.01)
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id=f"v{number}")
+
+
+def test_reader_holds_its_version_until_it_closes(indexed, monkeypatch) -> None:
+    """A reader of version N while N+1 and N+2 are published: N's manifest and segments stay
+    (searches and its DuckDB views keep working) until it closes; then they are reclaimed."""
     store, root = indexed
     reader = IndexReader(store.index_path)
     expected = all_searches(reader)
     held = segment_dirs(store)
+    held_manifest = store.base / segments.MANIFESTS_DIR / f"{reader.version.version}.json"
     monkeypatch.setattr(segments, "KEEP_PREVIOUS_VERSIONS", 0)
     monkeypatch.setattr(segments, "GC_GRACE_S", 0.0)
     for number in (1, 2):
-        for rel in ("pyutils/cache.py", "pyutils/retry.py", "engine/src/matrix.rs"):
-            target = root / rel
-            target.write_text(target.read_text() + f"\n// edit {number}\n")
-        write_shards(store)
-        time.sleep(0.01)
-        publish_index(store, shard_keys(SHARDS), SPEC, run_id=f"v{number}")
-    gone = [d for d in held.values() if not (store.base / d).exists()]
-    assert gone, "superseded segments are reclaimed once no recent version needs them"
-    assert all_searches(reader) == expected  # mapped vectors, postings and open files
-    assert reader.refresh() is True
-    assert reader.version.version == segments.read_current(store.base).version
+        edit_and_publish(store, root, number)
+    superseded = [d for shard, d in held.items() if d != segment_dirs(store)[shard]]
+    assert superseded, "the edits replaced some segments"
+    assert held_manifest.exists() and all((store.base / d).exists() for d in superseded)
+    assert all_searches(reader) == expected
+    assert reader.con.execute("SELECT count(*) FROM chunks").fetchone()[0] == reader.size
+    reader.close()
+    edit_and_publish(store, root, 3)
+    assert not held_manifest.exists()
+    assert not any((store.base / d).exists() for d in superseded)
+
+
+def test_a_dead_readers_lease_holds_nothing(indexed) -> None:
+    store, _ = indexed
+    version = segments.read_current(store.base).version
+    readers = store.base / segments.READERS_DIR
+    readers.mkdir(exist_ok=True)
+    dead = readers / f"{version - 1}.999999.dead{segments.LEASE_SUFFIX}"
+    dead.touch()  # what a killed reader leaves behind: the file without its lock
+    lease = segments.VersionLease(store.base, version)
+    assert lease.held
+    assert segments.held_versions(store.base) == {version}
+    assert not dead.exists()
+    lease.release()
+    assert segments.held_versions(store.base) == set()
+    assert list(readers.iterdir()) == []
+
+
+KILLED_PUBLISH = """
+import os, sys
+from pathlib import Path
+from coderag_assets.embedding import EmbedderSpec
+from coderag_assets.indexing import publish_index
+from coderag_assets.partitions import shard_keys
+from coderag_assets.store import IndexStore
+
+real_replace = os.replace
+
+def replace(source, target):
+    if Path(target).name == "CURRENT":
+        os._exit(137)  # killed just before the flip: no cleanup runs
+    real_replace(source, target)
+
+os.replace = replace
+store = IndexStore(Path(sys.argv[1]), Path(sys.argv[2]))
+publish_index(store, shard_keys(int(sys.argv[3])), EmbedderSpec(), run_id="killed")
+"""
+
+
+def test_publish_killed_before_the_flip_leaves_orphans_the_next_publish_reclaims(
+    indexed,
+) -> None:
+    store, root = indexed
+    live = segments.read_current(store.base)
+    expected = all_searches(IndexReader(store.index_path))
+    path = "pyutils/cache.py"
+    shard = shard_of(path, SHARDS)
+    shard_dir = store.base / segments.SEGMENTS_DIR / shard
+    manifests_before = set((store.base / segments.MANIFESTS_DIR).iterdir())
+    segments_before = set(shard_dir.iterdir())
+    (root / path).write_text((root / path).read_text() + "\n\ndef wombat_total():\n    pass\n")
+    write_shards(store, only={shard})
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_PUBLISH, str(store.base), str(store.root), str(SHARDS)],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == 137, killed.stderr
+    orphan_manifests = set((store.base / segments.MANIFESTS_DIR).iterdir()) - manifests_before
+    orphan_segments = set(shard_dir.iterdir()) - segments_before
+    leftovers = temporary_files(store)
+    assert len(orphan_manifests) == 1 and len(orphan_segments) == 1 and leftovers
+    assert segments.read_current(store.base) == live
+    assert all_searches(IndexReader(store.index_path)) == expected
+
+    # The file changes again, so the killed publish's segment is no longer any shard's LATEST.
+    # It is reclaimed once older than the grace period (a shard step may have just written
+    # one); a segment a shard step is building right now stays.
+    (root / path).write_text((root / path).read_text() + "\n\ndef numbat_total():\n    pass\n")
+    write_shards(store, only={shard})
+    long_ago = time.time() - 2 * segments.GC_GRACE_S
+    for orphan in orphan_segments:
+        os.utime(orphan, (long_ago, long_ago))
+    in_progress = shard_dir / ".building-in-progress"
+    in_progress.mkdir()
+    published = publish_index(store, shard_keys(SHARDS), SPEC, run_id="next")
+    assert not any(p.exists() for p in orphan_manifests | orphan_segments | set(leftovers))
+    assert in_progress.exists()
+    current = segments.read_current(store.base)
+    assert current.version == published.version > live.version
+    reader = IndexReader(store.index_path)
+    assert reader.search("numbat_total", mode="bm25")[0].path == path
+    assert (store.base / segments.MANIFESTS_DIR / f"{live.version}.json").exists()
 
 
 def test_truncated_segment_is_a_clear_error_and_the_next_publish_repairs_it(indexed) -> None:
@@ -348,7 +578,7 @@ def test_deleted_segment_file_is_a_clear_error(indexed) -> None:
     store, _ = indexed
     shard = shard_of("pyutils/cache.py", SHARDS)
     (store.base / segment_dirs(store)[shard] / segments.CHUNKS_FILE).unlink()
-    with pytest.raises(segments.SegmentError, match="chunks.parquet is missing"):
+    with pytest.raises(segments.SegmentError, match=f"shard {shard} .*chunks.parquet is missing"):
         IndexReader(store.index_path)
     publish_index(store, shard_keys(SHARDS), SPEC, run_id="repair")
     assert IndexReader(store.index_path).size > 0

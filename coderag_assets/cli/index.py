@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -46,7 +47,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         _print_summary(summary)
     if not summary.success:
-        err.print(f"[red]error:[/red] indexing failed: {summary.error}")
+        # One line, printed as is (step keys such as `index_shard[shard_5]` are not markup).
+        err.print(f"[red]error:[/red] indexing failed: {escape(summary.error)}", soft_wrap=True)
         err.print("The last published index (if any) is unchanged and still searchable.")
         return EXIT_FAILED
     return 0
