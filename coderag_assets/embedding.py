@@ -43,6 +43,10 @@ if TYPE_CHECKING:
     import tokenizers
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Models trained for CodeRAG and shipped inside the package (see training/ and docs/quality.md):
+# a bare name resolves to ``coderag_assets/models/<name>``.
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "models"
+CODE_MODEL = "coderag-minilm-code"
 BACKENDS = ("openvino", "onnx", "torch")
 DEFAULT_BACKEND = "openvino"
 
@@ -53,6 +57,7 @@ CONVERTED_FORMAT_VERSION = 1
 MANIFEST_FILE = "embedder.json"
 TOKENIZER_FILE = "tokenizer.json"
 OPENVINO_MODEL_FILE = "model.xml"
+OPENVINO_COMPILED_CACHE_DIR = "compiled"
 ONNX_MODEL_FILE = "model.onnx"
 ONNX_OPSET = 17
 # Precision each backend runs at; part of the model id (and so of the embedding cache key).
@@ -279,6 +284,15 @@ class _ModelSource:
 
 
 @functools.lru_cache(maxsize=32)
+def resolve_model_path(model: str) -> Path:
+    """The local directory holding the weights of ``model`` (see `EmbedderSpec.model`).
+
+    Raises:
+        EmbeddingError: the model cannot be found offline.
+    """
+    return _resolve_model(model).path
+
+
 def _resolve_model(model: str) -> _ModelSource:
     """Find ``model`` on disk without touching the network.
 
@@ -295,6 +309,9 @@ def _resolve_model(model: str) -> _ModelSource:
         if not (path / "config.json").is_file():
             raise EmbeddingError(f"packaged model files are missing under {path}")
         return _describe_model(DEFAULT_MODEL, path)
+    shipped_path = SHIPPED_MODELS_DIR / model
+    if "/" not in model and model not in (".", "..") and (shipped_path / "config.json").is_file():
+        return _describe_model(model, shipped_path)
     local_path = Path(model).expanduser()
     if local_path.is_dir():
         local_path = local_path.resolve()
@@ -747,6 +764,10 @@ class _OpenVinoRuntime(_TokenizedRuntime):
             "ENABLE_CPU_PINNING": False,
             "PERFORMANCE_HINT": "LATENCY",
         }
+        if os.access(directory, os.W_OK):
+            # OpenVINO keeps the compiled network here: a cold start (every `coderag search`)
+            # then loads it instead of compiling, measured 0.4-0.5 s → 0.12-0.17 s.
+            core.set_property({"CACHE_DIR": str(directory / OPENVINO_COMPILED_CACHE_DIR)})
         compiled = core.compile_model(str(directory / OPENVINO_MODEL_FILE), "CPU", config)
         self._request = compiled.create_infer_request()
 
