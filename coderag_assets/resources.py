@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from coderag_assets.embedding import EmbedderSpec
+from coderag_assets.embedding import DEFAULT_MODEL, EmbedderSpec
 from coderag_assets.files import resolve_root
 from coderag_assets.settings import Settings
 from coderag_assets.store import IndexStore
@@ -18,7 +18,7 @@ class CodeRagResource(dg.ConfigurableResource):
 
     root: str = ""
     data_dir: str
-    model: str = "all-MiniLM-L6-v2"
+    model: str = DEFAULT_MODEL
     backend: str = "openvino"
     shard_count: int = 16
     workers: int = 1

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from coderag_assets.embedding import DEFAULT_MODEL
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 DEFAULT_SHARD_COUNT = 16
@@ -52,7 +54,7 @@ class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     root: Path | None = None
     shard_count: int = DEFAULT_SHARD_COUNT
-    model: str = "all-MiniLM-L6-v2"
+    model: str = DEFAULT_MODEL
     backend: str = "openvino"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
@@ -103,7 +105,7 @@ def load_settings(**overrides: object) -> Settings:
     """Settings from `CODERAG_*` environment variables, then explicit overrides (CLI flags)."""
     values: dict[str, object] = {
         "shard_count": _int_env("CODERAG_SHARDS", DEFAULT_SHARD_COUNT),
-        "model": os.environ.get("CODERAG_MODEL") or "all-MiniLM-L6-v2",
+        "model": os.environ.get("CODERAG_MODEL") or DEFAULT_MODEL,
         "backend": os.environ.get("CODERAG_BACKEND") or "openvino",
         "workers": _int_env("CODERAG_WORKERS", os.cpu_count() or 1),
         "max_file_bytes": _int_env("CODERAG_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),

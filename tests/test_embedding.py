@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from coderag_assets import embedding
 from coderag_assets.embedding import (
-    DEFAULT_MODEL,
+    MINILM_MODEL,
     EmbedderSpec,
     EmbeddingError,
     load_embedder,
@@ -220,13 +221,13 @@ def test_load_embedder_loads_once_per_spec(openvino_spec: EmbedderSpec) -> None:
 
 
 def test_model_id_names_model_backend_precision_and_token_limit(tmp_path: Path) -> None:
-    assert EmbedderSpec().model_id == "all-MiniLM-L6-v2:openvino:auto:256"
-    assert EmbedderSpec(backend="torch").model_id == "all-MiniLM-L6-v2:torch:fp32:256"
-    assert EmbedderSpec(max_seq_tokens=128).model_id == "all-MiniLM-L6-v2:openvino:auto:128"
+    minilm = EmbedderSpec(model=MINILM_MODEL)
+    assert minilm.model_id == "all-MiniLM-L6-v2:openvino:auto:256"
+    assert replace(minilm, backend="torch").model_id == "all-MiniLM-L6-v2:torch:fp32:256"
+    assert replace(minilm, max_seq_tokens=128).model_id == "all-MiniLM-L6-v2:openvino:auto:128"
     hub_name = EmbedderSpec(model="sentence-transformers/all-MiniLM-L6-v2")
     packaged_path = EmbedderSpec(model=str(embedding._packaged_model_dir()))
-    assert hub_name.model_id == packaged_path.model_id == EmbedderSpec().model_id
-    assert DEFAULT_MODEL in EmbedderSpec(backend="torch").model_id
+    assert hub_name.model_id == packaged_path.model_id == minilm.model_id
 
 
 def test_prepare_model_is_idempotent(openvino_spec: EmbedderSpec) -> None:
