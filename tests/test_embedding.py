@@ -1,7 +1,7 @@
 """Embedding backends: faithful to torch fp32, normalized, ordered, cached, torch-free at runtime.
 
-Uses the real packaged all-MiniLM-L6-v2 weights; converts once per session into a temporary
-cache directory. Nothing is downloaded (HF_HUB_OFFLINE=1).
+Uses the real default model (the shipped coderag-minilm-code) and the packaged all-MiniLM-L6-v2
+weights; converts once per session into a temporary cache directory. Nothing is downloaded (HF_HUB_OFFLINE=1).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from coderag_assets import embedding
 from coderag_assets.embedding import (
+    CODE_MODEL,
+    DEFAULT_MODEL,
     MINILM_MODEL,
     EmbedderSpec,
     EmbeddingError,
@@ -232,7 +234,7 @@ def test_model_id_names_model_backend_precision_and_token_limit(tmp_path: Path) 
 
 def test_prepare_model_is_idempotent(openvino_spec: EmbedderSpec) -> None:
     assert openvino_spec.cache_dir is not None
-    (converted_dir,) = openvino_spec.cache_dir.glob("all-MiniLM-L6-v2-openvino-*")
+    (converted_dir,) = openvino_spec.cache_dir.glob(f"{DEFAULT_MODEL}-openvino-*")
     model_file = converted_dir / embedding.OPENVINO_MODEL_FILE
     modified_ns = model_file.stat().st_mtime_ns
     started = time.perf_counter()
@@ -339,3 +341,23 @@ def test_missing_onnxruntime_is_a_clear_error(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     with pytest.raises(EmbeddingError, match="pip install onnxruntime"):
         load_embedder(EmbedderSpec(backend="onnx", cache_dir=tmp_path))
+
+
+def test_shipped_code_model_loads_offline_under_its_own_id(cache_dir: Path) -> None:
+    shipped_dir = embedding.SHIPPED_MODELS_DIR / CODE_MODEL
+    size_mib = sum(path.stat().st_size for path in shipped_dir.rglob("*") if path.is_file()) / 2**20
+    assert size_mib <= 50, f"{shipped_dir} holds {size_mib:.1f} MiB"
+    assert "Training data" in (shipped_dir / "README.md").read_text(encoding="utf-8")
+
+    spec = EmbedderSpec(model=CODE_MODEL, backend="openvino", cache_dir=cache_dir)
+    assert spec.model_id == f"{CODE_MODEL}:openvino:auto:256"
+    prepare_model(spec)
+    vectors = load_embedder(spec).embed(CODE_SNIPPETS)
+    assert vectors.shape == (len(CODE_SNIPPETS), DIM)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+
+    # Trained weights, not a copy of MiniLM: same architecture, different vectors.
+    minilm_spec = EmbedderSpec(model=MINILM_MODEL, backend="openvino", cache_dir=cache_dir)
+    prepare_model(minilm_spec)
+    minilm_vectors = load_embedder(minilm_spec).embed(CODE_SNIPPETS)
+    assert np.sum(vectors * minilm_vectors, axis=1).mean() < 0.99
