@@ -537,8 +537,8 @@ def publish_index(
 
     Each shard's segment is reused when its input files are unchanged (a few stats per
     shard; the shard step normally wrote it already) and rewritten otherwise, which also
-    repairs a damaged one. Raises ValueError when shards were embedded with another model,
-    IndexValidationError (the old version stays live) when a check fails.
+    repairs a damaged one. Raises ValueError when shards were embedded with another model
+    (unless `early`), IndexValidationError (the old version stays live) when a check fails.
 
     `early` publishes before embedding has finished (BM25, symbols and references answer at
     once; chunks without a vector are left out of vector search until the complete publish)
@@ -554,7 +554,9 @@ def publish_index(
         for info in infos.values()
         if info.embedded_model_id not in (None, spec.model_id)
     }
-    if wrong_model:
+    # Early, a shard still holding another model's vectors (the model was just switched) is
+    # published without vectors: its chunks count as waiting for theirs.
+    if wrong_model and not early:
         raise ValueError(
             f"some shards were embedded with {sorted(wrong_model)}, not {spec.model_id}; "
             "re-run every shard (`coderag index`) so they are embedded with one model"

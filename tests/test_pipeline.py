@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from coderag_assets.cli import main as cli_main
+from coderag_assets.embedding import DEFAULT_MODEL
 from coderag_assets.query import QueryService, index_status
 from coderag_assets.runs import get_instance, run_index
 from coderag_assets.settings import load_settings
@@ -172,7 +173,7 @@ def test_status_reports_model_counts_and_skips(indexed) -> None:
     status = index_status(store)
     assert status["root"] == str(store.root)
     assert status["chunks"] == summary.chunks
-    assert "all-MiniLM-L6-v2" in status["model_id"]
+    assert str(status["model_id"]).startswith(f"{DEFAULT_MODEL}:")
     assert status["skipped"]["secret"] >= 2
 
 
@@ -266,3 +267,41 @@ def test_runs_are_the_job_and_each_partition_records_its_own_shard(indexed) -> N
     )
     assert bm25_metadata["documents"].value == summary.chunks
     assert bm25_metadata["postings_bytes"].value > 0
+
+
+def test_switching_model_re_embeds_and_switching_back_reuses(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vectors are keyed by content hash *and* model id; the index records the model. Every
+    switch goes through an early publish (keywords first), which must not trip over the
+    other model's vectors still in the shards."""
+    from dataclasses import replace
+
+    from coderag_assets import assets
+    from coderag_assets.embedding import CODE_MODEL, MINILM_MODEL
+    from tests.conftest import copy_fixture_repo
+
+    monkeypatch.setattr(assets, "EARLY_PUBLISH_MIN_VECTORS", 1)  # the fixture is small
+
+    root = copy_fixture_repo(tmp_path / "repo").resolve()
+    private_data = tmp_path / "data"  # its own vector cache; converted models are shared
+    private_data.mkdir()
+    (private_data / "models").symlink_to(data_dir / "models", target_is_directory=True)
+    (data_dir / "models").mkdir(exist_ok=True)
+    base = load_settings(data_dir=private_data, workers=2).with_root(root)
+    instance = get_instance(base)
+    store = IndexStore.for_root(private_data, root)
+
+    def index_with(model: str):
+        summary = run_index(replace(base, model=model), instance=instance)
+        assert summary.success, summary.error
+        return summary, index_status(store)["model_id"]
+
+    first, first_model = index_with(MINILM_MODEL)
+    switched, switched_model = index_with(CODE_MODEL)
+    back, back_model = index_with(MINILM_MODEL)
+    assert first_model.startswith(f"{MINILM_MODEL}:") and back_model == first_model
+    assert switched_model.startswith(f"{CODE_MODEL}:")
+    assert first.embedded == first.chunks > 0
+    assert switched.embedded == switched.chunks == first.chunks  # nothing reused across models
+    assert back.embedded == 0 and back.reused == back.chunks  # switching back reuses
