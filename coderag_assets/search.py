@@ -94,6 +94,10 @@ class RankingConfig:
     test_factor: float = 0.3  # files under tests/, test_*.py, *.test.js, ...
     non_code_factor: float = 0.25  # docs and config: Markdown, reST, text, YAML, JSON, ...
     collapse: bool = True  # one result per run of consecutive chunks of one definition
+    # × per better-ranked result from the same file (1.0: off), so one file cannot fill the
+    # top 10: on the benchmark's dev split distinct files in the top 10 go from 4.2 to 6.2 and
+    # file nDCG@10 +0.012, definition MRR@10 unchanged within noise (−0.003).
+    file_repeat_factor: float = 0.8
 
 
 DEFAULT_RANKING = RankingConfig()
@@ -400,7 +404,11 @@ class IndexReader:
                 score += ranking.path_boost * shared / len(self.file_words[row])
             scored.append((row, score))
         scored.sort(key=lambda item: (-item[1], item[0]))
-        return self._collapse(scored) if ranking.collapse else scored
+        if ranking.collapse:
+            scored = self._collapse(scored)
+        if ranking.file_repeat_factor != 1.0:
+            scored = self._spread_files(scored, ranking.file_repeat_factor)
+        return scored
 
     def _fuse(
         self, rankings: list[list[tuple[int, float]]], weights: list[float]
@@ -421,6 +429,22 @@ class IndexReader:
                 seen.add(run)
                 kept.append((row, score))
         return kept
+
+    def _spread_files(
+        self, scored: list[tuple[int, float]], factor: float
+    ) -> list[tuple[int, float]]:
+        """Multiply each result's score by ``factor`` once per better-ranked result of its file,
+        then re-sort: the best chunk of every file keeps its score."""
+        path_column = self.columns.column("path")
+        seen_per_file: dict[str, int] = {}
+        spread: list[tuple[int, float]] = []
+        for row, score in scored:
+            path = path_column[row].as_py()
+            repeats = seen_per_file.get(path, 0)
+            seen_per_file[path] = repeats + 1
+            spread.append((row, score * factor**repeats))
+        spread.sort(key=lambda item: (-item[1], item[0]))
+        return spread
 
     @staticmethod
     def _need_vector(query_vector: np.ndarray | None) -> np.ndarray:

@@ -161,7 +161,7 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
     config = RankingConfig(
         rrf_k=60, vector_weight=1.0, stem=False, bm25_name_tf=0.0, symbol_boost=0.0,
         path_boost=0.0, glue_factor=1.0, test_factor=1.0,
-        non_code_factor=1.0, collapse=False,
+        non_code_factor=1.0, collapse=False, file_repeat_factor=1.0,
     )  # fmt: skip
     steps = [("plain RRF over AST chunks", config)]
     for label, changes in (
@@ -173,10 +173,14 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
         ("+ test files demoted", {"test_factor": default.test_factor}),
         ("+ docs and config demoted", {"non_code_factor": default.non_code_factor}),
         ("+ collapse chunks of one definition", {"collapse": default.collapse}),
+        (
+            "+ tuned fusion (RRF k, vector weight)",
+            {"rrf_k": default.rrf_k, "vector_weight": default.vector_weight},
+        ),
     ):
         config = replace(config, **changes)  # type: ignore[arg-type]
         steps.append((label, config))
-    steps.append(("+ tuned fusion (RRF k, vector weight) = default", default))
+    steps.append(("+ one file cannot fill the top 10 (×0.8 per repeat) = default", default))
     return steps
 
 
