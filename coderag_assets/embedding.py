@@ -47,7 +47,7 @@ MINILM_MODEL = "all-MiniLM-L6-v2"
 # a bare name resolves to ``coderag_assets/models/<name>``.
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "models"
 CODE_MODEL = "coderag-minilm-code"
-DEFAULT_MODEL = MINILM_MODEL
+DEFAULT_MODEL = CODE_MODEL
 BACKENDS = ("openvino", "onnx", "torch")
 DEFAULT_BACKEND = "openvino"
 
