@@ -22,9 +22,10 @@ import inspect
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from tree_sitter import Node
 
@@ -33,6 +34,8 @@ from coderag_assets.chunking.definitions import Definition, find_definitions
 from coderag_assets.chunking.grammars import GRAMMARS
 from coderag_assets.chunking.parsers import parser_for
 from coderag_assets.files import SkippedFile, read_source, scan_tree
+
+_Item = TypeVar("_Item")
 
 #: Languages whose doc comments are mined (tree-sitter grammar names).
 TRAINING_LANGUAGES: frozenset[str] = frozenset({"python", "javascript", "typescript", "tsx"})
@@ -692,18 +695,12 @@ def make_triples(
     """Triples for the documented ``definitions`` of one package: the first definition of each
     query and of each positive text is kept, then at most ``max_triples`` of them are sampled
     (seeded), each with its hard negatives."""
-    seen_queries: set[str] = set()
-    seen_positives: set[str] = set()
-    documented: list[MinedDefinition] = []
-    for definition in definitions:
-        if definition.query is None:
-            continue
-        query_key = definition.query.lower()
-        if query_key in seen_queries or definition.text in seen_positives:
-            continue
-        seen_queries.add(query_key)
-        seen_positives.add(definition.text)
-        documented.append(definition)
+    documented = _first_of_each(
+        [d for d in definitions if d.query is not None],
+        lambda d: (d.query or "", d.text),
+        set(),
+        set(),
+    )
     if len(documented) > max_triples:
         chosen = set(random.Random(seed).sample(range(len(documented)), max_triples))
         documented = [definition for i, definition in enumerate(documented) if i in chosen]
@@ -768,12 +765,24 @@ def dedupe_across(
 ) -> list[Triple]:
     """``triples`` minus those whose query (case-insensitive) or positive is in the seen sets;
     the sets are updated with what is kept (one pair of sets across all packages)."""
-    kept: list[Triple] = []
-    for triple in triples:
-        query_key = triple.query.lower()
-        if query_key in seen_queries or triple.positive in seen_positives:
+    return _first_of_each(triples, lambda t: (t.query, t.positive), seen_queries, seen_positives)
+
+
+def _first_of_each(
+    items: Iterable[_Item],
+    query_and_positive: Callable[[_Item], tuple[str, str]],
+    seen_queries: set[str],
+    seen_positives: set[str],
+) -> list[_Item]:
+    """The items whose query (case-insensitive) and positive were not seen before, in order;
+    the seen sets are updated with what is kept."""
+    kept: list[_Item] = []
+    for item in items:
+        query, positive = query_and_positive(item)
+        query_key = query.lower()
+        if query_key in seen_queries or positive in seen_positives:
             continue
         seen_queries.add(query_key)
-        seen_positives.add(triple.positive)
-        kept.append(triple)
+        seen_positives.add(positive)
+        kept.append(item)
     return kept
