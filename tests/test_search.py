@@ -206,3 +206,17 @@ def test_exact_symbol_query_finds_it_first(fixture_index) -> None:
 
 def _default() -> RankingConfig:
     return DEFAULT_RANKING
+
+
+def test_the_search_side_imports_no_indexing_libraries() -> None:
+    """A cold `coderag search` pays for every import: polars (35 MB, 80 ms) and the torch
+    stack belong to indexing and training only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom coderag_assets.query import QueryService\n"
+        "print(sorted({'polars', 'torch', 'transformers', 'dagster'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
