@@ -21,9 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
-from coderag_assets.embedding import Embedder, EmbedderSpec, load_embedder, prepare_model
+from coderag_assets.embedding import (
+    MINILM_MODEL,
+    Embedder,
+    EmbedderSpec,
+    load_embedder,
+    prepare_model,
+)
 
-from .train import Triple, load_triples
+from .train import (
+    MAX_VALIDATION_TRIPLES,
+    Triple,
+    load_triples,
+    retrieval_metrics,
+    validation_candidates,
+)
 
 ADAPTER_FILE = "query_adapter.npy"
 SCALE = 20.0
@@ -76,27 +88,6 @@ def train_adapter(
     return weight.detach().numpy().astype(np.float32)
 
 
-def apply_adapter(adapter: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
-    """``normalize(adapter @ query_vector)`` as float32."""
-    mapped = adapter @ query_vector
-    return (mapped / max(float(np.linalg.norm(mapped)), 1e-12)).astype(np.float32)
-
-
-def mrr_at_10(
-    queries: np.ndarray, triples: Sequence[Triple], documents: dict[str, np.ndarray]
-) -> float:
-    """MRR@10 of each query's positive among every validation positive and negative."""
-    texts = list(documents)
-    matrix = np.stack([documents[t] for t in texts])
-    position = {t: i for i, t in enumerate(texts)}
-    scores = queries @ matrix.T
-    total = 0.0
-    for row, triple in enumerate(triples):
-        rank = 1 + int(np.sum(scores[row] > scores[row, position[triple.positive]]))
-        total += 1.0 / rank if rank <= 10 else 0.0
-    return total / len(triples)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("training/.cache/data"))
@@ -109,24 +100,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     triples = load_triples(options.data / "triples.parquet")
     chosen = rng.choice(len(triples), size=min(options.max_triples, len(triples)), replace=False)
     sample = [triples[i] for i in sorted(chosen)]
-    validation = load_triples(options.data / "validation.parquet")[:400]
-    spec = EmbedderSpec(cache_dir=options.cache_dir)
+    validation = load_triples(options.data / "validation.parquet")[:MAX_VALIDATION_TRIPLES]
+    # The adapter works on the vectors the index already holds: MiniLM's, whatever the default.
+    spec = EmbedderSpec(model=MINILM_MODEL, cache_dir=options.cache_dir)
     prepare_model(spec)
     embedder = load_embedder(spec)
     queries, positives, negatives = embed_triples(embedder, sample)
-    candidates = sorted(
-        {t.positive for t in validation} | {n for t in validation for n in t.negatives}
-    )
-    documents = dict(zip(candidates, embedder.embed(candidates), strict=True))
+    candidates = validation_candidates(validation)
+    documents = embedder.embed(candidates)
     v_queries = embedder.embed([t.query for t in validation])
     print(f"embedded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     adapter = train_adapter(queries, positives, negatives)
-    mapped = np.stack([apply_adapter(adapter, q) for q in v_queries])
+    mapped = v_queries @ adapter.T
+    mapped /= np.maximum(np.linalg.norm(mapped, axis=1, keepdims=True), 1e-12)
+    frozen = retrieval_metrics(v_queries, documents, candidates, validation)
+    adapted = retrieval_metrics(mapped, documents, candidates, validation)
     result = {
         "train_triples": len(sample),
         "validation_triples": len(validation),
-        "validation_mrr@10_frozen": mrr_at_10(v_queries, validation, documents),
-        "validation_mrr@10_adapter": mrr_at_10(mapped, validation, documents),
+        "validation_mrr@10_frozen": frozen["mrr@10"],
+        "validation_mrr@10_adapter": adapted["mrr@10"],
         "seconds": time.perf_counter() - started,
     }
     options.out.mkdir(parents=True, exist_ok=True)

@@ -121,17 +121,42 @@ def batch_columns(
     return columns
 
 
-def validation_mrr(model: Any, triples: Sequence[Triple], batch_size: int = 64) -> dict[str, float]:
-    """MRR@10 and Recall@1 of each query's positive among all validation candidates.
+def validation_candidates(triples: Sequence[Triple]) -> list[str]:
+    """Every positive and negative of ``triples``, each once, in a stable order."""
+    return sorted({t.positive for t in triples} | {n for t in triples for n in t.negatives})
 
-    Candidates are every positive and negative of the (capped) validation triples, so each
-    query competes with its own hard negatives and everybody else's code.
-    """
+
+def retrieval_metrics(
+    query_vectors: np.ndarray,
+    candidate_vectors: np.ndarray,
+    candidates: Sequence[str],
+    triples: Sequence[Triple],
+) -> dict[str, float]:
+    """MRR@10 and Recall@1 of each triple's positive among ``candidates`` (row-aligned with
+    ``candidate_vectors``), scoring by dot product of normalized vectors."""
+    position = {text: i for i, text in enumerate(candidates)}
+    scores = np.asarray(query_vectors) @ np.asarray(candidate_vectors).T
+    reciprocal, first = [], []
+    for row, triple in enumerate(triples):
+        target = scores[row, position[triple.positive]]
+        rank = 1 + int(np.sum(scores[row] > target))
+        reciprocal.append(1.0 / rank if rank <= MRR_CUTOFF else 0.0)
+        first.append(rank == 1)
+    return {
+        "mrr@10": float(np.mean(reciprocal)),
+        "r@1": float(np.mean(first)),
+        "queries": len(triples),
+        "candidates": len(candidates),
+    }
+
+
+def validation_mrr(model: Any, triples: Sequence[Triple], batch_size: int = 64) -> dict[str, float]:
+    """`retrieval_metrics` of ``model`` on the (capped) validation triples: each query competes
+    with its own hard negatives and everybody else's code."""
     import torch
 
     sample = list(triples[:MAX_VALIDATION_TRIPLES])
-    candidates = sorted({t.positive for t in sample} | {n for t in sample for n in t.negatives})
-    position = {text: i for i, text in enumerate(candidates)}
+    candidates = validation_candidates(sample)
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -141,19 +166,7 @@ def validation_mrr(model: Any, triples: Sequence[Triple], batch_size: int = 64) 
         )
     if was_training:
         model.train()
-    scores = np.asarray(queries) @ np.asarray(documents).T
-    reciprocal, first = [], []
-    for row, triple in enumerate(sample):
-        target = scores[row, position[triple.positive]]
-        rank = 1 + int(np.sum(scores[row] > target))
-        reciprocal.append(1.0 / rank if rank <= MRR_CUTOFF else 0.0)
-        first.append(rank == 1)
-    return {
-        "mrr@10": float(np.mean(reciprocal)),
-        "r@1": float(np.mean(first)),
-        "queries": len(sample),
-        "candidates": len(candidates),
-    }
+    return retrieval_metrics(queries, documents, candidates, sample)
 
 
 def load_base_model(max_seq_tokens: int) -> Any:
