@@ -286,8 +286,8 @@ def test_switching_model_re_embeds_and_switching_back_reuses(
     root = copy_fixture_repo(tmp_path / "repo").resolve()
     private_data = tmp_path / "data"  # its own vector cache; converted models are shared
     private_data.mkdir()
-    (private_data / "models").symlink_to(data_dir / "models", target_is_directory=True)
     (data_dir / "models").mkdir(exist_ok=True)
+    (private_data / "models").symlink_to(data_dir / "models", target_is_directory=True)
     base = load_settings(data_dir=private_data, workers=2).with_root(root)
     instance = get_instance(base)
     store = IndexStore.for_root(private_data, root)
