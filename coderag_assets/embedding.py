@@ -22,22 +22,27 @@ when they load from an already prepared cache: torch, transformers and sentence-
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
-import hashlib
 import json
 import os
-import re
-import shutil
-import tempfile
 import threading
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from coderag_assets.model_cache import (
+    ModelError,
+    available_cores,
+    compile_openvino,
+    convert_once,
+    converted_dir,
+    export_openvino,
+    import_backend_package,
+    weights_fingerprint,
+)
 
 if TYPE_CHECKING:
     import tokenizers
@@ -58,7 +63,6 @@ CONVERTED_FORMAT_VERSION = 1
 MANIFEST_FILE = "embedder.json"
 TOKENIZER_FILE = "tokenizer.json"
 OPENVINO_MODEL_FILE = "model.xml"
-OPENVINO_COMPILED_CACHE_DIR = "compiled"
 ONNX_MODEL_FILE = "model.onnx"
 ONNX_OPSET = 17
 # Precision each backend runs at; part of the model id (and so of the embedding cache key).
@@ -71,7 +75,7 @@ FALLBACK_MAX_SEQ_TOKENS = 512
 DEFAULT_BATCH_SIZE = 32
 
 
-class EmbeddingError(Exception):
+class EmbeddingError(ModelError):
     """A model cannot be found offline, converted, or loaded; the message says why and what to do."""
 
 
@@ -242,34 +246,13 @@ def prepare_model(spec: EmbedderSpec) -> None:
     source = _resolve_model(spec.model)
     if spec.backend == "torch":
         return
-    target = _converted_dir(spec, source)
-    if _read_manifest(target) is not None:
-        return
-    cache_dir = target.parent
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise EmbeddingError(f"cannot create model cache directory {cache_dir}: {error}") from error
-    with _file_lock(cache_dir / f".{target.name}.lock"):
-        if _read_manifest(target) is not None:
-            return  # another process converted it while we waited
-        if target.exists():
-            shutil.rmtree(target)  # stale or unreadable; convert again
-        work_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=cache_dir))
-        try:
-            work_dir.chmod(0o755)  # mkdtemp makes it private; the cache is shared
-            with _quiet_conversion():
-                _convert(spec.backend, source, work_dir)
-            os.replace(work_dir, target)
-        except EmbeddingError:
-            raise
-        except Exception as error:
-            raise EmbeddingError(
-                f"converting {source.name!r} ({source.path}) for backend {spec.backend!r} "
-                f"failed: {type(error).__name__}: {error}. The 'torch' backend may still work."
-            ) from error
-        finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
+    convert_once(
+        _converted_dir(spec, source),
+        lambda directory: _read_manifest(directory) is not None,
+        lambda work_dir: _convert(spec.backend, source, work_dir),
+        what=f"{source.name!r} ({source.path}) for backend {spec.backend!r}",
+        error=EmbeddingError,
+    )
 
 
 # --- model resolution -----------------------------------------------------------------------
@@ -396,25 +379,7 @@ def _effective_max_tokens(spec: EmbedderSpec, source: _ModelSource) -> int:
     return max_tokens
 
 
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 # --- converted model cache ------------------------------------------------------------------
-
-
-def _source_fingerprint(source: _ModelSource) -> str:
-    """Hash of the source weights' location, file names, sizes and mtimes."""
-    digest = hashlib.sha256(f"v{CONVERTED_FORMAT_VERSION}\0{source.path}".encode())
-    for file_path in sorted(source.path.rglob("*")):
-        if file_path.is_file() and not file_path.name.startswith("."):
-            stat = file_path.stat()
-            relative = file_path.relative_to(source.path).as_posix()
-            digest.update(f"\0{relative}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:12]
 
 
 def _converted_dir(spec: EmbedderSpec, source: _ModelSource) -> Path:
@@ -423,8 +388,8 @@ def _converted_dir(spec: EmbedderSpec, source: _ModelSource) -> Path:
             f"backend {spec.backend!r} needs EmbedderSpec.cache_dir (where the converted model "
             "is kept, e.g. data/models)"
         )
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", source.name).strip("._") or "model"
-    return spec.cache_dir / f"{slug}-{spec.backend}-{_source_fingerprint(source)}"
+    fingerprint = weights_fingerprint(source.path, CONVERTED_FORMAT_VERSION)
+    return converted_dir(spec.cache_dir, source.name, spec.backend, fingerprint)
 
 
 @dataclass(frozen=True)
@@ -463,36 +428,6 @@ def _read_manifest(directory: Path) -> _Manifest | None:
         return None
 
 
-@contextlib.contextmanager
-def _file_lock(lock_path: Path) -> Iterator[None]:
-    """Exclusive inter-process lock held for the duration of the block."""
-    with open(lock_path, "a+b") as lock_file:
-        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _quiet_conversion() -> Iterator[None]:
-    """Silence tracing warnings (about attention-mask branches that cannot differ for encoders)
-    and transformers' informational log lines while a model is converted."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            from transformers.utils import logging as transformers_logging
-        except ImportError:
-            yield
-            return
-        verbosity = transformers_logging.get_verbosity()
-        transformers_logging.set_verbosity_error()
-        try:
-            yield
-        finally:
-            transformers_logging.set_verbosity(verbosity)
-
-
 def _load_sentence_transformer(source: _ModelSource, threads: int | None) -> Any:
     """A sentence-transformers model on CPU, from a local directory only."""
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -503,7 +438,7 @@ def _load_sentence_transformer(source: _ModelSource, threads: int | None) -> Any
         raise EmbeddingError(
             f"loading {source.name!r} with torch needs sentence-transformers and torch: {error}"
         ) from error
-    torch.set_num_threads(threads or _available_cores())
+    torch.set_num_threads(threads or available_cores())
     with contextlib.suppress(ImportError, AttributeError):
         from transformers.utils import logging as transformers_logging
 
@@ -562,7 +497,7 @@ def _convert(backend: str, source: _ModelSource, work_dir: Path) -> None:
     example_inputs = {name: example[name] for name in input_names}
     with torch.no_grad():
         if backend == "openvino":
-            _export_openvino(network, example_inputs, work_dir)
+            export_openvino(network, example_inputs, work_dir / OPENVINO_MODEL_FILE)
         else:
             _export_onnx(network, example_inputs, work_dir)
     backend_tokenizer.save(str(work_dir / TOKENIZER_FILE))
@@ -610,20 +545,12 @@ def _hidden_states_network(transformer_model: Any) -> Any:
     return HiddenStates()
 
 
-def _export_openvino(network: Any, example_inputs: dict[str, Any], work_dir: Path) -> None:
-    openvino = _import_backend_package("openvino")
-    converted = openvino.convert_model(network, example_input=example_inputs)
-    for model_input in converted.inputs:  # any batch size, any sequence length
-        model_input.get_node().set_partial_shape(openvino.PartialShape([-1, -1]))
-    converted.validate_nodes_and_infer_types()
-    # compress_to_fp16=False keeps fp32 weights on disk; the CPU picks its precision at compile.
-    openvino.save_model(converted, str(work_dir / OPENVINO_MODEL_FILE), compress_to_fp16=False)
-
-
 def _export_onnx(network: Any, example_inputs: dict[str, Any], work_dir: Path) -> None:
     import torch
 
-    _import_backend_package("onnxruntime")  # fail before a slow export if it can't run later
+    import_backend_package(
+        "onnxruntime", EmbeddingError
+    )  # fail before a slow export if it can't run later
     names = list(example_inputs)
     torch.onnx.export(
         network,
@@ -640,19 +567,6 @@ def _export_onnx(network: Any, example_inputs: dict[str, Any], work_dir: Path) -
     )
 
 
-_INSTALL_HINTS = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime"}
-
-
-def _import_backend_package(package: str) -> Any:
-    backend = "onnx" if package == "onnxruntime" else package
-    try:
-        return __import__(package)
-    except ImportError as error:
-        raise EmbeddingError(
-            f"backend {backend!r} needs {package}: {_INSTALL_HINTS[package]}"
-        ) from error
-
-
 # --- runtimes -------------------------------------------------------------------------------
 
 
@@ -662,7 +576,9 @@ def _load_runtime(spec: EmbedderSpec) -> _Runtime:
     if spec.backend == "torch":
         return _TorchRuntime(source, spec.threads, max_tokens)
     package = "openvino" if spec.backend == "openvino" else "onnxruntime"
-    _import_backend_package(package)  # a missing package is reported before any conversion
+    import_backend_package(
+        package, EmbeddingError
+    )  # a missing package is reported before any conversion
     directory = _converted_dir(spec, source)
     manifest = _read_manifest(directory)
     if manifest is None:
@@ -756,22 +672,7 @@ class _OpenVinoRuntime(_TokenizedRuntime):
         self, directory: Path, manifest: _Manifest, threads: int | None, max_tokens: int
     ) -> None:
         super().__init__(directory, manifest, max_tokens)
-        import openvino
-
-        core = openvino.Core()
-        config: dict[str, Any] = {
-            "INFERENCE_NUM_THREADS": threads or _available_cores(),
-            # OpenVINO pins its threads to cores by default; several worker processes would then
-            # pile onto the same cores.
-            "ENABLE_CPU_PINNING": False,
-            "PERFORMANCE_HINT": "LATENCY",
-        }
-        if os.access(directory, os.W_OK):
-            # OpenVINO keeps the compiled network here: a cold start (every `coderag search`)
-            # then loads it instead of compiling, measured 0.4-0.5 s → 0.12-0.17 s.
-            core.set_property({"CACHE_DIR": str(directory / OPENVINO_COMPILED_CACHE_DIR)})
-        compiled = core.compile_model(str(directory / OPENVINO_MODEL_FILE), "CPU", config)
-        self._request = compiled.create_infer_request()
+        self._request = compile_openvino(directory / OPENVINO_MODEL_FILE, threads)
 
     def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         result = self._request.infer(inputs)
@@ -788,7 +689,7 @@ class _OnnxRuntime(_TokenizedRuntime):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or _available_cores()
+        options.intra_op_num_threads = threads or available_cores()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = onnxruntime.InferenceSession(

@@ -79,7 +79,7 @@ def load_triples(path: Path) -> list[Triple]:
     ]
 
 
-def batch_order(count: int, args: TrainArgs) -> list[list[int]]:
+def batch_order(count: int, args: Any) -> list[list[int]]:
     """The triple indices of every step's batch: epochs of seeded shuffles, cut into batches.
 
     A pure function of ``count`` and the arguments, so a resumed run sees the same batches.
@@ -217,7 +217,7 @@ def train(
     torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_same_args(run_dir, args)
+    check_same_args(run_dir, args)
     data_dir = Path(args.data_dir)
     triples = load_triples(data_dir / "triples.parquet")
     validation = load_triples(data_dir / "validation.parquet")
@@ -230,8 +230,8 @@ def train(
 
     model = load_base_model(args.max_seq_tokens)
     loss = losses.MultipleNegativesRankingLoss(model, scale=args.scale)
-    decay = [p for n, p in model.named_parameters() if not _no_decay(n)]
-    no_decay = [p for n, p in model.named_parameters() if _no_decay(n)]
+    decay = [p for n, p in model.named_parameters() if not no_decay_parameter(n)]
+    no_decay = [p for n, p in model.named_parameters() if no_decay_parameter(n)]
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": args.weight_decay},
@@ -255,7 +255,7 @@ def train(
     results = json.loads(validation_path.read_text()) if validation_path.is_file() else {}
     if "base" not in results:
         results["base"] = validation_mrr(model, validation)
-        _write_json(validation_path, results)
+        write_json(validation_path, results)
         print(f"validation before training: {results['base']}", file=sys.stderr)
 
     model.train()
@@ -287,13 +287,13 @@ def train(
                     flush=True,
                 )
             if step % checkpoint_every == 0 or step == last_step:
-                _save_checkpoint(checkpoint, model, optimizer, scheduler, step)
+                save_checkpoint(checkpoint, model, optimizer, scheduler, step)
 
     final_dir = run_dir / "final"
     if "trained" not in results or results.get("trained_step") != step:
         results["trained"] = validation_mrr(model, validation)
         results["trained_step"] = step
-        _write_json(validation_path, results)
+        write_json(validation_path, results)
     print(f"validation after training: {results['trained']}", file=sys.stderr)
     _save_model(model, final_dir)
     return final_dir
@@ -301,23 +301,13 @@ def train(
 
 def export(run_dir: Path, destination: Path, name: str) -> None:
     """Write the run's final model to ``destination`` with fp16 weights and training.json."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
     final_dir = run_dir / "final"
     if not (final_dir / "config.json").is_file():
         raise SystemExit(f"{final_dir} holds no trained model; train first")
     if destination.exists():
         shutil.rmtree(destination)
     shutil.copytree(final_dir, destination)
-    weights = destination / "model.safetensors"
-    tensors = load_file(str(weights))
-    half = {
-        key: value.to(torch.float16) if value.is_floating_point() else value
-        for key, value in tensors.items()
-    }
-    save_file(half, str(weights), metadata={"format": "pt"})
-    weights.chmod(0o644)
+    halve_weights(destination / "model.safetensors")
     # sentence-transformers writes a generic card; the shipped card is written by hand (README).
     (destination / "README.md").unlink(missing_ok=True)
     args = json.loads((run_dir / ARGS_FILE).read_text())
@@ -331,16 +321,30 @@ def export(run_dir: Path, destination: Path, name: str) -> None:
         "validation": validation,
         "data_sources": json.loads(sources_path.read_text()) if sources_path.is_file() else None,
     }
-    _write_json(destination / TRAINING_INFO_FILE, info)
+    write_json(destination / TRAINING_INFO_FILE, info)
     size_mb = sum(p.stat().st_size for p in destination.rglob("*") if p.is_file()) / 2**20
     print(f"exported {destination} ({size_mb:.1f} MiB)", file=sys.stderr)
 
 
-def _no_decay(parameter_name: str) -> bool:
+def halve_weights(weights: Path) -> None:
+    """Rewrite a safetensors file with fp16 floats: half the size, loaded back as fp32."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(weights))
+    half = {
+        key: value.to(torch.float16) if value.is_floating_point() else value
+        for key, value in tensors.items()
+    }
+    save_file(half, str(weights), metadata={"format": "pt"})
+    weights.chmod(0o644)
+
+
+def no_decay_parameter(parameter_name: str) -> bool:
     return "bias" in parameter_name or "LayerNorm" in parameter_name
 
 
-def _check_same_args(run_dir: Path, args: TrainArgs) -> None:
+def check_same_args(run_dir: Path, args: Any) -> None:
     path = run_dir / ARGS_FILE
     if path.is_file():
         saved = json.loads(path.read_text())
@@ -350,10 +354,10 @@ def _check_same_args(run_dir: Path, args: TrainArgs) -> None:
                 "resume with the same ones or use another --run directory"
             )
     else:
-        _write_json(path, asdict(args))
+        write_json(path, asdict(args))
 
 
-def _save_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, step: int) -> None:
+def save_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, step: int) -> None:
     import torch
 
     partial = path.with_suffix(".partial")
@@ -369,7 +373,7 @@ def _save_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, ste
     os.replace(partial, path)
 
 
-def _write_json(path: Path, value: Any) -> None:
+def write_json(path: Path, value: Any) -> None:
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
     os.replace(partial, path)
