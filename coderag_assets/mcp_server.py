@@ -323,7 +323,13 @@ class AgentBackend:
                 cursor.close()
 
     def search(
-        self, query: str, mode: Mode, limit: int, language: str | None, path: str | None
+        self,
+        query: str,
+        mode: Mode,
+        limit: int,
+        language: str | None,
+        path: str | None,
+        rerank: bool | None = None,
     ) -> SearchOutput:
         if path:
             navigation.check_glob(path)
@@ -336,6 +342,10 @@ class AgentBackend:
                 with self._search_lock:
                     embedder = self.service.embedder()
                 query_vector = embedder.embed_query(query)  # the embedder serializes its runs
+            rescorer = None
+            if self.service.settings.rerank if rerank is None else rerank:
+                with self._search_lock:
+                    rescorer = self.service.reranker().score  # serializes its own runs
             with self._search_lock:
                 results = self.service.reader.search(
                     query,
@@ -344,6 +354,7 @@ class AgentBackend:
                     language=language,
                     path_glob=path,
                     query_vector=query_vector,
+                    rescorer=rescorer,
                 )
         hits = [
             SearchHit(
@@ -445,11 +456,18 @@ def build_server(backend: AgentBackend) -> MCPServer:
                 description="Only paths matching this glob (e.g. 'src/**/*.py'); no wildcard = prefix"
             ),
         ] = None,
+        rerank: Annotated[
+            bool | None,
+            Field(
+                description="Re-score the top results with the cross-encoder (slower, often "
+                "more precise first result); default: the server's CODERAG_RERANK setting"
+            ),
+        ] = None,
     ) -> SearchOutput:
         """Search the indexed code: the best-matching chunks (functions, classes, sections)
         with path, lines and source text."""
         with _as_tool_errors():
-            return backend.search(query, mode, limit, language, path)
+            return backend.search(query, mode, limit, language, path, rerank)
 
     @server.tool(annotations=READ_ONLY)
     def find_symbol(

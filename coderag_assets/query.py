@@ -6,6 +6,7 @@ import time
 
 from coderag_assets.embedding import Embedder, EmbedderSpec, load_embedder
 from coderag_assets.freshness import index_freshness
+from coderag_assets.rerank import Reranker, RerankerSpec, load_reranker
 from coderag_assets.search import IndexReader, Mode, SearchResult
 from coderag_assets.settings import Settings
 from coderag_assets.store import IndexStore, connect_index, read_meta
@@ -15,7 +16,9 @@ class QueryService:
     """Answers searches from the latest published index of one root.
 
     The query embedder is loaded lazily (BM25-only queries never load it) with the model
-    and backend recorded in the index, so queries and chunks are embedded the same way.
+    and backend recorded in the index, so queries and chunks are embedded the same way. The
+    reranker is loaded on the first search that asks for it (``rerank``, default
+    ``settings.rerank``).
     """
 
     def __init__(self, store: IndexStore, settings: Settings):
@@ -23,6 +26,7 @@ class QueryService:
         self.settings = settings
         self.reader = IndexReader(store.index_path)
         self._embedder: Embedder | None = None
+        self._reranker: Reranker | None = None
 
     def embedder(self) -> Embedder:
         meta = self.reader.meta
@@ -35,6 +39,14 @@ class QueryService:
             self._embedder = load_embedder(spec)
         return self._embedder
 
+    def reranker(self) -> Reranker:
+        if self._reranker is None:
+            # The reranker runs on OpenVINO unless the user chose torch (it has no ONNX export).
+            backend = "torch" if self.settings.backend == "torch" else "openvino"
+            spec = RerankerSpec(backend=backend, cache_dir=self.settings.models_dir)
+            self._reranker = load_reranker(spec)
+        return self._reranker
+
     def search(
         self,
         query: str,
@@ -43,9 +55,11 @@ class QueryService:
         limit: int = 10,
         language: str | None = None,
         path_glob: str | None = None,
+        rerank: bool | None = None,
     ) -> list[SearchResult]:
         self.reader.refresh()
         query_vector = self.embedder().embed_query(query) if mode != "bm25" else None
+        use_reranker = self.settings.rerank if rerank is None else rerank
         return self.reader.search(
             query,
             mode=mode,
@@ -53,6 +67,7 @@ class QueryService:
             language=language,
             path_glob=path_glob,
             query_vector=query_vector,
+            rescorer=self.reranker().score if use_reranker else None,
         )
 
     def close(self) -> None:

@@ -44,6 +44,15 @@ def _int_env(name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer") from exc
 
 
+def _bool_env(name: str) -> bool:
+    value = (os.environ.get(name) or "0").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}={value!r} must be 1/true/yes/on or 0/false/no/off")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the pipeline and the query side need to agree on.
@@ -61,6 +70,7 @@ class Settings:
     executor: str = "auto"
     instance_yaml: Path | None = None
     inference_threads: int = 0  # per shard step; 0 = cores // workers
+    rerank: bool = False  # re-score the top results with the cross-encoder (`--rerank`)
 
     def __post_init__(self) -> None:
         if self.shard_count not in SUPPORTED_SHARD_COUNTS:
@@ -111,6 +121,7 @@ def load_settings(**overrides: object) -> Settings:
         "max_file_bytes": _int_env("CODERAG_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
         "executor": (os.environ.get("CODERAG_EXECUTOR") or "auto").strip().lower(),
         "inference_threads": _int_env("CODERAG_INFERENCE_THREADS", 0),
+        "rerank": _bool_env("CODERAG_RERANK"),
     }
     instance_env = os.environ.get("CODERAG_INSTANCE_YAML")
     if instance_env:
@@ -138,6 +149,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CODERAG_MAX_FILE_BYTES": str(settings.max_file_bytes),
         "CODERAG_EXECUTOR": settings.executor,
         "CODERAG_INFERENCE_THREADS": str(settings.inference_threads),
+        "CODERAG_RERANK": "1" if settings.rerank else "0",
     }
     if settings.root is not None:
         env["CODERAG_ROOT"] = str(settings.root)

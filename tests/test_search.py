@@ -105,7 +105,7 @@ def test_weighted_rrf_favours_the_heavier_ranker() -> None:
     assert fused[0][1] == pytest.approx(2 / 11 + 1 / 12)
 
 
-# ---------------------------------------------------------------- the reranker on a real index
+# ---------------------------------------------------------------- ranking on a real index
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +202,43 @@ def test_exact_symbol_query_finds_it_first(fixture_index) -> None:
     fixture_index.reader.set_ranking(_default())
     top = fixture_index.search("retry_with_backoff", mode="hybrid", limit=3)[0]
     assert (top.path, top.symbol) == ("pyutils/retry.py", "retry_with_backoff")
+
+
+def test_rerank_fuses_the_rescorer_rank_into_the_head_only(fixture_index) -> None:
+    """A plumbing test with a scripted rescorer (the real cross-encoder: test_rerank.py)."""
+    reader = fixture_index.reader
+    reader.set_ranking(
+        replace(BARE, rerank_depth=3, rerank_k=1, rerank_weight=4.0, file_repeat_factor=1.0)
+    )
+    rows = list(range(5))
+    ranked = [(row, 1.0 - 0.1 * row) for row in rows]
+    seen: list[tuple[str, list[str]]] = []
+
+    def rescorer(query: str, texts) -> np.ndarray:
+        seen.append((query, list(texts)))
+        return np.array([0.0, 0.0, 9.0])  # the third result is the reranker's best
+
+    reranked = reader.rerank("the query", ranked, rescorer)
+    assert [row for row, _ in reranked] == [2, 0, 1, 3, 4]
+    assert seen == [("the query", [reader.rerank_text(row) for row in rows[:3]])]
+    head_floor = min(score for _, score in reranked[:3])
+    assert all(score <= head_floor for _, score in reranked[3:])
+    assert [score for _, score in reranked] == sorted((s for _, s in reranked), reverse=True)
+
+
+def test_rerank_with_an_agreeing_rescorer_keeps_the_order(fixture_index) -> None:
+    reader = fixture_index.reader
+    reader.set_ranking(replace(BARE, rerank_depth=4, file_repeat_factor=1.0))
+    ranked = [(row, 1.0 - 0.1 * row) for row in range(6)]
+    reranked = reader.rerank("q", ranked, lambda query, texts: -np.arange(len(texts), dtype=float))
+    assert [row for row, _ in reranked] == list(range(6))
+
+
+def test_rerank_text_is_what_the_embedder_reads(fixture_index) -> None:
+    reader = fixture_index.reader
+    row = _row(reader, "pyutils/cache.py", "LRUCache")
+    text = reader.rerank_text(row)
+    assert text.startswith("LRUCache\n") and "class LRUCache" in text
 
 
 def _default() -> RankingConfig:

@@ -2,6 +2,11 @@
 
     python -m training.model_card coderag_assets/models/coderag-minilm-code \
         --evaluation training/evaluation.md
+    python -m training.model_card coderag_assets/models/coderag-minilm-rerank \
+        --evaluation training/evaluation-reranker.md
+
+Both the embedder (``training.train``) and the cross-encoder reranker
+(``training.train_reranker``) get a card; training.json's ``kind`` tells them apart.
 
 The card lists every package the triples came from (version, registry, licence, triples, or why
 it was left out), the exact commands and arguments of the run, the trainer's own validation
@@ -24,8 +29,6 @@ LANGUAGE_NAMES = {"python": "Python", "js": "JavaScript/TypeScript"}
 
 def render(model_dir: Path, evaluation: str) -> str:
     info = json.loads((model_dir / TRAINING_INFO_FILE).read_text(encoding="utf-8"))
-    args = info["arguments"]
-    validation = info["validation"]
     sources: list[dict[str, Any]] = info["data_sources"] or []
     used = [s for s in sources if not s.get("skipped")]
     left_out = [s for s in sources if s.get("skipped")]
@@ -34,19 +37,10 @@ def render(model_dir: Path, evaluation: str) -> str:
     by_language: dict[str, int] = {}
     for source in used:
         by_language[source["language"]] = by_language.get(source["language"], 0) + source["triples"]
-    lines = [
-        f"# {info['name']}",
-        "",
-        (
-            f"A sentence-transformers model for code search: `{info['base_model']}` (same "
-            "architecture: 6 layers, 384 dimensions, mean pooling, 256 tokens) fine-tuned on "
-            "(docstring summary → code without its docstring) pairs mined from permissively "
-            "licensed PyPI and npm packages, with sibling definitions and BM25 neighbours as hard "
-            "negatives. It is CodeRAG's embedding model; it loads offline by name "
-            f"(`CODERAG_MODEL={info['name']}`). Weights are stored as fp16 safetensors and load as "
-            "fp32."
-        ),
-        "",
+    reranker = info.get("kind") == "cross-encoder reranker"
+    intro = _RERANKER_INTRO if reranker else _EMBEDDER_INTRO
+    lines = [f"# {info['name']}", "", intro.format(base=info["base_model"], name=info["name"]), ""]
+    lines += [
         "## Training data",
         "",
         (
@@ -75,7 +69,44 @@ def render(model_dir: Path, evaluation: str) -> str:
     if left_out:
         lines += ["", "Fetched but left out:", ""]
         lines += [f"- {s['package']} {s['version']}: {s['skipped']}" for s in left_out]
+    lines += _reranker_training(info) if reranker else _embedder_training(info)
     lines += [
+        "## Evaluation",
+        "",
+        evaluation.strip(),
+        "",
+        "## Licence",
+        "",
+        (
+            f"Apache-2.0, as `{info['base_model']}`. The training data are only used to train; "
+            "no source text is shipped with the weights."
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+_EMBEDDER_INTRO = (
+    "A sentence-transformers model for code search: `{base}` (same architecture: 6 layers, "
+    "384 dimensions, mean pooling, 256 tokens) fine-tuned on (docstring summary → code without "
+    "its docstring) pairs mined from permissively licensed PyPI and npm packages, with sibling "
+    "definitions and BM25 neighbours as hard negatives. It is CodeRAG's embedding model; it "
+    "loads offline by name (`CODERAG_MODEL={name}`). Weights are stored as fp16 safetensors and "
+    "load as fp32."
+)
+_RERANKER_INTRO = (
+    "A cross-encoder reranker for code search: `{base}`'s encoder (6 layers, 384 hidden) with "
+    "a one-logit head, trained on the same (docstring summary → code without its docstring) "
+    "triples as CodeRAG's embedder. It reads a query and one candidate chunk together and "
+    "scores their relevance; CodeRAG uses it to re-score the top results of a search "
+    "(`coderag search --rerank`, MCP `search(rerank=true)`, `CODERAG_RERANK=1`). Weights are "
+    "stored as fp16 safetensors and load as fp32."
+)
+
+
+def _embedder_training(info: dict[str, Any]) -> list[str]:
+    args, validation = info["arguments"], info["validation"]
+    return [
         "",
         "## Training",
         "",
@@ -121,19 +152,55 @@ def render(model_dir: Path, evaluation: str) -> str:
             f"| {validation['trained']['r@1']:.3f} |"
         ),
         "",
-        "## Evaluation",
+    ]
+
+
+def _reranker_training(info: dict[str, Any]) -> list[str]:
+    args, validation = info["arguments"], info["validation"]
+    first, trained = validation["first_stage"], validation["trained"]["reranked"]
+    depth = validation["trained"]["depth"]
+    return [
         "",
-        evaluation.strip(),
+        "## Training",
         "",
-        "## Licence",
+        "```bash",
+        ".venv/bin/pip install -e '.[training]'",
+        "python -m training.build_data --out training/.cache/data",
+        (
+            "python -m training.train_reranker --data training/.cache/data "
+            f"--run training/.cache/rerank --steps {args['steps']} "
+            f"--batch-size {args['batch_size']} --hard-negatives {args['hard_negatives']} "
+            f"--max-seq-tokens {args['max_seq_tokens']} --learning-rate {args['learning_rate']} "
+            f"--seed {args['seed']}"
+        ),
+        (
+            "python -m training.train_reranker --run training/.cache/rerank --export "
+            f"coderag_assets/models/{info['name']}"
+        ),
+        "```",
         "",
         (
-            f"Apache-2.0, as `{info['base_model']}`. The training data are only used to train; "
-            "no source text is shipped with the weights."
+            f"Each step scores {args['batch_size']} queries against a group of their positive, "
+            f"{args['hard_negatives']} hard negatives and one other query's positive; loss: "
+            "softmax cross-entropy over the group (the positive must come first). AdamW, "
+            f"learning rate {args['learning_rate']} with {args['warmup_fraction']:.0%} linear "
+            f"warm-up then linear decay, weight decay {args['weight_decay']}, gradient clipping "
+            f"at 1.0; {args['steps']} steps, pairs cut at {args['max_seq_tokens']} tokens while "
+            "training (256 when reranking). CPU only (2 cores); resumable from checkpoints."
         ),
         "",
+        (
+            f"Trainer's validation: for each of {validation['trained']['queries']} validation "
+            f"queries the shipped embedder ranks every validation candidate, and the reranker "
+            f"re-orders its top {depth}:"
+        ),
+        "",
+        "| | MRR@10 | R@1 |",
+        "|---|---:|---:|",
+        f"| embedder alone | {first['mrr@10']:.3f} | {first['r@1']:.3f} |",
+        f"| embedder + {info['name']} | {trained['mrr@10']:.3f} | {trained['r@1']:.3f} |",
+        "",
     ]
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,7 +11,9 @@ file-level NDCG@10 (binary relevance, each file counted the first time it appear
 span of the returned results in lines and the mean number of distinct files in the top 10
 (result diversity), for all queries and by split, query style and language. ``--latency`` also
 indexes enough copies of the original dev corpora to reach about 20k chunks and reports warm
-hybrid query latency.
+hybrid query latency. ``--rerank`` re-scores the top results of every search with the shipped
+cross-encoder (``coderag_assets.rerank``); ``--rerank-sweep`` measures a grid of the reranking
+weights (choose on the dev rows only).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from coderag_assets.query import QueryService
 from coderag_assets.runs import get_instance, run_index
-from coderag_assets.search import DEFAULT_RANKING, MODES, RankingConfig
+from coderag_assets.search import DEFAULT_RANKING, MODES, RankingConfig, Rescorer
 from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore
 
@@ -240,10 +242,13 @@ def evaluate(
     configs: list[tuple[str, RankingConfig]],
     model: str | None = None,
     query_adapter: np.ndarray | None = None,
+    rescorer: Rescorer | None = None,
+    reranked_configs: frozenset[str] = frozenset(),
 ) -> tuple[Rows, dict[str, Rows], dict]:
     """Baseline rows, CodeRAG rows per ranking config (name → mode → subset → metrics), and run
     info. ``model`` overrides the configured embedding model; ``query_adapter`` is a matrix
-    applied to every query vector (``training.adapter``), the chunk vectors staying as indexed."""
+    applied to every query vector (``training.adapter``), the chunk vectors staying as indexed;
+    the configs named in ``reranked_configs`` search with ``rescorer``."""
     sources_dir = work_dir / "sources"
     ground_truth = resolve_all(sources_dir)
     settings = load_settings(data_dir=work_dir / "data", workers=2, model=model)
@@ -288,7 +293,11 @@ def evaluate(
             for query in queries:
                 for mode in MODES:
                     results = service.reader.search(
-                        query.text, mode=mode, limit=RESULT_LIMIT, query_vector=vectors[query]
+                        query.text,
+                        mode=mode,
+                        limit=RESULT_LIMIT,
+                        query_vector=vectors[query],
+                        rescorer=rescorer if name in reranked_configs else None,
                     )
                     hits = [Hit(r.path, r.start_line, r.end_line) for r in results]
                     config_scores[name][mode][query] = score(hits, ground_truth[query])
@@ -299,6 +308,64 @@ def evaluate(
     info["per_query"] = per_query_record(config_scores[configs[-1][0]])
     info["per_query_baseline"] = per_query_record(baseline_scores)
     return _rows(baseline_scores), config_rows, info
+
+
+class MemoRescorer:
+    """A rescorer that scores each (query, candidates) list once: configurations that differ
+    only in how reranker scores are fused reuse them."""
+
+    def __init__(self, rescorer: Rescorer) -> None:
+        self._rescorer = rescorer
+        self._scores: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+        self.calls = 0
+        self.seconds = 0.0
+
+    def __call__(self, query: str, texts) -> np.ndarray:  # type: ignore[no-untyped-def]
+        key = (query, tuple(texts))
+        if key not in self._scores:
+            started = time.perf_counter()
+            self._scores[key] = self._rescorer(query, texts)
+            self.seconds += time.perf_counter() - started
+            self.calls += 1
+        return self._scores[key]
+
+
+def rerank_sweep() -> list[tuple[str, RankingConfig]]:
+    """No reranking, then reranking with a grid of depth × RRF k × reranker weight."""
+    configs = [("no reranking", DEFAULT_RANKING)]
+    for depth in (10, 20):
+        for k in (2, 5, 15):
+            for weight in (0.5, 1.0, 2.0, 4.0):
+                name = f"rerank depth {depth} k {k} weight {weight}"
+                configs.append(
+                    (
+                        name,
+                        replace(
+                            DEFAULT_RANKING, rerank_depth=depth, rerank_k=k, rerank_weight=weight
+                        ),
+                    )
+                )
+    return configs
+
+
+def sweep_table(config_rows: dict[str, Rows]) -> str:
+    """Hybrid mode per reranking config: dev first (choose there), then held-out and all."""
+    lines = [
+        (
+            "| config | dev def MRR@10 | dev def R@1 | held-out def MRR@10 | held-out def R@1 "
+            "| all def MRR@10 | identifier def MRR@10 | distinct files@10 |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, rows in config_rows.items():
+        hybrid = rows["hybrid"]
+        lines.append(
+            f"| {name} | {hybrid['dev']['def_MRR@10']:.3f} | {hybrid['dev']['def_R@1']:.3f} | "
+            f"{hybrid['held-out']['def_MRR@10']:.3f} | {hybrid['held-out']['def_R@1']:.3f} | "
+            f"{hybrid['all']['def_MRR@10']:.3f} | {hybrid['identifier']['def_MRR@10']:.3f} | "
+            f"{hybrid['all']['distinct_files@10']:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def _adapt(adapter: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -493,12 +560,44 @@ def main(argv: list[str] | None = None) -> int:
         "--query-adapter", type=Path, help="a query_adapter.npy from training.adapter"
     )
     parser.add_argument("--results", type=Path, help="where to write results.json")
+    parser.add_argument(
+        "--rerank", action="store_true", help="re-score the top results with the cross-encoder"
+    )
+    parser.add_argument("--reranker", help="reranker model (default: the shipped one)")
+    parser.add_argument(
+        "--rerank-sweep", action="store_true", help="measure a grid of reranking weights"
+    )
     args = parser.parse_args(argv)
     configs = ablation_steps() if args.ablation else [("default", DEFAULT_RANKING)]
     adapter = np.load(args.query_adapter) if args.query_adapter else None
+    rescorer, reranked = None, frozenset[str]()
+    if args.rerank or args.rerank_sweep:
+        from coderag_assets.rerank import DEFAULT_RERANKER, RerankerSpec, load_reranker
+
+        spec = RerankerSpec(
+            model=args.reranker or DEFAULT_RERANKER, cache_dir=args.work / "data" / "models"
+        )
+        rescorer = MemoRescorer(load_reranker(spec).score)
+        if args.rerank_sweep:
+            configs = rerank_sweep()
+            reranked = frozenset(name for name, _ in configs[1:])
+        else:
+            reranked = frozenset({configs[-1][0]})
     baseline_rows, config_rows, info = evaluate(
-        args.work, args.show_misses, configs, model=args.model, query_adapter=adapter
+        args.work,
+        args.show_misses,
+        configs,
+        model=args.model,
+        query_adapter=adapter,
+        rescorer=rescorer,
+        reranked_configs=reranked,
     )
+    if rescorer is not None:
+        info["reranker"] = {
+            "model_id": spec.model_id,
+            "calls": rescorer.calls,
+            "mean_ms": 1000 * rescorer.seconds / max(1, rescorer.calls),
+        }
     final = config_rows[configs[-1][0]]
     counts = info["queries"]
     print(corpus_table(info))
@@ -533,6 +632,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.ablation:
         print()
         print(ablation_table(config_rows, baseline_rows))
+    if args.rerank_sweep:
+        print()
+        print(sweep_table(config_rows))
+    if rescorer is not None:
+        print(
+            f"\nreranker {info['reranker']['model_id']}: {rescorer.calls} calls, "
+            f"mean {info['reranker']['mean_ms']:.0f} ms per call (in this benchmark process)"
+        )
     for split in (*SPLITS, "all"):
         hybrid, base = final["hybrid"][split], baseline_rows["hybrid"][split]
         print(

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--lang", help="only this language (python, go, ts, ...)")
     search.add_argument("--path", help="only paths matching this glob (e.g. 'src/**/*.py')")
     search.add_argument("--json", action="store_true", help="print results as JSON")
+    search.add_argument(
+        "--rerank",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="re-score the top results with the cross-encoder (default: CODERAG_RERANK, off)",
+    )
     search.add_argument("--root", help="indexed root to search (default: found from the cwd)")
     search.add_argument("--snippet-lines", type=int, default=6, help=argparse.SUPPRESS)
     search.set_defaults(func=cmd_search)

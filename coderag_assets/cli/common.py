@@ -38,6 +38,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             data_dir=Path(args.data_dir).resolve() if getattr(args, "data_dir", None) else None,
             workers=getattr(args, "workers", None),
             executor=getattr(args, "executor", None),
+            rerank=getattr(args, "rerank", None),
         )
     except SettingsError as exc:
         raise CliError(str(exc)) from exc
