@@ -515,14 +515,13 @@ def embed_shard(
 # ------------------------------------------------------------------ index
 
 
-def referenced_hashes(store: IndexStore, shards: Sequence[str]) -> set[str]:
-    """Every content hash the shards' current embeddings hold (what the vector cache keeps)."""
-    found: set[str] = set()
-    for shard in shards:
-        path = store.shard_file("embeddings", shard)
-        if path.exists():
-            found.update(pl.read_parquet(path, columns=["content_hash"])["content_hash"].to_list())
-    return found
+def embeddings_files(store: IndexStore, shards: Sequence[str]) -> list[Path]:
+    """The shards' current embeddings files: the content hashes the vector cache must keep."""
+    return [
+        path
+        for path in (store.shard_file("embeddings", shard) for shard in shards)
+        if path.exists()
+    ]
 
 
 def publish_index(
@@ -577,7 +576,7 @@ def publish_index(
     published = segments.publish(store, infos, meta, allow_pending=early)
     if not early:  # an early version is replaced within the run: no housekeeping for it
         with store.writer_lock():
-            store.compact_vector_cache(spec.model_id, lambda: referenced_hashes(store, all_shards))
+            store.compact_vector_cache(spec.model_id, lambda: embeddings_files(store, all_shards))
     return BuildResult(
         version=published.version,
         index_path=store.index_path,

@@ -27,7 +27,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +44,8 @@ INDEX_SCHEMA_VERSION = 1
 VECTOR_CACHE_COMPACT_FILES = 64
 VECTOR_CACHE_GRACE_S = 7 * 24 * 3600.0  # unreferenced vectors survive a week (branch switches)
 VECTOR_CACHE_COLUMNS = ("content_hash", "vector", "model_id", "run_id", "last_used_s")
+VECTOR_CACHE_MEMORY_LIMIT = "256MB"  # DuckDB's limit while compacting; beyond it, it spills
+VECTOR_CACHE_BATCH_ROWS = 8192
 SHARD_KINDS = ("manifest", "chunks", "symbols", "occurrences", "embeddings")
 
 MANIFEST_SCHEMA = pa.schema(
@@ -280,7 +282,7 @@ class IndexStore:
     def compact_vector_cache(
         self,
         model_id: str,
-        referenced: Callable[[], set[str]] | None = None,
+        referenced: Callable[[], Sequence[Path]] | None = None,
         *,
         grace_s: float = VECTOR_CACHE_GRACE_S,
         now: float | None = None,
@@ -289,53 +291,109 @@ class IndexStore:
         """Merge the cache files of `model_id` into one and drop vectors nobody needs.
 
         Runs when the cache holds `VECTOR_CACHE_COMPACT_FILES` files or more (or `force`);
-        call it under the writer lock. A vector whose content hash is in `referenced` (what
-        the current shards hold) is kept and stamped as used now; an unreferenced one is kept
-        while its last use is younger than `grace_s`, so switching back to a branch within
+        call it under the writer lock. `referenced` returns Parquet files whose
+        `content_hash` column lists what the current shards hold (their embeddings files); a
+        vector whose hash is among them is kept and stamped as used now; an unreferenced one is
+        kept while its last use is younger than `grace_s`, so switching back to a branch within
         the grace period re-embeds nothing. `referenced` is called only when the cache is
-        compacted (reading what the shards hold costs a pass over them); None keeps every
-        vector.
-        """
-        import polars as pl  # lazy: searching never needs it (35 MB, 80 ms)
+        compacted; None keeps every vector.
 
+        Memory stays flat in the cache's size: DuckDB streams the files through a join under
+        `VECTOR_CACHE_MEMORY_LIMIT` (spilling to disk beyond it) and the result is written
+        batch by batch; only one row per content hash (its newest copy) survives.
+        """
         cache_dir = self.vector_cache_dir(model_id)
         files = sorted(cache_dir.glob("*.parquet")) if cache_dir.is_dir() else []
         if len(files) < VECTOR_CACHE_COMPACT_FILES and not (force and files):
             return VectorCacheStats(files=len(files))
         now = time.time() if now is None else now
-        frames = []
-        for path in files:
-            try:
-                frame = pl.read_parquet(path)
-            except (OSError, pl.exceptions.PolarsError):
-                continue  # torn by a killed run: deleted below, its vectors are recomputed
-            if "last_used_s" not in frame.columns:
-                frame = frame.with_columns(pl.lit(_cache_file_time(path)).alias("last_used_s"))
-            frames.append(frame.select(*VECTOR_CACHE_COLUMNS))
-        if not frames:
+        readable = [path for path in files if _is_readable_parquet(path)]
+        # a torn file of a killed run is deleted below; its vectors are recomputed when needed
+        if not readable:
             return VectorCacheStats(files=len(files))
-        merged = pl.concat(frames, how="vertical_relaxed")
-        before = merged.get_column("content_hash").n_unique()
-        if referenced is not None:
-            hashes = pl.Series(sorted(referenced()), dtype=pl.String).implode()
-            is_referenced = pl.col("content_hash").is_in(hashes)
-            merged = merged.with_columns(
-                pl.when(is_referenced)
-                .then(pl.lit(now))
-                .otherwise("last_used_s")
-                .alias("last_used_s")
-            ).filter(is_referenced | (pl.lit(now) - pl.col("last_used_s") < grace_s))
-        merged = merged.sort("last_used_s", descending=True).unique(
-            "content_hash", keep="first", maintain_order=True
+        spill = cache_dir / f".compact-spill-{uuid.uuid4().hex[:8]}"
+        con = duckdb.connect(
+            config={
+                "memory_limit": VECTOR_CACHE_MEMORY_LIMIT,
+                "threads": 2,
+                "temp_directory": str(spill),
+                "preserve_insertion_order": False,
+            }
         )
         compacted = cache_dir / f"{int(now * 1000)}-compacted-{uuid.uuid4().hex[:8]}.parquet"
-        with _replacing(compacted, "compacting the vector cache") as tmp_path:
-            merged.write_parquet(tmp_path, compression="zstd")
+        try:
+            con.execute(
+                "CREATE TEMP TABLE file_times (filename VARCHAR, written DOUBLE)",
+            )
+            con.executemany(
+                "INSERT INTO file_times VALUES (?, ?)",
+                [(str(path), _cache_file_time(path)) for path in readable],
+            )
+            columns = {
+                row[0]
+                for row in con.execute(
+                    "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)",
+                    [[str(path) for path in readable]],
+                ).fetchall()
+            }
+            last_used = (
+                "coalesce(c.last_used_s, t.written)" if "last_used_s" in columns else ("t.written")
+            )
+            con.execute(
+                f"""
+                CREATE TEMP VIEW cache AS
+                SELECT c.content_hash, c.vector, c.model_id, c.run_id, c.filename,
+                       c.file_row_number, {last_used} AS last_used_s
+                FROM read_parquet(?, union_by_name = true, filename = true,
+                                  file_row_number = true) AS c
+                JOIN file_times AS t USING (filename)
+                """.replace("?", _sql_list(readable))
+            )
+            ref_files = [str(path) for path in referenced()] if referenced is not None else []
+            if referenced is None:
+                grace_s = float("inf")  # keep everything, last uses unchanged
+            if ref_files:
+                con.execute(
+                    "CREATE TEMP TABLE referenced AS SELECT DISTINCT content_hash "
+                    f"FROM read_parquet({_sql_list(ref_files)})"
+                )
+            else:
+                con.execute("CREATE TEMP TABLE referenced (content_hash VARCHAR)")
+            # The newest copy of every hash, found without reading a single vector.
+            con.execute(
+                """
+                CREATE TEMP TABLE newest AS
+                SELECT content_hash,
+                       arg_max(filename, last_used_s) AS filename,
+                       arg_max(file_row_number, last_used_s) AS file_row_number,
+                       max(last_used_s) AS last_used_s
+                FROM (SELECT content_hash, filename, file_row_number, last_used_s FROM cache)
+                GROUP BY content_hash
+                """
+            )
+            before = con.execute("SELECT count(*) FROM newest").fetchone()[0]
+            reader = con.execute(
+                """
+                SELECT c.content_hash, c.vector, c.model_id, c.run_id,
+                       CASE WHEN r.content_hash IS NOT NULL THEN ?::DOUBLE
+                            ELSE n.last_used_s END AS last_used_s
+                FROM cache AS c
+                JOIN newest AS n ON c.content_hash = n.content_hash
+                     AND c.filename = n.filename AND c.file_row_number = n.file_row_number
+                LEFT JOIN (SELECT DISTINCT content_hash FROM referenced) AS r
+                     ON r.content_hash = c.content_hash
+                WHERE r.content_hash IS NOT NULL OR ?::DOUBLE - n.last_used_s < ?::DOUBLE
+                """,
+                [now, now, grace_s],
+            ).to_arrow_reader(VECTOR_CACHE_BATCH_ROWS)
+            kept = _write_vector_batches(reader, compacted)
+        finally:
+            con.close()
+            _remove_tree(spill)
         for path in files:
-            path.unlink(missing_ok=True)
-        return VectorCacheStats(
-            files=len(files), kept=merged.height, dropped=before - merged.height
-        )
+            if path != compacted:
+                path.unlink(missing_ok=True)
+        return VectorCacheStats(files=len(files), kept=kept, dropped=before - kept)
 
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
@@ -356,6 +414,53 @@ class VectorCacheStats:
     files: int
     kept: int = 0
     dropped: int = 0
+
+
+def _is_readable_parquet(path: Path) -> bool:
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
+
+
+def _sql_list(paths: Iterable[Path | str]) -> str:
+    """A DuckDB list literal of file names (quotes doubled)."""
+    quoted = ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths)
+    return f"[{quoted}]"
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_dir():
+        for child in path.iterdir():
+            child.unlink(missing_ok=True)
+        path.rmdir()
+
+
+def _write_vector_batches(reader: pa.RecordBatchReader, path: Path) -> int:
+    """Write the batches as one cache file (vectors as fixed-size lists, like every cache
+    file); rows written. DiskFullError when space runs out (nothing replaced)."""
+    rows = 0
+    with _replacing(path, "compacting the vector cache") as tmp_path:
+        writer = None
+        try:
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                table = pa.Table.from_batches([batch])
+                dim = len(table.column("vector")[0].as_py())
+                schema = pa.schema([*vector_schema(dim), pa.field("last_used_s", pa.float64())])
+                table = table.select(schema.names).cast(schema)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp_path, schema, compression="zstd")
+                writer.write_table(table)
+                rows += table.num_rows
+            if writer is None:  # nothing kept: an empty file keeps the cache's shape
+                pq.write_table(vector_schema(1).empty_table(), tmp_path, compression="zstd")
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows
 
 
 def _cache_file_time(path: Path) -> float:

@@ -6,12 +6,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from coderag_assets.store import VECTOR_CACHE_GRACE_S, IndexStore, vectors_table
 
 MODEL = "test-model:openvino:auto:256"
 DAY_S = 24 * 3600.0
+
+
+def hashes_file(directory: Path, hashes: set[str]) -> list[Path]:
+    """A Parquet file listing `hashes`, as a shard's embeddings file lists what it holds."""
+    path = directory / f"referenced-{len(list(directory.glob('*.parquet')))}.parquet"
+    pq.write_table(pa.table({"content_hash": pa.array(sorted(hashes), pa.string())}), path)
+    return [path]
 
 
 def add(store: IndexStore, hashes: list[str], seed: int) -> None:
@@ -34,18 +43,24 @@ def test_lookup_returns_only_wanted_hashes_and_skips_torn_files(store: IndexStor
 
 
 def test_compaction_keeps_referenced_and_recent_vectors_and_drops_stale_ones(
-    store: IndexStore,
+    store: IndexStore, tmp_path: Path
 ) -> None:
     add(store, ["kept", "branch", "stale"], 1)
     now = time.time()
     # Nothing references "branch" and "stale"; "stale" was last used beyond the grace period.
-    first = store.compact_vector_cache(MODEL, lambda: {"kept", "branch"}, now=now, force=True)
+    first = store.compact_vector_cache(
+        MODEL, lambda: hashes_file(tmp_path, {"kept", "branch"}), now=now, force=True
+    )
     assert (first.kept, first.dropped) == (3, 0)
     later = now + VECTOR_CACHE_GRACE_S - DAY_S  # "branch" unused for less than the grace
-    second = store.compact_vector_cache(MODEL, lambda: {"kept"}, now=later, force=True)
+    second = store.compact_vector_cache(
+        MODEL, lambda: hashes_file(tmp_path, {"kept"}), now=later, force=True
+    )
     assert (second.kept, second.dropped) == (3, 0)
     much_later = now + VECTOR_CACHE_GRACE_S + DAY_S
-    third = store.compact_vector_cache(MODEL, lambda: {"kept"}, now=much_later, force=True)
+    third = store.compact_vector_cache(
+        MODEL, lambda: hashes_file(tmp_path, {"kept"}), now=much_later, force=True
+    )
     assert (third.kept, third.dropped) == (1, 2)
     left = store.cached_vectors(MODEL, {"kept", "branch", "stale"})
     assert left.column("content_hash").to_pylist() == ["kept"]
@@ -55,6 +70,33 @@ def test_compaction_keeps_referenced_and_recent_vectors_and_drops_stale_ones(
 def test_compaction_waits_for_enough_files_unless_forced(store: IndexStore) -> None:
     add(store, ["a"], 1)
     calls = []
-    stats = store.compact_vector_cache(MODEL, lambda: calls.append(1) or set())
+    stats = store.compact_vector_cache(MODEL, lambda: calls.append(1) or [])
     assert stats.dropped == 0 and calls == []  # not compacted: the shards are not even read
     assert len(list(store.vector_cache_dir(MODEL).glob("*.parquet"))) == 1
+
+
+def test_compaction_keeps_the_newest_copy_of_each_vector_exactly(
+    store: IndexStore, tmp_path: Path
+) -> None:
+    old = np.arange(8, dtype=np.float32).reshape(2, 4)
+    new = old + 100
+    store.add_cached_vectors(MODEL, "r1", vectors_table(["a", "b"], old, MODEL, "r1"))
+    time.sleep(0.01)  # cache files are named by their write time in ms
+    store.add_cached_vectors(MODEL, "r2", vectors_table(["b"], new[1:], MODEL, "r2"))
+    (store.vector_cache_dir(MODEL) / "0-torn.parquet").write_bytes(b"PAR1 not really")
+    stats = store.compact_vector_cache(MODEL, lambda: hashes_file(tmp_path, {"a", "b"}), force=True)
+    assert (stats.files, stats.kept, stats.dropped) == (3, 2, 0)
+    (compacted,) = store.vector_cache_dir(MODEL).glob("*.parquet")
+    assert pq.read_schema(compacted).field("vector").type == pa.list_(pa.float32(), 4)
+    found = store.cached_vectors(MODEL, {"a", "b"})
+    vectors = dict(
+        zip(found.column("content_hash").to_pylist(), found.column("vector").to_pylist())
+    )
+    assert vectors == {"a": old[0].tolist(), "b": new[1].tolist()}
+
+
+def test_compaction_without_references_keeps_everything(store: IndexStore) -> None:
+    add(store, ["a", "b"], 1)
+    long_after = time.time() + 10 * VECTOR_CACHE_GRACE_S
+    stats = store.compact_vector_cache(MODEL, None, now=long_after, force=True)
+    assert (stats.kept, stats.dropped) == (2, 0)
