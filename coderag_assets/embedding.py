@@ -41,6 +41,7 @@ from coderag_assets.model_cache import (
     converted_dir,
     export_openvino,
     import_backend_package,
+    traceable,
     weights_fingerprint,
 )
 
@@ -488,7 +489,7 @@ def _convert(backend: str, source: _ModelSource, work_dir: Path) -> None:
         for name in ("input_ids", "attention_mask", "token_type_ids")
         if name in tokenizer.model_input_names or name == "attention_mask"
     )
-    network = _hidden_states_network(transformer.auto_model).eval()
+    network = traceable(transformer.auto_model, "last_hidden_state")
     example = tokenizer(
         ["def add(a, b):\n    return a + b", "a longer example sentence, so the batch is padded"],
         padding=True,
@@ -517,32 +518,6 @@ def _convert(backend: str, source: _ModelSource, work_dir: Path) -> None:
         "pad_token_id": int(tokenizer.pad_token_id or 0),
     }
     (work_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-
-
-def _hidden_states_network(transformer_model: Any) -> Any:
-    """The transformer as a function of its token tensors, returning token embeddings.
-
-    Defined lazily so that importing this module never imports torch.
-    """
-    import torch
-
-    class HiddenStates(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.transformer_model = transformer_model
-
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor | None = None,
-        ) -> torch.Tensor:
-            features = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                features["token_type_ids"] = token_type_ids
-            return self.transformer_model(**features, return_dict=True).last_hidden_state
-
-    return HiddenStates()
 
 
 def _export_onnx(network: Any, example_inputs: dict[str, Any], work_dir: Path) -> None:

@@ -161,6 +161,31 @@ def export_openvino(network: Any, example_inputs: dict[str, Any], destination: P
     openvino.save_model(converted, str(destination), compress_to_fp16=False)
 
 
+def traceable(model: Any, output: str) -> Any:
+    """A torch module calling the Hugging Face ``model`` with its token tensors as positional
+    arguments (what tracing for OpenVINO/ONNX needs) and returning its ``output`` field
+    (``last_hidden_state`` for an embedder, ``logits`` for a reranker). Needs torch."""
+    import torch
+
+    class Traceable(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> torch.Tensor:
+            features = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                features["token_type_ids"] = token_type_ids
+            return getattr(self.model(**features, return_dict=True), output)
+
+    return Traceable().eval()
+
+
 def compile_openvino(model_file: Path, threads: int | None) -> Any:
     """An infer request for the IR ``model_file`` on CPU, at OpenVINO's default precision.
 

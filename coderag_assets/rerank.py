@@ -31,6 +31,7 @@ from coderag_assets.model_cache import (
     converted_dir,
     export_openvino,
     import_backend_package,
+    traceable,
     weights_fingerprint,
 )
 
@@ -216,22 +217,6 @@ def _convert(source: Path, work_dir: Path) -> None:
     if "attention_mask" not in input_names:
         input_names.insert(1, "attention_mask")
 
-    class Logits(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor | None = None,
-        ) -> torch.Tensor:
-            features = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                features["token_type_ids"] = token_type_ids
-            return self.model(**features, return_dict=True).logits
-
     example = tokenizer(
         ["how are two numbers added", "read a file"],
         ["def add(a, b):\n    return a + b", "a longer candidate, so that the batch is padded"],
@@ -240,7 +225,7 @@ def _convert(source: Path, work_dir: Path) -> None:
     )
     with torch.no_grad():
         export_openvino(
-            Logits().eval(),
+            traceable(model, "logits"),
             {name: example[name] for name in input_names},
             work_dir / OPENVINO_MODEL_FILE,
         )

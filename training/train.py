@@ -212,7 +212,6 @@ def train(
     """
     import torch
     from sentence_transformers import losses
-    from transformers import get_linear_schedule_with_warmup
 
     torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
@@ -230,27 +229,9 @@ def train(
 
     model = load_base_model(args.max_seq_tokens)
     loss = losses.MultipleNegativesRankingLoss(model, scale=args.scale)
-    decay = [p for n, p in model.named_parameters() if not no_decay_parameter(n)]
-    no_decay = [p for n, p in model.named_parameters() if no_decay_parameter(n)]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": args.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=args.learning_rate,
-    )
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, math.ceil(args.warmup_fraction * args.steps), args.steps
-    )
-    step = 0
+    optimizer, scheduler = optimizer_and_schedule(model, args)
+    step = resume(run_dir / CHECKPOINT_FILE, model, optimizer, scheduler, args.steps)
     checkpoint = run_dir / CHECKPOINT_FILE
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = int(state["step"])
-        print(f"resuming at step {step}/{args.steps}", file=sys.stderr)
     validation_path = run_dir / VALIDATION_FILE
     results = json.loads(validation_path.read_text()) if validation_path.is_file() else {}
     if "base" not in results:
@@ -326,6 +307,45 @@ def export(run_dir: Path, destination: Path, name: str) -> None:
     print(f"exported {destination} ({size_mb:.1f} MiB)", file=sys.stderr)
 
 
+def optimizer_and_schedule(model: Any, args: Any) -> tuple[Any, Any]:
+    """AdamW (no weight decay on biases and LayerNorm) with a linear warm-up, then a linear
+    decay to zero at ``args.steps``."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    named = list(model.named_parameters())
+    optimizer = torch.optim.AdamW(
+        [
+            {
+                "params": [p for n, p in named if not no_decay_parameter(n)],
+                "weight_decay": args.weight_decay,
+            },
+            {"params": [p for n, p in named if no_decay_parameter(n)], "weight_decay": 0.0},
+        ],
+        lr=args.learning_rate,
+    )
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, math.ceil(args.warmup_fraction * args.steps), args.steps
+    )
+    return optimizer, scheduler
+
+
+def resume(checkpoint: Path, model: Any, optimizer: Any, scheduler: Any, steps: int) -> int:
+    """Load ``checkpoint`` into the model, optimizer and schedule if it exists; the step to
+    continue from (0 for a new run)."""
+    import torch
+
+    if not checkpoint.is_file():
+        return 0
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    step = int(state["step"])
+    print(f"resuming at step {step}/{steps}", file=sys.stderr)
+    return step
+
+
 def halve_weights(weights: Path) -> None:
     """Rewrite a safetensors file with fp16 floats: half the size, loaded back as fp32."""
     import torch
@@ -379,6 +399,17 @@ def write_json(path: Path, value: Any) -> None:
     os.replace(partial, path)
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every trainer shares: checkpoints, threads, early stop, export."""
+    parser.add_argument("--checkpoint-every", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--stop-at-step", type=int, help="end the run at this step (resume later without it)"
+    )
+    parser.add_argument("--export", type=Path, help="write the trained model here and stop")
+    parser.add_argument("--name", default=None, help="model name recorded by --export")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("training/.cache/data"))
@@ -389,13 +420,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--learning-rate", type=float, default=TrainArgs.learning_rate)
     parser.add_argument("--hard-negatives", type=int, default=TrainArgs.hard_negatives)
     parser.add_argument("--seed", type=int, default=TrainArgs.seed)
-    parser.add_argument("--checkpoint-every", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument(
-        "--stop-at-step", type=int, help="end the run at this step (resume later without it)"
-    )
-    parser.add_argument("--export", type=Path, help="write the trained model here and stop")
-    parser.add_argument("--name", default=None, help="model name recorded by --export")
+    add_run_arguments(parser)
     options = parser.parse_args(argv)
     if options.export is not None:
         export(options.run, options.export, options.name or options.export.name)

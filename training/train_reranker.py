@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import shutil
@@ -44,11 +43,13 @@ from training.train import (
     TRAINING_INFO_FILE,
     VALIDATION_FILE,
     Triple,
+    add_run_arguments,
     batch_order,
     check_same_args,
     halve_weights,
     load_triples,
-    no_decay_parameter,
+    optimizer_and_schedule,
+    resume,
     save_checkpoint,
     validation_candidates,
     write_json,
@@ -76,6 +77,9 @@ class RerankArgs:
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     seed: int = 17
+    # The encoder the reranker starts from: all-MiniLM-L6-v2, or the shipped code embedder
+    # (the same architecture, already fine-tuned on these triples as a bi-encoder).
+    init: str = BASE_MODEL
 
 
 def step_groups(
@@ -106,20 +110,21 @@ def step_groups(
     return queries, groups
 
 
-def load_base_reranker() -> tuple[Any, Any]:
-    """all-MiniLM-L6-v2's encoder with a fresh one-logit head, and its tokenizer; offline."""
+def load_base_reranker(init: str = BASE_MODEL) -> tuple[Any, Any]:
+    """The encoder of ``init`` (a model name `resolve_model_path` knows) with a fresh
+    one-logit head, and its tokenizer; offline."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
     from coderag_assets.embedding import resolve_model_path
 
     os.environ["HF_HUB_OFFLINE"] = "1"
-    path = resolve_model_path(BASE_MODEL)
+    path = resolve_model_path(init)
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()  # "newly initialized: classifier" is the point
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(path), num_labels=1, local_files_only=True
+            str(path), num_labels=1, local_files_only=True, dtype="float32"
         )
     finally:
         transformers_logging.set_verbosity(verbosity)
@@ -219,7 +224,6 @@ def train(
 ) -> Path:
     """Train (or resume) the reranker in ``run_dir``; returns the final model's directory."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
     torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
@@ -237,28 +241,10 @@ def train(
         file=sys.stderr,
     )
 
-    model, tokenizer = load_base_reranker()
-    decay = [p for n, p in model.named_parameters() if not no_decay_parameter(n)]
-    no_decay = [p for n, p in model.named_parameters() if no_decay_parameter(n)]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": args.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=args.learning_rate,
-    )
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, math.ceil(args.warmup_fraction * args.steps), args.steps
-    )
-    step = 0
+    model, tokenizer = load_base_reranker(args.init)
+    optimizer, scheduler = optimizer_and_schedule(model, args)
+    step = resume(run_dir / CHECKPOINT_FILE, model, optimizer, scheduler, args.steps)
     checkpoint = run_dir / CHECKPOINT_FILE
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = int(state["step"])
-        print(f"resuming at step {step}/{args.steps}", file=sys.stderr)
     validation_path = run_dir / VALIDATION_FILE
     results = json.loads(validation_path.read_text()) if validation_path.is_file() else {}
     if "first_stage" not in results:
@@ -333,7 +319,7 @@ def export(run_dir: Path, destination: Path, name: str) -> None:
     info = {
         "name": name,
         "kind": "cross-encoder reranker",
-        "base_model": BASE_MODEL,
+        "base_model": args.get("init", BASE_MODEL),
         "arguments": args,
         "validation": json.loads((run_dir / VALIDATION_FILE).read_text()),
         "data_sources": json.loads(sources_path.read_text()) if sources_path.is_file() else None,
@@ -353,13 +339,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-seq-tokens", type=int, default=RerankArgs.max_seq_tokens)
     parser.add_argument("--learning-rate", type=float, default=RerankArgs.learning_rate)
     parser.add_argument("--seed", type=int, default=RerankArgs.seed)
-    parser.add_argument("--checkpoint-every", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
-        "--stop-at-step", type=int, help="end the run at this step (resume later without it)"
+        "--init", default=RerankArgs.init, help="encoder to start from (a model name or path)"
     )
-    parser.add_argument("--export", type=Path, help="write the trained reranker here and stop")
-    parser.add_argument("--name", default=None, help="model name recorded by --export")
+    add_run_arguments(parser)
     options = parser.parse_args(argv)
     if options.export is not None:
         export(options.run, options.export, options.name or options.export.name)
@@ -372,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_seq_tokens=options.max_seq_tokens,
         learning_rate=options.learning_rate,
         seed=options.seed,
+        init=options.init,
     )
     final_dir = train(
         args, options.run, options.checkpoint_every, options.threads, options.stop_at_step
