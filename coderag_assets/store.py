@@ -323,11 +323,11 @@ class IndexStore:
         compacted = cache_dir / f"{int(now * 1000)}-compacted-{uuid.uuid4().hex[:8]}.parquet"
         try:
             con.execute(
-                "CREATE TEMP TABLE file_times (filename VARCHAR, written DOUBLE)",
+                "CREATE TEMP TABLE file_times (filename VARCHAR, file_id BIGINT, written DOUBLE)",
             )
             con.executemany(
-                "INSERT INTO file_times VALUES (?, ?)",
-                [(str(path), _cache_file_time(path)) for path in readable],
+                "INSERT INTO file_times VALUES (?, ?, ?)",
+                [(str(path), i, _cache_file_time(path)) for i, path in enumerate(readable)],
             )
             columns = {
                 row[0]
@@ -342,8 +342,9 @@ class IndexStore:
             con.execute(
                 f"""
                 CREATE TEMP VIEW cache AS
-                SELECT c.content_hash, c.vector, c.model_id, c.run_id, c.filename,
-                       c.file_row_number, {last_used} AS last_used_s
+                SELECT c.content_hash, c.vector, c.model_id, c.run_id,
+                       t.file_id * 4294967296 + c.file_row_number AS row_key,
+                       {last_used} AS last_used_s
                 FROM read_parquet(?, union_by_name = true, filename = true,
                                   file_row_number = true) AS c
                 JOIN file_times AS t USING (filename)
@@ -359,15 +360,14 @@ class IndexStore:
                 )
             else:
                 con.execute("CREATE TEMP TABLE referenced (content_hash VARCHAR)")
-            # The newest copy of every hash, found without reading a single vector.
+            # The newest copy of every hash (one row, named by file and row number), found
+            # without reading a single vector.
             con.execute(
                 """
                 CREATE TEMP TABLE newest AS
-                SELECT content_hash,
-                       arg_max(filename, last_used_s) AS filename,
-                       arg_max(file_row_number, last_used_s) AS file_row_number,
+                SELECT content_hash, arg_max(row_key, last_used_s) AS row_key,
                        max(last_used_s) AS last_used_s
-                FROM (SELECT content_hash, filename, file_row_number, last_used_s FROM cache)
+                FROM (SELECT content_hash, row_key, last_used_s FROM cache)
                 GROUP BY content_hash
                 """
             )
@@ -378,8 +378,7 @@ class IndexStore:
                        CASE WHEN r.content_hash IS NOT NULL THEN ?::DOUBLE
                             ELSE n.last_used_s END AS last_used_s
                 FROM cache AS c
-                JOIN newest AS n ON c.content_hash = n.content_hash
-                     AND c.filename = n.filename AND c.file_row_number = n.file_row_number
+                JOIN newest AS n ON c.row_key = n.row_key
                 LEFT JOIN (SELECT DISTINCT content_hash FROM referenced) AS r
                      ON r.content_hash = c.content_hash
                 WHERE r.content_hash IS NOT NULL OR ?::DOUBLE - n.last_used_s < ?::DOUBLE
