@@ -189,7 +189,10 @@ def measure(source: Path, work: Path, data: Path, copies: int, args) -> dict[str
         [*CODERAG, "--data-dir", str(data), "index", str(root), "--json", "-q"]
     )
     row["edit_index_s"] = wall
-    row["edit_embedded"] = json.loads(stdout)["embedded"]
+    edited = json.loads(stdout)
+    row["edit_embedded"] = edited["embedded"]
+    # Where the edit's seconds went (plan, run, steps, publish...), as the run recorded them.
+    row.update({f"edit_timing_{k}": v for k, v in (edited.get("timings") or {}).items()})
     found = subprocess.run(
         [*CODERAG, "--data-dir", str(data), "search", marker, "--mode", "bm25", "--root", str(root), "--json"],
         env=env(), capture_output=True, text=True, check=True,

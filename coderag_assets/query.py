@@ -43,7 +43,9 @@ class QueryService:
         if self._reranker is None:
             # The reranker runs on OpenVINO unless the user chose torch (it has no ONNX export).
             backend = "torch" if self.settings.backend == "torch" else "openvino"
-            spec = RerankerSpec(backend=backend, cache_dir=self.settings.models_dir)
+            spec = RerankerSpec(
+                model=self.settings.reranker, backend=backend, cache_dir=self.settings.models_dir
+            )
             self._reranker = load_reranker(spec)
         return self._reranker
 

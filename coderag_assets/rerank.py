@@ -14,6 +14,7 @@ loading it needs no torch) and ``"torch"`` (the reference).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Sequence
@@ -193,6 +194,10 @@ def _load_torch_model(source: Path) -> tuple[Any, Any]:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
     except ImportError as error:
         raise RerankError(f"the torch reranker needs torch and transformers: {error}") from error
+    with contextlib.suppress(ImportError, AttributeError):
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bars on stderr
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             str(source), local_files_only=True, dtype=torch.float32

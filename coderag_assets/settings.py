@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from coderag_assets.embedding import DEFAULT_MODEL
+from coderag_assets.rerank import DEFAULT_RERANKER
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -71,6 +72,7 @@ class Settings:
     instance_yaml: Path | None = None
     inference_threads: int = 0  # per shard step; 0 = cores // workers
     rerank: bool = False  # re-score the top results with the cross-encoder (`--rerank`)
+    reranker: str = DEFAULT_RERANKER  # shipped name or a local model directory
 
     def __post_init__(self) -> None:
         if self.shard_count not in SUPPORTED_SHARD_COUNTS:
@@ -122,6 +124,7 @@ def load_settings(**overrides: object) -> Settings:
         "executor": (os.environ.get("CODERAG_EXECUTOR") or "auto").strip().lower(),
         "inference_threads": _int_env("CODERAG_INFERENCE_THREADS", 0),
         "rerank": _bool_env("CODERAG_RERANK"),
+        "reranker": os.environ.get("CODERAG_RERANKER") or DEFAULT_RERANKER,
     }
     instance_env = os.environ.get("CODERAG_INSTANCE_YAML")
     if instance_env:
@@ -150,6 +153,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CODERAG_EXECUTOR": settings.executor,
         "CODERAG_INFERENCE_THREADS": str(settings.inference_threads),
         "CODERAG_RERANK": "1" if settings.rerank else "0",
+        "CODERAG_RERANKER": settings.reranker,
     }
     if settings.root is not None:
         env["CODERAG_ROOT"] = str(settings.root)

@@ -111,6 +111,18 @@ async def exercise_every_tool(client: Client) -> None:
     lru = next(hit for hit in found["results"] if hit["symbol"] == "LRUCache")
     assert "class LRUCache" in lru["content"] and lru["start_line"] <= 6 <= lru["end_line"]
     assert found["truncated"] is False
+    assert search_schema["properties"]["rerank"]["description"]
+    reranked = await call(
+        client,
+        "search",
+        query="least recently used cache that evicts old entries",
+        limit=5,
+        rerank=True,
+    )
+    assert (reranked["results"][0]["path"], reranked["results"][0]["symbol"]) == (
+        "pyutils/cache.py",
+        "LRUCache",
+    )
     go_only = await call(
         client, "search", query="register route handler", mode="bm25", language="go"
     )

@@ -208,6 +208,16 @@ def test_cli_search_json_contract(indexed, capsys) -> None:
     assert results[0]["path"] == "engine/src/matrix.rs"
 
 
+def test_cli_search_rerank(indexed, capsys) -> None:
+    settings, _, store, _ = indexed
+    arguments = ["--data-dir", str(settings.data_dir), "search", "multiply two matrices"]
+    arguments += ["--root", str(store.root), "--json", "--limit", "5", "--rerank"]
+    assert cli_main(arguments) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results[0]["path"] == "engine/src/matrix.rs"
+    assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+
+
 def test_cli_search_without_index_is_a_clear_error(tmp_path, data_dir, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     code = cli_main(["--data-dir", str(data_dir), "search", "anything"])

@@ -171,7 +171,7 @@ def _reranker_training(info: dict[str, Any]) -> list[str]:
             f"--run training/.cache/rerank --steps {args['steps']} "
             f"--batch-size {args['batch_size']} --hard-negatives {args['hard_negatives']} "
             f"--max-seq-tokens {args['max_seq_tokens']} --learning-rate {args['learning_rate']} "
-            f"--seed {args['seed']}"
+            f"--seed {args['seed']} --init {args.get('init', 'all-MiniLM-L6-v2')}"
         ),
         (
             "python -m training.train_reranker --run training/.cache/rerank --export "
@@ -198,7 +198,7 @@ def _reranker_training(info: dict[str, Any]) -> list[str]:
         "| | MRR@10 | R@1 |",
         "|---|---:|---:|",
         f"| embedder alone | {first['mrr@10']:.3f} | {first['r@1']:.3f} |",
-        f"| embedder + {info['name']} | {trained['mrr@10']:.3f} | {trained['r@1']:.3f} |",
+        f"| {info['name']}'s order of those 20 | {trained['mrr@10']:.3f} | {trained['r@1']:.3f} |",
         "",
     ]
 
