@@ -343,7 +343,8 @@ class AgentBackend:
                     embedder = self.service.embedder()
                 query_vector = embedder.embed_query(query)  # the embedder serializes its runs
             rescorer = None
-            if self.service.settings.rerank if rerank is None else rerank:
+            use_reranker = self.service.settings.rerank if rerank is None else rerank
+            if use_reranker:
                 with self._search_lock:
                     rescorer = self.service.reranker().score  # serializes its own runs
             with self._search_lock:

@@ -11,7 +11,9 @@ Ranking (every mode): the mode's rankers (BM25, vector, or both for hybrid) are 
 weighted reciprocal rank; BM25 counts a definition's name words extra; definitions whose name
 or file name the query spells get a boost; module glue (code outside any definition), test
 files and non-code files (docs, config) are demoted; consecutive chunks of one definition are
-collapsed into the best-ranked one. The weights live in `RankingConfig`; `benchmarks/quality`
+collapsed into the best-ranked one; with a rescorer (`--rerank`: the cross-encoder of
+`rerank`), the first results are re-ordered by fusing their rank with the rescorer's. The
+weights live in `RankingConfig`; `benchmarks/quality`
 measures what each of them gains (docs/quality.md). BM25 statistics (N, document frequency,
 average length) are global over the version's segments.
 """
