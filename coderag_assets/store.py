@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -388,7 +389,7 @@ class IndexStore:
             kept = _write_vector_batches(reader, compacted)
         finally:
             con.close()
-            _remove_tree(spill)
+            shutil.rmtree(spill, ignore_errors=True)
         for path in files:
             if path != compacted:
                 path.unlink(missing_ok=True)
@@ -427,13 +428,6 @@ def _sql_list(paths: Iterable[Path | str]) -> str:
     """A DuckDB list literal of file names (quotes doubled)."""
     quoted = ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths)
     return f"[{quoted}]"
-
-
-def _remove_tree(path: Path) -> None:
-    if path.is_dir():
-        for child in path.iterdir():
-            child.unlink(missing_ok=True)
-        path.rmdir()
 
 
 def _write_vector_batches(reader: pa.RecordBatchReader, path: Path) -> int:
