@@ -41,6 +41,7 @@ from coderag_assets.model_cache import (
     converted_dir,
     export_openvino,
     import_backend_package,
+    padded_token_arrays,
     traceable,
     weights_fingerprint,
 )
@@ -618,23 +619,11 @@ class _TokenizedRuntime:
 
     def run(self, items: Sequence[Any]) -> np.ndarray:
         encodings: Sequence[tokenizers.Encoding] = items
-        seq_len = max(len(encoding.ids) for encoding in encodings)
-        input_ids = np.full((len(encodings), seq_len), self._manifest.pad_token_id, dtype=np.int64)
-        attention_mask = np.zeros((len(encodings), seq_len), dtype=np.int64)
-        token_type_ids = np.zeros((len(encodings), seq_len), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            length = len(encoding.ids)
-            input_ids[row, :length] = encoding.ids
-            attention_mask[row, :length] = 1
-            token_type_ids[row, :length] = encoding.type_ids
-        arrays = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
-        }
+        arrays = padded_token_arrays(encodings, self._manifest.pad_token_id)
         inputs = {name: arrays[name] for name in self._manifest.input_names}
         token_vectors = self._forward(inputs)
-        return _l2_normalize(_pool(token_vectors, attention_mask, self._manifest.pooling_mode))
+        mode = self._manifest.pooling_mode
+        return _l2_normalize(_pool(token_vectors, arrays["attention_mask"], mode))
 
     def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError

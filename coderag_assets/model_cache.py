@@ -17,9 +17,11 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 OPENVINO_COMPILED_CACHE_DIR = "compiled"
 _INSTALL_HINTS = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime"}
@@ -184,6 +186,25 @@ def traceable(model: Any, output: str) -> Any:
             return getattr(self.model(**features, return_dict=True), output)
 
     return Traceable().eval()
+
+
+def padded_token_arrays(encodings: Sequence[Any], pad_token_id: int) -> dict[str, np.ndarray]:
+    """``input_ids`` (right-padded with ``pad_token_id``), ``attention_mask`` and
+    ``token_type_ids`` (batch, longest) int64 arrays of `tokenizers` encodings."""
+    length = max(len(encoding.ids) for encoding in encodings)
+    input_ids = np.full((len(encodings), length), pad_token_id, dtype=np.int64)
+    attention_mask = np.zeros((len(encodings), length), dtype=np.int64)
+    token_type_ids = np.zeros((len(encodings), length), dtype=np.int64)
+    for row, encoding in enumerate(encodings):
+        size = len(encoding.ids)
+        input_ids[row, :size] = encoding.ids
+        attention_mask[row, :size] = 1
+        token_type_ids[row, :size] = encoding.type_ids
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "token_type_ids": token_type_ids,
+    }
 
 
 def compile_openvino(model_file: Path, threads: int | None) -> Any:

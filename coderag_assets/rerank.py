@@ -32,6 +32,7 @@ from coderag_assets.model_cache import (
     converted_dir,
     export_openvino,
     import_backend_package,
+    padded_token_arrays,
     traceable,
     weights_fingerprint,
 )
@@ -304,16 +305,6 @@ class _OpenVinoRuntime:
 
     def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch([(query, text) for text in texts])
-        length = max(len(encoding.ids) for encoding in encodings)
-        arrays = {
-            "input_ids": np.full((len(encodings), length), self._pad_id, dtype=np.int64),
-            "attention_mask": np.zeros((len(encodings), length), dtype=np.int64),
-            "token_type_ids": np.zeros((len(encodings), length), dtype=np.int64),
-        }
-        for row, encoding in enumerate(encodings):
-            size = len(encoding.ids)
-            arrays["input_ids"][row, :size] = encoding.ids
-            arrays["attention_mask"][row, :size] = 1
-            arrays["token_type_ids"][row, :size] = encoding.type_ids
+        arrays = padded_token_arrays(encodings, self._pad_id)
         result = self._request.infer({name: arrays[name] for name in self._input_names})
         return np.asarray(result[0], dtype=np.float32)[:, 0]
