@@ -104,15 +104,21 @@ _RERANKER_INTRO = (
 )
 
 
+# How every card's training commands start: install, then build the triples.
+_TRAINING_PREAMBLE = (
+    "",
+    "## Training",
+    "",
+    "```bash",
+    ".venv/bin/pip install -e '.[training]'",
+    "python -m training.build_data --out training/.cache/data",
+)
+
+
 def _embedder_training(info: dict[str, Any]) -> list[str]:
     args, validation = info["arguments"], info["validation"]
     return [
-        "",
-        "## Training",
-        "",
-        "```bash",
-        ".venv/bin/pip install -e '.[training]'",
-        "python -m training.build_data --out training/.cache/data",
+        *_TRAINING_PREAMBLE,
         (
             "python -m training.train --data training/.cache/data --run training/.cache/run "
             f"--steps {args['steps']} --batch-size {args['batch_size']} "
@@ -160,12 +166,7 @@ def _reranker_training(info: dict[str, Any]) -> list[str]:
     first, trained = validation["first_stage"], validation["trained"]["reranked"]
     depth = validation["trained"]["depth"]
     return [
-        "",
-        "## Training",
-        "",
-        "```bash",
-        ".venv/bin/pip install -e '.[training]'",
-        "python -m training.build_data --out training/.cache/data",
+        *_TRAINING_PREAMBLE,
         (
             "python -m training.train_reranker --data training/.cache/data "
             f"--run training/.cache/rerank --steps {args['steps']} "
