@@ -97,7 +97,7 @@ def run_child(work: Path, store_source: Path | None) -> dict[str, float]:
     command = [sys.executable, __file__, "--child", str(work)]
     if store_source is not None:
         command += ["--store-source", str(store_source)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT)
+    done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=PROJECT)
     if done.returncode:
         raise SystemExit(f"compaction failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
