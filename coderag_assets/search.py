@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from coderag_assets import segments
+from coderag_assets import segments, vectors
 from coderag_assets.features import (  # noqa: F401  (re-exported: the ranking's definitions)
     definition_runs,
     file_words,
@@ -103,6 +103,10 @@ class RankingConfig:
     # top 10: on the benchmark's dev split distinct files in the top 10 go from 4.2 to 6.2 and
     # file nDCG@10 +0.012, definition MRR@10 unchanged within noise (−0.003).
     file_repeat_factor: float = 0.8
+    # Share of a clustered segment's vector clusters scanned per query (1.0: exact scan of
+    # every vector). Only segments with many distinct vectors are clustered (`vectors`);
+    # chosen from recall@10 against the exact scan (benchmarks/ann.py).
+    vector_probe: float = vectors.DEFAULT_PROBE
     # Reranking (only when a rescorer is passed to `IndexReader.search`, e.g. `--rerank`): the
     # first ``rerank_depth`` results are re-scored by the cross-encoder, and their final order
     # fuses the first-stage rank with the reranker's rank by reciprocal rank (k = rerank_k,
@@ -217,7 +221,7 @@ class IndexReader:
             self.is_test = columns.column("is_test").to_numpy()
             self.is_glue = columns.column("is_glue").to_numpy()
             self.is_non_code = columns.column("is_non_code").to_numpy()
-            self.has_vector = columns.column("embedding_dim").is_valid().to_numpy()
+            self.has_vector = np.concatenate([s.vector_of_row >= 0 for s in opened])
             run_offsets = np.repeat(
                 np.cumsum([0] + [s.info.runs for s in opened])[:-1], [s.size for s in opened]
             )
@@ -317,14 +321,29 @@ class IndexReader:
         if self.size == 0:
             return []
         query = query_vector.astype(np.float32)
-        scores = np.full(self.size, -np.inf, dtype=np.float32)
-        for start, segment in zip(self.segment_starts, self.segments, strict=True):
-            if segment.size and segment.vectors.shape[1] == len(query):
-                scores[start : start + segment.size] = segment.vectors @ query
-        scores = np.where(self.has_vector, scores, -np.inf)
+        probe = self.ranking.vector_probe
+        scores = self._vector_scores(query, probe)
         if mask is not None:
             scores = np.where(mask, scores, -np.inf)
+        if probe < 1.0 and np.count_nonzero(np.isfinite(scores)) < depth:
+            # the probed clusters hold too few (matching) chunks: scan every vector
+            scores = self._vector_scores(query, 1.0)
+            if mask is not None:
+                scores = np.where(mask, scores, -np.inf)
         return self._top(scores, depth)
+
+    def _vector_scores(self, query: np.ndarray, probe: float) -> np.ndarray:
+        """Cosine score per chunk row (-inf: no vector, or its cluster was not probed)."""
+        scores = np.full(self.size, -np.inf, dtype=np.float32)
+        for start, segment in zip(self.segment_starts, self.segments, strict=True):
+            if not segment.size or segment.vectors.dim != len(query):
+                continue
+            distinct_scores = segment.vectors.scores(query, probe)
+            vector_of_row = segment.vector_of_row
+            scores[start : start + segment.size] = np.where(
+                vector_of_row >= 0, distinct_scores[vector_of_row], -np.inf
+            )
+        return scores
 
     def bm25_scores(self, terms: list[str]) -> np.ndarray | None:
         """BM25 score of every chunk (global statistics); None when no term is indexed."""
@@ -332,8 +351,8 @@ class IndexReader:
         norms = self._norms.get(name_tf)
         if norms is None:
             norms = self._norms[name_tf] = segments.bm25_norms(
-                self.columns.column("body_len").to_numpy(),
-                self.columns.column("name_len").to_numpy(),
+                np.concatenate([seg.postings.body_len for seg in self.segments]),
+                np.concatenate([seg.postings.name_len for seg in self.segments]),
                 name_tf,
             )
         parts = [

@@ -4,11 +4,19 @@ Layout, next to the shard Parquet files of one index (see `store`)::
 
     segments/<shard>/<segment_id>/    one immutable segment (never modified once renamed in)
       segment.json                    SegmentInfo: counts, inputs, sizes of the files below
-      chunks.parquet                  chunk rows sorted by (path, start_line, chunker order),
-                                      with the stored ranking features (name/file words,
-                                      test/glue/non-code flags, definition-run ids, BM25
-                                      document lengths, vector dimension or null)
-      vectors.npy                     float32 (chunks × dim), row-aligned with chunks.parquet
+      chunks.parquet                  chunk rows sorted by (path, start_line, chunker order):
+                                      the columns of the `chunks` view (content included)
+      reader.arrow                    what search reads per chunk, row-aligned with
+                                      chunks.parquet, as an uncompressed Arrow IPC file that
+                                      readers memory-map (no decoding when a process opens
+                                      the index): path, language, lines, symbol, kind, the
+                                      stored ranking features (name/file words, test/glue/
+                                      non-code flags, definition-run ids, BM25 document
+                                      lengths) and `vector`, the row of its vector in
+                                      vectors.npy (-1: none yet)
+      vectors.npy                     float32 (distinct vectors × dim): each distinct vector
+                                      once, clustered when there are many (see `vectors`)
+      ivf_centroids.npy, ivf_offsets.npy   the clusters of vectors.npy (large segments only)
       terms.npy                       sorted BM25 vocabulary of the segment (stemmed terms)
       postings_offsets.npy            int64, len(terms) + 1: term i owns rows[off[i]:off[i+1]]
       postings_rows.npy               int32 chunk rows, ascending within a term
@@ -88,6 +96,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from coderag_assets import vectors
 from coderag_assets.features import (
     definition_runs,
     file_words,
@@ -111,8 +120,14 @@ from coderag_assets.store import (
     write_bytes_atomic,
 )
 from coderag_assets.tokens import stem
+from coderag_assets.vectors import (
+    CENTROIDS_FILE,
+    IVF_OFFSETS_FILE,
+    VECTORS_FILE,
+    SegmentVectors,
+)
 
-SEGMENT_FORMAT = 1
+SEGMENT_FORMAT = 2
 SEGMENTS_DIR = "segments"
 MANIFESTS_DIR = "manifests"
 CURRENT_FILE = "CURRENT"
@@ -124,7 +139,7 @@ CHUNKS_FILE = "chunks.parquet"
 FILES_FILE = "files.parquet"
 SYMBOLS_FILE = "symbols.parquet"
 OCCURRENCES_FILE = "occurrences.parquet"
-VECTORS_FILE = "vectors.npy"
+READER_FILE = "reader.arrow"
 TERMS_FILE = "terms.npy"
 OFFSETS_FILE = "postings_offsets.npy"
 ROWS_FILE = "postings_rows.npy"
@@ -132,6 +147,7 @@ TF_FILE = "postings_tf.npy"
 NAME_TF_FILE = "postings_name_tf.npy"
 SEGMENT_FILES = (
     CHUNKS_FILE,
+    READER_FILE,
     FILES_FILE,
     SYMBOLS_FILE,
     VECTORS_FILE,
@@ -141,8 +157,9 @@ SEGMENT_FILES = (
     TF_FILE,
     NAME_TF_FILE,
 )
-#: Segment files that segments written before they existed lack; checked when recorded.
-OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE,)
+#: Segment files not every segment has (occurrences: not in segments of shards chunked before
+#: they were recorded; the clusters: small segments); checked when recorded.
+OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE, CENTROIDS_FILE, IVF_OFFSETS_FILE)
 INPUT_KINDS = ("manifest", "chunks", "symbols", "occurrences", "embeddings")
 CHUNK_ROW_GROUP_ROWS = 256  # rows per Parquet row group: what fetching one result decodes
 CONTENT_GROUPS_CACHED = 32  # decoded content row groups a warm reader keeps per segment
@@ -184,7 +201,7 @@ CHUNK_VIEW_COLUMNS = (
     "chunk_run_id",
     "embed_run_id",
 )
-#: Columns search loads per chunk when it opens a segment (never `content`).
+#: Columns of reader.arrow: what search reads per chunk (never `content`).
 READER_COLUMNS = (
     "path",
     "language",
@@ -200,7 +217,7 @@ READER_COLUMNS = (
     "run",
     "body_len",
     "name_len",
-    "embedding_dim",
+    "vector",
 )
 
 
@@ -239,6 +256,7 @@ class SegmentInfo:
     symbols: int
     source_chunks: int  # rows of the chunks shard file
     chunks_without_vector: int
+    distinct_vectors: int  # rows of vectors.npy (chunks with equal content share one)
     orphan_chunks: int  # chunks whose file is not an indexable file of the shard's manifest
     runs: int  # definition runs (ids 0..runs-1 in the `run` column)
     body_tokens: int
@@ -422,7 +440,7 @@ def _build_segment(
     ).drop_columns(["_order"])
     count = chunk_rows.num_rows
 
-    # vectors, row-aligned with the sorted chunks
+    # vectors: each distinct one once (clustered when many), rows point at theirs
     embedded_model_id = None
     dim = 0
     vector_rows = np.full(count, -1, dtype=np.int64)
@@ -436,15 +454,18 @@ def _build_segment(
             )
             vector_rows = found.fill_null(-1).to_numpy().astype(np.int64)
             embed_run_ids = pc.take(embeddings.column("run_id"), found).combine_chunks()
-    has_vector = vector_rows >= 0
-    if dim:
-        source_matrix = vector_matrix(embeddings.column("vector"))
-        matrix = np.zeros((count, dim), dtype=np.float32)
-        matrix[has_vector] = source_matrix[vector_rows[has_vector]]
-    else:
-        matrix = np.zeros((count, 0), dtype=np.float32)
-        has_vector[:] = False
-    np.save(directory / VECTORS_FILE, matrix)
+    sources, vector_of_row = vectors.distinct(vector_rows)
+    matrix = (
+        vector_matrix(embeddings.column("vector"))[sources]
+        if dim
+        else np.zeros((0, 0), dtype=np.float32)
+    )
+    vector_layout = vectors.layout(matrix)
+    stored_at = np.empty(len(sources), dtype=np.int32)
+    stored_at[vector_layout.sources] = np.arange(len(sources), dtype=np.int32)
+    has_vector = vector_of_row >= 0
+    vector_of_row[has_vector] = stored_at[vector_of_row[has_vector]]
+    vector_files = vectors.save(directory, vector_layout)
 
     # ranking features
     paths = chunk_rows.column("path").to_pylist()
@@ -482,6 +503,22 @@ def _build_segment(
             "chunker_version": chunk_rows.column("chunker_version"),
             "chunk_run_id": chunk_rows.column("run_id"),
             "embed_run_id": embed_run_ids,
+        }
+    )
+    pq.write_table(
+        chunk_table,
+        directory / CHUNKS_FILE,
+        compression="zstd",
+        row_group_size=CHUNK_ROW_GROUP_ROWS,
+    )
+    reader_table = pa.table(
+        {
+            "path": chunk_rows.column("path"),
+            "language": chunk_rows.column("language"),
+            "start_line": chunk_rows.column("start_line"),
+            "end_line": chunk_rows.column("end_line"),
+            "symbol": chunk_rows.column("symbol"),
+            "kind": chunk_rows.column("kind"),
             "name_words": pa.array([names_of[s] for s in chunk_symbols], pa.list_(pa.string())),
             "file_words": pa.array([files_of[p] for p in paths], pa.list_(pa.string())),
             "is_test": pa.array([test_of[p] for p in paths], pa.bool_()),
@@ -493,14 +530,14 @@ def _build_segment(
             "run": pa.array(runs, pa.int64()),
             "body_len": pa.array(postings.body_len, pa.int32()),
             "name_len": pa.array(postings.name_len, pa.int32()),
+            "vector": pa.array(vector_of_row, pa.int32()),
         }
-    )
-    pq.write_table(
-        chunk_table,
-        directory / CHUNKS_FILE,
-        compression="zstd",
-        row_group_size=CHUNK_ROW_GROUP_ROWS,
-    )
+    ).select(list(READER_COLUMNS))
+    with (
+        pa.OSFile(str(directory / READER_FILE), "wb") as sink,
+        pa.ipc.new_file(sink, reader_table.schema) as writer,
+    ):
+        writer.write_table(reader_table.combine_chunks(), max_chunksize=max(count, 1))
     per_path = pc.value_counts(chunk_rows.column("path")) if n else None
     chunk_counts = (
         dict(zip(per_path.field("values").to_pylist(), per_path.field("counts").to_pylist()))
@@ -517,7 +554,7 @@ def _build_segment(
     pq.write_table(file_rows, directory / FILES_FILE, compression="zstd")
     symbol_rows = symbols.sort_by([("path", "ascending"), ("line", "ascending")])
     pq.write_table(symbol_rows, directory / SYMBOLS_FILE, compression="zstd")
-    written = list(SEGMENT_FILES)
+    written = [name for name in SEGMENT_FILES if name != VECTORS_FILE] + vector_files
     if occurrences is not None:
         occurrence_rows = occurrences.select(OCCURRENCE_SCHEMA.names).cast(OCCURRENCE_SCHEMA)
         occurrence_rows = occurrence_rows.sort_by(
@@ -548,6 +585,7 @@ def _build_segment(
         symbols=symbols.num_rows,
         source_chunks=source_chunks.num_rows,
         chunks_without_vector=int(n - has_vector.sum()),
+        distinct_vectors=len(sources),
         orphan_chunks=orphans,
         runs=int(runs[-1] + 1) if n else 0,
         body_tokens=int(postings.body_len.sum()),
@@ -719,12 +757,14 @@ def bm25_scores(
 
 @dataclass
 class OpenSegment:
-    """One segment opened for search: metadata columns in memory, vectors and postings
-    memory-mapped, the chunks file held open to fetch `content` of returned rows only."""
+    """One segment opened for search: its reader columns, vectors and postings memory-mapped
+    (opening decodes nothing), the chunks file held open to fetch `content` of returned rows
+    only. `vector_of_row[row]` is the row's vector in `vectors.matrix` (-1: none)."""
 
     info: SegmentInfo
     columns: pa.Table
-    vectors: np.ndarray
+    vectors: SegmentVectors
+    vector_of_row: np.ndarray
     postings: Postings
     chunk_file: pq.ParquetFile
     group_starts: np.ndarray
@@ -764,23 +804,33 @@ def open_segment(base: Path, shard: str, relative_dir: str) -> OpenSegment:
     verify_segment(info)
     try:
         chunk_file = pq.ParquetFile(path / CHUNKS_FILE)
-        columns = chunk_file.read(columns=list(READER_COLUMNS))
-        vectors = (
-            np.load(path / VECTORS_FILE, mmap_mode="r")
-            if info.chunks
-            else np.zeros((0, info.dim), dtype=np.float32)
+        # zero-copy views of the map (they keep it alive; nothing is decoded or copied)
+        columns = pa.ipc.open_file(pa.memory_map(str(path / READER_FILE))).read_all()
+        segment_vectors = SegmentVectors.load(
+            path, clustered=CENTROIDS_FILE in info.file_sizes, dim=info.dim
         )
-        body_len = columns.column("body_len").to_numpy()
-        name_len = columns.column("name_len").to_numpy()
-        postings = Postings.load(path, body_len, name_len)
+        vector_of_row = _column_array(columns, "vector")
+        postings = Postings.load(
+            path, _column_array(columns, "body_len"), _column_array(columns, "name_len")
+        )
     except (OSError, ValueError, pa.ArrowException) as error:
         raise SegmentError(shard, path, str(error)) from error
-    if columns.num_rows != info.chunks or vectors.shape[0] != info.chunks:
+    if columns.num_rows != info.chunks or segment_vectors.count != info.distinct_vectors:
         raise SegmentError(shard, path, "row counts disagree with segment.json")
     metadata = chunk_file.metadata
     sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
     group_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    return OpenSegment(info, columns, vectors, postings, chunk_file, group_starts)
+    return OpenSegment(
+        info, columns, segment_vectors, vector_of_row, postings, chunk_file, group_starts
+    )
+
+
+def _column_array(columns: pa.Table, name: str) -> np.ndarray:
+    """A fixed-width column of a reader file as NumPy (zero-copy for its single chunk)."""
+    column = columns.column(name)
+    if column.num_chunks == 1:
+        return column.chunk(0).to_numpy()
+    return column.to_numpy()
 
 
 # ------------------------------------------------------------------ versions

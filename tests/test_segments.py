@@ -209,7 +209,10 @@ def test_segment_lookup_names_each_shard_of_the_version(indexed) -> None:
     segment = segments.open_segment(store.base, shard, version.segments[shard])
     assert segment.info.shard == shard
     assert path in segment.columns.column("path").to_pylist()
-    assert segment.vectors.shape == (segment.size, DIM)
+    assert segment.vectors.dim == DIM
+    assert 0 < segment.vectors.count == segment.info.distinct_vectors <= segment.size
+    assert (segment.vector_of_row >= 0).all()
+    assert segment.vector_of_row.max() == segment.vectors.count - 1
     assert segment.postings.lookup("lrucach") is not None or segment.postings.lookup("lru")
 
 
@@ -591,3 +594,65 @@ def test_concurrent_writers_of_one_shard_agree(indexed) -> None:
     second = segments.write_segment(store, shard, model_id=SPEC.model_id, run_id="b")
     assert first.path == second.path
     assert first.segment_id == segment_dirs(store)[shard].rsplit("/", 1)[-1]
+
+
+# ------------------------------------------------------------------ vectors in segments
+
+
+def test_chunks_with_equal_content_share_one_stored_vector(tmp_path) -> None:
+    root = copy_fixture_repo(tmp_path / "repo").resolve()
+    (root / "pyutils" / "cache_copy.py").write_text((root / "pyutils" / "cache.py").read_text())
+    store = build(tmp_path / "data", root, 1)
+    reader = IndexReader(store.index_path)
+    (segment,) = reader.segments
+    assert segment.info.distinct_vectors < segment.info.chunks
+    assert segment.vectors.count == segment.info.distinct_vectors
+    rows = [row for row, symbol in enumerate(reader.symbols) if symbol == "LRUCache"]
+    assert {reader.paths[row] for row in rows} == {"pyutils/cache.py", "pyutils/cache_copy.py"}
+    assert len({int(segment.vector_of_row[row]) for row in rows}) == 1
+    query = np.array(segment.vectors.matrix[segment.vector_of_row[rows[0]]])
+    top = reader.vector_ranking(query, 2, None)
+    assert sorted(row for row, _ in top) == sorted(rows)
+    assert all(score == pytest.approx(1.0, abs=1e-5) for _, score in top)
+
+
+@pytest.fixture
+def clustered_pair(tmp_path, monkeypatch) -> tuple[IndexReader, IndexReader]:
+    """The fixture tree in one segment, scanned exactly and clustered (IVF) at once."""
+    from coderag_assets import vectors
+
+    root = copy_fixture_repo(tmp_path / "repo").resolve()
+    exact = IndexReader(build(tmp_path / "exact", root, 1).index_path)
+    monkeypatch.setattr(vectors, "IVF_MIN_VECTORS", 8)
+    clustered = IndexReader(build(tmp_path / "clustered", root, 1).index_path)
+    assert clustered.segments[0].vectors.clustered and not exact.segments[0].vectors.clustered
+    return exact, clustered
+
+
+def test_a_clustered_segment_scanned_whole_equals_the_exact_scan(clustered_pair) -> None:
+    exact, clustered = clustered_pair
+    clustered.set_ranking(DEFAULT_RANKING.__class__(vector_probe=1.0))
+    assert all_searches(clustered) == all_searches(exact)
+
+
+def test_probing_a_clustered_segment_finds_a_chunk_by_its_own_vector(clustered_pair) -> None:
+    exact, clustered = clustered_pair
+    (segment,) = exact.segments
+    assert exact.size > 12
+    for row in range(0, exact.size, exact.size // 12):
+        query = np.array(segment.vectors.matrix[segment.vector_of_row[row]])
+        first = clustered.vector_ranking(query, 5, None)[0]
+        assert first[1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_too_few_probed_matches_fall_back_to_the_exact_scan(clustered_pair) -> None:
+    exact, clustered = clustered_pair
+    clustered.set_ranking(DEFAULT_RANKING.__class__(vector_probe=0.01))
+    query = fake_vector("ab" * 32)
+    for language in ("rust", "go", "python"):
+        mask = clustered._mask(language, None)
+        want = exact.vector_ranking(query, 5, exact._mask(language, None))
+        got = clustered.vector_ranking(query, 5, mask)
+        assert len(got) == min(5, int(mask.sum())) > 0
+        assert [row for row, _ in got] == [row for row, _ in want]
+        assert [score for _, score in got] == pytest.approx([score for _, score in want])
