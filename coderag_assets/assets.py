@@ -1,10 +1,11 @@
 """The asset graph: file_manifest → code_chunks → chunk_embeddings → search_index + bm25_index.
 
 The three shard assets are one partitioned graph (:func:`build_shard_assets`) so that a run
-over many shards gets **one Dagster embedding step per shard**: `prepare_shards` walks the
-root once and writes every shard's manifest and chunks (about 1 % of the work, no model), and
-when much is left to embed publishes early, so keywords, symbols and references answer
-before the first vector is computed; it then fans the shards out as dynamic outputs.
+over many shards gets **one Dagster embedding step per shard**: `prepare_shards` lists the
+shards' files (from the walk the planner already made, :mod:`coderag_assets.scans`, else by
+walking the root once), writes every shard's manifest and chunks (about 1 % of the work, no
+model), and when much is left to embed publishes early, so keywords, symbols and references
+answer before the first vector is computed; it then fans the shards out as dynamic outputs.
 `index_shard` embeds one shard and writes its search segment (the executor decides where:
 in the run's process, one process per step, or a Celery worker), and `record_shards`
 records each partition's own numbers. The unpartitioned index assets then publish the
@@ -35,6 +36,11 @@ class PrepareConfig(dg.Config):
     shards: list[str] = []  # noqa: RUF012 - pydantic copies defaults
     """Only these shards of the run's range (empty: all of them). Lets one run cover a few
     non-adjacent changed shards without touching the ones between them."""
+    scan: str = ""
+    """Id of the planner's scan of these shards (:mod:`coderag_assets.scans`): `coderag
+    index`, `coderag watch` and the change sensor walk the tree to plan the run and hand
+    their stat rows over, so the run does not walk it again. Empty (UI launches, the rebuild
+    schedule, full rebuilds) or unusable (gone, torn, too old): the step walks the root."""
 
 
 EARLY_PUBLISH_MIN_VECTORS = 512  # fewer chunks than this to embed: no early publish
@@ -42,7 +48,8 @@ EARLY_PUBLISH_MIN_VECTORS = 512  # fewer chunks than this to embed: no early pub
 
 @dg.op(
     out=dg.DynamicOut(indexing.PreparedShard),
-    description="Walk the root once, write each shard's manifest and chunks (cheap: no model), "
+    description="List the shards' files (the planner's scan, else one walk of the root), write "
+    "each shard's manifest and chunks (cheap: no model), "
     "publish early when much is left to embed, then hand each shard to its embedding step.",
 )
 def prepare_shards(context: dg.OpExecutionContext, config: PrepareConfig, coderag: CodeRagResource):
@@ -54,12 +61,15 @@ def prepare_shards(context: dg.OpExecutionContext, config: PrepareConfig, codera
         if unknown:
             raise dg.Failure(f"shards {unknown} are outside this run's partitions {shards}")
         shards = [shard for shard in shards if shard in set(config.shards)]
-    by_shard = indexing.scan_shards(
-        store.root,
+    by_shard, source = indexing.shard_file_stats(
+        store,
         shards,
         lambda path: shard_of(path, coderag.shard_count),
+        shard_count=coderag.shard_count,
         max_file_bytes=coderag.max_file_bytes,
+        scan_id=config.scan,
     )
+    context.log.info(source)
     spec = coderag.embedder_spec()
     prepared = [
         indexing.prepare_shard(

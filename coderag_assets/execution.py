@@ -89,16 +89,18 @@ def run_config(
     workers: int,
     verify_hashes: bool = False,
     shards: list[str] | None = None,
+    scan: str | None = None,
     resource: dict[str, object] | None = None,
     start_method: str = "forkserver",
 ) -> dict:
     """Run config of one `coderag_index` run.
 
     `shards` limits the steps to those shards of the run's partition range (the others in
-    the range are left as they are); `verify_hashes` re-reads every file; `resource` is the
-    `coderag` resource's config (root, data directory, model...) the run carries with it;
-    `start_method` is how the multiprocess executor starts step processes (`forkserver`
-    with the pipeline preloaded, or `spawn`).
+    the range are left as they are); `scan` names the planner's walk of those shards
+    (:mod:`coderag_assets.scans`) so the run does not walk the tree again; `verify_hashes`
+    re-reads every file; `resource` is the `coderag` resource's config (root, data
+    directory, model...) the run carries with it; `start_method` is how the multiprocess
+    executor starts step processes (`forkserver` with the pipeline preloaded, or `spawn`).
     """
     config: dict = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     if resource is not None:
@@ -118,19 +120,21 @@ def run_config(
                 }
             }
         }
-    scan: dict = {}
+    prepare: dict = {}
     if verify_hashes:
-        scan["verify_hashes"] = True
+        prepare["verify_hashes"] = True
     if shards:
-        scan["shards"] = list(shards)
+        prepare["shards"] = list(shards)
     if scan:
-        config["ops"] = {"shard_assets": {"ops": {"prepare_shards": {"config": scan}}}}
+        prepare["scan"] = scan
+    if prepare:
+        config["ops"] = {"shard_assets": {"ops": {"prepare_shards": {"config": prepare}}}}
     return config
 
 
 def prepare_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The `prepare_shards` op config inside a run config made by :func:`run_config` ({}
-    when it sets none): `shards` and `verify_hashes`."""
+    when it sets none): `shards`, `scan` and `verify_hashes`."""
     return dict(
         config.get("ops", {})
         .get("shard_assets", {})

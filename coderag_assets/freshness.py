@@ -85,7 +85,12 @@ def describe_counts(modified: int, added: int, deleted: int, empty: str = "no fi
 
 @dataclass(frozen=True)
 class TreeSnapshot:
-    """One stat-only walk of a root: every listed file and the fingerprint of every shard."""
+    """One stat-only walk of a root: every listed file and the fingerprint of every shard.
+
+    `paths_by_shard` lists each shard's paths in :func:`scan_tree`'s order (sorted);
+    `skip_reasons` holds the stat-level skip reason of each path that has one, so that
+    :meth:`file_stats` gives back exactly the rows the walk listed.
+    """
 
     root: Path
     files: dict[str, StatRow]
@@ -93,6 +98,7 @@ class TreeSnapshot:
     fingerprints: dict[str, str]
     scanned_at: float
     scan_seconds: float
+    skip_reasons: dict[str, str] = field(default_factory=dict)
 
     def shard_files(self, shards: Iterable[str]) -> dict[str, StatRow]:
         """`(size, mtime_ns)` per path of the files in `shards`."""
@@ -101,6 +107,13 @@ class TreeSnapshot:
             for shard in shards
             for path in self.paths_by_shard.get(shard, [])
         }
+
+    def file_stats(self, shard: str) -> list[FileStat]:
+        """The rows :func:`scan_tree` listed for `shard`, in its order."""
+        return [
+            FileStat(path, *self.files[path], self.skip_reasons.get(path))
+            for path in self.paths_by_shard.get(shard, [])
+        ]
 
 
 def snapshot_tree(
@@ -114,6 +127,7 @@ def snapshot_tree(
     started = time.perf_counter()
     stats: list[FileStat] = scan_tree(root, max_file_bytes=max_file_bytes)
     files = {stat.path: (stat.size, stat.mtime_ns) for stat in stats}
+    skip_reasons = {stat.path: stat.skip_reason for stat in stats if stat.skip_reason}
     paths_by_shard: dict[str, list[str]] = {key: [] for key in shard_keys}
     for path in files:
         paths_by_shard.setdefault(shard_of(path), []).append(path)
@@ -128,6 +142,7 @@ def snapshot_tree(
         fingerprints=fingerprints,
         scanned_at=time.time(),
         scan_seconds=time.perf_counter() - started,
+        skip_reasons=skip_reasons,
     )
 
 

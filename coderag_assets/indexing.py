@@ -39,6 +39,7 @@ from coderag_assets.chunking import (
 from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
 from coderag_assets.files import FileStat, SkippedFile, read_source, scan_tree
 from coderag_assets.progress import report
+from coderag_assets.scans import ScanUnusableError, load_scan
 from coderag_assets.store import (
     CHUNK_SCHEMA,
     MANIFEST_SCHEMA,
@@ -85,7 +86,7 @@ class EmbedStats:
     model_id: str = ""
 
 
-# ------------------------------------------------------------------ scan (one walk per run)
+# ------------------------------------------------------------------ scan (one walk per update)
 
 
 def scan_shards(
@@ -103,6 +104,46 @@ def scan_shards(
         if shard in wanted:
             by_shard[shard].append(stat)
     return by_shard
+
+
+def shard_file_stats(
+    store: IndexStore,
+    shards: Sequence[str],
+    shard_of: Callable[[str], str],
+    *,
+    shard_count: int,
+    max_file_bytes: int,
+    scan_id: str = "",
+) -> tuple[dict[str, list[FileStat]], str]:
+    """The stat entries of each of `shards` (as :func:`scan_shards` returns them) and one
+    line for the run's log saying where they came from.
+
+    They come from the planner's scan `scan_id` (:mod:`coderag_assets.scans`) when it is
+    usable, which spares the run a second walk of the tree; otherwise (no scan named, or
+    the scan is gone, torn, too old or made for other settings) from one walk of
+    `store.root`, and the line says why. Raises RootError when the walk cannot list the root.
+    """
+    started = time.perf_counter()
+    reason = "no planner scan in the run config"
+    if scan_id:
+        try:
+            by_shard = load_scan(
+                store, scan_id, shards, shard_count=shard_count, max_file_bytes=max_file_bytes
+            )
+        except ScanUnusableError as error:
+            reason = str(error)
+        else:
+            files = sum(len(stats) for stats in by_shard.values())
+            return by_shard, (
+                f"{files} files of {len(shards)} shards from the planner's scan {scan_id} "
+                f"in {time.perf_counter() - started:.2f} s (no walk)"
+            )
+    by_shard = scan_shards(store.root, shards, shard_of, max_file_bytes=max_file_bytes)
+    files = sum(len(stats) for stats in by_shard.values())
+    return by_shard, (
+        f"walked the root for {files} files of {len(shards)} shards in "
+        f"{time.perf_counter() - started:.2f} s: {reason}"
+    )
 
 
 # ------------------------------------------------------------------ manifest
