@@ -5,7 +5,9 @@ An update is one run of the job `coderag_index` from `definitions.py` on the ins
 the data directory, started with :func:`dagster.execute_job`: the shard steps that need it
 (on the executor :mod:`coderag_assets.execution` chooses), then the index publish.
 :func:`run_index` asks :mod:`coderag_assets.freshness` which shards differ from the published
-index and runs only those (or nothing: "up to date"); `full=True` re-hashes every file.
+index and runs only those (or nothing: "up to date"), handing the run the walk it planned
+with (:mod:`coderag_assets.scans`) so that the tree is walked once per update; `full=True`
+re-hashes every file.
 
 One update per root at a time: a run holds the root's lock file (`filelock`) from start to
 end, so a second `coderag index` waits for the first (and says so). Holding the lock also
@@ -146,14 +148,17 @@ def run_index(
 
     Runs only the shards whose files differ from the published index (plus shards left
     unfinished by a killed run), then rebuilds the index, in one run; returns an
-    `up_to_date` summary without a run when nothing changed. `full` runs every shard and
-    re-hashes every file (vectors are still reused by content hash).
+    `up_to_date` summary without a run when nothing changed. The walk that planned the
+    update is handed to the run (:mod:`coderag_assets.scans`), so the tree is walked once.
+    `full` runs every shard and re-hashes every file (vectors are still reused by content
+    hash); it skips planning, and its run walks the tree itself.
     """
     from coderag_assets.chunking import CHUNKER_VERSION
     from coderag_assets.embedding import EmbeddingError
     from coderag_assets.freshness import plan_update, snapshot_tree
     from coderag_assets.partitions import shard_of
     from coderag_assets.resources import CodeRagResource
+    from coderag_assets.scans import save_scan
 
     assert settings.root is not None, "run_index needs settings.root"
     started = time.perf_counter()
@@ -212,6 +217,14 @@ def run_index(
         summary.reused = _distinct_content_hashes(store)
         summary.seconds = time.perf_counter() - started
         return summary
+    # The run reads the rows of its shards from this walk instead of walking again.
+    scan = save_scan(
+        store,
+        snapshot,
+        plan.shards,
+        shard_count=len(keys),
+        max_file_bytes=settings.max_file_bytes,
+    )
     summary = run_shards(
         settings,
         plan.shards,
@@ -219,6 +232,7 @@ def run_index(
         reporter=reporter,
         tags={TRIGGER_TAG: "index"},
         reason=plan.reason,
+        scan=scan,
     )
     summary.changes = plan.changes.to_json()
     summary.seconds = time.perf_counter() - started
@@ -306,13 +320,16 @@ def run_shards(
     include_index: bool = True,
     tags: Mapping[str, str] | None = None,
     reason: str = "",
+    scan: str | None = None,
 ) -> IndexSummary:
     """One run of the job: a step for each of `shards`, then (`include_index`) the publish.
 
-    With no shards, only the index is published. Unreadable (torn) shard files are set aside
-    first so the run recomputes them. The executor follows `settings.executor` (auto:
-    in-process for one or two shards, else one process per step). Never raises for run
-    failures; an interrupt (Ctrl-C, SIGTERM) marks the run failed and propagates.
+    With no shards, only the index is published. `scan` names the planner's walk of
+    `shards` (:func:`coderag_assets.scans.save_scan`); without one the run walks the tree.
+    Unreadable (torn) shard files are set aside first so the run recomputes them. The
+    executor follows `settings.executor` (auto: in-process for one or two shards, else one
+    process per step). Never raises for run failures; an interrupt (Ctrl-C, SIGTERM) marks
+    the run failed and propagates.
     """
     from coderag_assets.assets import INDEX_ASSET_NAMES, SHARD_ASSET_NAMES
     from coderag_assets.definitions import index_job
@@ -341,6 +358,7 @@ def run_shards(
         workers=settings.workers,
         verify_hashes=verify_hashes,
         shards=shards if shards and len(shards) < len(keys) else None,
+        scan=scan if shards else None,
         resource=CodeRagResource.from_settings(run_settings).as_run_config(),
         start_method=(
             _start_method(settings_env(run_settings)) if executor == "multiprocess" else "spawn"

@@ -5,8 +5,10 @@
   Each tick that sees changes requests **one** run of the job `coderag_index` over the
   partition range covering the changed shards, with run config limiting the shard steps to
   exactly those shards (so a `git checkout` is one run and one publish); a root that was
-  never indexed gets one run over every shard. A shard whose last run stopped half-way
-  (killed process, torn Parquet file) is requested once more when no run is in flight.
+  never indexed gets one run over every shard. The tick's walk of the requested shards is
+  saved and named in the run config (:mod:`coderag_assets.scans`), so the run does not walk
+  the tree again. A shard whose last run stopped half-way (killed process, torn Parquet
+  file) is requested once more when no run is in flight.
   The executor follows `CODERAG_EXECUTOR` (auto: in-process for one or two shards).
 - `index_matches_working_tree` is a non-blocking check comparing the working tree with the
   published index; the change sensor also records it when the index turns stale or fresh.
@@ -39,6 +41,7 @@ from coderag_assets.freshness import (
 )
 from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.resources import CodeRagResource
+from coderag_assets.scans import save_scan
 from coderag_assets.settings import Settings
 from coderag_assets.store import IndexStore
 from coderag_assets.tags import (
@@ -239,7 +242,8 @@ def evaluate_changes(
         published = read_published(store)
         if published is None or published.meta.get("shard_count") != shards.count:
             request = _initial_request(snapshot, cursor, base_tags, shards)
-            merged = merge_requests([request], shards.keys, executor, coderag)
+            scan = _save_scan(store, snapshot, [request], shards, coderag)
+            merged = merge_requests([request], shards.keys, executor, coderag, scan=scan)
             return dg.SensorResult(run_requests=[merged], cursor=cursor.serialize())
         cursor.fingerprints = published_fingerprints(published, shards.keys, shards.of)
 
@@ -271,16 +275,40 @@ def evaluate_changes(
             cursor=cursor.serialize(),
             asset_events=events,
         )
-    merged = merge_requests(requests, shards.keys, executor, coderag)
+    scan = _save_scan(store, snapshot, requests, shards, coderag)
+    merged = merge_requests(requests, shards.keys, executor, coderag, scan=scan)
     return dg.SensorResult(run_requests=[merged], cursor=cursor.serialize(), asset_events=events)
 
 
+def _save_scan(
+    store: IndexStore,
+    snapshot: TreeSnapshot,
+    requests: list[dg.RunRequest],
+    shards: Shards,
+    coderag: CodeRagResource,
+) -> str | None:
+    """Hand this tick's walk of the requested shards to the run (:mod:`coderag_assets.scans`)."""
+    return save_scan(
+        store,
+        snapshot,
+        shards_of_requests(requests, shards.keys),
+        shard_count=shards.count,
+        max_file_bytes=coderag.max_file_bytes,
+    )
+
+
 def merge_requests(
-    requests: list[dg.RunRequest], keys: list[str], executor: str, coderag: CodeRagResource
+    requests: list[dg.RunRequest],
+    keys: list[str],
+    executor: str,
+    coderag: CodeRagResource,
+    *,
+    scan: str | None = None,
 ) -> dg.RunRequest:
     """One run of the index job for everything `requests` ask for (per-shard requests of one
     tick): the range covering their shards, limited to exactly those shards, the change tags
-    added up, and the executor chosen for that many shards."""
+    added up, and the executor chosen for that many shards. `scan` names the tick's walk of
+    those shards, which the run reads instead of walking the tree again."""
     wanted = shards_of_requests(requests, keys)
     changes = requested_changes(requests)
     repairs = [
@@ -311,6 +339,7 @@ def merge_requests(
             chosen,
             workers=workers,
             shards=None if everything else wanted,
+            scan=scan,
             resource=coderag.as_run_config(),
         ),
         tags=tags,

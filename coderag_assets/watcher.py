@@ -36,9 +36,15 @@ def run_requests(
     reporter: ProgressReporter | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> IndexSummary:
-    """Execute sensor or schedule run requests from this process as one run of the job."""
+    """Execute sensor or schedule run requests from this process as one run of the job.
+
+    The sensor's walk named in the requests (one scan for all of them) is handed on to the
+    run; requests naming different scans, or none, leave the run to walk the tree.
+    """
     keys = shard_keys(settings.shard_count)
-    verify = any(prepare_config(request.run_config).get("verify_hashes") for request in requests)
+    configs = [prepare_config(request.run_config) for request in requests]
+    verify = any(config.get("verify_hashes") for config in configs)
+    scans = {config.get("scan") or "" for config in configs}
     changes = requested_changes(requests)
     reasons = [
         r.tags[CHANGES_TAG] for r in requests if r.tags.get(CHANGES_TAG, "").startswith("repair")
@@ -58,6 +64,7 @@ def run_requests(
         verify_hashes=bool(verify),
         tags=extra,
         reason=reason,
+        scan=scans.pop() if len(scans) == 1 else None,
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from coderag_assets import indexing, segments
+from coderag_assets import freshness, segments
 from coderag_assets.cli import main as cli_main
 from coderag_assets.partitions import shard_of
 from coderag_assets.query import QueryService, index_status
@@ -40,14 +40,15 @@ def test_empty_repository_indexes_to_an_empty_searchable_index(tmp_path, data_di
 def test_file_vanishing_between_walk_and_read_is_a_recorded_skip(
     repo_copy, data_dir, monkeypatch
 ) -> None:
-    real_scan = indexing.scan_tree
+    real_scan = freshness.scan_tree
 
     def scan_then_delete(root, **kwargs):
         stats = real_scan(root, **kwargs)
-        (root / "pyutils" / "retry.py").unlink()
+        (root / "pyutils" / "retry.py").unlink(missing_ok=True)
         return stats
 
-    monkeypatch.setattr(indexing, "scan_tree", scan_then_delete)
+    # The walk that plans the update is the one its run reads (the run does not walk again).
+    monkeypatch.setattr(freshness, "scan_tree", scan_then_delete)
     _, summary = _index(repo_copy, data_dir)
     assert summary.success, summary.error
     assert summary.skipped.get("vanished") == 1

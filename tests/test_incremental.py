@@ -16,18 +16,21 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from coderag_assets import indexing
 from coderag_assets.checks import shard_consistency
-from coderag_assets.freshness import TORN_SUFFIX, index_freshness
+from coderag_assets.freshness import TORN_SUFFIX, index_freshness, snapshot_tree
 from coderag_assets.partitions import shard_of
 from coderag_assets.query import QueryService, index_status
 from coderag_assets.runs import get_instance, run_index, run_shards
+from coderag_assets.scans import save_scan
 from coderag_assets.sensors import FRESHNESS_CHECK_NAME
 from coderag_assets.settings import Settings, load_settings
 from coderag_assets.store import IndexStore, connect_index, read_meta
@@ -223,6 +226,88 @@ def test_full_rebuild_rehashes_everything_and_embeds_nothing(repo) -> None:
     assert summary.success, summary.error
     assert len(summary.shards) == SHARDS and summary.embedded == 0
     assert summary.chunks == chunks
+    assert any(  # a full rebuild looks at the tree itself
+        "no planner scan in the run config" in line
+        for line in run_messages(instance, summary.run_id)
+    )
+
+
+# ------------------------------------------------------------------ one walk per update
+
+
+def run_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    return [record.user_message for record in instance.all_logs(run_id)]
+
+
+@pytest.fixture
+def run_walks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The roots walked inside runs (in-process steps; the planners' walks are not counted)."""
+    walked: list[Path] = []
+    real_scan_tree = indexing.scan_tree
+
+    def counting_scan_tree(root: Path, **kwargs):
+        walked.append(root)
+        return real_scan_tree(root, **kwargs)
+
+    monkeypatch.setattr(indexing, "scan_tree", counting_scan_tree)
+    return walked
+
+
+def test_index_walks_the_tree_once_and_writes_the_manifest_a_walk_would(
+    repo, run_walks, tmp_path
+) -> None:
+    settings, instance, store, _ = repo
+    settings = replace(settings, executor="in_process")
+    path = settings.root / "pyutils" / "retry.py"
+    path.write_text(path.read_text() + NEW_FUNCTION)
+    (settings.root / "pyutils" / "brand_new.py").write_text("def brand_new():\n    return 1\n")
+    summary = run_index(settings, instance=instance)
+    assert summary.success, summary.error
+    assert run_walks == []  # the run read the rows of the walk that planned it
+    assert any("from the planner's scan" in m for m in run_messages(instance, summary.run_id))
+    limit = settings.max_file_bytes
+    walked_store = IndexStore(tmp_path / "walked", settings.root)
+    for shard in summary.shards:
+        file_stats = indexing.scan_shards(
+            settings.root, [shard], lambda p: shard_of(p, SHARDS), max_file_bytes=limit
+        )[shard]
+        indexing.build_manifest(walked_store, shard, file_stats, max_file_bytes=limit)
+        walked = pq.read_table(walked_store.shard_file("manifest", shard))
+        assert pq.read_table(store.shard_file("manifest", shard)).equals(walked)
+    assert search_paths(store, settings, "quokka_checksum")[0] == "pyutils/retry.py"
+
+
+def test_watch_runs_on_the_sensors_walk(repo, run_walks) -> None:
+    settings, instance, _, watcher = repo
+    path = settings.root / "pyutils" / "cache.py"
+    path.write_text(path.read_text() + NEW_FUNCTION)
+    update = watcher.tick()
+    assert update is not None and update.summary.success, update and update.summary.error
+    assert run_walks == []
+    assert any(
+        "from the planner's scan" in m for m in run_messages(instance, update.summary.run_id)
+    )
+
+
+def test_a_run_given_a_stale_scan_walks_and_logs_why(repo, run_walks) -> None:
+    settings, instance, store, _ = repo
+    path = settings.root / "pyutils" / "retry.py"
+    path.write_text(path.read_text() + NEW_FUNCTION)
+    shard = shard_of("pyutils/retry.py", SHARDS)
+    limit = settings.max_file_bytes
+    tree = snapshot_tree(
+        settings.root, [shard], lambda p: shard_of(p, SHARDS), max_file_bytes=limit
+    )
+    stale = replace(tree, scanned_at=time.time() - 3600)  # e.g. queued behind a long run
+    scan = save_scan(store, stale, [shard], shard_count=SHARDS, max_file_bytes=limit)
+    summary = run_shards(
+        replace(settings, executor="in_process"), [shard], instance=instance, scan=scan
+    )
+    assert summary.success, summary.error
+    assert run_walks == [settings.root]
+    (line,) = [m for m in run_messages(instance, summary.run_id) if "walked the root" in m]
+    assert f"scan {scan} is 36" in line and "s old (limit 600 s)" in line
+    assert search_paths(store, settings, "quokka_checksum")[0] == "pyutils/retry.py"
 
 
 # ------------------------------------------------------------------ bad input

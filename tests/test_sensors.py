@@ -20,8 +20,10 @@ import pytest
 
 from coderag_assets.definitions import build_definitions
 from coderag_assets.freshness import TORN_SUFFIX, snapshot_tree
+from coderag_assets.indexing import scan_shards
 from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.resources import CodeRagResource
+from coderag_assets.scans import load_scan
 from coderag_assets.schedules import (
     DEFAULT_REBUILD_CRON,
     REBUILD_SCHEDULE_NAME,
@@ -447,6 +449,36 @@ def test_shards_of_a_merged_request_are_the_changed_shards_only(indexed) -> None
     assert (
         shards_of_requests(data.run_requests, KEYS) == scan_config(data.run_requests[0])["shards"]
     )
+
+
+def test_a_request_hands_the_ticks_walk_of_its_shards_to_the_run(indexed) -> None:
+    by_shard = one_file_per_shard(indexed.root)
+    wanted = [ordered(by_shard)[0], ordered(by_shard)[-1]]
+    for shard in wanted:
+        append(indexed.root / by_shard[shard], "\n# edited\n")
+    (request,) = indexed.tick(indexed.first.cursor).run_requests
+    rows = load_scan(
+        indexed.store,
+        scan_config(request)["scan"],
+        wanted,
+        shard_count=16,
+        max_file_bytes=indexed.settings.max_file_bytes,
+    )
+    assert rows == scan_shards(
+        indexed.root, wanted, of, max_file_bytes=indexed.settings.max_file_bytes
+    )
+
+
+def test_the_first_request_hands_over_the_walk_of_every_shard(watched) -> None:
+    (request,) = watched.first.run_requests
+    rows = load_scan(
+        watched.store,
+        scan_config(request)["scan"],
+        KEYS,
+        shard_count=16,
+        max_file_bytes=watched.settings.max_file_bytes,
+    )
+    assert sum(map(len, rows.values())) == listed_files(watched.root)
 
 
 # ------------------------------------------------------------------ cursor handling
