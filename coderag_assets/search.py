@@ -103,10 +103,9 @@ class RankingConfig:
     # top 10: on the benchmark's dev split distinct files in the top 10 go from 4.2 to 6.2 and
     # file nDCG@10 +0.012, definition MRR@10 unchanged within noise (−0.003).
     file_repeat_factor: float = 0.8
-    # Share of a clustered segment's vector clusters scanned per query (1.0: exact scan of
-    # every vector). Only segments with many distinct vectors are clustered (`vectors`);
-    # chosen from recall@10 against the exact scan (benchmarks/ann.py).
-    vector_probe: float = vectors.DEFAULT_PROBE
+    # HNSW candidate list of large segments' vector search (`vectors`; 0: exact scan of
+    # every vector); chosen from recall@10 against the exact scan (benchmarks/ann.py).
+    vector_expansion: int = vectors.DEFAULT_EXPANSION
     # Reranking (only when a rescorer is passed to `IndexReader.search`, e.g. `--rerank`): the
     # first ``rerank_depth`` results are re-scored by the cross-encoder, and their final order
     # fuses the first-stage rank with the reranker's rank by reciprocal rank (k = rerank_k,
@@ -321,24 +320,24 @@ class IndexReader:
         if self.size == 0:
             return []
         query = query_vector.astype(np.float32)
-        probe = self.ranking.vector_probe
-        scores = self._vector_scores(query, probe)
+        expansion = self.ranking.vector_expansion
+        scores = self._vector_scores(query, depth, expansion)
         if mask is not None:
             scores = np.where(mask, scores, -np.inf)
-        if probe < 1.0 and np.count_nonzero(np.isfinite(scores)) < depth:
-            # the probed clusters hold too few (matching) chunks: scan every vector
-            scores = self._vector_scores(query, 1.0)
+        if expansion > 0 and np.count_nonzero(np.isfinite(scores)) < depth:
+            # the graphs' candidates hold too few (matching) chunks: scan every vector
+            scores = self._vector_scores(query, depth, 0)
             if mask is not None:
                 scores = np.where(mask, scores, -np.inf)
         return self._top(scores, depth)
 
-    def _vector_scores(self, query: np.ndarray, probe: float) -> np.ndarray:
-        """Cosine score per chunk row (-inf: no vector, or its cluster was not probed)."""
+    def _vector_scores(self, query: np.ndarray, depth: int, expansion: int) -> np.ndarray:
+        """Cosine score per chunk row (-inf: no vector, or not among a graph's candidates)."""
         scores = np.full(self.size, -np.inf, dtype=np.float32)
         for start, segment in zip(self.segment_starts, self.segments, strict=True):
             if not segment.size or segment.vectors.dim != len(query):
                 continue
-            distinct_scores = segment.vectors.scores(query, probe)
+            distinct_scores = segment.vectors.scores(query, depth, expansion)
             vector_of_row = segment.vector_of_row
             scores[start : start + segment.size] = np.where(
                 vector_of_row >= 0, distinct_scores[vector_of_row], -np.inf

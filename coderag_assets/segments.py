@@ -15,8 +15,8 @@ Layout, next to the shard Parquet files of one index (see `store`)::
                                       lengths) and `vector`, the row of its vector in
                                       vectors.npy (-1: none yet)
       vectors.npy                     float32 (distinct vectors × dim): each distinct vector
-                                      once, clustered when there are many (see `vectors`)
-      ivf_centroids.npy, ivf_offsets.npy   the clusters of vectors.npy (large segments only)
+                                      once (see `vectors`)
+      vectors.usearch                 HNSW graph over vectors.npy (large segments only)
       terms.npy                       sorted BM25 vocabulary of the segment (stemmed terms)
       postings_offsets.npy            int64, len(terms) + 1: term i owns rows[off[i]:off[i+1]]
       postings_rows.npy               int32 chunk rows, ascending within a term
@@ -120,12 +120,7 @@ from coderag_assets.store import (
     write_bytes_atomic,
 )
 from coderag_assets.tokens import stem
-from coderag_assets.vectors import (
-    CENTROIDS_FILE,
-    IVF_OFFSETS_FILE,
-    VECTORS_FILE,
-    SegmentVectors,
-)
+from coderag_assets.vectors import ANN_FILE, VECTORS_FILE, SegmentVectors
 
 SEGMENT_FORMAT = 2
 SEGMENTS_DIR = "segments"
@@ -158,11 +153,12 @@ SEGMENT_FILES = (
     NAME_TF_FILE,
 )
 #: Segment files not every segment has (occurrences: not in segments of shards chunked before
-#: they were recorded; the clusters: small segments); checked when recorded.
-OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE, CENTROIDS_FILE, IVF_OFFSETS_FILE)
+#: they were recorded; the HNSW graph: small segments); checked when recorded.
+OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE, ANN_FILE)
 INPUT_KINDS = ("manifest", "chunks", "symbols", "occurrences", "embeddings")
 CHUNK_ROW_GROUP_ROWS = 256  # rows per Parquet row group: what fetching one result decodes
 CONTENT_GROUPS_CACHED = 32  # decoded content row groups a warm reader keeps per segment
+POSTINGS_BATCH_ROWS = 2048  # chunks tokenised at once while building postings
 OCCURRENCE_ROW_GROUP_ROWS = 8192  # a name lookup decodes about one group per segment
 
 #: One identifier occurrence (see `chunking.occurrences`): `line`/`column` 1-based, the column
@@ -423,14 +419,24 @@ def _build_segment(
 ) -> None:
     """Write every file of one segment into `directory` (created here), `segment.json` last."""
     directory.mkdir(parents=True)
+    # Occurrences first, on their own: the largest input once decoded, and sorting copies it.
+    has_occurrences = inputs["occurrences"] is not None
+    if has_occurrences:
+        occurrence_rows = _read_input(inputs["occurrences"], OCCURRENCE_SCHEMA)
+        occurrence_rows = occurrence_rows.select(OCCURRENCE_SCHEMA.names).cast(OCCURRENCE_SCHEMA)
+        occurrence_rows = occurrence_rows.sort_by(
+            [(name, "ascending") for name in ("name", "path", "line", "column")]
+        )
+        pq.write_table(
+            occurrence_rows,
+            directory / OCCURRENCES_FILE,
+            compression="zstd",
+            row_group_size=OCCURRENCE_ROW_GROUP_ROWS,
+        )
+        del occurrence_rows
     manifest = _read_input(inputs["manifest"], MANIFEST_SCHEMA)
     source_chunks = _read_input(inputs["chunks"], CHUNK_SCHEMA)
     symbols = _read_input(inputs["symbols"], SYMBOL_SCHEMA)
-    occurrences = (
-        None
-        if inputs["occurrences"] is None
-        else _read_input(inputs["occurrences"], OCCURRENCE_SCHEMA)
-    )
     embeddings = _read_input(inputs["embeddings"], pa.schema([]))
 
     order = pa.array(np.arange(source_chunks.num_rows, dtype=np.int64))
@@ -439,8 +445,10 @@ def _build_segment(
         [("path", "ascending"), ("start_line", "ascending"), ("_order", "ascending")]
     ).drop_columns(["_order"])
     count = chunk_rows.num_rows
+    source_chunk_count = source_chunks.num_rows
+    del source_chunks, order
 
-    # vectors: each distinct one once (clustered when many), rows point at theirs
+    # vectors: each distinct one once (with an HNSW graph when many), rows point at theirs
     embedded_model_id = None
     dim = 0
     vector_rows = np.full(count, -1, dtype=np.int64)
@@ -460,12 +468,8 @@ def _build_segment(
         if dim
         else np.zeros((0, 0), dtype=np.float32)
     )
-    vector_layout = vectors.layout(matrix)
-    stored_at = np.empty(len(sources), dtype=np.int32)
-    stored_at[vector_layout.sources] = np.arange(len(sources), dtype=np.int32)
     has_vector = vector_of_row >= 0
-    vector_of_row[has_vector] = stored_at[vector_of_row[has_vector]]
-    vector_files = vectors.save(directory, vector_layout)
+    vector_files = vectors.save(directory, matrix)
 
     # ranking features
     paths = chunk_rows.column("path").to_pylist()
@@ -511,6 +515,7 @@ def _build_segment(
         compression="zstd",
         row_group_size=CHUNK_ROW_GROUP_ROWS,
     )
+    del chunk_table
     reader_table = pa.table(
         {
             "path": chunk_rows.column("path"),
@@ -555,17 +560,7 @@ def _build_segment(
     symbol_rows = symbols.sort_by([("path", "ascending"), ("line", "ascending")])
     pq.write_table(symbol_rows, directory / SYMBOLS_FILE, compression="zstd")
     written = [name for name in SEGMENT_FILES if name != VECTORS_FILE] + vector_files
-    if occurrences is not None:
-        occurrence_rows = occurrences.select(OCCURRENCE_SCHEMA.names).cast(OCCURRENCE_SCHEMA)
-        occurrence_rows = occurrence_rows.sort_by(
-            [(name, "ascending") for name in ("name", "path", "line", "column")]
-        )
-        pq.write_table(
-            occurrence_rows,
-            directory / OCCURRENCES_FILE,
-            compression="zstd",
-            row_group_size=OCCURRENCE_ROW_GROUP_ROWS,
-        )
+    if has_occurrences:
         written.append(OCCURRENCES_FILE)
 
     chunk_file = (
@@ -583,7 +578,7 @@ def _build_segment(
         chunks=n,
         files=manifest.num_rows,
         symbols=symbols.num_rows,
-        source_chunks=source_chunks.num_rows,
+        source_chunks=source_chunk_count,
         chunks_without_vector=int(n - has_vector.sum()),
         distinct_vectors=len(sources),
         orphan_chunks=orphans,
@@ -647,9 +642,12 @@ def build_postings(
     symbols: Sequence[str],
     *,
     stemmed: bool,
+    batch_rows: int = POSTINGS_BATCH_ROWS,
 ) -> Postings:
     """Postings of chunks given their stored token streams (`bm25_text`, space-separated) and
-    symbols; tokens sharing a stem share a term when `stemmed`."""
+    symbols; tokens sharing a stem share a term when `stemmed`. Chunks are tokenised
+    `batch_rows` at a time, so memory follows the batch (token arrays) plus the postings, not
+    the segment's token count."""
     size = len(symbols)
     if isinstance(bm25_texts, pa.ChunkedArray):
         texts = bm25_texts.combine_chunks()
@@ -657,6 +655,59 @@ def build_postings(
         texts = bm25_texts
     else:
         texts = pa.array(list(bm25_texts), pa.string())
+    term_ids: dict[str, int] = {}
+    batch_terms: list[np.ndarray] = []
+    batch_rows_found: list[np.ndarray] = []
+    batch_tf: list[np.ndarray] = []
+    batch_name_tf: list[np.ndarray] = []
+    body_len = np.zeros(size, dtype=np.int32)
+    name_len = np.zeros(size, dtype=np.int32)
+    for first in range(0, size, max(batch_rows, 1)):
+        last = min(size, first + max(batch_rows, 1))
+        batch = _batch_postings(texts.slice(first, last - first), symbols[first:last], stemmed)
+        ids = np.array([term_ids.setdefault(t, len(term_ids)) for t in batch.vocabulary])
+        batch_terms.append(ids[batch.terms].astype(np.int64) if len(ids) else batch.terms)
+        batch_rows_found.append(batch.rows + first)
+        batch_tf.append(batch.tf)
+        batch_name_tf.append(batch.name_tf)
+        body_len[first:last] = batch.body_len
+        name_len[first:last] = batch.name_len
+    vocabulary = sorted(term_ids)
+    rank = np.zeros(len(term_ids), dtype=np.int64)
+    rank[[term_ids[term] for term in vocabulary]] = np.arange(len(vocabulary))
+    terms = rank[np.concatenate(batch_terms)] if batch_terms else np.zeros(0, np.int64)
+    rows = np.concatenate(batch_rows_found) if batch_rows_found else np.zeros(0, np.int64)
+    order = np.lexsort((rows, terms))
+    offsets = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(terms, minlength=len(vocabulary)), out=offsets[1:])
+    empty = np.zeros(0, dtype=np.float32)
+    return Postings(
+        terms=np.array(vocabulary, dtype=str) if vocabulary else np.zeros(0, dtype="<U1"),
+        offsets=offsets,
+        rows=rows[order].astype(np.int32),
+        tf=np.concatenate(batch_tf)[order] if batch_tf else empty,
+        name_tf=np.concatenate(batch_name_tf)[order] if batch_name_tf else empty,
+        body_len=body_len,
+        name_len=name_len,
+    )
+
+
+@dataclass(frozen=True)
+class _BatchPostings:
+    """Postings of a batch of chunks: `vocabulary` (its terms), and per (term, row) pair the
+    index of the term in `vocabulary`, the row in the batch and the two term counts."""
+
+    vocabulary: list[str]
+    terms: np.ndarray
+    rows: np.ndarray
+    tf: np.ndarray
+    name_tf: np.ndarray
+    body_len: np.ndarray
+    name_len: np.ndarray
+
+
+def _batch_postings(texts: pa.Array, symbols: Sequence[str], stemmed: bool) -> _BatchPostings:
+    size = len(symbols)
     split = pc.split_pattern(texts, " ")
     body_tokens = pc.list_flatten(split)
     body_rows = pc.list_parent_indices(split).to_numpy().astype(np.int64)
@@ -692,13 +743,10 @@ def build_postings(
     tf[np.searchsorted(all_keys, body_keys)] = body_counts
     name_tf = np.zeros(len(all_keys), dtype=np.float32)
     name_tf[np.searchsorted(all_keys, name_keys)] = name_counts
-    posting_terms = all_keys // max(size, 1)
-    offsets = np.zeros(len(vocabulary) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(posting_terms, minlength=len(vocabulary)), out=offsets[1:])
-    return Postings(
-        terms=np.array(vocabulary, dtype=str) if vocabulary else np.zeros(0, dtype="<U1"),
-        offsets=offsets,
-        rows=(all_keys % max(size, 1)).astype(np.int32),
+    return _BatchPostings(
+        vocabulary=vocabulary,
+        terms=all_keys // max(size, 1),
+        rows=all_keys % max(size, 1),
         tf=tf,
         name_tf=name_tf,
         body_len=np.bincount(body_rows, minlength=size).astype(np.int32),
@@ -807,7 +855,7 @@ def open_segment(base: Path, shard: str, relative_dir: str) -> OpenSegment:
         # zero-copy views of the map (they keep it alive; nothing is decoded or copied)
         columns = pa.ipc.open_file(pa.memory_map(str(path / READER_FILE))).read_all()
         segment_vectors = SegmentVectors.load(
-            path, clustered=CENTROIDS_FILE in info.file_sizes, dim=info.dim
+            path, with_graph=ANN_FILE in info.file_sizes, dim=info.dim
         )
         vector_of_row = _column_array(columns, "vector")
         postings = Postings.load(

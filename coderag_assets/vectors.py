@@ -1,50 +1,38 @@
-"""The vectors of one segment: distinct vectors only, clustered into an IVF when many.
+"""The vectors of one segment: distinct vectors only, with an HNSW graph when there are many.
 
-A segment stores each distinct vector once (`vectors.npy`); chunk rows point at theirs by
-index (the `vector` column of the segment's reader file), so chunks sharing content — copies
-of a vendored package, a monorepo of look-alike services — cost one vector and one dot product.
+A segment stores each distinct vector once (`vectors.npy`, float32, L2-normalised); chunk rows
+point at theirs by index (the `vector` column of the segment's reader file), so chunks sharing
+content — copies of a vendored package, a monorepo of look-alike services — cost one vector
+and one dot product.
 
-Segments with at least `IVF_MIN_VECTORS` distinct vectors are also clustered (an inverted-file
-index, "IVF"): k-means (scikit-learn) splits the vectors into about √n clusters, the vectors are
-stored cluster by cluster, and `ivf_centroids.npy` / `ivf_offsets.npy` say where each cluster
-lies. A query scores the centroids and scans only the vectors of the best `probe` share of the
-clusters, so a search reads a small, contiguous part of the memory-mapped matrix instead of all
-of it — the matrix of a million chunks is 1.5 GB and a cold process must not page it all in.
-The probe share trades recall for pages read; `benchmarks/ann.py` measures recall@10 against
-the exact scan on real vectors, and the default (`DEFAULT_PROBE`) is chosen from it.
-Smaller segments are scanned exactly: their whole matrix is a few MB.
+Segments with at least `ANN_MIN_VECTORS` distinct vectors also get an approximate
+nearest-neighbour index (`vectors.usearch`: an HNSW graph built by `usearch`, float16 copies of
+the vectors, keys = rows of `vectors.npy`). Readers memory-map it, so a query visits a few
+hundred graph nodes instead of paging in the whole matrix — the matrix of a million chunks is
+1.5 GB and a cold process must not read it all. The candidates the graph returns are
+re-scored with the float32 rows of `vectors.npy` (a few pages), so scores equal the exact
+scan's for every vector found. Recall@10 against the exact scan is measured by
+`benchmarks/ann.py` on real vectors; `DEFAULT_EXPANSION` is chosen from it. Smaller segments
+are scanned exactly: their whole matrix is at most a few MB.
 
-Clustering is deterministic (fixed seed, one k-means initialisation), so a segment rebuilt from
-the same inputs is byte-identical.
+Building the graph is multi-threaded and not byte-reproducible; a segment's id is a digest of
+its inputs, so a rebuilt twin is interchangeable (the first one renamed in wins).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 VECTORS_FILE = "vectors.npy"
-CENTROIDS_FILE = "ivf_centroids.npy"
-IVF_OFFSETS_FILE = "ivf_offsets.npy"
-IVF_MIN_VECTORS = 8192  # distinct vectors from which a segment is clustered
-KMEANS_SAMPLE_PER_CLUSTER = 64  # k-means trains on at most this many vectors per cluster
-KMEANS_MAX_ITER = 20
-KMEANS_SEED = 0
-DEFAULT_PROBE = 0.1  # share of a clustered segment's clusters scanned per query
-
-
-@dataclass(frozen=True)
-class VectorLayout:
-    """How a segment's distinct vectors are stored: `matrix` row i is the vector of
-    `sources[i]` (an index into the caller's vector list), clusters as in `SegmentVectors`."""
-
-    matrix: np.ndarray
-    sources: np.ndarray
-    centroids: np.ndarray | None
-    offsets: np.ndarray | None
+ANN_FILE = "vectors.usearch"
+ANN_MIN_VECTORS = 2048  # distinct vectors from which a segment gets an HNSW graph
+ANN_CONNECTIVITY = 16  # graph edges per node (usearch's default)
+ANN_EXPANSION_ADD = 128  # candidate list while building
+DEFAULT_EXPANSION = 64  # candidate list while searching (`RankingConfig.vector_expansion`)
+ANN_BUILD_THREADS = 0  # 0: every core
 
 
 def distinct(vector_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,67 +46,51 @@ def distinct(vector_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sources, vector_of_row
 
 
-def layout(matrix: np.ndarray, *, min_vectors: int | None = None) -> VectorLayout:
-    """Store `matrix` (distinct, L2-normalised float32 vectors) as is when it has fewer than
-    `min_vectors` (default `IVF_MIN_VECTORS`) rows, else cluster by cluster with centroids
-    and offsets."""
-    count = len(matrix)
-    min_vectors = IVF_MIN_VECTORS if min_vectors is None else min_vectors
-    identity = np.arange(count, dtype=np.int64)
-    if count < max(min_vectors, 2):
-        return VectorLayout(matrix, identity, None, None)
-    from sklearn.cluster import KMeans  # only segments this large pay for the import
-
-    clusters = max(2, round(math.sqrt(count)))
-    sample_size = min(count, clusters * KMEANS_SAMPLE_PER_CLUSTER)
-    sample = matrix[
-        np.sort(np.random.default_rng(KMEANS_SEED).choice(count, sample_size, replace=False))
-    ]
-    kmeans = KMeans(
-        n_clusters=clusters, n_init=1, max_iter=KMEANS_MAX_ITER, random_state=KMEANS_SEED
-    ).fit(sample)
-    centroids = kmeans.cluster_centers_.astype(np.float32)
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-    labels = np.argmax(matrix @ centroids.T, axis=1)  # nearest by cosine, as queries probe
-    order = np.argsort(labels, kind="stable")
-    offsets = np.zeros(clusters + 1, dtype=np.int64)
-    np.cumsum(np.bincount(labels, minlength=clusters), out=offsets[1:])
-    return VectorLayout(np.ascontiguousarray(matrix[order]), order, centroids, offsets)
-
-
-def save(directory: Path, vector_layout: VectorLayout) -> list[str]:
-    """Write the layout's files into `directory`; the names written."""
-    np.save(directory / VECTORS_FILE, vector_layout.matrix)
-    if vector_layout.centroids is None or vector_layout.offsets is None:
+def save(directory: Path, matrix: np.ndarray, *, min_vectors: int | None = None) -> list[str]:
+    """Write `matrix` (distinct, L2-normalised float32 vectors) into `directory`, plus an HNSW
+    graph when it has at least `min_vectors` (default `ANN_MIN_VECTORS`) rows; the names
+    written."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    np.save(directory / VECTORS_FILE, matrix)
+    min_vectors = ANN_MIN_VECTORS if min_vectors is None else min_vectors
+    if len(matrix) < max(min_vectors, 1):
         return [VECTORS_FILE]
-    np.save(directory / CENTROIDS_FILE, vector_layout.centroids)
-    np.save(directory / IVF_OFFSETS_FILE, vector_layout.offsets)
-    return [VECTORS_FILE, CENTROIDS_FILE, IVF_OFFSETS_FILE]
+    from usearch.index import Index  # only segments this large pay for the import
+
+    graph = Index(
+        ndim=matrix.shape[1],
+        metric="ip",  # unit vectors: inner product = cosine
+        dtype="f16",
+        connectivity=ANN_CONNECTIVITY,
+        expansion_add=ANN_EXPANSION_ADD,
+    )
+    graph.add(np.arange(len(matrix), dtype=np.uint64), matrix, threads=ANN_BUILD_THREADS)
+    graph.save(str(directory / ANN_FILE))
+    return [VECTORS_FILE, ANN_FILE]
 
 
 @dataclass(frozen=True)
 class SegmentVectors:
-    """A segment's distinct vectors, memory-mapped: `matrix` (n × dim float32) and, when
-    clustered, `centroids` (clusters × dim) with `offsets` (clusters + 1): cluster c holds
-    matrix rows offsets[c]:offsets[c+1]."""
+    """A segment's distinct vectors, memory-mapped: `matrix` (n × dim float32) and, for large
+    segments, `graph` (a usearch HNSW index viewed from its file, keys = matrix rows)."""
 
     matrix: np.ndarray
-    centroids: np.ndarray | None = None
-    offsets: np.ndarray | None = None
+    graph: object | None = None
 
     @classmethod
-    def load(cls, directory: Path, *, clustered: bool, dim: int) -> SegmentVectors:
+    def load(cls, directory: Path, *, with_graph: bool, dim: int) -> SegmentVectors:
         """Memory-map the files `save` wrote (an empty matrix of width `dim` when none)."""
         matrix = np.load(directory / VECTORS_FILE, mmap_mode="r")
         if matrix.shape[0] == 0:
             matrix = np.zeros((0, dim), dtype=np.float32)
-        if not clustered:
+        if not with_graph:
             return cls(matrix)
-        return cls(
-            matrix,
-            np.load(directory / CENTROIDS_FILE, mmap_mode="r"),
-            np.load(directory / IVF_OFFSETS_FILE),
-        )
+        from usearch.index import Index
+
+        graph = Index.restore(str(directory / ANN_FILE), view=True)
+        if graph is None or len(graph) != matrix.shape[0]:
+            raise ValueError(f"{ANN_FILE} does not match {VECTORS_FILE}")
+        return cls(matrix, graph)
 
     @property
     def count(self) -> int:
@@ -128,23 +100,17 @@ class SegmentVectors:
     def dim(self) -> int:
         return int(self.matrix.shape[1])
 
-    @property
-    def clustered(self) -> bool:
-        return self.centroids is not None
-
-    def scores(self, query: np.ndarray, probe: float = DEFAULT_PROBE) -> np.ndarray:
-        """Cosine score of every distinct vector for `query` (float32, length `count`); with
-        clusters and `probe` < 1, only the vectors of the best `probe` share of the clusters
-        (at least one) are scored and the rest are -inf."""
-        if not self.clustered or probe >= 1.0 or self.count == 0:
+    def scores(self, query: np.ndarray, depth: int, expansion: int = DEFAULT_EXPANSION):
+        """Cosine score of distinct vectors for `query` (float32, length `count`). With a graph
+        and `expansion` > 0 only the `depth` best found by the graph (searching with a
+        candidate list of max(`expansion`, `depth`)) are scored, exactly; the rest are -inf.
+        Otherwise every vector is scored."""
+        if self.graph is None or expansion <= 0 or depth >= self.count:
             return np.asarray(self.matrix @ query, dtype=np.float32)
-        assert self.centroids is not None and self.offsets is not None
-        clusters = len(self.centroids)
-        probed = max(1, math.ceil(clusters * probe))
-        nearest = np.argpartition(-(self.centroids @ query), probed - 1)[:probed]
+        graph = self.graph
+        graph.expansion_search = max(expansion, depth)  # type: ignore[attr-defined]
+        found = graph.search(query, depth, threads=1)  # type: ignore[attr-defined]
+        rows = np.sort(np.asarray(found.keys[: len(found)], dtype=np.int64))
         scores = np.full(self.count, -np.inf, dtype=np.float32)
-        for cluster in np.sort(nearest):
-            start, end = int(self.offsets[cluster]), int(self.offsets[cluster + 1])
-            if end > start:
-                scores[start:end] = self.matrix[start:end] @ query
+        scores[rows] = self.matrix[rows] @ query
         return scores

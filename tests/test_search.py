@@ -99,6 +99,23 @@ def test_bm25_prefers_rarer_terms_and_shorter_documents() -> None:
     assert bm25_scores([(0, postings)], norms, ["nothing"], name_tf=2.0) is None
 
 
+def test_postings_built_in_batches_equal_one_batch() -> None:
+    documents = [
+        "cache evict oldest entry cache",
+        "",
+        "retry backoff sleep retry",
+        "parse header value parse",
+        "cache header",
+    ]
+    symbols = ["LRUCache.evict", "", "retry_with_backoff", "", "HeaderCache"]
+    whole = build_postings(documents, symbols, stemmed=True, batch_rows=100)
+    for batch_rows in (1, 2, 3):
+        batched = build_postings(documents, symbols, stemmed=True, batch_rows=batch_rows)
+        for name in ("terms", "offsets", "rows", "tf", "name_tf", "body_len", "name_len"):
+            assert np.array_equal(getattr(batched, name), getattr(whole, name)), name
+    assert whole.lookup("cach") is not None and whole.lookup("evict") is not None
+
+
 def test_weighted_rrf_favours_the_heavier_ranker() -> None:
     fused = rrf_fuse([[1, 2], [2, 1]], k=10, weights=[2.0, 1.0])
     assert [row for row, _ in fused] == [1, 2]

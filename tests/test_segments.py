@@ -617,26 +617,27 @@ def test_chunks_with_equal_content_share_one_stored_vector(tmp_path) -> None:
 
 
 @pytest.fixture
-def clustered_pair(tmp_path, monkeypatch) -> tuple[IndexReader, IndexReader]:
-    """The fixture tree in one segment, scanned exactly and clustered (IVF) at once."""
+def graph_pair(tmp_path, monkeypatch) -> tuple[IndexReader, IndexReader]:
+    """The fixture tree in one segment, without and with an HNSW graph over its vectors."""
     from coderag_assets import vectors
 
     root = copy_fixture_repo(tmp_path / "repo").resolve()
     exact = IndexReader(build(tmp_path / "exact", root, 1).index_path)
-    monkeypatch.setattr(vectors, "IVF_MIN_VECTORS", 8)
-    clustered = IndexReader(build(tmp_path / "clustered", root, 1).index_path)
-    assert clustered.segments[0].vectors.clustered and not exact.segments[0].vectors.clustered
-    return exact, clustered
+    monkeypatch.setattr(vectors, "ANN_MIN_VECTORS", 8)
+    graph = IndexReader(build(tmp_path / "graph", root, 1).index_path)
+    assert graph.segments[0].vectors.graph is not None
+    assert exact.segments[0].vectors.graph is None
+    return exact, graph
 
 
-def test_a_clustered_segment_scanned_whole_equals_the_exact_scan(clustered_pair) -> None:
-    exact, clustered = clustered_pair
-    clustered.set_ranking(DEFAULT_RANKING.__class__(vector_probe=1.0))
-    assert all_searches(clustered) == all_searches(exact)
+def test_a_segment_with_a_graph_searched_exactly_equals_the_exact_scan(graph_pair) -> None:
+    exact, graph = graph_pair
+    graph.set_ranking(DEFAULT_RANKING.__class__(vector_expansion=0))
+    assert all_searches(graph) == all_searches(exact)
 
 
-def test_probing_a_clustered_segment_finds_a_chunk_by_its_own_vector(clustered_pair) -> None:
-    exact, clustered = clustered_pair
+def test_the_graph_finds_every_chunk_by_its_own_vector(graph_pair) -> None:
+    exact, clustered = graph_pair
     (segment,) = exact.segments
     assert exact.size > 12
     for row in range(0, exact.size, exact.size // 12):
@@ -645,9 +646,8 @@ def test_probing_a_clustered_segment_finds_a_chunk_by_its_own_vector(clustered_p
         assert first[1] == pytest.approx(1.0, abs=1e-5)
 
 
-def test_too_few_probed_matches_fall_back_to_the_exact_scan(clustered_pair) -> None:
-    exact, clustered = clustered_pair
-    clustered.set_ranking(DEFAULT_RANKING.__class__(vector_probe=0.01))
+def test_too_few_graph_matches_fall_back_to_the_exact_scan(graph_pair) -> None:
+    exact, clustered = graph_pair
     query = fake_vector("ab" * 32)
     for language in ("rust", "go", "python"):
         mask = clustered._mask(language, None)
