@@ -18,13 +18,14 @@ class QueryService:
     The query embedder is loaded lazily (BM25-only queries never load it) with the model
     and backend recorded in the index, so queries and chunks are embedded the same way. The
     reranker is loaded on the first search that asks for it (``rerank``, default
-    ``settings.rerank``).
+    ``settings.rerank``). `one_shot` (a CLI search that answers once and exits) streams the
+    vectors instead of mapping them (`IndexReader`'s `stream_vectors`).
     """
 
-    def __init__(self, store: IndexStore, settings: Settings):
+    def __init__(self, store: IndexStore, settings: Settings, *, one_shot: bool = False):
         self.store = store
         self.settings = settings
-        self.reader = IndexReader(store.index_path)
+        self.reader = IndexReader(store.index_path, stream_vectors=one_shot)
         self._embedder: Embedder | None = None
         self._reranker: Reranker | None = None
 

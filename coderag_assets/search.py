@@ -103,9 +103,6 @@ class RankingConfig:
     # top 10: on the benchmark's dev split distinct files in the top 10 go from 4.2 to 6.2 and
     # file nDCG@10 +0.012, definition MRR@10 unchanged within noise (−0.003).
     file_repeat_factor: float = 0.8
-    # HNSW candidate list of large segments' vector search (`vectors`; 0: exact scan of
-    # every vector); chosen from recall@10 against the exact scan (benchmarks/ann.py).
-    vector_expansion: int = vectors.DEFAULT_EXPANSION
     # Reranking (only when a rescorer is passed to `IndexReader.search`, e.g. `--rerank`): the
     # first ``rerank_depth`` results are re-scored by the cross-encoder, and their final order
     # fuses the first-stage rank with the reranker's rank by reciprocal rank (k = rerank_k,
@@ -173,12 +170,24 @@ class IndexReader:
     first use. The reader holds its version (`segments.VersionLease`) until `close()` or a
     refresh moves it on, so publishes do not reclaim the files it reads. Raises
     IndexNotFoundError (SegmentError for a damaged segment) when opening.
+
+    `stream_vectors` suits a process that answers one query and exits (`coderag search`):
+    vector search reads each segment's vectors block by block instead of mapping them, so the
+    process holds one block rather than every page of every matrix (`vectors`). Long-lived
+    readers map them and answer warm queries from memory.
     """
 
-    def __init__(self, index_path: Path, ranking: RankingConfig = DEFAULT_RANKING):
+    def __init__(
+        self,
+        index_path: Path,
+        ranking: RankingConfig = DEFAULT_RANKING,
+        *,
+        stream_vectors: bool = False,
+    ):
         self.index_path = index_path
         self.base = index_path.parent
         self.ranking = ranking
+        self.stream_vectors = stream_vectors
         self._con = None
         self._stamp: tuple[int, int] | None = None
         self._lease: segments.VersionLease | None = None
@@ -320,29 +329,30 @@ class IndexReader:
         if self.size == 0:
             return []
         query = query_vector.astype(np.float32)
-        expansion = self.ranking.vector_expansion
-        scores = self._vector_scores(query, depth, expansion)
-        if mask is not None:
-            scores = np.where(mask, scores, -np.inf)
-        if expansion > 0 and np.count_nonzero(np.isfinite(scores)) < depth:
-            # the graphs' candidates hold too few (matching) chunks: scan every vector
-            scores = self._vector_scores(query, depth, 0)
-            if mask is not None:
-                scores = np.where(mask, scores, -np.inf)
-        return self._top(scores, depth)
-
-    def _vector_scores(self, query: np.ndarray, depth: int, expansion: int) -> np.ndarray:
-        """Cosine score per chunk row (-inf: no vector, or not among a graph's candidates)."""
         scores = np.full(self.size, -np.inf, dtype=np.float32)
+        buffer = None
         for start, segment in zip(self.segment_starts, self.segments, strict=True):
-            if not segment.size or segment.vectors.dim != len(query):
+            segment_vectors = segment.vectors
+            if not segment.size or segment_vectors.dim != len(query):
                 continue
-            distinct_scores = segment.vectors.scores(query, depth, expansion)
+            if self.stream_vectors:
+                if buffer is None:
+                    buffer = np.empty((vectors.STREAM_BLOCK_ROWS, len(query)), np.float32)
+                try:
+                    distinct_scores = segment_vectors.streamed_scores(query, buffer)
+                except OSError as error:
+                    raise segments.SegmentError(
+                        segment.info.shard, segment.info.path, str(error)
+                    ) from error
+            else:
+                distinct_scores = segment_vectors.scores(query)
             vector_of_row = segment.vector_of_row
             scores[start : start + segment.size] = np.where(
                 vector_of_row >= 0, distinct_scores[vector_of_row], -np.inf
             )
-        return scores
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        return self._top(scores, depth)
 
     def bm25_scores(self, terms: list[str]) -> np.ndarray | None:
         """BM25 score of every chunk (global statistics); None when no term is indexed."""

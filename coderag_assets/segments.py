@@ -16,7 +16,6 @@ Layout, next to the shard Parquet files of one index (see `store`)::
                                       vectors.npy (-1: none yet)
       vectors.npy                     float32 (distinct vectors × dim): each distinct vector
                                       once (see `vectors`)
-      vectors.usearch                 HNSW graph over vectors.npy (large segments only)
       terms.npy                       sorted BM25 vocabulary of the segment (stemmed terms)
       postings_offsets.npy            int64, len(terms) + 1: term i owns rows[off[i]:off[i+1]]
       postings_rows.npy               int32 chunk rows, ascending within a term
@@ -120,7 +119,7 @@ from coderag_assets.store import (
     write_bytes_atomic,
 )
 from coderag_assets.tokens import stem
-from coderag_assets.vectors import ANN_FILE, VECTORS_FILE, SegmentVectors
+from coderag_assets.vectors import VECTORS_FILE, SegmentVectors
 
 SEGMENT_FORMAT = 2
 SEGMENTS_DIR = "segments"
@@ -152,9 +151,8 @@ SEGMENT_FILES = (
     TF_FILE,
     NAME_TF_FILE,
 )
-#: Segment files not every segment has (occurrences: not in segments of shards chunked before
-#: they were recorded; the HNSW graph: small segments); checked when recorded.
-OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE, ANN_FILE)
+#: Segment files that segments written before they existed lack; checked when recorded.
+OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE,)
 INPUT_KINDS = ("manifest", "chunks", "symbols", "occurrences", "embeddings")
 CHUNK_ROW_GROUP_ROWS = 256  # rows per Parquet row group: what fetching one result decodes
 CONTENT_GROUPS_CACHED = 32  # decoded content row groups a warm reader keeps per segment
@@ -448,7 +446,7 @@ def _build_segment(
     source_chunk_count = source_chunks.num_rows
     del source_chunks, order
 
-    # vectors: each distinct one once (with an HNSW graph when many), rows point at theirs
+    # vectors: each distinct one once, rows point at theirs
     embedded_model_id = None
     dim = 0
     vector_rows = np.full(count, -1, dtype=np.int64)
@@ -469,7 +467,7 @@ def _build_segment(
         else np.zeros((0, 0), dtype=np.float32)
     )
     has_vector = vector_of_row >= 0
-    vector_files = vectors.save(directory, matrix)
+    vectors.save(directory, matrix)
 
     # ranking features
     paths = chunk_rows.column("path").to_pylist()
@@ -559,7 +557,7 @@ def _build_segment(
     pq.write_table(file_rows, directory / FILES_FILE, compression="zstd")
     symbol_rows = symbols.sort_by([("path", "ascending"), ("line", "ascending")])
     pq.write_table(symbol_rows, directory / SYMBOLS_FILE, compression="zstd")
-    written = [name for name in SEGMENT_FILES if name != VECTORS_FILE] + vector_files
+    written = list(SEGMENT_FILES)
     if has_occurrences:
         written.append(OCCURRENCES_FILE)
 
@@ -854,9 +852,7 @@ def open_segment(base: Path, shard: str, relative_dir: str) -> OpenSegment:
         chunk_file = pq.ParquetFile(path / CHUNKS_FILE)
         # zero-copy views of the map (they keep it alive; nothing is decoded or copied)
         columns = pa.ipc.open_file(pa.memory_map(str(path / READER_FILE))).read_all()
-        segment_vectors = SegmentVectors.load(
-            path, with_graph=ANN_FILE in info.file_sizes, dim=info.dim
-        )
+        segment_vectors = SegmentVectors.load(path, dim=info.dim)
         vector_of_row = _column_array(columns, "vector")
         postings = Postings.load(
             path, _column_array(columns, "body_len"), _column_array(columns, "name_len")

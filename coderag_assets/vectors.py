@@ -1,22 +1,25 @@
-"""The vectors of one segment: distinct vectors only, with an HNSW graph when there are many.
+"""The vectors of one segment: each distinct vector once, scanned exactly.
 
 A segment stores each distinct vector once (`vectors.npy`, float32, L2-normalised); chunk rows
 point at theirs by index (the `vector` column of the segment's reader file), so chunks sharing
 content — copies of a vendored package, a monorepo of look-alike services — cost one vector
 and one dot product.
 
-Segments with at least `ANN_MIN_VECTORS` distinct vectors also get an approximate
-nearest-neighbour index (`vectors.usearch`: an HNSW graph built by `usearch`, float16 copies of
-the vectors, keys = rows of `vectors.npy`). Readers memory-map it, so a query visits a few
-hundred graph nodes instead of paging in the whole matrix — the matrix of a million chunks is
-1.5 GB and a cold process must not read it all. The candidates the graph returns are
-re-scored with the float32 rows of `vectors.npy` (a few pages), so scores equal the exact
-scan's for every vector found. Recall@10 against the exact scan is measured by
-`benchmarks/ann.py` on real vectors; `DEFAULT_EXPANSION` is chosen from it. Smaller segments
-are scanned exactly: their whole matrix is at most a few MB.
+Search scores every vector (exact results, no recall to lose), in one of two ways:
 
-Building the graph is multi-threaded and not byte-reproducible; a segment's id is a digest of
-its inputs, so a rebuilt twin is interchangeable (the first one renamed in wins).
+- **mapped** (`scores`): a matrix product over the memory-mapped file. A long-lived process
+  (MCP server, `coderag watch`) keeps the pages and answers in milliseconds.
+- **streamed** (`streamed_scores`): the file is read `STREAM_BLOCK_ROWS` rows at a time into
+  one reusable buffer. A one-shot `coderag search` reads every vector once either way, but
+  mapped pages are charged to the process (on current kernels a touched file is mapped in
+  large folios, so even random access maps most of it), while streamed reads keep the
+  process at one block however large the index.
+
+Approximate search was measured and not kept: an HNSW graph per segment (usearch, float16,
+memory-mapped) reached recall@10 0.99 on real vectors, but at a million vectors in 64 segments
+a cold query mapped 2.3 GB (each graph's visited nodes span most of its file), warm queries
+were 45 ms against 75 ms exact, and building the graphs cost 172 s plus ~2 s per rebuilt
+segment (benchmarks/results/2026-12-02/summary.md, session 4).
 """
 
 from __future__ import annotations
@@ -27,12 +30,7 @@ from pathlib import Path
 import numpy as np
 
 VECTORS_FILE = "vectors.npy"
-ANN_FILE = "vectors.usearch"
-ANN_MIN_VECTORS = 2048  # distinct vectors from which a segment gets an HNSW graph
-ANN_CONNECTIVITY = 16  # graph edges per node (usearch's default)
-ANN_EXPANSION_ADD = 128  # candidate list while building
-DEFAULT_EXPANSION = 64  # candidate list while searching (`RankingConfig.vector_expansion`)
-ANN_BUILD_THREADS = 0  # 0: every core
+STREAM_BLOCK_ROWS = 16384  # rows read at once by `streamed_scores` (24 MiB at 384 dims)
 
 
 def distinct(vector_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,51 +44,31 @@ def distinct(vector_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sources, vector_of_row
 
 
-def save(directory: Path, matrix: np.ndarray, *, min_vectors: int | None = None) -> list[str]:
-    """Write `matrix` (distinct, L2-normalised float32 vectors) into `directory`, plus an HNSW
-    graph when it has at least `min_vectors` (default `ANN_MIN_VECTORS`) rows; the names
-    written."""
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    np.save(directory / VECTORS_FILE, matrix)
-    min_vectors = ANN_MIN_VECTORS if min_vectors is None else min_vectors
-    if len(matrix) < max(min_vectors, 1):
-        return [VECTORS_FILE]
-    from usearch.index import Index  # only segments this large pay for the import
-
-    graph = Index(
-        ndim=matrix.shape[1],
-        metric="ip",  # unit vectors: inner product = cosine
-        dtype="f16",
-        connectivity=ANN_CONNECTIVITY,
-        expansion_add=ANN_EXPANSION_ADD,
-    )
-    graph.add(np.arange(len(matrix), dtype=np.uint64), matrix, threads=ANN_BUILD_THREADS)
-    graph.save(str(directory / ANN_FILE))
-    return [VECTORS_FILE, ANN_FILE]
+def save(directory: Path, matrix: np.ndarray) -> str:
+    """Write `matrix` (distinct, L2-normalised float32 vectors) into `directory`; the name."""
+    np.save(directory / VECTORS_FILE, np.ascontiguousarray(matrix, dtype=np.float32))
+    return VECTORS_FILE
 
 
 @dataclass(frozen=True)
 class SegmentVectors:
-    """A segment's distinct vectors, memory-mapped: `matrix` (n × dim float32) and, for large
-    segments, `graph` (a usearch HNSW index viewed from its file, keys = matrix rows)."""
+    """A segment's distinct vectors: `matrix` (n × dim float32, memory-mapped from `path`,
+    whose data starts `offset` bytes in)."""
 
     matrix: np.ndarray
-    graph: object | None = None
+    path: Path | None = None
+    offset: int = 0
 
     @classmethod
-    def load(cls, directory: Path, *, with_graph: bool, dim: int) -> SegmentVectors:
-        """Memory-map the files `save` wrote (an empty matrix of width `dim` when none)."""
-        matrix = np.load(directory / VECTORS_FILE, mmap_mode="r")
+    def load(cls, directory: Path, *, dim: int) -> SegmentVectors:
+        """Memory-map `vectors.npy` (an empty matrix of width `dim` when it has no rows)."""
+        path = directory / VECTORS_FILE
+        matrix = np.load(path, mmap_mode="r")
         if matrix.shape[0] == 0:
-            matrix = np.zeros((0, dim), dtype=np.float32)
-        if not with_graph:
-            return cls(matrix)
-        from usearch.index import Index
-
-        graph = Index.restore(str(directory / ANN_FILE), view=True)
-        if graph is None or len(graph) != matrix.shape[0]:
-            raise ValueError(f"{ANN_FILE} does not match {VECTORS_FILE}")
-        return cls(matrix, graph)
+            return cls(np.zeros((0, dim), dtype=np.float32))
+        if matrix.dtype != np.float32 or not matrix.flags.c_contiguous:
+            raise ValueError(f"{path} is not a C-ordered float32 matrix")
+        return cls(matrix, path, int(matrix.offset))
 
     @property
     def count(self) -> int:
@@ -100,17 +78,27 @@ class SegmentVectors:
     def dim(self) -> int:
         return int(self.matrix.shape[1])
 
-    def scores(self, query: np.ndarray, depth: int, expansion: int = DEFAULT_EXPANSION):
-        """Cosine score of distinct vectors for `query` (float32, length `count`). With a graph
-        and `expansion` > 0 only the `depth` best found by the graph (searching with a
-        candidate list of max(`expansion`, `depth`)) are scored, exactly; the rest are -inf.
-        Otherwise every vector is scored."""
-        if self.graph is None or expansion <= 0 or depth >= self.count:
-            return np.asarray(self.matrix @ query, dtype=np.float32)
-        graph = self.graph
-        graph.expansion_search = max(expansion, depth)  # type: ignore[attr-defined]
-        found = graph.search(query, depth, threads=1)  # type: ignore[attr-defined]
-        rows = np.sort(np.asarray(found.keys[: len(found)], dtype=np.int64))
-        scores = np.full(self.count, -np.inf, dtype=np.float32)
-        scores[rows] = self.matrix[rows] @ query
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        """Cosine score of every vector (float32, length `count`), over the mapped matrix."""
+        return np.asarray(self.matrix @ query, dtype=np.float32)
+
+    def streamed_scores(self, query: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
+        """`scores`, reading the file block by block into `buffer` (STREAM_BLOCK_ROWS × dim
+        float32, allocated when None) instead of mapping it. Raises OSError when the file
+        is shorter than recorded."""
+        if self.path is None or self.count == 0:
+            return self.scores(query)
+        if buffer is None or buffer.shape[1] != self.dim:
+            buffer = np.empty((STREAM_BLOCK_ROWS, self.dim), dtype=np.float32)
+        scores = np.empty(self.count, dtype=np.float32)
+        row_bytes = self.dim * 4
+        with open(self.path, "rb", buffering=0) as source:
+            source.seek(self.offset)
+            for start in range(0, self.count, len(buffer)):
+                rows = min(len(buffer), self.count - start)
+                view = memoryview(buffer[:rows]).cast("B")
+                got = source.readinto(view)
+                if got != rows * row_bytes:
+                    raise OSError(f"{self.path} ended after {start + (got or 0) // row_bytes} rows")
+                np.matmul(buffer[:rows], query, out=scores[start : start + rows])
         return scores

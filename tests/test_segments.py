@@ -616,43 +616,13 @@ def test_chunks_with_equal_content_share_one_stored_vector(tmp_path) -> None:
     assert all(score == pytest.approx(1.0, abs=1e-5) for _, score in top)
 
 
-@pytest.fixture
-def graph_pair(tmp_path, monkeypatch) -> tuple[IndexReader, IndexReader]:
-    """The fixture tree in one segment, without and with an HNSW graph over its vectors."""
-    from coderag_assets import vectors
-
+def test_streamed_vector_search_equals_the_mapped_one(tmp_path) -> None:
     root = copy_fixture_repo(tmp_path / "repo").resolve()
-    exact = IndexReader(build(tmp_path / "exact", root, 1).index_path)
-    monkeypatch.setattr(vectors, "ANN_MIN_VECTORS", 8)
-    graph = IndexReader(build(tmp_path / "graph", root, 1).index_path)
-    assert graph.segments[0].vectors.graph is not None
-    assert exact.segments[0].vectors.graph is None
-    return exact, graph
-
-
-def test_a_segment_with_a_graph_searched_exactly_equals_the_exact_scan(graph_pair) -> None:
-    exact, graph = graph_pair
-    graph.set_ranking(DEFAULT_RANKING.__class__(vector_expansion=0))
-    assert all_searches(graph) == all_searches(exact)
-
-
-def test_the_graph_finds_every_chunk_by_its_own_vector(graph_pair) -> None:
-    exact, clustered = graph_pair
-    (segment,) = exact.segments
-    assert exact.size > 12
-    for row in range(0, exact.size, exact.size // 12):
-        query = np.array(segment.vectors.matrix[segment.vector_of_row[row]])
-        first = clustered.vector_ranking(query, 5, None)[0]
-        assert first[1] == pytest.approx(1.0, abs=1e-5)
-
-
-def test_too_few_graph_matches_fall_back_to_the_exact_scan(graph_pair) -> None:
-    exact, clustered = graph_pair
+    store = build(tmp_path / "data", root)
+    mapped = IndexReader(store.index_path)
+    streamed = IndexReader(store.index_path, stream_vectors=True)
+    assert all_searches(streamed) == all_searches(mapped)
     query = fake_vector("ab" * 32)
-    for language in ("rust", "go", "python"):
-        mask = clustered._mask(language, None)
-        want = exact.vector_ranking(query, 5, exact._mask(language, None))
-        got = clustered.vector_ranking(query, 5, mask)
-        assert len(got) == min(5, int(mask.sum())) > 0
-        assert [row for row, _ in got] == [row for row, _ in want]
-        assert [score for _, score in got] == pytest.approx([score for _, score in want])
+    for language in ("rust", "python", None):
+        mask = mapped._mask(language, None)
+        assert streamed.vector_ranking(query, 5, mask) == mapped.vector_ranking(query, 5, mask)

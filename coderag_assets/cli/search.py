@@ -22,7 +22,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     store = resolve_store(settings, args.root)
-    service = QueryService(store, settings)
+    service = QueryService(store, settings, one_shot=True)
     try:
         results = service.search(
             args.query, mode=args.mode, limit=args.limit, language=args.lang, path_glob=args.path
