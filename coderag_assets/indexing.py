@@ -48,11 +48,13 @@ from coderag_assets.store import (
     IndexStore,
     chunk_bm25_text,
     first_row_per_hash,
+    release_unused_memory,
     vector_schema,
     vectors_table,
 )
 
 SKIP_UNSUPPORTED_TYPE = "unsupported_type"
+CHUNK_BATCH_ROWS = 4096  # chunk rows held as Python objects before becoming an Arrow table
 CACHE_FLUSH_VECTORS = 2048  # new vectors are persisted at least this often (crash safety)
 
 
@@ -299,8 +301,13 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     reused_occurrences = previous_occurrences.filter(pl.col("path").is_in(reusable_paths.implode()))
     stats.files_reused = reusable_paths.len()
     chunk_rows: list[dict] = []
+    chunk_tables: list[pa.Table] = [reused_chunks.to_arrow().cast(CHUNK_SCHEMA)]
     symbol_rows: list[dict] = []
-    occurrence_tables: list[pa.Table] = []
+    occurrence_tables: list[pa.Table] = [
+        reused_occurrences.to_arrow().cast(segments.OCCURRENCE_SCHEMA)
+    ]
+    file_occurrences: list[pa.Table] = []  # per file, merged into one table per batch
+    del previous_chunks, reused_chunks, previous_occurrences, reused_occurrences
     to_chunk = manifest.filter(~pl.col("path").is_in(reusable_paths.implode()))
     for entry in to_chunk.select("path", "language").iter_rows(named=True):
         try:
@@ -313,32 +320,45 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
         stats.parse_error_files += int(chunked.parse_errors > 0)
         chunk_rows.extend(chunk_row(chunk, source.sha256, run_id) for chunk in chunked.chunks)
         symbol_rows.extend(symbol_row(symbol) for symbol in chunked.symbols)
-        occurrence_tables.append(
+        file_occurrences.append(
             occurrence_table(entry["path"], entry["language"], chunked.occurrences)
         )
+        if len(chunk_rows) >= CHUNK_BATCH_ROWS:  # rows as Arrow, not Python objects
+            chunk_tables.append(pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA))
+            chunk_rows.clear()
+            occurrence_tables.append(pa.concat_tables(file_occurrences).combine_chunks())
+            file_occurrences.clear()
         report().advance("chunk")
     report().advance("chunk", stats.files_reused)
-    chunks = pa.concat_tables(
-        [
-            reused_chunks.to_arrow().cast(CHUNK_SCHEMA),
-            pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA),
-        ]
-    ).sort_by([("path", "ascending"), ("start_line", "ascending")])
+    chunk_tables.append(pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA))
+    if file_occurrences:
+        occurrence_tables.append(pa.concat_tables(file_occurrences).combine_chunks())
+    del chunk_rows, file_occurrences
+    # One kind at a time: each is sorted (a copy), written and let go before the next.
+    chunks = pa.concat_tables(chunk_tables)
+    del chunk_tables
+    chunks = chunks.sort_by([("path", "ascending"), ("start_line", "ascending")])
+    store.write_shard("chunks", shard, chunks)
+    stats.chunks = chunks.num_rows
+    del chunks
     symbols = pa.concat_tables(
         [
             reused_symbols.to_arrow().cast(SYMBOL_SCHEMA),
             pa.Table.from_pylist(symbol_rows, schema=SYMBOL_SCHEMA),
         ]
     ).sort_by([("path", "ascending"), ("line", "ascending")])
-    occurrences = pa.concat_tables(
-        [reused_occurrences.to_arrow().cast(segments.OCCURRENCE_SCHEMA), *occurrence_tables]
-    ).sort_by([("path", "ascending"), ("line", "ascending"), ("column", "ascending")])
-    store.write_shard("chunks", shard, chunks)
     store.write_shard("symbols", shard, symbols)
-    store.write_shard("occurrences", shard, occurrences)
-    report().finish("chunk")
-    stats.chunks = chunks.num_rows
     stats.symbols = symbols.num_rows
+    del symbols, symbol_rows
+    occurrences = pa.concat_tables(occurrence_tables)
+    del occurrence_tables
+    occurrences = occurrences.sort_by(
+        [("path", "ascending"), ("line", "ascending"), ("column", "ascending")]
+    )
+    store.write_shard("occurrences", shard, occurrences)
+    del occurrences
+    release_unused_memory()
+    report().finish("chunk")
     stats.seconds = time.perf_counter() - started
     return stats
 

@@ -113,6 +113,7 @@ from coderag_assets.store import (
     IndexNotFoundError,
     IndexStore,
     IndexValidationError,
+    release_unused_memory,
     reporting_disk_full,
     vector_matrix,
     with_bm25_text,
@@ -379,6 +380,7 @@ def write_segment(store: IndexStore, shard: str, *, model_id: str, run_id: str) 
                         raise
             finally:
                 shutil.rmtree(building, ignore_errors=True)
+                release_unused_memory()
             info = SegmentInfo.load(shard, final)
         latest = {"segment_id": segment_id, "model_id": model_id, "inputs": stamps}
         write_bytes_atomic(shard_dir / LATEST_FILE, json.dumps(latest).encode("utf-8"))

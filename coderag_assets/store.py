@@ -495,6 +495,13 @@ def _union(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
+def release_unused_memory() -> None:
+    """Hand back to the OS the memory Arrow's allocator keeps for reuse once a stage has let
+    its tables go (hundreds of MB after a large shard), so the next stage's NumPy, model or
+    Python allocations do not stack on top of it."""
+    pa.default_memory_pool().release_unused()
+
+
 def vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """(n, dim) float32 view of a fixed-size-list column."""
     if isinstance(column, pa.ChunkedArray):
