@@ -203,6 +203,7 @@ class IndexReader:
     def _open(self) -> None:
         stamp = self._current_stamp()
         version = segments.read_current(self.base)
+        segments.allow_open_files(len(version.segments))
         lease = segments.VersionLease(self.base, version.version)
         try:
             opened = [

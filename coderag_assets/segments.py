@@ -617,6 +617,10 @@ class Postings:
             return None
         return slice(int(self.offsets[index]), int(self.offsets[index + 1]))
 
+    def term_postings(self, where: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, tf, name_tf) of a posting range from `lookup`."""
+        return self.rows[where], self.tf[where], self.name_tf[where]
+
     def save(self, directory: Path) -> None:
         np.save(directory / TERMS_FILE, self.terms)
         np.save(directory / OFFSETS_FILE, self.offsets)
@@ -624,16 +628,77 @@ class Postings:
         np.save(directory / TF_FILE, self.tf)
         np.save(directory / NAME_TF_FILE, self.name_tf)
 
-    @classmethod
-    def load(cls, directory: Path, body_len: np.ndarray, name_len: np.ndarray) -> Postings:
-        return cls(
-            terms=np.load(directory / TERMS_FILE, mmap_mode="r"),
-            offsets=np.load(directory / OFFSETS_FILE, mmap_mode="r"),
-            rows=np.load(directory / ROWS_FILE, mmap_mode="r"),
-            tf=np.load(directory / TF_FILE, mmap_mode="r"),
-            name_tf=np.load(directory / NAME_TF_FILE, mmap_mode="r"),
-            body_len=body_len,
-            name_len=name_len,
+
+class _NpyFile:
+    """A 1-d `.npy` file read by position (`os.pread`), never mapped: a read costs what it
+    returns, and the pages it touched are not charged to the process."""
+
+    def __init__(self, path: Path):
+        mapped = np.load(path, mmap_mode="r")  # header only: nothing is paged in
+        if mapped.ndim != 1:
+            raise ValueError(f"{path.name} is not one-dimensional")
+        self.dtype = mapped.dtype
+        self.length = len(mapped)
+        self.offset = int(mapped.offset) if isinstance(mapped, np.memmap) else 0
+        del mapped
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __del__(self) -> None:
+        fd = getattr(self, "fd", None)
+        if fd is not None:
+            os.close(fd)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        count = max(0, stop - start)
+        size = self.dtype.itemsize
+        data = os.pread(self.fd, count * size, self.offset + start * size)
+        if len(data) != count * size:
+            raise OSError(f"{self.length} entries were recorded but the file is shorter")
+        return np.frombuffer(data, dtype=self.dtype)
+
+
+class PostingsFile:
+    """A saved segment's postings, read by position per query term (`_NpyFile`): a term is
+    found by binary search over the sorted vocabulary and its posting range is read, so a
+    process touches the terms it looks up, not the segment's whole vocabulary and postings.
+    `offsets` (one entry per term) is held in memory."""
+
+    def __init__(self, directory: Path, body_len: np.ndarray, name_len: np.ndarray):
+        self.terms = _NpyFile(directory / TERMS_FILE)
+        self.offsets = np.load(directory / OFFSETS_FILE)
+        self.rows = _NpyFile(directory / ROWS_FILE)
+        self.tf = _NpyFile(directory / TF_FILE)
+        self.name_tf = _NpyFile(directory / NAME_TF_FILE)
+        self.body_len = body_len
+        self.name_len = name_len
+        if len(self.offsets) != len(self.terms) + 1 or not (
+            len(self.rows) == len(self.tf) == len(self.name_tf) == int(self.offsets[-1])
+        ):
+            raise ValueError("postings files disagree on their sizes")
+
+    def lookup(self, term: str) -> slice | None:
+        """The posting range of `term`, None when the segment does not have it."""
+        low, high = 0, len(self.terms)
+        while low < high:  # first index whose term is >= `term`
+            middle = (low + high) // 2
+            if str(self.terms.read(middle, middle + 1)[0]) < term:
+                low = middle + 1
+            else:
+                high = middle
+        if low >= len(self.terms) or str(self.terms.read(low, low + 1)[0]) != term:
+            return None
+        return slice(int(self.offsets[low]), int(self.offsets[low + 1]))
+
+    def term_postings(self, where: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, tf, name_tf) of a posting range from `lookup`."""
+        start, stop = where.start, where.stop
+        return (
+            self.rows.read(start, stop),
+            self.tf.read(start, stop),
+            self.name_tf.read(start, stop),
         )
 
 
@@ -766,7 +831,7 @@ def bm25_norms(body_len: np.ndarray, name_len: np.ndarray, name_tf: float) -> np
 
 
 def bm25_scores(
-    parts: Sequence[tuple[int, Postings]],
+    parts: Sequence[tuple[int, Postings | PostingsFile]],
     norms: np.ndarray,
     terms: Sequence[str],
     *,
@@ -784,9 +849,10 @@ def bm25_scores(
             where = postings.lookup(term)
             if where is None:
                 continue
-            tf = postings.tf[where] + np.float32(name_tf) * postings.name_tf[where]
+            rows_of_term, body_tf, name_tf_of_term = postings.term_postings(where)
+            tf = body_tf + np.float32(name_tf) * name_tf_of_term
             present = tf > 0
-            term_rows.append(postings.rows[where][present].astype(np.int64) + first_row)
+            term_rows.append(rows_of_term[present].astype(np.int64) + first_row)
             term_tf.append(tf[present])
         rows = np.concatenate(term_rows) if term_rows else np.zeros(0, dtype=np.int64)
         if not len(rows):
@@ -813,7 +879,7 @@ class OpenSegment:
     columns: pa.Table
     vectors: SegmentVectors
     vector_of_row: np.ndarray
-    postings: Postings
+    postings: PostingsFile
     chunk_file: pq.ParquetFile
     group_starts: np.ndarray
     _unstemmed: Postings | None = None
@@ -845,6 +911,23 @@ class OpenSegment:
         return self._unstemmed
 
 
+FILES_HELD_PER_SEGMENT = 5  # an open segment's descriptors: 4 postings files, chunks.parquet
+FILES_HELD_BESIDES = 512  # for everything else a process opens
+
+
+def allow_open_files(segment_count: int) -> None:
+    """Raise the soft limit on open files (up to the hard limit) when `segment_count` open
+    segments would not fit under it; a 256-shard index holds about 1,300 descriptors, more
+    than the common default of 1,024."""
+    import resource
+
+    needed = segment_count * FILES_HELD_PER_SEGMENT + FILES_HELD_BESIDES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def open_segment(base: Path, shard: str, relative_dir: str) -> OpenSegment:
     """Open one segment of a manifest; SegmentError (naming the shard) when it is damaged."""
     path = base / relative_dir
@@ -856,7 +939,7 @@ def open_segment(base: Path, shard: str, relative_dir: str) -> OpenSegment:
         columns = pa.ipc.open_file(pa.memory_map(str(path / READER_FILE))).read_all()
         segment_vectors = SegmentVectors.load(path, dim=info.dim)
         vector_of_row = _column_array(columns, "vector")
-        postings = Postings.load(
+        postings = PostingsFile(
             path, _column_array(columns, "body_len"), _column_array(columns, "name_len")
         )
     except (OSError, ValueError, pa.ArrowException) as error:
