@@ -18,14 +18,14 @@ class QueryService:
     The query embedder is loaded lazily (BM25-only queries never load it) with the model
     and backend recorded in the index, so queries and chunks are embedded the same way. The
     reranker is loaded on the first search that asks for it (``rerank``, default
-    ``settings.rerank``). `one_shot` (a CLI search that answers once and exits) streams the
-    vectors instead of mapping them (`IndexReader`'s `stream_vectors`).
+    ``settings.rerank``). `one_shot` (a CLI search that answers once and exits) reads what the
+    query needs instead of mapping the index files (`IndexReader`'s `one_shot`).
     """
 
     def __init__(self, store: IndexStore, settings: Settings, *, one_shot: bool = False):
         self.store = store
         self.settings = settings
-        self.reader = IndexReader(store.index_path, stream_vectors=one_shot)
+        self.reader = IndexReader(store.index_path, one_shot=one_shot)
         self._embedder: Embedder | None = None
         self._reranker: Reranker | None = None
 

@@ -46,6 +46,7 @@ Rescorer = Callable[[str, Sequence[str]], np.ndarray]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "bm25")
 RRF_K = 60
 FUSION_DEPTH = 100  # candidates taken from each ranker before fusion
+ROW_SETS_CACHED = 65536  # word sets of ranked rows a long-lived reader keeps
 LANGUAGE_ALIASES = {
     "py": "python",
     "js": "javascript",
@@ -143,20 +144,23 @@ def rrf_fuse(
 
 
 class _RowSets:
-    """Per-row word sets from a stored list column, converted only for the rows ranked."""
+    """Per-row word sets of a stored list column (`name_words`, `file_words`), read and
+    converted only for the rows ranked; the last `ROW_SETS_CACHED` rows are kept."""
 
-    def __init__(self, column: pa.ChunkedArray):
+    def __init__(self, reader: IndexReader, column: str):
+        self._reader = reader
         self._column = column
         self._cache: dict[int, frozenset[str]] = {}
 
     def __getitem__(self, row: int) -> frozenset[str]:
         words = self._cache.get(row)
         if words is None:
-            words = self._cache[row] = frozenset(self._column[row].as_py() or ())
+            segment, local = self._reader._locate(row)
+            words = frozenset(segment.rows.value(local, self._column) or ())  # type: ignore[arg-type]
+            if len(self._cache) >= ROW_SETS_CACHED:
+                self._cache.clear()
+            self._cache[row] = words
         return words
-
-    def __len__(self) -> int:
-        return len(self._column)
 
 
 class IndexReader:
@@ -171,10 +175,11 @@ class IndexReader:
     refresh moves it on, so publishes do not reclaim the files it reads. Raises
     IndexNotFoundError (SegmentError for a damaged segment) when opening.
 
-    `stream_vectors` suits a process that answers one query and exits (`coderag search`):
-    vector search reads each segment's vectors block by block instead of mapping them, so the
-    process holds one block rather than every page of every matrix (`vectors`). Long-lived
-    readers map them and answer warm queries from memory.
+    `one_shot` suits a process that answers one query and exits (`coderag search`): it reads
+    what the query needs instead of mapping the segments' files — vectors block by block
+    (`vectors`), per-chunk values by record batch (`segments.ReaderRows`) — so the process
+    holds what it uses rather than every page a mapping touched. Long-lived readers map them
+    and answer warm queries from memory. Postings are always read by position.
     """
 
     def __init__(
@@ -182,12 +187,12 @@ class IndexReader:
         index_path: Path,
         ranking: RankingConfig = DEFAULT_RANKING,
         *,
-        stream_vectors: bool = False,
+        one_shot: bool = False,
     ):
         self.index_path = index_path
         self.base = index_path.parent
         self.ranking = ranking
-        self.stream_vectors = stream_vectors
+        self.one_shot = one_shot
         self._con = None
         self._stamp: tuple[int, int] | None = None
         self._lease: segments.VersionLease | None = None
@@ -207,7 +212,7 @@ class IndexReader:
         lease = segments.VersionLease(self.base, version.version)
         try:
             opened = [
-                segments.open_segment(self.base, shard, relative)
+                segments.open_segment(self.base, shard, relative, mapped=not self.one_shot)
                 for shard, relative in sorted(version.segments.items())
             ]
         except BaseException:
@@ -219,44 +224,45 @@ class IndexReader:
         self.version = version
         self.meta: dict[str, object] = dict(version.meta)
         self.segments = opened
-        self.segment_starts = np.cumsum([0] + [segment.size for segment in opened])[:-1]
-        tables = [segment.columns for segment in opened]
-        columns = pa.concat_tables(tables) if tables else pa.schema([]).empty_table()
-        self.columns = columns
-        self._size = columns.num_rows
+        sizes = [segment.size for segment in opened]
+        self.segment_starts = np.cumsum([0] + sizes)[:-1]
+        self._size = int(sum(sizes))
         self._paths: list[str] | None = None
         self._symbols: list[str] | None = None
-        if self._size:
-            self.is_test = columns.column("is_test").to_numpy()
-            self.is_glue = columns.column("is_glue").to_numpy()
-            self.is_non_code = columns.column("is_non_code").to_numpy()
-            self.has_vector = np.concatenate([s.vector_of_row >= 0 for s in opened])
-            run_offsets = np.repeat(
-                np.cumsum([0] + [s.info.runs for s in opened])[:-1], [s.size for s in opened]
-            )
-            self.run_of = columns.column("run").to_numpy() + run_offsets
-            self.name_words = _RowSets(columns.column("name_words"))
-            self.file_words = _RowSets(columns.column("file_words"))
-        else:
-            empty = np.zeros(0, dtype=bool)
-            self.is_test, self.is_glue, self.is_non_code, self.has_vector = (
-                empty.copy() for _ in range(4)
-            )
-            self.run_of = np.zeros(0, dtype=np.int64)
+
+        def feature(name: str, dtype: type) -> np.ndarray:
+            arrays = [segment.rows.features[name] for segment in opened]
+            return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
+
+        self.is_test = feature("is_test", bool)
+        self.is_glue = feature("is_glue", bool)
+        self.is_non_code = feature("is_non_code", bool)
+        self.has_vector = feature("vector", np.int64) >= 0
+        run_offsets = np.repeat(np.cumsum([0] + [s.info.runs for s in opened])[:-1], sizes)
+        self.run_of = feature("run", np.int64) + run_offsets.astype(np.int64)
+        self.name_words = _RowSets(self, "name_words")
+        self.file_words = _RowSets(self, "file_words")
         self._norms: dict[float, np.ndarray] = {}
         self._stamp = stamp
 
     # ----- per-chunk columns (materialized on first use)
+    def column(self, name: str) -> pa.ChunkedArray:
+        """Every chunk's value of reader column `name`, in row order (read whole)."""
+        columns = [segment.rows.column(name) for segment in self.segments]
+        if not columns:
+            return pa.chunked_array([], pa.string())
+        return pa.chunked_array([chunk for column in columns for chunk in column.chunks])
+
     @property
     def paths(self) -> list[str]:
         if self._paths is None:
-            self._paths = self.columns.column("path").to_pylist() if self._size else []
+            self._paths = self.column("path").to_pylist() if self._size else []
         return self._paths
 
     @property
     def symbols(self) -> list[str]:
         if self._symbols is None:
-            self._symbols = self.columns.column("symbol").to_pylist() if self._size else []
+            self._symbols = self.column("symbol").to_pylist() if self._size else []
         return self._symbols
 
     @property
@@ -309,7 +315,7 @@ class IndexReader:
             return None
         mask = np.ones(self.size, dtype=bool)
         if language and self.size:
-            same = pc.equal(self.columns.column("language"), normalize_language(language))
+            same = pc.equal(self.column("language"), normalize_language(language))
             mask &= same.fill_null(False).to_numpy(zero_copy_only=False)
         if path_glob:
             mask &= np.array([path_matches(p, path_glob) for p in self.paths], dtype=bool)
@@ -336,7 +342,7 @@ class IndexReader:
             segment_vectors = segment.vectors
             if not segment.size or segment_vectors.dim != len(query):
                 continue
-            if self.stream_vectors:
+            if self.one_shot:
                 if buffer is None:
                     buffer = np.empty((vectors.STREAM_BLOCK_ROWS, len(query)), np.float32)
                 try:
@@ -485,7 +491,7 @@ class IndexReader:
     def rerank_text(self, row: int) -> str:
         """What the reranker reads for a chunk: its symbol line and content, as embedded."""
         segment, local = self._locate(row)
-        symbol = segment.columns.column("symbol")[local].as_py()
+        symbol = segment.rows.value(local, "symbol")
         content = segment.content(local)
         return f"{symbol}\n{content}" if symbol else content
 
@@ -514,11 +520,11 @@ class IndexReader:
     ) -> list[tuple[int, float]]:
         """Multiply each result's score by ``factor`` once per better-ranked result of its file,
         then re-sort: the best chunk of every file keeps its score."""
-        path_column = self.columns.column("path")
         seen_per_file: dict[str, int] = {}
         spread: list[tuple[int, float]] = []
         for row, score in scored:
-            path = path_column[row].as_py()
+            segment, local = self._locate(row)
+            path = str(segment.rows.value(local, "path"))
             repeats = seen_per_file.get(path, 0)
             seen_per_file[path] = repeats + 1
             spread.append((row, score * factor**repeats))
@@ -539,7 +545,7 @@ class IndexReader:
         results = []
         for row, score in ranked:
             segment, local = self._locate(row)
-            values = segment.columns.slice(local, 1).to_pylist()[0]
+            values = segment.rows.row(local)
             results.append(
                 SearchResult(
                     path=values["path"],

@@ -70,9 +70,10 @@ holds, a shard's `LATEST`, nor younger than `GC_GRACE_S` are removed, and so are
 newer than `CURRENT` (a publish that died before its flip) whatever their age. A reader holds
 its version with a `VersionLease` (a locked file under `readers/`) until it closes or moves
 on, so its files, which its DuckDB views (`IndexReader.con`) read by path, stay; once it lets
-go, the next publish reclaims them. Without a lease (a read-only index directory) a reader
-still keeps answering on Linux after its files are unlinked: vectors and postings are
-memory-mapped and the chunks Parquet file is held open.
+go, the next publish reclaims them. Without a lease (a read-only index directory) a
+long-lived reader still keeps answering on Linux after its files are unlinked: it holds
+every file it reads open or mapped (a one-shot reader opens chunks.parquet and the vectors
+when its query needs them, moments later).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ from coderag_assets.store import (
 from coderag_assets.tokens import stem
 from coderag_assets.vectors import VECTORS_FILE, SegmentVectors
 
-SEGMENT_FORMAT = 2
+SEGMENT_FORMAT = 3
 SEGMENTS_DIR = "segments"
 MANIFESTS_DIR = "manifests"
 CURRENT_FILE = "CURRENT"
@@ -156,7 +157,10 @@ SEGMENT_FILES = (
 OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE,)
 INPUT_KINDS = ("manifest", "chunks", "symbols", "occurrences", "embeddings")
 CHUNK_ROW_GROUP_ROWS = 256  # rows per Parquet row group: what fetching one result decodes
+TEXT_COLUMNS = ("content", "bm25_text")  # chunks.parquet columns written without statistics
 CONTENT_GROUPS_CACHED = 32  # decoded content row groups a warm reader keeps per segment
+READER_BATCH_ROWS = 1024  # rows per record batch of reader.arrow: what one row lookup reads
+READER_BATCHES_CACHED = 8  # decoded reader.arrow batches a segment keeps (one-shot readers)
 POSTINGS_BATCH_ROWS = 2048  # chunks tokenised at once while building postings
 OCCURRENCE_ROW_GROUP_ROWS = 8192  # a name lookup decodes about one group per segment
 
@@ -196,6 +200,8 @@ CHUNK_VIEW_COLUMNS = (
     "chunk_run_id",
     "embed_run_id",
 )
+#: Fixed-width columns of reader.arrow, read whole when a segment is opened.
+READER_FEATURES = ("is_test", "is_glue", "is_non_code", "run", "body_len", "name_len", "vector")
 #: Columns of reader.arrow: what search reads per chunk (never `content`).
 READER_COLUMNS = (
     "path",
@@ -514,6 +520,8 @@ def _build_segment(
         directory / CHUNKS_FILE,
         compression="zstd",
         row_group_size=CHUNK_ROW_GROUP_ROWS,
+        # no min/max of chunk texts in the footer: kilobytes per row group that no filter uses
+        write_statistics=[name for name in chunk_table.column_names if name not in TEXT_COLUMNS],
     )
     del chunk_table
     reader_table = pa.table(
@@ -542,7 +550,7 @@ def _build_segment(
         pa.OSFile(str(directory / READER_FILE), "wb") as sink,
         pa.ipc.new_file(sink, reader_table.schema) as writer,
     ):
-        writer.write_table(reader_table.combine_chunks(), max_chunksize=max(count, 1))
+        writer.write_table(reader_table.combine_chunks(), max_chunksize=READER_BATCH_ROWS)
     per_path = pc.value_counts(chunk_rows.column("path")) if n else None
     chunk_counts = (
         dict(zip(per_path.field("values").to_pylist(), per_path.field("counts").to_pylist()))
@@ -869,30 +877,101 @@ def bm25_scores(
 # ------------------------------------------------------------------ reading segments
 
 
+class ReaderRows:
+    """One segment's reader.arrow: the ranking features (`READER_FEATURES`) as NumPy arrays,
+    read whole when opened (a few bytes per chunk), and the per-chunk values (path, symbol,
+    lines, name and file words ...) of the rows a query ranks or returns.
+
+    `mapped` (a long-lived reader) maps the file and reads values from the map. Otherwise the
+    file is read by position: a value is read with its record batch (`READER_BATCH_ROWS`
+    rows; the last `READER_BATCHES_CACHED` batches are kept), so a one-shot process never
+    maps the file — on current kernels a few scattered lookups in a mapped file map most of
+    it. Raises ValueError / ArrowException when the file does not hold `count` rows.
+    """
+
+    def __init__(self, path: Path, count: int, *, mapped: bool):
+        self.count = count
+        self._table: pa.Table | None = None
+        self._batches: dict[int, pa.RecordBatch] = {}
+        if mapped:
+            self._table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+            features = self._table.select(list(READER_FEATURES))
+        else:
+            self._source = pa.OSFile(str(path))
+            self._reader = pa.ipc.open_file(self._source)
+            features = self._read_columns(READER_FEATURES)
+            batches = self._reader.num_record_batches
+            if count and batches != -(-count // READER_BATCH_ROWS):
+                raise ValueError(f"{path.name} has {batches} batches for {count} rows")
+        if features.num_rows != count:
+            raise ValueError(f"{path.name} holds {features.num_rows} rows, not {count}")
+        self.features = {name: _column_array(features, name) for name in READER_FEATURES}
+
+    def _read_columns(self, names: Sequence[str]) -> pa.Table:
+        schema = self._reader.schema
+        options = pa.ipc.IpcReadOptions(
+            included_fields=[schema.get_field_index(name) for name in names]
+        )
+        return pa.ipc.open_file(self._source, options=options).read_all()
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """Every row's value of column `name` (read whole when not mapped)."""
+        if self._table is not None:
+            return self._table.column(name)
+        return self._read_columns([name]).column(0)
+
+    def row(self, row: int) -> dict[str, object]:
+        """Every reader column's value of `row`."""
+        if self._table is not None:
+            return self._table.slice(row, 1).to_pylist()[0]
+        batch = self._batch(row // READER_BATCH_ROWS)
+        return batch.slice(row % READER_BATCH_ROWS, 1).to_pylist()[0]
+
+    def value(self, row: int, name: str) -> object:
+        """The value of column `name` at `row`."""
+        if self._table is not None:
+            return self._table.column(name)[row].as_py()
+        batch = self._batch(row // READER_BATCH_ROWS)
+        return batch.column(batch.schema.get_field_index(name))[row % READER_BATCH_ROWS].as_py()
+
+    def _batch(self, index: int) -> pa.RecordBatch:
+        cache = self._batches
+        batch = cache.pop(index, None)
+        if batch is None:
+            batch = self._reader.get_batch(index)
+            if len(cache) >= READER_BATCHES_CACHED:
+                cache.pop(next(iter(cache)))
+        cache[index] = batch  # most recently used last
+        return batch
+
+
 @dataclass
 class OpenSegment:
-    """One segment opened for search: its reader columns, vectors and postings memory-mapped
-    (opening decodes nothing), the chunks file held open to fetch `content` of returned rows
-    only. `vector_of_row[row]` is the row's vector in `vectors.matrix` (-1: none)."""
+    """One segment opened for search: its ranking features in memory, per-chunk values,
+    vectors and postings read (or mapped) as queries need them, the chunks file held open to
+    fetch `content` of returned rows only. `vector_of_row[row]` is the row's vector in
+    `vectors.matrix` (-1: none)."""
 
     info: SegmentInfo
-    columns: pa.Table
+    rows: ReaderRows
     vectors: SegmentVectors
-    vector_of_row: np.ndarray
     postings: PostingsFile
-    chunk_file: pq.ParquetFile
-    group_starts: np.ndarray
+    _chunk_file: pq.ParquetFile | None = None
     _unstemmed: Postings | None = None
     _content_groups: dict[int, pa.ChunkedArray] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
-        return self.columns.num_rows
+        return self.rows.count
+
+    @property
+    def vector_of_row(self) -> np.ndarray:
+        return self.rows.features["vector"]
 
     def content(self, row: int) -> str:
         """The chunk text of `row`: decodes its row group's `content` once, then serves it
         from a small per-segment cache (a warm reader returns hot files without decoding)."""
-        group = int(np.searchsorted(self.group_starts, row, side="right") - 1)
+        group = row // CHUNK_ROW_GROUP_ROWS
         cache = self._content_groups
         column = cache.pop(group, None)
         if column is None:
@@ -900,18 +979,32 @@ class OpenSegment:
             if len(cache) >= CONTENT_GROUPS_CACHED:
                 cache.pop(next(iter(cache)))
         cache[group] = column  # most recently used last
-        return column[row - int(self.group_starts[group])].as_py()
+        return column[row % CHUNK_ROW_GROUP_ROWS].as_py()
+
+    @property
+    def chunk_file(self) -> pq.ParquetFile:
+        """chunks.parquet, opened on first use: a query reads content only from the segments
+        holding its results, and a file's footer is sizeable (SegmentError when unusable)."""
+        if self._chunk_file is None:
+            path = self.info.path / CHUNKS_FILE
+            try:
+                self._chunk_file = pq.ParquetFile(path)
+            except (OSError, pa.ArrowException) as error:
+                raise SegmentError(self.info.shard, self.info.path, str(error)) from error
+            if self._chunk_file.metadata.num_rows != self.size:
+                raise SegmentError(self.info.shard, self.info.path, "chunks.parquet row count")
+        return self._chunk_file
 
     def unstemmed_postings(self) -> Postings:
         """Postings without stemming, built from the stored token streams on first use."""
         if self._unstemmed is None:
             texts = self.chunk_file.read(columns=["bm25_text"]).column(0)
-            built = build_postings(texts, self.columns.column("symbol").to_pylist(), stemmed=False)
-            self._unstemmed = built
+            symbols = self.rows.column("symbol").to_pylist()
+            self._unstemmed = build_postings(texts, symbols, stemmed=False)
         return self._unstemmed
 
 
-FILES_HELD_PER_SEGMENT = 5  # an open segment's descriptors: 4 postings files, chunks.parquet
+FILES_HELD_PER_SEGMENT = 6  # an open segment's descriptors: postings, chunks, reader files
 FILES_HELD_BESIDES = 512  # for everything else a process opens
 
 
@@ -928,37 +1021,32 @@ def allow_open_files(segment_count: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def open_segment(base: Path, shard: str, relative_dir: str) -> OpenSegment:
-    """Open one segment of a manifest; SegmentError (naming the shard) when it is damaged."""
+def open_segment(base: Path, shard: str, relative_dir: str, *, mapped: bool = True) -> OpenSegment:
+    """Open one segment of a manifest; SegmentError (naming the shard) when it is damaged.
+    `mapped`: map reader.arrow (long-lived readers) or read it by position (see ReaderRows)."""
     path = base / relative_dir
     info = SegmentInfo.load(shard, path)
     verify_segment(info)
     try:
-        chunk_file = pq.ParquetFile(path / CHUNKS_FILE)
-        # zero-copy views of the map (they keep it alive; nothing is decoded or copied)
-        columns = pa.ipc.open_file(pa.memory_map(str(path / READER_FILE))).read_all()
+        rows = ReaderRows(path / READER_FILE, info.chunks, mapped=mapped)
         segment_vectors = SegmentVectors.load(path, dim=info.dim)
-        vector_of_row = _column_array(columns, "vector")
-        postings = PostingsFile(
-            path, _column_array(columns, "body_len"), _column_array(columns, "name_len")
-        )
+        postings = PostingsFile(path, rows.features["body_len"], rows.features["name_len"])
     except (OSError, ValueError, pa.ArrowException) as error:
         raise SegmentError(shard, path, str(error)) from error
-    if columns.num_rows != info.chunks or segment_vectors.count != info.distinct_vectors:
-        raise SegmentError(shard, path, "row counts disagree with segment.json")
-    metadata = chunk_file.metadata
-    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
-    group_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    return OpenSegment(
-        info, columns, segment_vectors, vector_of_row, postings, chunk_file, group_starts
-    )
+    if segment_vectors.count != info.distinct_vectors:
+        raise SegmentError(shard, path, "vector counts disagree with segment.json")
+    segment = OpenSegment(info, rows, segment_vectors, postings)
+    if mapped:  # a long-lived reader holds every file from the start (see the module doc)
+        _ = segment.chunk_file
+    return segment
 
 
 def _column_array(columns: pa.Table, name: str) -> np.ndarray:
-    """A fixed-width column of a reader file as NumPy (zero-copy for its single chunk)."""
+    """A fixed-width column of a reader file as NumPy (zero-copy when it has one chunk and
+    is not boolean: Arrow packs booleans in bits)."""
     column = columns.column(name)
     if column.num_chunks == 1:
-        return column.chunk(0).to_numpy()
+        return column.chunk(0).to_numpy(zero_copy_only=False)
     return column.to_numpy()
 
 

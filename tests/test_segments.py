@@ -208,7 +208,7 @@ def test_segment_lookup_names_each_shard_of_the_version(indexed) -> None:
     shard = shard_of(path, SHARDS)
     segment = segments.open_segment(store.base, shard, version.segments[shard])
     assert segment.info.shard == shard
-    assert path in segment.columns.column("path").to_pylist()
+    assert path in segment.rows.column("path").to_pylist()
     assert segment.vectors.dim == DIM
     assert 0 < segment.vectors.count == segment.info.distinct_vectors <= segment.size
     assert (segment.vector_of_row >= 0).all()
@@ -389,7 +389,7 @@ def test_bm25_scores_across_segments_equal_a_single_segment_build(tmp_path) -> N
     assert many.size == one.size and len(many.segments) == SHARDS and len(one.segments) == 1
 
     def by_chunk(reader: IndexReader, scores: np.ndarray) -> dict[tuple, float]:
-        starts = reader.columns.column("start_line").to_pylist()
+        starts = reader.column("start_line").to_pylist()
         keyed: dict[tuple, float] = {}
         for row, (path, start) in enumerate(zip(reader.paths, starts, strict=True)):
             key = (path, start, reader.symbols[row])
@@ -616,13 +616,24 @@ def test_chunks_with_equal_content_share_one_stored_vector(tmp_path) -> None:
     assert all(score == pytest.approx(1.0, abs=1e-5) for _, score in top)
 
 
-def test_streamed_vector_search_equals_the_mapped_one(tmp_path) -> None:
+def test_a_one_shot_reader_answers_like_a_mapped_one(tmp_path, monkeypatch) -> None:
+    """One-shot readers read vectors in blocks and rows by record batch instead of mapping;
+    small batches and a small cache make every lookup cross batches and evict."""
+    monkeypatch.setattr(segments, "READER_BATCH_ROWS", 8)
+    monkeypatch.setattr(segments, "READER_BATCHES_CACHED", 2)
     root = copy_fixture_repo(tmp_path / "repo").resolve()
-    store = build(tmp_path / "data", root)
+    store = build(tmp_path / "data", root, 2)
     mapped = IndexReader(store.index_path)
-    streamed = IndexReader(store.index_path, stream_vectors=True)
-    assert all_searches(streamed) == all_searches(mapped)
+    one_shot = IndexReader(store.index_path, one_shot=True)
+    assert max(segment.size for segment in one_shot.segments) > 8
+    assert all_searches(one_shot) == all_searches(mapped)
+    assert one_shot.paths == mapped.paths and one_shot.symbols == mapped.symbols
     query = fake_vector("ab" * 32)
     for language in ("rust", "python", None):
         mask = mapped._mask(language, None)
-        assert streamed.vector_ranking(query, 5, mask) == mapped.vector_ranking(query, 5, mask)
+        assert one_shot.vector_ranking(query, 5, mask) == mapped.vector_ranking(query, 5, mask)
+    for text, path_glob in (("cache", "pyutils/*"), ("matrix", "*.rs")):
+        for mode in ("bm25", "hybrid"):
+            left = one_shot.search(text, mode=mode, path_glob=path_glob, query_vector=query)
+            right = mapped.search(text, mode=mode, path_glob=path_glob, query_vector=query)
+            assert results_key(left) == results_key(right) and left
