@@ -27,6 +27,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from coderag_assets import segments
 from coderag_assets.chunking import (
@@ -273,14 +275,13 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
         pl.col("skip_reason").is_null()
     )
     report().start("chunk", manifest.height)
-    previous_chunks = pl.from_arrow(store.read_shard("chunks", shard, CHUNK_SCHEMA))
-    previous_symbols = pl.from_arrow(store.read_shard("symbols", shard, SYMBOL_SCHEMA))
-    previous_occurrences = pl.from_arrow(
-        store.read_shard("occurrences", shard, segments.OCCURRENCE_SCHEMA)
+    # Which files keep their rows: decided from three columns of the previous chunk file.
+    previous_files = pl.from_arrow(
+        _read_shard_columns(store, "chunks", shard, ["path", "file_sha256", "chunker_version"])
     )
     has_occurrences = store.shard_file("occurrences", shard).exists()
     reusable_paths = (
-        previous_chunks.group_by("path")
+        previous_files.group_by("path")
         .agg(
             pl.col("file_sha256").first().alias("sha256"),
             (
@@ -296,18 +297,14 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     )
     if not has_occurrences:
         reusable_paths = reusable_paths.clear()
-    reused_chunks = previous_chunks.filter(pl.col("path").is_in(reusable_paths.implode()))
-    reused_symbols = previous_symbols.filter(pl.col("path").is_in(reusable_paths.implode()))
-    reused_occurrences = previous_occurrences.filter(pl.col("path").is_in(reusable_paths.implode()))
     stats.files_reused = reusable_paths.len()
+    reused = pa.array(reusable_paths.to_list(), pa.string())
+    del previous_files
     chunk_rows: list[dict] = []
-    chunk_tables: list[pa.Table] = [reused_chunks.to_arrow().cast(CHUNK_SCHEMA)]
+    chunk_tables: list[pa.Table] = []
     symbol_rows: list[dict] = []
-    occurrence_tables: list[pa.Table] = [
-        reused_occurrences.to_arrow().cast(segments.OCCURRENCE_SCHEMA)
-    ]
+    occurrence_tables: list[pa.Table] = []
     file_occurrences: list[pa.Table] = []  # per file, merged into one table per batch
-    del previous_chunks, reused_chunks, previous_occurrences, reused_occurrences
     to_chunk = manifest.filter(~pl.col("path").is_in(reusable_paths.implode()))
     for entry in to_chunk.select("path", "language").iter_rows(named=True):
         try:
@@ -334,7 +331,9 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     if file_occurrences:
         occurrence_tables.append(pa.concat_tables(file_occurrences).combine_chunks())
     del chunk_rows, file_occurrences
-    # One kind at a time: each is sorted (a copy), written and let go before the next.
+    # One kind at a time: the previous file's kept rows, then the new ones, sorted (a copy),
+    # written and let go before the next kind is read.
+    chunk_tables.insert(0, _reused_rows(store, "chunks", shard, CHUNK_SCHEMA, reused))
     chunks = pa.concat_tables(chunk_tables)
     del chunk_tables
     chunks = chunks.sort_by([("path", "ascending"), ("start_line", "ascending")])
@@ -343,13 +342,16 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     del chunks
     symbols = pa.concat_tables(
         [
-            reused_symbols.to_arrow().cast(SYMBOL_SCHEMA),
+            _reused_rows(store, "symbols", shard, SYMBOL_SCHEMA, reused),
             pa.Table.from_pylist(symbol_rows, schema=SYMBOL_SCHEMA),
         ]
     ).sort_by([("path", "ascending"), ("line", "ascending")])
     store.write_shard("symbols", shard, symbols)
     stats.symbols = symbols.num_rows
     del symbols, symbol_rows
+    occurrence_tables.insert(
+        0, _reused_rows(store, "occurrences", shard, segments.OCCURRENCE_SCHEMA, reused)
+    )
     occurrences = pa.concat_tables(occurrence_tables)
     del occurrence_tables
     occurrences = occurrences.sort_by(
@@ -361,6 +363,25 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     report().finish("chunk")
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _read_shard_columns(
+    store: IndexStore, kind: str, shard: str, columns: Sequence[str]
+) -> pa.Table:
+    """Only `columns` of the shard's `kind` file (empty when it was never written)."""
+    path = store.shard_file(kind, shard)
+    if not path.exists():
+        return CHUNK_SCHEMA.empty_table().select(list(columns))
+    return pq.read_table(path, columns=list(columns))
+
+
+def _reused_rows(
+    store: IndexStore, kind: str, shard: str, schema: pa.Schema, paths: pa.Array
+) -> pa.Table:
+    """The rows of the shard's previous `kind` file whose path is in `paths`, as `schema`."""
+    previous = store.read_shard(kind, shard, schema)
+    kept = previous.filter(pc.is_in(previous.column("path"), value_set=paths))
+    return kept.select(schema.names).cast(schema)
 
 
 def chunk_row(chunk: Chunk, file_sha256: str, run_id: str) -> dict:
