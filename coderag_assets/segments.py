@@ -200,6 +200,8 @@ CHUNK_VIEW_COLUMNS = (
     "chunk_run_id",
     "embed_run_id",
 )
+#: Where a chunk is and what it defines: in both chunks.parquet and reader.arrow.
+LOCATION_COLUMNS = ("path", "language", "start_line", "end_line", "symbol", "kind")
 #: Fixed-width columns of reader.arrow, read whole when a segment is opened.
 READER_FEATURES = ("is_test", "is_glue", "is_non_code", "run", "body_len", "name_len", "vector")
 #: Columns of reader.arrow: what search reads per chunk (never `content`).
@@ -494,15 +496,11 @@ def _build_segment(
     )
     orphans = sum(1 for path in paths if path not in indexable)
     n = count
+    located = {name: chunk_rows.column(name) for name in LOCATION_COLUMNS}
     chunk_table = pa.table(
         {
             "chunk_id": chunk_rows.column("chunk_id"),
-            "path": chunk_rows.column("path"),
-            "language": chunk_rows.column("language"),
-            "start_line": chunk_rows.column("start_line"),
-            "end_line": chunk_rows.column("end_line"),
-            "symbol": chunk_rows.column("symbol"),
-            "kind": chunk_rows.column("kind"),
+            **located,
             "content": chunk_rows.column("content"),
             "content_hash": chunk_rows.column("content_hash"),
             "bm25_text": chunk_rows.column("bm25_text"),
@@ -526,12 +524,7 @@ def _build_segment(
     del chunk_table
     reader_table = pa.table(
         {
-            "path": chunk_rows.column("path"),
-            "language": chunk_rows.column("language"),
-            "start_line": chunk_rows.column("start_line"),
-            "end_line": chunk_rows.column("end_line"),
-            "symbol": chunk_rows.column("symbol"),
-            "kind": chunk_rows.column("kind"),
+            **located,
             "name_words": pa.array([names_of[s] for s in chunk_symbols], pa.list_(pa.string())),
             "file_words": pa.array([files_of[p] for p in paths], pa.list_(pa.string())),
             "is_test": pa.array([test_of[p] for p in paths], pa.bool_()),
