@@ -293,6 +293,7 @@ def main() -> int:
     work = args.work.resolve()
     data = (args.data_dir or work / "data").resolve()
     work.mkdir(parents=True, exist_ok=True)
+    before = json.loads(args.compare.read_text()) if args.compare else None  # fail early
     os.chdir(work)  # `python -m` must not pick up a coderag_assets from the working directory
     probe = subprocess.run(
         [sys.executable, "-c", "import coderag_assets; print(coderag_assets.__file__)"],
@@ -316,7 +317,6 @@ def main() -> int:
             args.json.write_text(json.dumps(rows, indent=2))
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print()
-    before = json.loads(args.compare.read_text()) if args.compare else None
     print_table(rows, before)
     return 0
 
