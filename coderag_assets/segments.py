@@ -7,9 +7,10 @@ Layout, next to the shard Parquet files of one index (see `store`)::
       chunks.parquet                  chunk rows sorted by (path, start_line, chunker order):
                                       the columns of the `chunks` view (content included)
       reader.arrow                    what search reads per chunk, row-aligned with
-                                      chunks.parquet, as an uncompressed Arrow IPC file that
-                                      readers memory-map (no decoding when a process opens
-                                      the index): path, language, lines, symbol, kind, the
+                                      chunks.parquet, as an uncompressed Arrow IPC file in
+                                      record batches of READER_BATCH_ROWS (long-lived readers
+                                      map it, one-shot readers read the batches they need,
+                                      see `ReaderRows`): path, language, lines, symbol, kind, the
                                       stored ranking features (name/file words, test/glue/
                                       non-code flags, definition-run ids, BM25 document
                                       lengths) and `vector`, the row of its vector in
@@ -61,8 +62,8 @@ global statistics — N, each query term's document frequency, the average docum
 are summed over the manifest's segments at query time (`bm25_scores`), so scores are exactly
 those of a single-segment build of the same chunks. `bm25s` and similar libraries bake their
 own index's IDF (and length normalisation) into the stored score matrix, so independently
-built segments cannot be combined into correct global scores; plain arrays also memory-map
-and need no per-open work.
+built segments cannot be combined into correct global scores; plain arrays also need no
+per-open work, and a query reads only its terms' posting ranges (`PostingsFile`).
 
 **Reclaiming.** At each publish (under the writer lock), segments and manifests referenced by
 neither the current version, the `KEEP_PREVIOUS_VERSIONS` before it, a version some reader
