@@ -276,9 +276,7 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     )
     report().start("chunk", manifest.height)
     # Which files keep their rows: decided from three columns of the previous chunk file.
-    previous_files = pl.from_arrow(
-        _read_shard_columns(store, "chunks", shard, ["path", "file_sha256", "chunker_version"])
-    )
+    previous_files = pl.from_arrow(_previous_chunk_files(store, shard))
     has_occurrences = store.shard_file("occurrences", shard).exists()
     reusable_paths = (
         previous_files.group_by("path")
@@ -365,14 +363,13 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     return stats
 
 
-def _read_shard_columns(
-    store: IndexStore, kind: str, shard: str, columns: Sequence[str]
-) -> pa.Table:
-    """Only `columns` of the shard's `kind` file (empty when it was never written)."""
-    path = store.shard_file(kind, shard)
+def _previous_chunk_files(store: IndexStore, shard: str) -> pa.Table:
+    """Path, file hash and chunker version of the shard's chunk rows (no content is read)."""
+    columns = ["path", "file_sha256", "chunker_version"]
+    path = store.shard_file("chunks", shard)
     if not path.exists():
-        return CHUNK_SCHEMA.empty_table().select(list(columns))
-    return pq.read_table(path, columns=list(columns))
+        return CHUNK_SCHEMA.empty_table().select(columns)
+    return pq.read_table(path, columns=columns)
 
 
 def _reused_rows(
