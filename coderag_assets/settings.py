@@ -17,6 +17,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 DEFAULT_SHARD_COUNT = 16
 SUPPORTED_SHARD_COUNTS = (16, 64, 256)
+#: Chunks a shard holds on average above which `coderag index` suggests more shards: a
+#: one-file edit rebuilds its shard's files and segment, so its cost grows with the shard. At
+#: 400k chunks, 16 shards (25k a shard) took 6.9 s per edit, 64 shards (6k) 4.2-4.8 s
+#: (benchmarks/results/2026-12-02/summary.md, session 4); 64 shards at 1M (15.6k) are fine.
+CHUNKS_PER_SHARD_ADVISED = 16_384
 DEFAULT_MAX_FILE_BYTES = 1_000_000
 EXECUTORS = ("auto", "in_process", "multiprocess", "celery")
 
@@ -201,3 +206,20 @@ WORKSPACE_YAML = """load_from:
 def _write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
+
+
+def shard_count_advice(chunks: int, shard_count: int) -> str | None:
+    """A one-line suggestion to use more shards when the index's shards hold more than
+    `CHUNKS_PER_SHARD_ADVISED` chunks on average; None when they do not, or when no larger
+    shard count is supported."""
+    larger = [count for count in SUPPORTED_SHARD_COUNTS if count > shard_count]
+    if not larger or chunks <= shard_count * CHUNKS_PER_SHARD_ADVISED:
+        return None
+    advised = next(
+        (count for count in larger if chunks <= count * CHUNKS_PER_SHARD_ADVISED), larger[-1]
+    )
+    return (
+        f"{chunks:,} chunks in {shard_count} shards ({chunks // shard_count:,} a shard): "
+        f"CODERAG_SHARDS={advised} makes one-file updates faster and indexing lighter "
+        "(changing it rebuilds the shard files once; vectors are reused)"
+    )

@@ -19,7 +19,7 @@ from coderag_assets.cli.common import (
     root_path,
     settings_from_args,
 )
-from coderag_assets.settings import Settings
+from coderag_assets.settings import Settings, shard_count_advice
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -42,10 +42,16 @@ def cmd_index(args: argparse.Namespace) -> int:
         summary = run_index(
             settings.with_root(root), reporter=RichReporter(progress), full=args.full
         )
+    advice = shard_count_advice(summary.chunks, settings.shard_count) if summary.success else None
     if args.json:
-        print(json.dumps(summary.to_json(), indent=2))
+        payload = summary.to_json()
+        if advice:
+            payload["advice"] = advice
+        print(json.dumps(payload, indent=2))
     else:
         _print_summary(summary)
+        if advice:
+            err.print(f"[yellow]hint:[/yellow] {escape(advice)}", soft_wrap=True)
     if not summary.success:
         # One line, printed as is (step keys such as `index_shard[shard_5]` are not markup).
         err.print(f"[red]error:[/red] indexing failed: {escape(summary.error)}", soft_wrap=True)
