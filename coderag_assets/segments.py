@@ -879,8 +879,9 @@ class ReaderRows:
     `mapped` (a long-lived reader) maps the file and reads values from the map. Otherwise the
     file is read by position: a value is read with its record batch (`READER_BATCH_ROWS`
     rows; the last `READER_BATCHES_CACHED` batches are kept), so a one-shot process never
-    maps the file — on current kernels a few scattered lookups in a mapped file map most of
-    it. Raises ValueError / ArrowException when the file does not hold `count` rows.
+    maps the file — scattered lookups in a mapped file leave much more of it resident than
+    they read (see `vectors`). Raises ValueError / ArrowException when the file does not
+    hold `count` rows.
     """
 
     def __init__(self, path: Path, count: int, *, mapped: bool):
