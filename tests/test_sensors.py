@@ -88,6 +88,17 @@ def scan_config(request: dg.RunRequest) -> dict:
     return ops.get("shard_assets", {}).get("ops", {}).get("prepare_shards", {}).get("config", {})
 
 
+def requested_scan(env, request: dg.RunRequest, shards) -> dict:
+    """The stat rows of `shards` in the scan a request names (as the run's step loads them)."""
+    return load_scan(
+        env.store,
+        scan_config(request)["scan"],
+        shards,
+        shard_count=16,
+        max_file_bytes=env.settings.max_file_bytes,
+    )
+
+
 def check_against_job(request: dg.RunRequest, job: dg.JobDefinition) -> None:
     """What the daemon would launch: the index job, valid run config, scan shards in range."""
     assert request.job_name == INDEX_JOB_NAME
@@ -457,13 +468,7 @@ def test_a_request_hands_the_ticks_walk_of_its_shards_to_the_run(indexed) -> Non
     for shard in wanted:
         append(indexed.root / by_shard[shard], "\n# edited\n")
     (request,) = indexed.tick(indexed.first.cursor).run_requests
-    rows = load_scan(
-        indexed.store,
-        scan_config(request)["scan"],
-        wanted,
-        shard_count=16,
-        max_file_bytes=indexed.settings.max_file_bytes,
-    )
+    rows = requested_scan(indexed, request, wanted)
     assert rows == scan_shards(
         indexed.root, wanted, of, max_file_bytes=indexed.settings.max_file_bytes
     )
@@ -471,13 +476,7 @@ def test_a_request_hands_the_ticks_walk_of_its_shards_to_the_run(indexed) -> Non
 
 def test_the_first_request_hands_over_the_walk_of_every_shard(watched) -> None:
     (request,) = watched.first.run_requests
-    rows = load_scan(
-        watched.store,
-        scan_config(request)["scan"],
-        KEYS,
-        shard_count=16,
-        max_file_bytes=watched.settings.max_file_bytes,
-    )
+    rows = requested_scan(watched, request, KEYS)
     assert sum(map(len, rows.values())) == listed_files(watched.root)
 
 
