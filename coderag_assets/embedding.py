@@ -150,6 +150,10 @@ class _Runtime(Protocol):
         """Vectors (len(items), dim), float32, L2-normalized, in the order of ``items``."""
         ...
 
+    def release_memory(self) -> None:
+        """Drop buffers kept between batches (the model stays loaded)."""
+        ...
+
 
 class Embedder:
     """A loaded model. Load it once per process with `load_embedder`.
@@ -203,6 +207,14 @@ class Embedder:
             if on_progress is not None:
                 on_progress(len(batch_rows))
         return vectors
+
+    def release_memory(self) -> None:
+        """Hand back the memory inference keeps between calls; the model stays loaded and the
+        next `embed` allocates again. An indexing step calls it once its shard is embedded, so
+        building the segment does not stack on top of it (OpenVINO: -114 MiB, then 42 MiB
+        more from the C allocator, after 1,500 chunks; see `store.release_unused_memory`)."""
+        with self._run_lock:
+            self._runtime.release_memory()
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query; returns a float32 L2-normalized vector of shape (dim,)."""
@@ -597,6 +609,9 @@ class _TorchRuntime:
         )
         return np.asarray(vectors, dtype=np.float32)
 
+    def release_memory(self) -> None:
+        pass  # torch's CPU allocator hands freed blocks back itself
+
 
 class _TokenizedRuntime:
     """Shared by converted backends: tokenize with `tokenizers`, pad per batch, pool in numpy."""
@@ -628,6 +643,9 @@ class _TokenizedRuntime:
     def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
+    def release_memory(self) -> None:
+        pass
+
 
 class _OpenVinoRuntime(_TokenizedRuntime):
     """The OpenVINO IR on CPU at OpenVINO's default precision."""
@@ -641,6 +659,10 @@ class _OpenVinoRuntime(_TokenizedRuntime):
     def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         result = self._request.infer(inputs)
         return np.asarray(result[0], dtype=np.float32)
+
+    def release_memory(self) -> None:
+        # the CPU plugin keeps intermediate buffers for every input shape it ran
+        self._request.get_compiled_model().release_memory()
 
 
 class _OnnxRuntime(_TokenizedRuntime):

@@ -27,7 +27,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -115,6 +115,11 @@ class TreeSnapshot:
             for path in self.paths_by_shard.get(shard, [])
         ]
 
+    def regrouped(self, shard_keys: Sequence[str], shard_of: ShardOf) -> TreeSnapshot:
+        """The same walk grouped into other shards (a new index sized after its first walk)."""
+        paths_by_shard, fingerprints = _group(self.files, shard_keys, shard_of)
+        return replace(self, paths_by_shard=paths_by_shard, fingerprints=fingerprints)
+
 
 def snapshot_tree(
     root: Path,
@@ -128,13 +133,7 @@ def snapshot_tree(
     stats: list[FileStat] = scan_tree(root, max_file_bytes=max_file_bytes)
     files = {stat.path: (stat.size, stat.mtime_ns) for stat in stats}
     skip_reasons = {stat.path: stat.skip_reason for stat in stats if stat.skip_reason}
-    paths_by_shard: dict[str, list[str]] = {key: [] for key in shard_keys}
-    for path in files:
-        paths_by_shard.setdefault(shard_of(path), []).append(path)
-    fingerprints = {
-        shard: shard_fingerprint((path, *files[path]) for path in paths)
-        for shard, paths in paths_by_shard.items()
-    }
+    paths_by_shard, fingerprints = _group(files, shard_keys, shard_of)
     return TreeSnapshot(
         root=root,
         files=files,
@@ -144,6 +143,20 @@ def snapshot_tree(
         scan_seconds=time.perf_counter() - started,
         skip_reasons=skip_reasons,
     )
+
+
+def _group(
+    files: Mapping[str, StatRow], shard_keys: Sequence[str], shard_of: ShardOf
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(paths of each shard in `files`' order, fingerprint of each shard)."""
+    paths_by_shard: dict[str, list[str]] = {key: [] for key in shard_keys}
+    for path in files:
+        paths_by_shard.setdefault(shard_of(path), []).append(path)
+    fingerprints = {
+        shard: shard_fingerprint((path, *files[path]) for path in paths)
+        for shard, paths in paths_by_shard.items()
+    }
+    return paths_by_shard, fingerprints
 
 
 # ------------------------------------------------------------------ what was indexed

@@ -493,6 +493,9 @@ def build_embeddings(
             )
             store.add_cached_vectors(model_id, run_id, table)
             known.append(table)
+        del texts
+        embedder.release_memory()  # the segment build comes next, in this process
+        release_unused_memory()
     report().finish("embed")
     if known:
         vectors = first_row_per_hash(pa.concat_tables(known, promote_options="permissive"))

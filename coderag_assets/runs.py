@@ -87,6 +87,7 @@ class IndexSummary:
     up_to_date: bool = False
     version: int | None = None
     shards: list[str] = field(default_factory=list)
+    shard_count: int = 0  # the index's shards (chosen from the tree's size for a new index)
     reason: str = ""
     changes: dict[str, object] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -108,6 +109,7 @@ class IndexSummary:
             "up_to_date": self.up_to_date,
             "version": self.version,
             "shards": self.shards,
+            "shard_count": self.shard_count,
             "reason": self.reason,
             "changes": self.changes,
             "timings": {name: round(value, 3) for name, value in self.timings.items()},
@@ -159,22 +161,14 @@ def run_index(
     from coderag_assets.partitions import shard_of
     from coderag_assets.resources import CodeRagResource
     from coderag_assets.scans import save_scan
+    from coderag_assets.scope import estimate_chunks
 
     assert settings.root is not None, "run_index needs settings.root"
     started = time.perf_counter()
+    settings = settings.with_root(settings.root)  # the recorded shard count, if indexed since
     instance = instance or get_instance(settings)
     keys = shard_keys(settings.shard_count)
     store = IndexStore.for_root(settings.data_dir, settings.root)
-    if full:
-        return run_shards(
-            settings,
-            keys,
-            instance=instance,
-            reporter=reporter,
-            verify_hashes=True,
-            tags={TRIGGER_TAG: "index"},
-            reason="full rebuild",
-        )
     try:
         snapshot = snapshot_tree(
             settings.root,
@@ -190,6 +184,27 @@ def run_index(
             run_id="",
             seconds=time.perf_counter() - started,
             error=str(error),
+        )
+    if settings.shards_unsized:  # a new index: as many shards as its size calls for
+        settings = settings.sized(
+            estimate_chunks(
+                (path, size)
+                for path, (size, _) in snapshot.files.items()
+                if path not in snapshot.skip_reasons
+            )
+        )
+        if settings.shard_count != len(keys):
+            keys = shard_keys(settings.shard_count)
+            snapshot = snapshot.regrouped(keys, lambda path: shard_of(path, len(keys)))
+    if full:
+        return run_shards(
+            settings,
+            keys,
+            instance=instance,
+            reporter=reporter,
+            verify_hashes=True,
+            tags={TRIGGER_TAG: "index"},
+            reason="full rebuild",
         )
     try:
         model_id = CodeRagResource.from_settings(settings).embedder_spec().model_id
@@ -211,6 +226,7 @@ def run_index(
             run_id="",
             seconds=0.0,
             up_to_date=True,
+            shard_count=len(keys),
             reason=plan.reason,
         )
         _fill_from_index(summary, store)
@@ -308,6 +324,22 @@ def wait_for_daemon_runs(
             report().start("waiting for a running Dagster run of this root", 0)
             announced = True
         time.sleep(DAEMON_RUN_POLL_S)
+
+
+def sized_for_tree(settings: Settings) -> Settings:
+    """`settings` with the shard count of a new index sized from one walk of its root (the
+    count as it is when it was set or the index exists). `run_index` sizes from its own walk;
+    this is for `coderag watch`, whose first update comes from the change sensor."""
+    from coderag_assets.files import scan_tree
+    from coderag_assets.scope import estimate_chunks
+
+    if settings.root is None:
+        return settings
+    settings = settings.with_root(settings.root)
+    if not settings.shards_unsized:
+        return settings
+    stats = scan_tree(settings.root, max_file_bytes=settings.max_file_bytes)
+    return settings.sized(estimate_chunks((s.path, s.size) for s in stats if not s.skip_reason))
 
 
 def run_shards(
@@ -417,6 +449,7 @@ def run_shards(
         run_id=result.run_id,
         seconds=run_seconds,
         shards=list(shards),
+        shard_count=len(keys),
         reason=reason,
     )
     metadata = _metadata_by_asset(result.get_asset_materialization_events())

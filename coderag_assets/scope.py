@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from coderag_assets.files import SkippedFile, read_source, scan_tree
 from coderag_assets.indexing import classify_language
 
-AVERAGE_CHUNK_BYTES = 900  # measured on real repositories with the default chunker
+#: Bytes of indexable source per chunk with the default chunker, measured by chunking whole
+#: trees: Django 5.1.4 657 (38,881 chunks), requests 2.32.3 606, this repository 1,046.
+AVERAGE_CHUNK_BYTES = 650
 LARGEST_DIRS = 10
 
 
@@ -21,6 +24,17 @@ class Scope:
     by_language: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     largest_dirs: list[tuple[str, int]] = field(default_factory=list)
     skipped: dict[str, list[str]] = field(default_factory=dict)
+
+
+def estimate_chunks(files: Iterable[tuple[str, int]]) -> int:
+    """About how many chunks files of these `(path, size)` make, from names and sizes alone
+    (no file is read): what sizes a new index's shards after its first walk."""
+    count = size = 0
+    for path, file_size in files:
+        if classify_language(path)[1] is None:
+            count += 1
+            size += file_size
+    return max(count, size // AVERAGE_CHUNK_BYTES)
 
 
 def estimate_scope(root: Path, *, max_file_bytes: int) -> Scope:

@@ -17,11 +17,19 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 DEFAULT_SHARD_COUNT = 16
 SUPPORTED_SHARD_COUNTS = (16, 64, 256)
-#: Chunks a shard holds on average above which `coderag index` suggests more shards: a
-#: one-file edit rebuilds its shard's files and segment, so its cost grows with the shard. At
-#: 400k chunks, 16 shards (25k a shard) took 6.9 s per edit, 64 shards (6k) 4.2-4.8 s
-#: (benchmarks/results/2026-12-02/summary.md, session 4); 64 shards at 1M (15.6k) are fine.
+#: Chunks a shard should hold at most on average: a new index gets the smallest supported
+#: shard count that keeps under it (`shard_count_for`), and `coderag index` suggests more
+#: shards when an index outgrows its count. A one-file edit rebuilds its shard's files and
+#: segment, so its cost grows with the shard: at 400k chunks, 16 shards (25k a shard) took
+#: 6.9-8.2 s per edit, 64 shards (6k) 4.2-4.8 s. Every shard also costs a step and an open
+#: segment: at 40k chunks 64 shards instead of 16 made a cold index 32 s → 44 s and a cold
+#: search 0.67 s → 0.86 s (benchmarks/results/2026-12-02/summary.md, sessions 4 and 5).
 CHUNKS_PER_SHARD_ADVISED = 16_384
+#: Where `Settings.shard_count` came from (`Settings.shards_from`).
+SHARDS_SET = "set"  # CODERAG_SHARDS, or a Settings built with an explicit count
+SHARDS_RECORDED = "index"  # the count the root's existing index was built with
+SHARDS_UNSIZED = "default"  # no index yet: the first `coderag index`/`watch` sizes it
+SHARDS_SIZED = "size"  # chosen from the tree's size for a new index (`shard_count_for`)
 DEFAULT_MAX_FILE_BYTES = 1_000_000
 EXECUTORS = ("auto", "in_process", "multiprocess", "celery")
 
@@ -78,6 +86,7 @@ class Settings:
     inference_threads: int = 0  # per shard step; 0 = cores // workers
     rerank: bool = False  # re-score the top results with the cross-encoder (`--rerank`)
     reranker: str = DEFAULT_RERANKER  # shipped name or a local model directory
+    shards_from: str = SHARDS_SET  # where `shard_count` came from (SHARDS_* above)
 
     def __post_init__(self) -> None:
         if self.shard_count not in SUPPORTED_SHARD_COUNTS:
@@ -111,7 +120,29 @@ class Settings:
             )
 
     def with_root(self, root: Path) -> Settings:
-        return replace(self, root=root)
+        """These settings for `root`. Unless the shard count was set, it is the one `root`'s
+        index was built with (none yet: the default, until the first update sizes it)."""
+        settings = replace(self, root=root)
+        if self.shards_from in (SHARDS_SET, SHARDS_SIZED):
+            return settings
+        recorded = recorded_shard_count(self.data_dir, root)
+        if recorded is None:
+            return replace(settings, shard_count=DEFAULT_SHARD_COUNT, shards_from=SHARDS_UNSIZED)
+        return replace(settings, shard_count=recorded, shards_from=SHARDS_RECORDED)
+
+    @property
+    def shards_unsized(self) -> bool:
+        """True when the shard count is still to be chosen from the tree (a new index)."""
+        return self.shards_from == SHARDS_UNSIZED
+
+    def sized(self, estimated_chunks: int) -> Settings:
+        """These settings with the shard count `shard_count_for` gives a tree of about
+        `estimated_chunks` (only while `shards_unsized`: a set or recorded count stays)."""
+        if not self.shards_unsized:
+            return self
+        return replace(
+            self, shard_count=shard_count_for(estimated_chunks), shards_from=SHARDS_SIZED
+        )
 
     @property
     def models_dir(self) -> Path:
@@ -122,6 +153,7 @@ def load_settings(**overrides: object) -> Settings:
     """Settings from `CODERAG_*` environment variables, then explicit overrides (CLI flags)."""
     values: dict[str, object] = {
         "shard_count": _int_env("CODERAG_SHARDS", DEFAULT_SHARD_COUNT),
+        "shards_from": SHARDS_SET if os.environ.get("CODERAG_SHARDS") else SHARDS_UNSIZED,
         "model": os.environ.get("CODERAG_MODEL") or DEFAULT_MODEL,
         "backend": os.environ.get("CODERAG_BACKEND") or "openvino",
         "workers": _int_env("CODERAG_WORKERS", os.cpu_count() or 1),
@@ -138,7 +170,18 @@ def load_settings(**overrides: object) -> Settings:
     if root_env:
         values["root"] = Path(root_env).expanduser().resolve()
     values.update({key: value for key, value in overrides.items() if value is not None})
-    return Settings(**values)  # type: ignore[arg-type]
+    if "shard_count" in overrides and overrides["shard_count"] is not None:
+        values["shards_from"] = SHARDS_SET
+    settings = Settings(**values)  # type: ignore[arg-type]
+    return settings.with_root(settings.root) if settings.root is not None else settings
+
+
+def recorded_shard_count(data_dir: Path, root: Path) -> int | None:
+    """The shard count `root`'s index under `data_dir` was built with; None when it has no
+    index (or an unreadable record, which the next update rewrites)."""
+    from coderag_assets.store import IndexStore  # the store is not needed to read settings
+
+    return IndexStore.for_root(data_dir, root).recorded_shard_count()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -208,16 +251,23 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
+def shard_count_for(chunks: int) -> int:
+    """The smallest supported shard count whose shards hold at most
+    `CHUNKS_PER_SHARD_ADVISED` chunks on average for an index of `chunks` (the largest count
+    beyond that)."""
+    return next(
+        (count for count in SUPPORTED_SHARD_COUNTS if chunks <= count * CHUNKS_PER_SHARD_ADVISED),
+        SUPPORTED_SHARD_COUNTS[-1],
+    )
+
+
 def shard_count_advice(chunks: int, shard_count: int) -> str | None:
     """A one-line suggestion to use more shards when the index's shards hold more than
     `CHUNKS_PER_SHARD_ADVISED` chunks on average; None when they do not, or when no larger
     shard count is supported."""
-    larger = [count for count in SUPPORTED_SHARD_COUNTS if count > shard_count]
-    if not larger or chunks <= shard_count * CHUNKS_PER_SHARD_ADVISED:
+    advised = shard_count_for(chunks)
+    if advised <= shard_count:
         return None
-    advised = next(
-        (count for count in larger if chunks <= count * CHUNKS_PER_SHARD_ADVISED), larger[-1]
-    )
     return (
         f"{chunks:,} chunks in {shard_count} shards ({chunks // shard_count:,} a shard): "
         f"CODERAG_SHARDS={advised} makes one-file updates faster and indexing lighter "

@@ -19,6 +19,8 @@ only reads the published `index.duckdb` (`connect_index`) and defines the checks
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import fcntl
 import hashlib
@@ -194,16 +196,21 @@ class IndexStore:
         """
         self.base.mkdir(parents=True, exist_ok=True)
         root_file = self.base / "root.json"
-        try:
-            recorded = json.loads(root_file.read_text()).get("shard_count")
-        except (OSError, ValueError):
-            recorded = None
+        recorded = self.recorded_shard_count()
         if recorded is not None and recorded != shard_count:
             for kind in SHARD_KINDS:
                 for path in (self.base / kind).glob("*.parquet"):
                     path.unlink()
         payload = {"root": str(self.root), "shard_count": shard_count}
         write_bytes_atomic(root_file, json.dumps(payload).encode("utf-8"))
+
+    def recorded_shard_count(self) -> int | None:
+        """The shard count `register` recorded (None: never registered, or unreadable)."""
+        try:
+            count = json.loads((self.base / "root.json").read_text()).get("shard_count")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return count if isinstance(count, int) else None
 
     # ----- shard Parquet files
     def write_shard(self, kind: str, shard: str, table: pa.Table) -> None:
@@ -497,9 +504,24 @@ def _union(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
 
 def release_unused_memory() -> None:
     """Hand back to the OS the memory Arrow's allocator keeps for reuse once a stage has let
-    its tables go (hundreds of MB after a large shard), so the next stage's NumPy, model or
-    Python allocations do not stack on top of it."""
+    its tables go (hundreds of MB after a large shard), and the free pages the C allocator
+    keeps (glibc's `malloc_trim`), so the next stage's NumPy, model or Python allocations do
+    not stack on top of them."""
     pa.default_memory_pool().release_unused()
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_libc = _load_libc()
 
 
 def vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -201,6 +201,19 @@ def test_vectors_are_normalized_and_keep_input_order(
         assert float(single @ vector) > 0.999
 
 
+@pytest.mark.parametrize("backend", ["openvino", "torch"])
+def test_released_memory_is_allocated_again_with_the_same_vectors(
+    backend: str, openvino_spec: EmbedderSpec
+) -> None:
+    embedder = load_embedder(EmbedderSpec(backend=backend, cache_dir=openvino_spec.cache_dir))
+    texts = [CODE_SNIPPETS[1], CODE_SNIPPETS[4] * 4, "def f(): pass"]
+    before = embedder.embed(texts, batch_size=2)
+    embedder.release_memory()
+    after = embedder.embed(texts, batch_size=2)
+    np.testing.assert_allclose(after, before, atol=1e-6)
+    assert float(embedder.embed_query(texts[0]) @ before[0]) > 0.999
+
+
 def test_empty_input_gives_empty_matrix(openvino_spec: EmbedderSpec) -> None:
     vectors = load_embedder(openvino_spec).embed([])
     assert vectors.shape == (0, DIM) and vectors.dtype == np.float32

@@ -25,11 +25,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from coderag_assets import indexing
+from coderag_assets import settings as settings_module
 from coderag_assets.checks import shard_consistency
 from coderag_assets.freshness import TORN_SUFFIX, index_freshness, snapshot_tree
 from coderag_assets.partitions import shard_of
 from coderag_assets.query import QueryService, index_status
-from coderag_assets.runs import get_instance, run_index, run_shards
+from coderag_assets.runs import get_instance, run_index, run_shards, sized_for_tree
 from coderag_assets.scans import save_scan
 from coderag_assets.sensors import FRESHNESS_CHECK_NAME
 from coderag_assets.settings import Settings, load_settings
@@ -217,6 +218,45 @@ def test_index_runs_only_the_changed_shards(repo) -> None:
     assert 1 <= summary.embedded <= 2
     assert summary.chunks == index_status(store)["chunks"]  # totals of the whole index
     assert summary.changes["modified"] == ["pyutils/retry.py"]
+
+
+def test_a_new_index_gets_the_shards_its_size_calls_for_and_keeps_them(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no CODERAG_SHARDS, the first update sizes the index from its walk (here: 52 files
+    against a threshold of 2 chunks a shard, so 64 shards), records the count, and every later
+    update, the watcher and the UI's definitions use the recorded count."""
+    monkeypatch.delenv("CODERAG_SHARDS", raising=False)
+    monkeypatch.setattr(settings_module, "CHUNKS_PER_SHARD_ADVISED", 2)
+    root = copy_fixture_repo(tmp_path / "repo").resolve()
+    (root / "generated").mkdir()
+    for number in range(40):
+        (root / "generated" / f"module_{number}.py").write_text(
+            f"def generated_{number}():\n    return {number}\n"
+        )
+    settings = load_settings(data_dir=data_dir, workers=2).with_root(root)
+    assert settings.shards_unsized and settings.shard_count == SHARDS
+    assert sized_for_tree(settings).shard_count == 64  # what `coderag watch` and `ui` do
+    instance = get_instance(settings)
+    summary = run_index(settings, instance=instance)
+    assert summary.success, summary.error
+    assert summary.shard_count == 64 and len(summary.shards) == 64
+    store = IndexStore.for_root(data_dir, root)
+    assert store.recorded_shard_count() == 64
+    con = connect_index(store.index_path)
+    try:
+        assert read_meta(con)["shard_count"] == 64  # the published version's
+    finally:
+        con.close()
+
+    again = load_settings(data_dir=data_dir, workers=2).with_root(root)
+    assert again.shard_count == 64 and not again.shards_unsized
+    path = root / "pyutils" / "retry.py"
+    path.write_text(path.read_text() + NEW_FUNCTION)
+    edit = run_index(settings, instance=instance)  # the stale unsized settings too
+    assert edit.success, edit.error
+    assert edit.shards == [shard_of("pyutils/retry.py", 64)] and edit.shard_count == 64
+    assert search_paths(store, again, "quokka checksum")[0] == "pyutils/retry.py"
 
 
 def test_full_rebuild_rehashes_everything_and_embeds_nothing(repo) -> None:

@@ -19,7 +19,7 @@ from coderag_assets.cli.common import (
     root_path,
     settings_from_args,
 )
-from coderag_assets.settings import Settings, shard_count_advice
+from coderag_assets.settings import Settings, shard_count_advice, shard_count_for
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -42,7 +42,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         summary = run_index(
             settings.with_root(root), reporter=RichReporter(progress), full=args.full
         )
-    advice = shard_count_advice(summary.chunks, settings.shard_count) if summary.success else None
+    advice = shard_count_advice(summary.chunks, summary.shard_count) if summary.success else None
     if args.json:
         payload = summary.to_json()
         if advice:
@@ -71,6 +71,8 @@ def _print_summary(summary) -> None:
     table.add_row("chunks", str(summary.chunks))
     table.add_row("embedded", str(summary.embedded))
     table.add_row("reused", str(summary.reused))
+    if summary.shard_count:
+        table.add_row("shards", str(summary.shard_count))
     skipped = ", ".join(f"{reason} {count}" for reason, count in summary.skipped.items()) or "none"
     table.add_row("skipped", skipped)
     table.add_row("seconds", f"{summary.seconds:.1f}")
@@ -90,7 +92,8 @@ def _dry_run(settings: Settings, root: Path) -> int:
     out.print(languages)
     out.print(
         f"[bold]{scope.files}[/bold] files to index, {scope.bytes:,} bytes, "
-        f"≈{scope.estimated_chunks} chunks"
+        f"≈{scope.estimated_chunks} chunks (a new index of it gets "
+        f"{shard_count_for(scope.estimated_chunks)} shards)"
     )
     dirs = Table(title="Largest directories")
     dirs.add_column("directory")

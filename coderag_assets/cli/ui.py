@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from coderag_assets.cli.common import (
+    CliError,
     err,
     root_path,
     settings_from_args,
@@ -19,10 +20,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
     """`dagster dev` over workspace.yaml with this project's instance and data directory."""
     import subprocess
 
-    settings = settings_from_args(args)
+    from coderag_assets.files import RootError
+    from coderag_assets.runs import sized_for_tree
+
     root = root_path(args.path or ".")
+    try:  # the UI's partitions are the root's shards: recorded, or sized for a new index
+        settings = sized_for_tree(settings_from_args(args).with_root(root))
+    except RootError as error:
+        raise CliError(str(error)) from error
     prepare_dagster_env(settings)
-    env = {**os.environ, "CODERAG_ROOT": str(root)}
+    env = {**os.environ, "CODERAG_ROOT": str(root), "CODERAG_SHARDS": str(settings.shard_count)}
     workspace = Path(os.environ["DAGSTER_HOME"]) / "workspace.yaml"
     command = [
         sys.executable,

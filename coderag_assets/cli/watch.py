@@ -67,12 +67,17 @@ def add_watch_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from coderag_assets.cli.common import CliError, root_path, settings_from_args
-    from coderag_assets.runs import get_instance
+    from coderag_assets.files import RootError
+    from coderag_assets.runs import get_instance, sized_for_tree
     from coderag_assets.watcher import Watcher
 
     if args.interval <= 0:
         raise CliError("--interval must be positive")
     settings = settings_from_args(args).with_root(root_path(args.path or "."))
+    try:
+        settings = sized_for_tree(settings)
+    except RootError as error:
+        raise CliError(str(error)) from error
     printer = UpdatePrinter(json_lines=args.json)
     instance = get_instance(settings)
     watcher = Watcher(settings, instance)
