@@ -411,8 +411,10 @@ def plan_update(
         if published.meta.get(key) != expected:
             reason = f"index built with {key}={published.meta.get(key)!r}, now {expected!r}"
             return UpdatePlan(everything, changes, everything, {}, reason)
-    indexed_fps = published_fingerprints(published, shard_keys, shard_of)
-    changed = [s for s in shard_keys if snapshot.fingerprints[s] != indexed_fps[s]]
+    # A shard's fingerprint differs exactly when one of its files was added, modified or
+    # deleted: the shards of the changed paths (O(changes), not a hash of every file again).
+    changed_set = {shard_of(path) for path in changes.paths}
+    changed = [s for s in shard_keys if s in changed_set]
     incomplete = incomplete_shards(store, shard_keys)
     shards = sorted({*changed, *incomplete})
     if not shards:
