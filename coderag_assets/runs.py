@@ -560,10 +560,24 @@ def _fill_from_metadata(summary: IndexSummary, metadata: dict[str, dict[str, obj
 
 
 def _fill_from_index(summary: IndexSummary, store: IndexStore) -> None:
-    """Totals of the published index (an incremental run's metadata covers only its shards)."""
+    """Totals of the published index (an incremental run's metadata covers only its shards):
+    from its manifest (O(shards)), or by SQL over it when its segments predate skip counts."""
     from coderag_assets.freshness import open_published
+    from coderag_assets.segments import read_current
     from coderag_assets.store import IndexNotFoundError, read_meta
 
+    try:
+        meta = read_current(store.base).meta
+    except IndexNotFoundError:
+        meta = {}
+    totals = meta.get("totals")
+    if isinstance(totals, dict) and isinstance(totals.get("skipped"), dict):
+        skipped = {str(reason): int(count) for reason, count in totals["skipped"].items()}
+        summary.files, summary.chunks = int(totals["files"]), int(totals["chunks"])
+        summary.indexable_files = summary.files - sum(skipped.values())
+        summary.skipped = skipped
+        summary.version = int(meta["version"])
+        return
     try:
         with open_published(store) as con:
             files, indexable = con.execute(

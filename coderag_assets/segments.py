@@ -86,6 +86,7 @@ import os
 import shutil
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -269,6 +270,7 @@ class SegmentInfo:
     run_id: str
     created_at: float
     file_sizes: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] | None = None  # manifest rows per skip reason (None: not recorded)
 
     def to_json(self) -> dict[str, object]:
         """The `segment.json` record (the directory is where it lies, so `path` is left out)."""
@@ -591,6 +593,7 @@ def _build_segment(
         run_id=run_id,
         created_at=time.time(),
         file_sizes={name: (directory / name).stat().st_size for name in written},
+        skipped=dict(Counter(manifest.column("skip_reason").drop_null().to_pylist())),
     )
     (directory / INFO_FILE).write_text(json.dumps(info.to_json()))
 
@@ -1205,11 +1208,16 @@ def publish(
             shard: str(info.path.relative_to(base))
             for shard, info in sorted(shard_segments.items())
         }
-        totals = {
+        totals: dict[str, object] = {
             "chunks": sum(info.chunks for info in shard_segments.values()),
             "files": sum(info.files for info in shard_segments.values()),
             "symbols": sum(info.symbols for info in shard_segments.values()),
         }
+        if all(info.skipped is not None for info in shard_segments.values()):
+            skipped: Counter[str] = Counter()
+            for info in shard_segments.values():
+                skipped.update(info.skipped or {})
+            totals["skipped"] = dict(sorted(skipped.items()))
         meta_values: dict[str, object] = {
             "schema_version": INDEX_SCHEMA_VERSION,
             "version": version,

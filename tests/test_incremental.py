@@ -208,6 +208,37 @@ def test_index_of_an_unchanged_tree_is_up_to_date_without_a_run(repo) -> None:
     assert summary.chunks == index_status(store)["chunks"] and summary.reused > 0
 
 
+def test_index_totals_come_from_the_manifest_and_agree_with_sql(repo) -> None:
+    settings, instance, store, _ = repo
+    (settings.root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (settings.root / "empty.txt").write_text("")
+    assert run_index(settings, instance=instance).success
+    con = connect_index(store.index_path)
+    try:
+        files, indexable, chunks = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE skip_reason IS NULL), "
+            "(SELECT count(*) FROM chunks) FROM files"
+        ).fetchone()
+        skipped = dict(
+            con.execute(
+                "SELECT skip_reason, count(*) FROM files WHERE skip_reason IS NOT NULL GROUP BY 1"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert skipped == {"binary": 1, "empty": 1}
+    expected = (files, indexable, chunks, skipped)
+    summary = run_index(settings, instance=instance)  # up to date: totals only
+    assert (summary.files, summary.indexable_files, summary.chunks, summary.skipped) == expected
+    # An index whose segments predate recorded skip counts is counted by SQL, the same.
+    manifest = store.base / "manifests" / f"{summary.version}.json"
+    payload = json.loads(manifest.read_text())
+    del payload["meta"]["totals"]["skipped"]
+    manifest.write_text(json.dumps(payload))
+    again = run_index(settings, instance=instance)
+    assert (again.files, again.indexable_files, again.chunks, again.skipped) == expected
+
+
 def test_index_runs_only_the_changed_shards(repo) -> None:
     settings, instance, store, _ = repo
     path = settings.root / "pyutils" / "retry.py"

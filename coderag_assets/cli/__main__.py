@@ -1,7 +1,5 @@
 """`python -m coderag_assets.cli` runs the `coderag` command."""
 
-import sys
+from coderag_assets.cli import run
 
-from coderag_assets.cli import main
-
-sys.exit(main())
+run()
