@@ -143,6 +143,7 @@ OFFSETS_FILE = "postings_offsets.npy"
 ROWS_FILE = "postings_rows.npy"
 TF_FILE = "postings_tf.npy"
 NAME_TF_FILE = "postings_name_tf.npy"
+POSTINGS_FILES = (TERMS_FILE, OFFSETS_FILE, ROWS_FILE, TF_FILE, NAME_TF_FILE)  # `Postings` order
 SEGMENT_FILES = (
     CHUNKS_FILE,
     READER_FILE,
@@ -669,9 +670,16 @@ class PostingsFile:
     """A saved segment's postings, read by position per query term (`_NpyFile`): a term is
     found by binary search over the sorted vocabulary and its posting range is read, so a
     process touches the terms it looks up, not the segment's whole vocabulary and postings.
-    `offsets` (one entry per term) is held in memory."""
+    `offsets` (one entry per term) is held in memory.
 
-    def __init__(self, directory: Path, body_len: np.ndarray, name_len: np.ndarray):
+    `mapped` (long-lived readers) maps the files instead (`Postings` over the mapped arrays):
+    a lookup is then a NumPy binary search and a slice, not about 14 + 3 `pread` calls per
+    term and segment, which at 64 segments was most of a warm query's time (in-process warm
+    hybrid p50 at 400k chunks: 33 → 28 ms; bm25: 16 → 10 ms)."""
+
+    def __init__(
+        self, directory: Path, body_len: np.ndarray, name_len: np.ndarray, *, mapped: bool = False
+    ):
         self.terms = _NpyFile(directory / TERMS_FILE)
         self.offsets = np.load(directory / OFFSETS_FILE)
         self.rows = _NpyFile(directory / ROWS_FILE)
@@ -683,9 +691,25 @@ class PostingsFile:
             len(self.rows) == len(self.tf) == len(self.name_tf) == int(self.offsets[-1])
         ):
             raise ValueError("postings files disagree on their sizes")
+        self.mapped = (
+            Postings(
+                *(
+                    np.load(directory / name, mmap_mode="r")
+                    if name != OFFSETS_FILE
+                    else self.offsets
+                    for name in POSTINGS_FILES
+                ),
+                body_len=body_len,
+                name_len=name_len,
+            )
+            if mapped
+            else None
+        )
 
     def lookup(self, term: str) -> slice | None:
         """The posting range of `term`, None when the segment does not have it."""
+        if self.mapped is not None:
+            return self.mapped.lookup(term)
         low, high = 0, len(self.terms)
         while low < high:  # first index whose term is >= `term`
             middle = (low + high) // 2
@@ -699,6 +723,8 @@ class PostingsFile:
 
     def term_postings(self, where: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, tf, name_tf) of a posting range from `lookup`."""
+        if self.mapped is not None:
+            return self.mapped.term_postings(where)
         start, stop = where.start, where.stop
         return (
             self.rows.read(start, stop),
@@ -1028,7 +1054,9 @@ def open_segment(base: Path, shard: str, relative_dir: str, *, mapped: bool = Tr
     try:
         rows = ReaderRows(path / READER_FILE, info.chunks, mapped=mapped)
         segment_vectors = SegmentVectors.load(path, dim=info.dim)
-        postings = PostingsFile(path, rows.features["body_len"], rows.features["name_len"])
+        postings = PostingsFile(
+            path, rows.features["body_len"], rows.features["name_len"], mapped=mapped
+        )
     except (OSError, ValueError, pa.ArrowException) as error:
         raise SegmentError(shard, path, str(error)) from error
     if segment_vectors.count != info.distinct_vectors:
@@ -1257,9 +1285,6 @@ def publish(
             Path(f"{building}.wal").unlink(missing_ok=True)
         collect_garbage(store)
     return PublishedVersion(version, totals["chunks"], totals["files"], totals["symbols"], checks)
-
-
-POSTINGS_FILES = (TERMS_FILE, OFFSETS_FILE, ROWS_FILE, TF_FILE, NAME_TF_FILE)
 
 
 def bm25_summary(shard_segments: Mapping[str, SegmentInfo]) -> dict[str, object]:

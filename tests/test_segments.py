@@ -408,6 +408,24 @@ def test_bm25_scores_across_segments_equal_a_single_segment_build(tmp_path) -> N
             assert by_chunk(many, left) == by_chunk(one, right)
 
 
+def test_mapped_and_read_postings_find_the_same_ranges(tmp_path) -> None:
+    texts = ["alpha beta beta", "beta gamma", "zeta alpha", "omega"]
+    postings = segments.build_postings(texts, ["", "Gamma", "", ""], stemmed=False)
+    postings.save(tmp_path)
+    lengths = (postings.body_len, postings.name_len)
+    read = segments.PostingsFile(tmp_path, *lengths)
+    mapped = segments.PostingsFile(tmp_path, *lengths, mapped=True)
+    for term in ["alpha", "beta", "gamma", "omega", "zeta", "", "aaa", "delta", "zzz"]:
+        expected = postings.lookup(term)
+        assert read.lookup(term) == mapped.lookup(term) == expected, term
+        if expected is not None:
+            for left, right in zip(
+                read.term_postings(expected), postings.term_postings(expected), strict=True
+            ):
+                np.testing.assert_array_equal(left, right)
+    assert postings.lookup("beta") is not None and postings.lookup("delta") is None
+
+
 def test_search_results_equal_a_from_scratch_build(indexed, tmp_path) -> None:
     store, root = indexed
     path = root / "pyutils" / "cache.py"
