@@ -126,7 +126,7 @@ class Settings:
         if self.shards_from in (SHARDS_SET, SHARDS_SIZED):
             return settings
         recorded = recorded_shard_count(self.data_dir, root)
-        if recorded is None:
+        if recorded not in SUPPORTED_SHARD_COUNTS:  # none, or not one this version builds
             return replace(settings, shard_count=DEFAULT_SHARD_COUNT, shards_from=SHARDS_UNSIZED)
         return replace(settings, shard_count=recorded, shards_from=SHARDS_RECORDED)
 

@@ -13,6 +13,7 @@ from coderag_assets.settings import (
     SHARDS_RECORDED,
     SHARDS_SET,
     SHARDS_SIZED,
+    SHARDS_UNSIZED,
     Settings,
     load_settings,
     shard_count_advice,
@@ -85,3 +86,10 @@ def test_estimate_chunks_counts_only_files_a_chunker_takes() -> None:
     files = [("a.py", 65_000), ("b.md", 6_500), ("logo.svg", 1_000_000), ("README", 10)]
     assert estimate_chunks(files) == (65_000 + 6_500 + 10) // AVERAGE_CHUNK_BYTES
     assert estimate_chunks([("a.py", 10), ("b.py", 10)]) == 2  # at least a chunk a file
+
+
+def test_a_recorded_count_this_version_does_not_build_is_sized_again(tmp_path: Path) -> None:
+    root = (tmp_path / "repo").resolve()
+    IndexStore.for_root(tmp_path, root).register(32)
+    settings = Settings(data_dir=tmp_path, shards_from=SHARDS_UNSIZED).with_root(root)
+    assert settings.shards_unsized and settings.shard_count == 16

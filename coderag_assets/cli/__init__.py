@@ -100,8 +100,8 @@ def run() -> NoReturn:
     Objects that exist when a command starts (its modules) are frozen out of collection;
     one-shot commands collect less often; and the heap is frozen again before the process
     exits, so the interpreter does not sweep it on the way out. A one-file `coderag index` at
-    400k chunks took 5.5-6.0 s without this and 4.6-4.8 s with it, of which about 0.5 s was
-    the exit's final collection (benchmarks/results/2026-12-02/summary.md, session 5).
+    400k chunks took 4.8-5.7 s without this and 3.9-4.4 s with it (alternating runs); the exit's
+    final collection alone took 0.55 s (benchmarks/results/2026-12-02/edit_ab_gc_session5.txt).
     """
     args = build_parser().parse_args()
     gc.freeze()
