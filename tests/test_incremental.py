@@ -662,3 +662,33 @@ def test_run_dying_after_an_early_publish_is_finished_by_the_next_index(repo, mo
     assert repaired.success and not repaired.up_to_date, repaired.reason
     assert index_status(store, with_freshness=False)["pending_vectors"] == 0
     assert search_paths(store, settings, "quokka checksum", mode="hybrid")[0] == "pyutils/cache.py"
+
+
+def test_watch_wakes_on_changes_to_the_tree_but_not_on_reads(tmp_path: Path) -> None:
+    """The sensor's own stat walk opens every directory: those reads must not wake the loop
+    (nor cost the walk the GIL); writes, creations, deletions and moves must."""
+    from coderag_assets.cli.watch import _start_fs_events
+
+    (tmp_path / "sub").mkdir()
+    source = tmp_path / "sub" / "a.py"
+    source.write_text("x = 1\n")
+    wake = threading.Event()
+    observer = _start_fs_events(tmp_path, wake)
+    assert observer is not None
+    try:
+        snapshot_tree(tmp_path, ["0"], lambda path: "0")
+        source.read_text()
+        assert not wake.wait(0.5)
+        changes = [
+            lambda: source.write_text("x = 2\n"),
+            lambda: (tmp_path / "sub" / "b.py").write_text("y = 1\n"),
+            lambda: (tmp_path / "sub" / "b.py").unlink(),
+            lambda: source.rename(tmp_path / "moved.py"),
+            lambda: (tmp_path / "new_dir").mkdir(),
+        ]
+        for change in changes:
+            wake.clear()
+            change()
+            assert wake.wait(5.0)
+    finally:
+        observer.stop()

@@ -268,10 +268,34 @@ def _start_fs_events(root: Path | None, wake: threading.Event) -> BaseObserver |
     if root is None:
         return None
     try:
-        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.events import (
+            DirCreatedEvent,
+            DirDeletedEvent,
+            DirMovedEvent,
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileDeletedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+            FileSystemEvent,
+            FileSystemEventHandler,
+        )
         from watchdog.observers import Observer
     except ImportError:
         return None
+    # Only what changes the tree. Left unfiltered, inotify also reports every directory the
+    # sensor's stat walk opens, and handling those events took the GIL from the walk: a tick
+    # at 400k chunks (45k files) took 1.3 s instead of 0.6 s.
+    changes = [
+        FileCreatedEvent,
+        FileModifiedEvent,
+        FileDeletedEvent,
+        FileMovedEvent,
+        FileClosedEvent,
+        DirCreatedEvent,
+        DirDeletedEvent,
+        DirMovedEvent,
+    ]
 
     class WakeOnWrite(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:
@@ -281,7 +305,7 @@ def _start_fs_events(root: Path | None, wake: threading.Event) -> BaseObserver |
     observer = Observer()
     observer.daemon = True
     try:
-        observer.schedule(WakeOnWrite(), str(root), recursive=True)
+        observer.schedule(WakeOnWrite(), str(root), recursive=True, event_filter=changes)
         observer.start()
     except OSError:
         return None  # e.g. the inotify watch limit: polling still works
