@@ -329,7 +329,8 @@ def wait_for_daemon_runs(
 def sized_for_tree(settings: Settings) -> Settings:
     """`settings` with the shard count of a new index sized from one walk of its root (the
     count as it is when it was set or the index exists). `run_index` sizes from its own walk;
-    this is for `coderag watch`, whose first update comes from the change sensor."""
+    this is for `coderag watch` (its first update comes from the change sensor) and
+    `coderag ui` (its partitions are fixed when the UI starts)."""
     from coderag_assets.files import scan_tree
     from coderag_assets.scope import estimate_chunks
 

@@ -143,7 +143,7 @@ OFFSETS_FILE = "postings_offsets.npy"
 ROWS_FILE = "postings_rows.npy"
 TF_FILE = "postings_tf.npy"
 NAME_TF_FILE = "postings_name_tf.npy"
-POSTINGS_FILES = (TERMS_FILE, OFFSETS_FILE, ROWS_FILE, TF_FILE, NAME_TF_FILE)  # `Postings` order
+POSTINGS_FILES = (TERMS_FILE, OFFSETS_FILE, ROWS_FILE, TF_FILE, NAME_TF_FILE)
 SEGMENT_FILES = (
     CHUNKS_FILE,
     READER_FILE,
@@ -680,11 +680,19 @@ class PostingsFile:
     def __init__(
         self, directory: Path, body_len: np.ndarray, name_len: np.ndarray, *, mapped: bool = False
     ):
-        self.terms = _NpyFile(directory / TERMS_FILE)
+        def open_file(name: str) -> _NpyFile | np.ndarray:
+            if not mapped:
+                return _NpyFile(directory / name)
+            array = np.load(directory / name, mmap_mode="r")
+            if array.ndim != 1:
+                raise ValueError(f"{name} is not one-dimensional")
+            return array
+
+        self.terms = open_file(TERMS_FILE)
         self.offsets = np.load(directory / OFFSETS_FILE)
-        self.rows = _NpyFile(directory / ROWS_FILE)
-        self.tf = _NpyFile(directory / TF_FILE)
-        self.name_tf = _NpyFile(directory / NAME_TF_FILE)
+        self.rows = open_file(ROWS_FILE)
+        self.tf = open_file(TF_FILE)
+        self.name_tf = open_file(NAME_TF_FILE)
         self.body_len = body_len
         self.name_len = name_len
         if len(self.offsets) != len(self.terms) + 1 or not (
@@ -692,16 +700,7 @@ class PostingsFile:
         ):
             raise ValueError("postings files disagree on their sizes")
         self.mapped = (
-            Postings(
-                *(
-                    np.load(directory / name, mmap_mode="r")
-                    if name != OFFSETS_FILE
-                    else self.offsets
-                    for name in POSTINGS_FILES
-                ),
-                body_len=body_len,
-                name_len=name_len,
-            )
+            Postings(self.terms, self.offsets, self.rows, self.tf, self.name_tf, body_len, name_len)
             if mapped
             else None
         )

@@ -170,8 +170,6 @@ def load_settings(**overrides: object) -> Settings:
     if root_env:
         values["root"] = Path(root_env).expanduser().resolve()
     values.update({key: value for key, value in overrides.items() if value is not None})
-    if "shard_count" in overrides and overrides["shard_count"] is not None:
-        values["shards_from"] = SHARDS_SET
     settings = Settings(**values)  # type: ignore[arg-type]
     return settings.with_root(settings.root) if settings.root is not None else settings
 
