@@ -2,11 +2,11 @@
 
 Fills a vector cache with ``--vectors`` random 384-dimensional vectors (compaction cost does
 not depend on the values) spread over 64 files, as 64 publishes would leave them, plus a set of
-"shard embeddings" files referencing half of them, then runs `IndexStore.compact_vector_cache`
+"shard embeddings" files referencing half of them, then runs `VectorCache.compact`
 in a fresh process and reports its wall time and peak RSS (``ru_maxrss``).
 
 ``--baseline-rev REV`` runs the same compaction with ``coderag_assets/store.py`` as it was at git
-revision REV (before the DuckDB rewrite it took referenced hashes as a set, so they are passed
+revision REV (a revision from before ``store`` became a package; before the DuckDB rewrite it took referenced hashes as a set, so they are passed
 that way), in the same run, for a before/after ratio.
 
     .venv/bin/python benchmarks/vector_cache.py --vectors 400000 --baseline-rev d0dddc8
@@ -49,7 +49,7 @@ def fill(work: Path, vectors: int) -> tuple[Path, list[Path]]:
     for number in range(FILES):
         hashes = [f"{number:03d}-{row:08d}" for row in range(per_file)]
         matrix = rng.random((per_file, DIM), dtype=np.float32)
-        store.add_cached_vectors(MODEL, "fill", vectors_table(hashes, matrix, MODEL, "fill"))
+        store.vector_cache(MODEL).add("fill", vectors_table(hashes, matrix, MODEL, "fill"))
         path = referenced_dir / f"{number}.parquet"
         pq.write_table(pa.table({"content_hash": pa.array(hashes[::2], pa.string())}), path)
         referenced.append(path)
@@ -83,7 +83,11 @@ def compact(work: Path, store_source: Path | None) -> None:
             return referenced_files
 
     started = time.perf_counter()
-    stats = store.compact_vector_cache(MODEL, referenced, force=True, now=time.time() + 30 * 86400)
+    later = time.time() + 30 * 86400
+    if store_source is not None:  # a single-file store.py: the cache was IndexStore methods
+        stats = store.compact_vector_cache(MODEL, referenced, force=True, now=later)
+    else:
+        stats = store.vector_cache(MODEL).compact(referenced, force=True, now=later)
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

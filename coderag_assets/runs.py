@@ -360,8 +360,8 @@ def run_shards(
     With no shards, only the index is published. `scan` names the planner's walk of
     `shards` (:func:`coderag_assets.scans.save_scan`); without one the run walks the tree.
     Unreadable (torn) shard files are set aside first so the run recomputes them. The
-    executor follows `settings.executor` (auto: in-process for one or two shards, else one
-    process per step). Never raises for run failures; an interrupt (Ctrl-C, SIGTERM) marks
+    executor follows `settings.executor` (auto: in-process, see
+    :func:`coderag_assets.execution.choose_executor`). Never raises for run failures; an interrupt (Ctrl-C, SIGTERM) marks
     the run failed and propagates.
     """
     from coderag_assets.assets import INDEX_ASSET_NAMES, SHARD_ASSET_NAMES

@@ -9,7 +9,7 @@
   saved and named in the run config (:mod:`coderag_assets.scans`), so the run does not walk
   the tree again. A shard whose last run stopped half-way (killed process, torn Parquet
   file) is requested once more when no run is in flight.
-  The executor follows `CODERAG_EXECUTOR` (auto: in-process for one or two shards).
+  The executor follows `CODERAG_EXECUTOR` (auto: in-process, see `execution.choose_executor`).
 - `index_matches_working_tree` is a non-blocking check comparing the working tree with the
   published index; the change sensor also records it when the index turns stale or fresh.
 

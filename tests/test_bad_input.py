@@ -89,7 +89,7 @@ def test_index_failing_its_checks_is_not_published(repo_copy, data_dir, monkeypa
     def failing_validation(store, shard_segments, dim, model_id, **options):
         return [CheckOutcome("every_chunk_has_vector", False, "simulated corruption")]
 
-    monkeypatch.setattr(segments, "validate_segments", failing_validation)
+    monkeypatch.setattr(segments.publishing, "validate_segments", failing_validation)
     second = run_index(settings, instance=get_instance(settings))
     assert not second.success
     assert "simulated corruption" in second.error

@@ -228,7 +228,7 @@ def test_failed_flip_leaves_the_old_version_live(indexed, monkeypatch) -> None:
             raise OSError("simulated kill during the flip")
         return real_replace(source, target)
 
-    monkeypatch.setattr(segments.os, "replace", failing_replace)
+    monkeypatch.setattr(segments.publishing.os, "replace", failing_replace)
     with pytest.raises(OSError, match="simulated kill"):
         publish_index(store, shard_keys(SHARDS), SPEC, run_id="killed")
     monkeypatch.undo()
@@ -250,13 +250,13 @@ def no_space_left() -> OSError:
 def fill_disk_at(monkeypatch, step: str) -> None:
     """Make publishing run out of disk space in `step`, after half its bytes are written."""
     if step == "index.duckdb":
-        real_surface = segments.create_sql_surface
+        real_surface = segments.publishing.create_sql_surface
 
         def surface_then_full(con, base, version) -> None:
             real_surface(con, base, version)
             raise duckdb.IOException(f'Could not write file "x": {os.strerror(errno.ENOSPC)}')
 
-        monkeypatch.setattr(segments, "create_sql_surface", surface_then_full)
+        monkeypatch.setattr(segments.publishing, "create_sql_surface", surface_then_full)
         return
     real_write_bytes = Path.write_bytes
 
@@ -479,8 +479,8 @@ def test_reader_holds_its_version_until_it_closes(indexed, monkeypatch) -> None:
     expected = all_searches(reader)
     held = segment_dirs(store)
     held_manifest = store.base / segments.MANIFESTS_DIR / f"{reader.version.version}.json"
-    monkeypatch.setattr(segments, "KEEP_PREVIOUS_VERSIONS", 0)
-    monkeypatch.setattr(segments, "GC_GRACE_S", 0.0)
+    monkeypatch.setattr(segments.gc, "KEEP_PREVIOUS_VERSIONS", 0)
+    monkeypatch.setattr(segments.gc, "GC_GRACE_S", 0.0)
     for number in (1, 2):
         edit_and_publish(store, root, number)
     superseded = [d for shard, d in held.items() if d != segment_dirs(store)[shard]]
@@ -637,8 +637,9 @@ def test_chunks_with_equal_content_share_one_stored_vector(tmp_path) -> None:
 def test_a_one_shot_reader_answers_like_a_mapped_one(tmp_path, monkeypatch) -> None:
     """One-shot readers read vectors in blocks and rows by record batch instead of mapping;
     small batches and a small cache make every lookup cross batches and evict."""
-    monkeypatch.setattr(segments, "READER_BATCH_ROWS", 8)
-    monkeypatch.setattr(segments, "READER_BATCHES_CACHED", 2)
+    monkeypatch.setattr(segments.build, "READER_BATCH_ROWS", 8)
+    monkeypatch.setattr(segments.reading, "READER_BATCH_ROWS", 8)
+    monkeypatch.setattr(segments.reading, "READER_BATCHES_CACHED", 2)
     root = copy_fixture_repo(tmp_path / "repo").resolve()
     store = build(tmp_path / "data", root, 2)
     mapped = IndexReader(store.index_path)

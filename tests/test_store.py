@@ -25,7 +25,7 @@ def hashes_file(directory: Path, hashes: set[str]) -> list[Path]:
 
 def add(store: IndexStore, hashes: list[str], seed: int) -> None:
     vectors = np.random.default_rng(seed).random((len(hashes), 4), dtype=np.float32)
-    store.add_cached_vectors(MODEL, f"run{seed}", vectors_table(hashes, vectors, MODEL, "r"))
+    store.vector_cache(MODEL).add(f"run{seed}", vectors_table(hashes, vectors, MODEL, "r"))
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_lookup_returns_only_wanted_hashes_and_skips_torn_files(store: IndexStor
     add(store, ["a", "b"], 1)
     add(store, ["c"], 2)
     (store.vector_cache_dir(MODEL) / "0-torn.parquet").write_bytes(b"PAR1 not really")
-    found = store.cached_vectors(MODEL, {"a", "c", "zzz"})
+    found = store.vector_cache(MODEL).cached({"a", "c", "zzz"})
     assert sorted(found.column("content_hash").to_pylist()) == ["a", "c"]
     assert found.schema.field("vector").type.list_size == 4
 
@@ -48,21 +48,21 @@ def test_compaction_keeps_referenced_and_recent_vectors_and_drops_stale_ones(
     add(store, ["kept", "branch", "stale"], 1)
     now = time.time()
     # Nothing references "branch" and "stale"; "stale" was last used beyond the grace period.
-    first = store.compact_vector_cache(
-        MODEL, lambda: hashes_file(tmp_path, {"kept", "branch"}), now=now, force=True
+    first = store.vector_cache(MODEL).compact(
+        lambda: hashes_file(tmp_path, {"kept", "branch"}), now=now, force=True
     )
     assert (first.kept, first.dropped) == (3, 0)
     later = now + VECTOR_CACHE_GRACE_S - DAY_S  # "branch" unused for less than the grace
-    second = store.compact_vector_cache(
-        MODEL, lambda: hashes_file(tmp_path, {"kept"}), now=later, force=True
+    second = store.vector_cache(MODEL).compact(
+        lambda: hashes_file(tmp_path, {"kept"}), now=later, force=True
     )
     assert (second.kept, second.dropped) == (3, 0)
     much_later = now + VECTOR_CACHE_GRACE_S + DAY_S
-    third = store.compact_vector_cache(
-        MODEL, lambda: hashes_file(tmp_path, {"kept"}), now=much_later, force=True
+    third = store.vector_cache(MODEL).compact(
+        lambda: hashes_file(tmp_path, {"kept"}), now=much_later, force=True
     )
     assert (third.kept, third.dropped) == (1, 2)
-    left = store.cached_vectors(MODEL, {"kept", "branch", "stale"})
+    left = store.vector_cache(MODEL).cached({"kept", "branch", "stale"})
     assert left.column("content_hash").to_pylist() == ["kept"]
     assert len(list(store.vector_cache_dir(MODEL).glob("*.parquet"))) == 1
 
@@ -70,7 +70,7 @@ def test_compaction_keeps_referenced_and_recent_vectors_and_drops_stale_ones(
 def test_compaction_waits_for_enough_files_unless_forced(store: IndexStore) -> None:
     add(store, ["a"], 1)
     calls = []
-    stats = store.compact_vector_cache(MODEL, lambda: calls.append(1) or [])
+    stats = store.vector_cache(MODEL).compact(lambda: calls.append(1) or [])
     assert stats.dropped == 0 and calls == []  # not compacted: the shards are not even read
     assert len(list(store.vector_cache_dir(MODEL).glob("*.parquet"))) == 1
 
@@ -80,15 +80,15 @@ def test_compaction_keeps_the_newest_copy_of_each_vector_exactly(
 ) -> None:
     old = np.arange(8, dtype=np.float32).reshape(2, 4)
     new = old + 100
-    store.add_cached_vectors(MODEL, "r1", vectors_table(["a", "b"], old, MODEL, "r1"))
+    store.vector_cache(MODEL).add("r1", vectors_table(["a", "b"], old, MODEL, "r1"))
     time.sleep(0.01)  # cache files are named by their write time in ms
-    store.add_cached_vectors(MODEL, "r2", vectors_table(["b"], new[1:], MODEL, "r2"))
+    store.vector_cache(MODEL).add("r2", vectors_table(["b"], new[1:], MODEL, "r2"))
     (store.vector_cache_dir(MODEL) / "0-torn.parquet").write_bytes(b"PAR1 not really")
-    stats = store.compact_vector_cache(MODEL, lambda: hashes_file(tmp_path, {"a", "b"}), force=True)
+    stats = store.vector_cache(MODEL).compact(lambda: hashes_file(tmp_path, {"a", "b"}), force=True)
     assert (stats.files, stats.kept, stats.dropped) == (3, 2, 0)
     (compacted,) = store.vector_cache_dir(MODEL).glob("*.parquet")
     assert pq.read_schema(compacted).field("vector").type == pa.list_(pa.float32(), 4)
-    found = store.cached_vectors(MODEL, {"a", "b"})
+    found = store.vector_cache(MODEL).cached({"a", "b"})
     vectors = dict(
         zip(found.column("content_hash").to_pylist(), found.column("vector").to_pylist())
     )
@@ -98,5 +98,5 @@ def test_compaction_keeps_the_newest_copy_of_each_vector_exactly(
 def test_compaction_without_references_keeps_everything(store: IndexStore) -> None:
     add(store, ["a", "b"], 1)
     long_after = time.time() + 10 * VECTOR_CACHE_GRACE_S
-    stats = store.compact_vector_cache(MODEL, None, now=long_after, force=True)
+    stats = store.vector_cache(MODEL).compact(None, now=long_after, force=True)
     assert (stats.kept, stats.dropped) == (2, 0)
