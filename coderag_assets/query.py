@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 
+from pydantic import Field
+
 from coderag_assets.embedding import Embedder, EmbedderSpec, load_embedder
 from coderag_assets.freshness import index_freshness
+from coderag_assets.records import Record
 from coderag_assets.rerank import Reranker, RerankerSpec, load_reranker
 from coderag_assets.search import IndexReader, Mode, SearchResult
 from coderag_assets.settings import Settings
@@ -80,12 +83,57 @@ class QueryService:
 SKIPPED_SAMPLE_FILES = 20
 
 
+class IndexStatus(Record):
+    """What is indexed, from where, when, by which model, counts, skips, freshness: what
+    `coderag status --json`, the MCP tool `index_status` and the web API's status print."""
+
+    root: str
+    index_path: str
+    version: int
+    published_at: float = Field(description="Unix time the index was published")
+    age_seconds: float
+    run_id: str | None
+    model_id: str
+    dim: int
+    chunker_version: str
+    shard_count: int
+    files: int
+    indexed_files: int
+    chunks: int
+    pending_vectors: int = Field(
+        0,
+        description="Chunks published before their vectors were computed (an index still being "
+        "built): keyword, symbol and reference search cover them, vector search does not yet",
+    )
+    symbols: int
+    languages: dict[str, int]
+    skipped: dict[str, int] = Field(description="Skipped files by reason")
+    skipped_files: list[dict[str, str | None]]
+    skipped_files_truncated: bool
+    freshness: dict[str, object] | None = Field(
+        description="Files added/modified/deleted in the working tree since this index was "
+        "published (None when not computed)"
+    )
+
+
 def index_status(
     store: IndexStore,
     *,
     with_freshness: bool = True,
     skipped_sample: int | None = SKIPPED_SAMPLE_FILES,
 ) -> dict[str, object]:
+    """:func:`index_status_record` as JSON-ready data."""
+    return index_status_record(
+        store, with_freshness=with_freshness, skipped_sample=skipped_sample
+    ).to_json()
+
+
+def index_status_record(
+    store: IndexStore,
+    *,
+    with_freshness: bool = True,
+    skipped_sample: int | None = SKIPPED_SAMPLE_FILES,
+) -> IndexStatus:
     """What is indexed, from where, when, by which model, counts, skips and (unless
     `with_freshness` is False) how far the working tree has moved on since (JSON-ready).
 
@@ -125,25 +173,27 @@ def index_status(
     finally:
         con.close()
     published_at = float(meta["published_at"])  # type: ignore[arg-type]
-    return {
-        "root": meta["root"],
-        "index_path": str(store.index_path),
-        "version": meta["version"],
-        "published_at": published_at,
-        "age_seconds": max(0.0, time.time() - published_at),
-        "run_id": meta["run_id"],
-        "model_id": meta["model_id"],
-        "dim": meta["dim"],
-        "chunker_version": meta["chunker_version"],
-        "shard_count": meta["shard_count"],
-        "files": int(totals["files"]),
-        "indexed_files": sum(languages.values()),
-        "chunks": int(totals["chunks"]),
-        "pending_vectors": int(meta.get("pending_vectors") or 0),  # type: ignore[call-overload]
-        "symbols": int(totals["symbols"]),
-        "languages": languages,
-        "skipped": skipped,
-        "skipped_files": skipped_files,
-        "skipped_files_truncated": len(skipped_files) < sum(skipped.values()),
-        "freshness": index_freshness(store).to_json() if with_freshness else None,
-    }
+    return IndexStatus.model_validate(
+        {
+            "root": meta["root"],
+            "index_path": str(store.index_path),
+            "version": meta["version"],
+            "published_at": published_at,
+            "age_seconds": max(0.0, time.time() - published_at),
+            "run_id": meta["run_id"],
+            "model_id": meta["model_id"],
+            "dim": meta["dim"],
+            "chunker_version": meta["chunker_version"],
+            "shard_count": meta["shard_count"],
+            "files": int(totals["files"]),
+            "indexed_files": sum(languages.values()),
+            "chunks": int(totals["chunks"]),
+            "pending_vectors": int(meta.get("pending_vectors") or 0),  # type: ignore[call-overload]
+            "symbols": int(totals["symbols"]),
+            "languages": languages,
+            "skipped": skipped,
+            "skipped_files": skipped_files,
+            "skipped_files_truncated": len(skipped_files) < sum(skipped.values()),
+            "freshness": index_freshness(store).to_json() if with_freshness else None,
+        }
+    )

@@ -23,13 +23,14 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field, field_validator
 
 from coderag_assets import segments, vectors
 from coderag_assets.features import (  # noqa: F401  (re-exported: the ranking's definitions)
@@ -38,6 +39,7 @@ from coderag_assets.features import (  # noqa: F401  (re-exported: the ranking's
     is_test_path,
     name_words,
 )
+from coderag_assets.records import Record
 from coderag_assets.tokens import query_terms
 
 Mode = Literal["hybrid", "vector", "bm25"]
@@ -66,19 +68,24 @@ class SearchError(ValueError):
     """A query cannot be answered as asked (bad mode, empty query...)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    path: str
-    start_line: int
-    end_line: int
-    score: float
-    symbol: str
-    kind: str
-    language: str
-    content: str
+class SearchResult(Record):
+    """One search hit: what `coderag search --json`, the MCP tool `search` and the web API's
+    `/api/search` print. Lines are 1-based and inclusive; ``symbol``/``kind`` are "" for a
+    chunk outside any definition."""
 
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
+    path: str = Field(description="File path relative to the indexed root")
+    start_line: int = Field(description="First line of the chunk (1-based)")
+    end_line: int = Field(description="Last line of the chunk (inclusive)")
+    score: float = Field(description="Ranking score (higher is better; scale depends on mode)")
+    symbol: str = Field(description="Qualified name of the definition the chunk holds, or ''")
+    kind: str = Field(description="Chunk kind: function, method, class, section, block, text...")
+    language: str
+    content: str = Field(description="Source text of lines start_line..end_line")
+
+    @field_validator("symbol", "kind", "language", mode="before")
+    @classmethod
+    def _none_as_empty(cls, value: object) -> object:
+        return "" if value is None else value
 
 
 @dataclass(frozen=True, slots=True)

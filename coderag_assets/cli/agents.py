@@ -4,7 +4,8 @@
 coderag symbols find NAME [--kind K] [--mode exact|prefix|contains|fuzzy] [--limit N] [--json] [--root PATH]
 coderag symbols list FILE [--json] [--root PATH]
 coderag refs NAME [--code-only] [--limit N] [--path GLOB] [--json] [--root PATH]
-coderag serve [--http] [--host 127.0.0.1] [--port 8765] [--root PATH]
+coderag serve [--http] [--host 127.0.0.1] [--port 8765] [--token T] [--root PATH]
+coderag web [PATH] [--host 127.0.0.1] [--port 8765] [--token T] [--no-browser]
 ```
 
 Same conventions as the rest of the CLI: the index of the tree containing the working
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 SNIPPET_CHARS = 160
 DEFAULT_HTTP_HOST = "127.0.0.1"  # the same defaults as mcp_server (not imported: it loads the SDK)
 DEFAULT_HTTP_PORT = 8765
+TOKEN_ENV = "CODERAG_TOKEN"
 
 
 def _store(args: argparse.Namespace) -> tuple[IndexStore, Settings]:
@@ -102,12 +104,11 @@ def cmd_symbols_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outline.to_json(), indent=2))
         return 0
-    if not outline.entries:
+    if not outline.symbols:
         print(f"{outline.path}: no definitions ({outline.language})", file=sys.stderr)
         return 0
-    for entry in outline.entries:
-        symbol = entry.symbol
-        indent = "  " * entry.depth
+    for symbol in outline.symbols:
+        indent = "  " * symbol.depth
         print(
             f"{symbol.line:>5}-{symbol.end_line:<5} {indent}{symbol.kind} {symbol.name}  {symbol.signature[:SNIPPET_CHARS]}"
         )
@@ -142,14 +143,31 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from coderag_assets.cli.common import CliError
+    from coderag_assets.cli.common import CliError, resolve_store, settings_from_args
     from coderag_assets.mcp_server import serve
+    from coderag_assets.web.server import ServerConfigError
 
-    store, settings = _store(args)
+    web = getattr(args, "web_command", False)
+    http = args.http or web
+    settings = settings_from_args(args)
+    # Over HTTP the server may start before the first index (the page and /healthz say so
+    # and it picks the index up when it is published); stdio needs an index now.
+    store = resolve_store(settings, args.root, require_index=not http)
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port} is not a TCP port")
+    token = args.token or os.environ.get(TOKEN_ENV) or None
     try:
-        serve(store, settings, http=args.http, host=args.host, port=args.port)
+        serve(
+            store,
+            settings,
+            http=http,
+            host=args.host,
+            port=args.port,
+            token=token,
+            open_browser=web and not args.no_browser,
+        )
+    except ServerConfigError as exc:
+        raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         pass
     return 0
@@ -204,5 +222,23 @@ def add_agent_commands(commands: argparse._SubParsersAction) -> None:
         "--host", default=DEFAULT_HTTP_HOST, help="HTTP bind address (default: loopback)"
     )
     serve.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT)
+    serve.add_argument(
+        "--token",
+        help=f"require this token for the page, API and MCP (default ${TOKEN_ENV}; bound beyond "
+        "loopback without one, a token is generated and printed)",
+    )
     _common(serve, json_output=False)
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=cmd_serve, web_command=False, no_browser=True)
+
+    web = commands.add_parser(
+        "web", help="the search page (coderag serve --http) for PATH, opened in a browser"
+    )
+    web.add_argument("root", nargs="?", help="indexed root (default: found from the cwd)")
+    web.add_argument("--host", default=DEFAULT_HTTP_HOST, help="bind address (default: loopback)")
+    web.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT)
+    web.add_argument("--token", help=f"as for serve (default ${TOKEN_ENV})")
+    web.add_argument("--no-browser", action="store_true", help="print the URL, open nothing")
+    web.add_argument(
+        "--data-dir", default=argparse.SUPPRESS, help="data directory (as `coderag --data-dir`)"
+    )
+    web.set_defaults(func=cmd_serve, web_command=True, http=True)

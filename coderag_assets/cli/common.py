@@ -44,8 +44,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise CliError(str(exc)) from exc
 
 
-def resolve_store(settings: Settings, root_arg: str | None) -> IndexStore:
-    """The index for `--root`, else for the indexed tree containing the working directory."""
+def resolve_store(
+    settings: Settings, root_arg: str | None, *, require_index: bool = True
+) -> IndexStore:
+    """The index for `--root`, else for the indexed tree containing the working directory.
+    With ``require_index`` False a `--root` not indexed yet is accepted (a server that waits
+    for the first publish)."""
     if root_arg:
         root = root_path(root_arg)
         store = IndexStore.for_root(settings.data_dir, root)
@@ -57,7 +61,7 @@ def resolve_store(settings: Settings, root_arg: str | None) -> IndexStore:
                 f"(or pass --root; data directory: {settings.data_dir})"
             )
         store = found
-    if not store.index_path.exists():
+    if require_index and not store.index_path.exists():
         raise CliError(f"{store.root} has not been indexed yet; run `coderag index {store.root}`")
     return store
 

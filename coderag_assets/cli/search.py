@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -15,6 +17,11 @@ from coderag_assets.cli.common import (
     resolve_store,
     settings_from_args,
 )
+
+if TYPE_CHECKING:
+    from coderag_assets.navigation import DefinitionHeader
+    from coderag_assets.search import SearchResult
+    from coderag_assets.store import IndexStore
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -41,17 +48,43 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not results:
         err.print("no results")
         return 0
-    for result in results:
-        symbol = f"  [bold]{result.symbol}[/bold]" if result.symbol else ""
+    headers = _definition_headers(store, results)
+    for result, header in zip(results, headers, strict=True):
+        symbol = f"  [bold]{escape(result.symbol)}[/bold]" if result.symbol else ""
         out.print(
-            f"[cyan]{result.path}[/cyan]:{result.start_line}-{result.end_line}{symbol}"
+            f"[cyan]{escape(result.path)}[/cyan]:{result.start_line}-{result.end_line}{symbol}"
             f"  [dim]{result.kind} · {result.language} · score {result.score:.4f}[/dim]"
         )
+        if header is not None:
+            # A hit inside a long definition: show where it starts, then the gap.
+            out.print(
+                Text.assemble((f"  {header.line:>5}  ", "dim"), (header.signature[:160], "bold")),
+                soft_wrap=True,
+            )
+            out.print(Text("         ⋮", style="dim"))
         snippet = result.content.splitlines()[: args.snippet_lines]
         for number, line in enumerate(snippet, start=result.start_line):
             out.print(Text.assemble((f"  {number:>5}  ", "dim"), line[:160]), soft_wrap=True)
         out.print()
     return 0
+
+
+def _definition_headers(
+    store: IndexStore, results: list[SearchResult]
+) -> list[DefinitionHeader | None]:
+    """The enclosing definition's header line for hits that start inside one (None if the
+    index cannot say: the results are still printed)."""
+    from coderag_assets.navigation import enclosing_definitions
+    from coderag_assets.store import connect_index
+
+    try:
+        con = connect_index(store.index_path)
+    except Exception:  # noqa: BLE001  (headers are a nicety; the results still print)
+        return [None] * len(results)
+    try:
+        return enclosing_definitions(con, [(r.path, r.start_line, r.end_line) for r in results])
+    finally:
+        con.close()
 
 
 # ------------------------------------------------------------------ status
