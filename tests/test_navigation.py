@@ -278,7 +278,7 @@ def test_outline_in_source_order_with_depth(index) -> None:
     outline = nav.list_symbols(con, "./netrc.py")
     assert outline.path == "netrc.py" and outline.language == "python" and not outline.truncated
     assert [
-        (e.symbol.qualified_name, e.symbol.kind, e.symbol.line, e.depth) for e in outline.entries
+        (s.qualified_name, s.kind, s.line, s.depth) for s in outline.symbols
     ] == [
         ("get_netrc_auth", "function", 4, 0),
         ("get", "function", 9, 0),
@@ -286,7 +286,7 @@ def test_outline_in_source_order_with_depth(index) -> None:
         ("Fetcher.get", "method", 15, 1),
         ("Fetcher.getter", "method", 18, 1),
     ]
-    assert nav.list_symbols(con, "docs/guide.md").entries == []
+    assert nav.list_symbols(con, "docs/guide.md").symbols == []
 
 
 def test_outline_refuses_unsafe_secret_and_unknown_paths(index) -> None:
@@ -701,3 +701,23 @@ def test_cli_symbols_list_accepts_paths_relative_to_the_working_directory(
     outline = _cli_json(capsys, data_dir, root, "symbols", "list", "cache.ts")
     assert outline["path"] == "web/cache.ts"
     assert [s["qualified_name"] for s in outline["symbols"]][:2] == ["LRUCache", "LRUCache.get"]
+
+
+def test_enclosing_definitions_name_the_header_above_a_hit(index) -> None:
+    con, _, _ = index
+    headers = nav.enclosing_definitions(
+        con,
+        [
+            ("netrc.py", 16, 16),  # inside Fetcher.get, below its def line
+            ("netrc.py", 15, 19),  # the methods: inside class Fetcher
+            ("netrc.py", 4, 6),  # starts at its definition's own line: nothing to add
+            ("netrc.py", 1, 1),  # module docstring: outside every definition
+        ],
+    )
+    assert [(h.qualified_name, h.line, h.signature) if h else None for h in headers] == [
+        ("Fetcher.get", 15, "def get(self, key):"),
+        ("Fetcher", 14, "class Fetcher:"),
+        None,
+        None,
+    ]
+    assert nav.enclosing_definitions(con, []) == []
