@@ -23,6 +23,7 @@ reading files). This package re-exports their public names.
 """
 
 from coderag_assets.navigation.errors import (
+    FileGoneError,
     FileNotIndexedError,
     InvalidPathError,
     NavigationError,
@@ -94,6 +95,7 @@ __all__ = [
     "MAX_SYMBOL_LIMIT",
     "SYMBOL_MATCH_MODES",
     "DefinitionHeader",
+    "FileGoneError",
     "FileListing",
     "FileNotIndexedError",
     "FileOutline",

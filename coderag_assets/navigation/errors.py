@@ -41,3 +41,9 @@ class FileNotIndexedError(PathRefusedError):
     """Not a file of the index: unknown, ignored, or skipped by the indexer (binary, ...)."""
 
     code = "not_indexed"
+
+
+class FileGoneError(PathRefusedError):
+    """An indexed file that no longer exists on disk (deleted or moved since indexing)."""
+
+    code = "gone"

@@ -10,10 +10,12 @@ import duckdb
 from coderag_assets.files import (
     SKIP_SECRET,
     SKIP_SYMLINK,
+    SKIP_VANISHED,
     SkippedFile,
     read_source,
 )
 from coderag_assets.navigation.errors import (
+    FileGoneError,
     NavigationError,
     PathOutsideRootError,
     SecretFileError,
@@ -109,6 +111,8 @@ def get_file(
             raise PathOutsideRootError(
                 rel, "resolves (through a symlink) outside the indexed root"
             ) from None
+        if exc.reason == SKIP_VANISHED:
+            raise FileGoneError(rel, "deleted or moved since it was indexed") from None
         raise NavigationError(
             f"{rel!r}: cannot be read now ({exc.reason}{': ' + exc.detail if exc.detail else ''})"
         ) from None

@@ -210,6 +210,23 @@ class WebApp:
         except ANSWERED_ERRORS as exc:
             return _json_error(exc)
 
+    def _search(
+        self, query: str, mode: str, limit: int, language: str | None, path_glob: str | None
+    ) -> list[SearchResult]:
+        """The backend's ranked results; a glob that leaves the root is a bad argument here
+        (400), not a refused file."""
+        try:
+            results, _ = self.backend.search_results(
+                query,
+                mode,  # type: ignore[arg-type]
+                limit,
+                language,
+                path_glob,
+            )
+        except navigation.PathRefusedError as exc:
+            raise BadRequest(f"bad path glob {exc.path!r}: {exc.reason}") from None
+        return results
+
     # -------------------------------------------------------------- pages
 
     def search_page(self, request: Request) -> Response:
@@ -233,7 +250,7 @@ class WebApp:
         try:
             with observe(self.metrics, "web", mode if mode in SEARCH_MODES else "unknown"):
                 limit = _int_param(request, "limit", DEFAULT_PAGE_LIMIT) or DEFAULT_PAGE_LIMIT
-                results, _ = self.backend.search_results(
+                results = self._search(
                     query,
                     mode,
                     min(limit, MAX_SEARCH_LIMIT),
@@ -394,7 +411,7 @@ class WebApp:
 
         def answer() -> Response:
             limit = _int_param(request, "limit", 10) or 10
-            results, _ = self.backend.search_results(
+            results = self._search(
                 request.query_params.get("q", ""),
                 mode,  # type: ignore[arg-type]
                 limit,

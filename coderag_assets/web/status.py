@@ -82,6 +82,7 @@ class StatusCache:
         self._last_run: LastRun | None = None
         self._last_run_checked = 0.0
         self._last_run_failed = False
+        self._last_version: int | None = None
 
     @property
     def view(self) -> StatusView:
@@ -95,7 +96,10 @@ class StatusCache:
             self.backend.warm_up_once()
         except Exception as exc:  # noqa: BLE001  (no index yet, or unreadable: report it, keep serving)
             status, reason = None, str(exc) or type(exc).__name__
-        if time.monotonic() - self._last_run_checked >= LAST_RUN_REFRESH_S:
+        version = status.version if status is not None else None
+        published = version != self._last_version  # a new publish ends a run: look now
+        self._last_version = version
+        if published or time.monotonic() - self._last_run_checked >= LAST_RUN_REFRESH_S:
             self._last_run_checked = time.monotonic()
             self._last_run = self._read_last_run()
         self._view = StatusView(status, reason, self._last_run, time.time())
