@@ -277,9 +277,7 @@ def test_outline_in_source_order_with_depth(index) -> None:
     con, _, _ = index
     outline = nav.list_symbols(con, "./netrc.py")
     assert outline.path == "netrc.py" and outline.language == "python" and not outline.truncated
-    assert [
-        (s.qualified_name, s.kind, s.line, s.depth) for s in outline.symbols
-    ] == [
+    assert [(s.qualified_name, s.kind, s.line, s.depth) for s in outline.symbols] == [
         ("get_netrc_auth", "function", 4, 0),
         ("get", "function", 9, 0),
         ("Fetcher", "class", 14, 0),

@@ -10,8 +10,10 @@ Chromium; the last test re-indexes while requests run.
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -61,8 +63,8 @@ class Site:
     app: object
     health_before: tuple[int, dict]
 
-    def get(self, path: str, **params: object) -> httpx.Response:
-        return httpx.get(self.url + path, params=params or None, timeout=60)
+    def get(self, url_path: str, /, **params: object) -> httpx.Response:
+        return httpx.get(self.url + url_path, params=params or None, timeout=60)
 
 
 def free_loopback_port() -> int:
@@ -299,8 +301,9 @@ def test_pages_escape_queries_and_file_contents(site: Site) -> None:
     page = site.get("/", q='<img src=x onerror="alert(1)">', mode="bm25").text
     assert "<img src=x" not in page and "&lt;img src=x onerror=" in page
     file_page = site.get("/file/docs/page.html").text
-    assert "<script>document.title" not in file_page and "&lt;script&gt;" in file_page
-    assert "<b>not bold</b>" not in file_page
+    assert "<script>document" not in file_page and "<b>not" not in file_page
+    shown = html.unescape(re.sub(r"<[^>]+>", "", file_page))  # the text a browser shows
+    assert SCRIPT_FILE.splitlines()[0] in shown and "<b>not bold</b>" in shown
 
 
 def test_a_hit_inside_a_long_definition_shows_its_header(
@@ -317,7 +320,7 @@ def test_a_hit_inside_a_long_definition_shows_its_header(
     )  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 0 and "def process_everything(items):" in printed
-    assert printed.index("def process_everything") < printed.index("finalize_unique_marker")
+    assert printed.index("def process_everything") < printed.index("step_48 = ")
 
 
 # ------------------------------------------------------------------------------ security
@@ -392,7 +395,7 @@ def test_browser_search_open_navigate_permalink_escape(site: Site, tmp_path: Pat
         target = next(link for link in links if link.text == "retry_with_backoff")
         target.click()
         wait.until(ready.url_contains("/file/pyutils/retry.py"))
-        assert driver.find_element(By.ID, "L7").get_attribute("class").split() == ["ln", "hit"]
+        assert "hit" in driver.find_element(By.ID, "L7").get_attribute("class").split()
 
         # Line permalinks mark their range.
         driver.get(site.url + "/file/pyutils/retry.py#L20-L22")

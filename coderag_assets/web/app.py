@@ -117,6 +117,11 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
         raise BadRequest(f"{name} must be a whole number (got {raw[:40]!r})") from None
 
 
+def _count_param(request: Request, name: str, default: int) -> int:
+    value = _int_param(request, name, default)
+    return default if value is None else value
+
+
 def _text_param(request: Request, name: str) -> str | None:
     raw = request.query_params.get(name)
     if raw is None or not raw.strip():
@@ -249,7 +254,7 @@ class WebApp:
         started = time.perf_counter()
         try:
             with observe(self.metrics, "web", mode if mode in SEARCH_MODES else "unknown"):
-                limit = _int_param(request, "limit", DEFAULT_PAGE_LIMIT) or DEFAULT_PAGE_LIMIT
+                limit = _count_param(request, "limit", DEFAULT_PAGE_LIMIT)
                 results = self._search(
                     query,
                     mode,
@@ -410,7 +415,7 @@ class WebApp:
         mode = request.query_params.get("mode") or "hybrid"
 
         def answer() -> Response:
-            limit = _int_param(request, "limit", 10) or 10
+            limit = _count_param(request, "limit", 10)
             results = self._search(
                 request.query_params.get("q", ""),
                 mode,  # type: ignore[arg-type]
@@ -428,7 +433,7 @@ class WebApp:
             path = request.query_params.get("path", "")
             start = _int_param(request, "start", None)
             end = _int_param(request, "end", None)
-            max_lines = _int_param(request, "max_lines", navigation.DEFAULT_SLICE_LINES)
+            max_lines = _count_param(request, "max_lines", navigation.DEFAULT_SLICE_LINES)
             with self.backend.connection() as con:
                 file_slice = navigation.get_file(
                     con,
@@ -436,7 +441,7 @@ class WebApp:
                     path,
                     start_line=start,
                     end_line=end,
-                    max_lines=max_lines or navigation.DEFAULT_SLICE_LINES,
+                    max_lines=max_lines,
                 )
             return JSONResponse(file_slice.to_json())
 
@@ -457,8 +462,7 @@ class WebApp:
                     name or "",
                     kind=_text_param(request, "kind"),
                     mode=mode,  # type: ignore[arg-type]
-                    limit=_int_param(request, "limit", navigation.DEFAULT_SYMBOL_LIMIT)
-                    or navigation.DEFAULT_SYMBOL_LIMIT,
+                    limit=_count_param(request, "limit", navigation.DEFAULT_SYMBOL_LIMIT),
                 )
             return JSONResponse(matches.to_json())
 
@@ -470,8 +474,7 @@ class WebApp:
                 matches = navigation.find_references(
                     con,
                     request.query_params.get("name", ""),
-                    limit=_int_param(request, "limit", navigation.DEFAULT_REFERENCE_LIMIT)
-                    or navigation.DEFAULT_REFERENCE_LIMIT,
+                    limit=_count_param(request, "limit", navigation.DEFAULT_REFERENCE_LIMIT),
                     path_glob=_text_param(request, "path"),
                     code_only=_bool_param(request, "code_only"),
                 )
