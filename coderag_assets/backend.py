@@ -155,6 +155,7 @@ class IndexBackend:
         self._index_lock = ReadWriteLock()
         self._search_lock = threading.Lock()
         self._warmed = False
+        self._symbol_names: tuple[tuple[int, int] | None, frozenset[str]] | None = None
         self._languages: tuple[tuple[int, int] | None, list[str]] | None = None
 
     def languages(self) -> list[str]:
@@ -172,6 +173,21 @@ class IndexBackend:
         languages = [row[0] for row in rows]
         self._languages = (stamp, languages)
         return languages
+
+    def symbol_names(self) -> frozenset[str]:
+        """Names of every indexed definition (cached per published version): which
+        identifiers of a file view link to a definition."""
+        self._refresh()
+        cached = self._symbol_names
+        if cached is not None and cached[0] == self._stamp:
+            return cached[1]
+        stamp = self._stamp
+        with self.connection() as con:
+            names = frozenset(
+                row[0] for row in con.execute("SELECT DISTINCT name FROM symbols").fetchall()
+            )
+        self._symbol_names = (stamp, names)
+        return names
 
     def check_language(self, language: str | None) -> str | None:
         """The index's name for ``language`` (aliases such as ``py`` accepted), None for no

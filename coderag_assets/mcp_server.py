@@ -46,7 +46,6 @@ SERVER_NAME = "coderag"
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8765
 HTTP_PATH = "/mcp"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 INSTRUCTIONS = """\
 Code search and navigation over one indexed repository (read-only, offline).
@@ -264,29 +263,12 @@ def build_server(backend: IndexBackend, metrics: ServerMetrics | None = None) ->
     return server
 
 
-def serve(
-    store: IndexStore,
-    settings: Settings,
-    *,
-    http: bool = False,
-    host: str = DEFAULT_HTTP_HOST,
-    port: int = DEFAULT_HTTP_PORT,
-    token: str | None = None,
-    open_browser: bool = False,
-) -> None:
-    """Run the server until the client disconnects (stdio) or the process is stopped (HTTP).
-
-    Over HTTP the same process also serves the web page, its JSON API, ``/healthz`` and
-    ``/metrics`` (:mod:`coderag_assets.web`). Bound beyond loopback, every route but
-    ``/healthz`` needs ``token`` (one is generated and printed when none is given)."""
+def serve(store: IndexStore, settings: Settings) -> None:
+    """Run the server over stdio until the client disconnects. (Over HTTP the web page, API,
+    ``/healthz`` and ``/metrics`` share the process: :func:`coderag_assets.web.server.serve_http`.)"""
     backend = IndexBackend(store, settings)
     try:
         backend.warm_up()
-        if not http:
-            build_server(backend).run("stdio")
-            return
-        from coderag_assets.web.server import run_http
-
-        run_http(backend, host=host, port=port, token=token, open_browser=open_browser)
+        build_server(backend).run("stdio")
     finally:
         backend.close()

@@ -144,7 +144,6 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from coderag_assets.cli.common import CliError, resolve_store, settings_from_args
-    from coderag_assets.mcp_server import serve
     from coderag_assets.web.server import ServerConfigError
 
     web = getattr(args, "web_command", False)
@@ -157,15 +156,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(f"--port {args.port} is not a TCP port")
     token = args.token or os.environ.get(TOKEN_ENV) or None
     try:
-        serve(
-            store,
-            settings,
-            http=http,
-            host=args.host,
-            port=args.port,
-            token=token,
-            open_browser=web and not args.no_browser,
-        )
+        if http:
+            from coderag_assets.web.server import serve_http
+
+            serve_http(
+                store,
+                settings,
+                host=args.host,
+                port=args.port,
+                token=token,
+                open_browser=web and not args.no_browser,
+            )
+        else:
+            from coderag_assets.mcp_server import serve
+
+            serve(store, settings)
     except ServerConfigError as exc:
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:

@@ -51,7 +51,13 @@ from coderag_assets.metrics import ServerMetrics, error_kind, observe
 from coderag_assets.search import SearchError, SearchResult
 from coderag_assets.store import IndexNotFoundError
 from coderag_assets.web.auth import AccessMiddleware
-from coderag_assets.web.highlight import highlight_lines, identifiers, query_terms, stylesheet
+from coderag_assets.web.highlight import (
+    highlight_lines,
+    identifiers,
+    query_terms,
+    stylesheet,
+    tokenize,
+)
 from coderag_assets.web.status import StatusCache
 
 HERE = Path(__file__).parent
@@ -326,8 +332,9 @@ class WebApp:
                         max_lines=MAX_FILE_VIEW_LINES,
                     )
                     outline = navigation.list_symbols(con, file_slice.path)
-                    names = identifiers(file_slice.content, file_slice.path, file_slice.language)
-                    defined = _defined_names(con, names)
+                # Lexing runs outside the index lock: a publish never waits for it.
+                tokens = tokenize(file_slice.content, file_slice.path, file_slice.language)
+                defined = identifiers(tokens) & self.backend.symbol_names()
         except ANSWERED_ERRORS as exc:
             return self._error_page(request, exc, path=path)
         outline_names = {symbol.name for symbol in outline.symbols}
@@ -344,6 +351,7 @@ class WebApp:
             file_slice.language,
             terms=query_terms(query) if query else (),
             link_names=link,
+            tokens=tokens,
         )
         return self._page(
             request,
@@ -538,15 +546,6 @@ class WebApp:
             Route("/static/pygments.css", self.pygments_css),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
-
-
-def _defined_names(con: object, names: set[str]) -> set[str]:
-    if not names:
-        return set()
-    rows = con.execute(  # type: ignore[attr-defined]
-        "SELECT DISTINCT name FROM symbols WHERE name IN (SELECT unnest(?))", [sorted(names)]
-    ).fetchall()
-    return {row[0] for row in rows}
 
 
 def build_app(

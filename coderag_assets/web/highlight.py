@@ -24,6 +24,7 @@ PYGMENTS_STYLE = "default"
 MIN_TERM_CHARS = 2
 MAX_TERMS = 20
 MAX_HIGHLIGHT_CHARS = 400_000  # above this, text is shown escaped but not lexed
+TOKEN_CACHE_ENTRIES = 32
 _QUERY_STOPWORDS = frozenset(
     {
         "a",
@@ -116,14 +117,24 @@ def _marked(text: str, pattern: re.Pattern[str] | None) -> str:
     return "".join(pieces)
 
 
-def identifiers(text: str, path: str, language: str) -> set[str]:
-    """The Name tokens of ``text`` (candidates for definition links)."""
+Tokens = list[tuple[_TokenType, str]]
+
+
+@lru_cache(maxsize=TOKEN_CACHE_ENTRIES)
+def tokenize(text: str, path: str, language: str) -> Tokens | None:
+    """Pygments tokens of ``text`` (lexer chosen by file name, then language), or None when
+    the text is too large to lex (:data:`MAX_HIGHLIGHT_CHARS`). Lexing is the file view's
+    main cost (~0.1 s per 2,000 lines of Python), so the last few texts' tokens are kept:
+    keyed by the text itself, an edited file is lexed again."""
     if len(text) > MAX_HIGHLIGHT_CHARS:
-        return set()
+        return None
+    return list(_lexer(path, language).get_tokens(text))
+
+
+def identifiers(tokens: Tokens | None) -> set[str]:
+    """The Name tokens (candidates for definition links)."""
     return {
-        value
-        for token_type, value in _lexer(path, language).get_tokens(text)
-        if token_type in Name and value.isidentifier()
+        value for token_type, value in tokens or () if token_type in Name and value.isidentifier()
     }
 
 
@@ -134,17 +145,21 @@ def highlight_lines(
     *,
     terms: Collection[str] = (),
     link_names: Callable[[str], str | None] | None = None,
+    tokens: Tokens | None = None,
 ) -> list[Markup]:
     """``text`` as highlighted HTML, one Markup per source line (``text.split("\\n")``).
 
     ``terms`` are marked case-insensitively; ``link_names(name)`` returns a URL for an
-    identifier that should link somewhere (its definition) or None."""
+    identifier that should link somewhere (its definition) or None. ``tokens`` (from
+    :func:`tokenize` of the same text) saves lexing twice."""
     pattern = term_pattern(terms)
     line_count = len(text.split("\n"))
-    if len(text) > MAX_HIGHLIGHT_CHARS:
+    if tokens is None:
+        tokens = tokenize(text, path, language)
+    if tokens is None:
         return [Markup(_marked(line, pattern)) for line in text.split("\n")]
     lines: list[list[str]] = [[]]
-    for token_type, value in _lexer(path, language).get_tokens(text):
+    for token_type, value in tokens:
         css = _css_class(token_type)
         url = (
             link_names(value)

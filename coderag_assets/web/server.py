@@ -11,6 +11,8 @@ import webbrowser
 
 from coderag_assets.backend import IndexBackend
 from coderag_assets.metrics import ServerMetrics
+from coderag_assets.settings import Settings
+from coderag_assets.store import IndexStore
 from coderag_assets.web.auth import is_loopback
 from coderag_assets.web.status import StatusCache
 
@@ -61,17 +63,32 @@ def resolve_token(host: str, token: str | None) -> str | None:
     return secrets.token_urlsafe(24)
 
 
-def run_http(
-    backend: IndexBackend,
+def serve_http(
+    store: IndexStore,
+    settings: Settings,
     *,
     host: str,
     port: int,
     token: str | None = None,
     open_browser: bool = False,
 ) -> None:
+    """Run MCP + web page + API + ``/healthz`` + ``/metrics`` until the process is stopped.
+    Bound beyond loopback, every route but ``/healthz`` needs ``token`` (one is generated and
+    printed when none is given). Raises ServerConfigError for a malformed token."""
+    token = resolve_token(host, token)
+    backend = IndexBackend(store, settings)
+    try:
+        backend.warm_up()
+        _run(backend, host=host, port=port, token=token, open_browser=open_browser)
+    finally:
+        backend.close()
+
+
+def _run(
+    backend: IndexBackend, *, host: str, port: int, token: str | None, open_browser: bool
+) -> None:
     import uvicorn
 
-    token = resolve_token(host, token)
     app = build_http_app(backend, host=host, token=token)
     shown_host = f"[{host}]" if ":" in host else host
     page = f"http://{shown_host}:{port}/"
