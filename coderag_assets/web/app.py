@@ -29,6 +29,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, urlencode
@@ -64,11 +65,20 @@ HERE = Path(__file__).parent
 DEFAULT_PAGE_LIMIT = 20
 SNIPPET_LINES = 14
 MAX_FILE_VIEW_LINES = navigation.MAX_SLICE_LINES
-VERSION = "0.1.0"
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("coderag")
+    except metadata.PackageNotFoundError:  # running from a source tree without installing
+        return "dev"
+
+
+VERSION = _package_version()
 
 
 class BadRequest(ValueError):
