@@ -76,11 +76,11 @@ def _tool_error(exc: Exception) -> ToolError:
 
 @contextmanager
 def _as_tool_errors(metrics: ServerMetrics | None, tool: str, mode: str = "") -> Iterator[None]:
-    with observe(metrics, tool, mode):
-        try:
+    try:
+        with observe(metrics, tool, mode):  # counts the error by its own kind
             yield
-        except (navigation.NavigationError, SearchError, IndexNotFoundError) as exc:
-            raise _tool_error(exc) from exc
+    except (navigation.NavigationError, SearchError, IndexNotFoundError) as exc:
+        raise _tool_error(exc) from exc
 
 
 def _with_sources(

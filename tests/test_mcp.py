@@ -13,12 +13,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from prometheus_client.parser import text_string_to_metric_families
 
 from coderag_assets.cli import main as cli_main
 from coderag_assets.runs import get_instance, run_index
@@ -351,6 +353,16 @@ def test_http_server_serves_every_tool_and_concurrent_clients(http_server: str) 
             assert failures == []
 
     anyio.run(session)
+    # The same process counts the tool calls for operators (docs/web.md).
+    scrape = urllib.request.urlopen(http_server.removesuffix("/mcp") + "/metrics", timeout=30)
+    samples: dict[tuple[str, str | None, str | None], float] = {}
+    for family in text_string_to_metric_families(scrape.read().decode()):
+        for sample in family.samples:  # summed over modes
+            key = (sample.name, sample.labels.get("tool"), sample.labels.get("kind"))
+            samples[key] = samples.get(key, 0.0) + sample.value
+    assert samples[("coderag_queries_total", "search", None)] >= 9
+    assert samples[("coderag_queries_total", "find_symbol", None)] >= 9
+    assert samples[("coderag_errors_total", "get_file", "not_found")] >= 1
 
 
 def test_http_server_picks_up_a_new_index_without_restart(
