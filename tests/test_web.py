@@ -353,6 +353,17 @@ def test_a_token_guards_page_api_metrics_and_mcp_beyond_loopback(site: Site) -> 
     assert loopback.get("/api/status").status_code == 421
 
 
+def test_cli_refuses_a_malformed_token_and_a_bad_port(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--data-dir", str(site.data_dir)]
+    code = cli_main([*base, "serve", "--http", "--host", "0.0.0.0", "--token", "short;",
+                     "--root", str(site.root)])  # fmt: skip
+    assert code == 2 and "the token must be 16-200 characters" in capsys.readouterr().err
+    code = cli_main([*base, "web", str(site.root), "--port", "0", "--no-browser"])
+    assert code == 2 and "--port 0 is not a TCP port" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------ browser
 
 
