@@ -11,15 +11,18 @@ read-only, each with a JSON-schema'd input and a structured (pydantic) output:
 ``get_file``        a line range of one indexed file (confined to the root)
 ``index_status``    what is indexed, when, by which model, counts, skips
 
-One :class:`~coderag_assets.backend.IndexBackend` lives as long as the server: the query model is loaded once (at
-start, so no call pays for it) and every call first checks whether a newer index was
-published, so re-indexing is picked up without a restart. Results have size limits and say
-when they were cut (``truncated``). Refused paths and bad arguments come back as tool
-errors (``is_error``) whose text starts with a short code (``outside_root:``,
-``secret:``, ``not_indexed:``, ``invalid_path:``, ``bad_argument:``).
+Tools return the shared records as they are (:mod:`coderag_assets.navigation.records`,
+:class:`~coderag_assets.backend.SearchOutput`, :class:`~coderag_assets.query.IndexStatus`).
+One :class:`~coderag_assets.backend.IndexBackend` lives as long as the server: the query model
+is loaded once (at start, so no call pays for it) and every call first checks whether a newer
+index was published, so re-indexing is picked up without a restart. Results have size limits
+and say when they were cut (``truncated``). Refused paths and bad arguments come back as tool
+errors (``is_error``) whose text starts with a short code (``outside_root:``, ``secret:``,
+``not_indexed:``, ``invalid_path:``, ``gone:``, ``bad_argument:``).
 
-``coderag serve`` runs it over stdio; ``coderag serve --http`` over streamable HTTP at
-``http://127.0.0.1:8765/mcp`` (loopback by default; DNS-rebinding protection on).
+``coderag serve`` runs it over stdio (:func:`serve`); ``coderag serve --http`` mounts it at
+``http://127.0.0.1:8765/mcp`` beside the web page, API, ``/healthz`` and ``/metrics``
+(:func:`coderag_assets.web.server.serve_http`; loopback by default, a token beyond it).
 """
 
 from __future__ import annotations
