@@ -28,6 +28,26 @@ def copy_fixture_repo(destination: Path, *, fresh_mtimes: bool = False) -> Path:
     return destination
 
 
+def copy_served_repo(base: Path) -> Path:
+    """The fixture repository under ``base/repo`` plus what a server must refuse to serve: a
+    secret (``.env``) and a symlink (``escape.txt``) to a file outside the root."""
+    root = copy_fixture_repo((base / "repo").resolve())
+    (root / ".env").write_text("API_TOKEN=not-a-real-secret\n")
+    (base / "private.txt").write_text("outside the root\n")
+    (root / "escape.txt").symlink_to(base / "private.txt")
+    return root
+
+
+def index_root(data_dir: Path, root: Path) -> None:
+    """Index ``root`` into ``data_dir`` with the real pipeline (Dagster run, real model)."""
+    from coderag_assets.runs import get_instance, run_index
+    from coderag_assets.settings import load_settings
+
+    settings = load_settings(data_dir=data_dir, workers=2).with_root(root)
+    summary = run_index(settings, instance=get_instance(settings))
+    assert summary.success, summary.error
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory shared by the session, so the model is converted once."""

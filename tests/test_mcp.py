@@ -23,9 +23,7 @@ from mcp import Client, StdioServerParameters
 from prometheus_client.parser import text_string_to_metric_families
 
 from coderag_assets.cli import main as cli_main
-from coderag_assets.runs import get_instance, run_index
-from coderag_assets.settings import load_settings
-from tests.conftest import copy_fixture_repo
+from tests.conftest import copy_served_repo, index_root
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TOOLS = {
@@ -44,20 +42,9 @@ SERVER_START_TIMEOUT_S = 60
 @pytest.fixture(scope="module")
 def indexed_root(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     """The fixture repository plus a secret and an escaping symlink, indexed once."""
-    base = tmp_path_factory.mktemp("mcp")
-    root = (base / "repo").resolve()
-    copy_fixture_repo(root)
-    (root / ".env").write_text("API_TOKEN=not-a-real-secret\n")
-    (base / "private.txt").write_text("outside the root\n")
-    (root / "escape.txt").symlink_to(base / "private.txt")
+    root = copy_served_repo(tmp_path_factory.mktemp("mcp"))
     index_root(data_dir, root)
     return root
-
-
-def index_root(data_dir: Path, root: Path) -> None:
-    settings = load_settings(data_dir=data_dir, workers=2).with_root(root)
-    summary = run_index(settings, instance=get_instance(settings))
-    assert summary.success, summary.error
 
 
 def server_command(data_dir: Path, root: Path, *extra: str) -> list[str]:

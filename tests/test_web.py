@@ -28,12 +28,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from coderag_assets.backend import IndexBackend
 from coderag_assets.cli import main as cli_main
-from coderag_assets.runs import get_instance, run_index
 from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore
 from coderag_assets.web.server import build_http_app
 from tests.browser import chromium_driver
-from tests.conftest import copy_fixture_repo
+from tests.conftest import copy_served_repo, index_root
 
 SERVER_START_TIMEOUT_S = 30
 SCREENSHOTS_ENV = "CODERAG_SCREENSHOTS_DIR"  # docs/images: scripts write the docs' pictures
@@ -73,20 +72,9 @@ def free_loopback_port() -> int:
         return probe.getsockname()[1]
 
 
-def index_root(data_dir: Path, root: Path) -> None:
-    settings = load_settings(data_dir=data_dir, workers=2).with_root(root)
-    summary = run_index(settings, instance=get_instance(settings))
-    assert summary.success, summary.error
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Site]:
-    base = tmp_path_factory.mktemp("web")
-    root = (base / "repo").resolve()
-    copy_fixture_repo(root)
-    (root / ".env").write_text("API_TOKEN=not-a-real-secret\n")
-    (base / "private.txt").write_text("outside the root\n")
-    (root / "escape.txt").symlink_to(base / "private.txt")
+    root = copy_served_repo(tmp_path_factory.mktemp("web"))
     (root / "docs" / "page.html").write_text(SCRIPT_FILE)
     (root / "pyutils" / "client.py").write_text(CALLER_FILE)
     (root / "pyutils" / "long_task.py").write_text(LONG_FUNCTION)
