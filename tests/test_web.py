@@ -203,6 +203,7 @@ def test_api_file_reads_a_confined_line_range(site: Site) -> None:
         ("/api/search", {"q": "retry", "path": "/etc/*"}, 400, "bad_argument"),
         ("/api/search", {"q": "retry", "limit": "ten"}, 400, "bad_argument"),
         ("/api/search", {"q": "retry", "limit": "0"}, 400, "bad_argument"),
+        ("/api/search", {"q": "retry", "rerank": "maybe"}, 400, "bad_argument"),
         ("/api/file", {"path": "../private.txt"}, 404, "outside_root"),
         ("/api/file", {"path": "/etc/passwd"}, 404, "outside_root"),
         ("/api/file", {"path": "escape.txt"}, 404, "outside_root"),

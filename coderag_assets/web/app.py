@@ -149,6 +149,17 @@ def _bool_param(request: Request, name: str) -> bool:
     return (request.query_params.get(name) or "").lower() in ("1", "true", "yes", "on")
 
 
+def _optional_bool_param(request: Request, name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise BadRequest(f"{name} must be true or false (got {raw[:40]!r})")
+
+
 def _line_range(raw: str | None) -> tuple[int, int] | None:
     if not raw:
         return None
@@ -232,10 +243,16 @@ class WebApp:
             return _json_error(exc)
 
     def _search(
-        self, query: str, mode: str, limit: int, language: str | None, path_glob: str | None
+        self,
+        query: str,
+        mode: str,
+        limit: int,
+        language: str | None,
+        path_glob: str | None,
+        rerank: bool | None = None,
     ) -> list[SearchResult]:
         """The backend's ranked results; a glob that leaves the root is a bad argument here
-        (400), not a refused file."""
+        (400), not a refused file. ``rerank`` None = the server's CODERAG_RERANK setting."""
         try:
             results, _ = self.backend.search_results(
                 query,
@@ -243,6 +260,7 @@ class WebApp:
                 limit,
                 language,
                 path_glob,
+                rerank,
             )
         except navigation.PathRefusedError as exc:
             raise BadRequest(f"bad path glob {exc.path!r}: {exc.reason}") from None
@@ -440,6 +458,7 @@ class WebApp:
                 limit,
                 _text_param(request, "lang"),
                 _text_param(request, "path"),
+                _optional_bool_param(request, "rerank"),
             )
             self.metrics.results.labels(tool="api_search").observe(len(results))
             return JSONResponse([result.to_json() for result in results])
