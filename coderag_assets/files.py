@@ -28,6 +28,7 @@ import os
 import posixpath
 import re
 import stat
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,16 +66,19 @@ __all__ = [
     "SKIP_UNREADABLE",
     "SKIP_VANISHED",
     "VCS_DIR_NAMES",
+    "DirListing",
     "FileStat",
     "IgnoreRules",
     "RootError",
     "SkippedFile",
     "SourceFile",
+    "TreeWalk",
     "file_sha256",
     "name_skip_reason",
     "read_source",
     "resolve_root",
     "scan_tree",
+    "walk_tree",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -653,14 +657,147 @@ def scan_tree(root: Path, *, max_file_bytes: int = MAX_FILE_BYTES) -> list[FileS
     skip reason ``unreadable`` (its contents are unknown). Names that are not valid UTF-8
     are dropped. Raises :class:`RootError` if the root itself is unusable.
     """
+    return walk_tree(root, max_file_bytes=max_file_bytes).files
+
+
+#: A directory whose mtime is this close to (or after) the start of the walk that listed it
+#: is listed again next time: a change within the same timestamp tick would keep its mtime.
+RACY_DIR_MTIME_NS = 2_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DirListing:
+    """What :func:`walk_tree` kept of one directory it listed: enough to skip listing it
+    again while its mtime stands (entries are created, removed and renamed only by changing
+    their directory's mtime). ``files`` are the names of the regular files it listed,
+    ``dirs`` the subdirectories it entered, ``ignore_files`` the ``(name, size, mtime_ns)``
+    of the ignore files present. ``reusable`` is False for a directory that must be listed
+    every time (it holds symlinks, whose targets change behind its back, or is unreadable).
+    """
+
+    mtime_ns: int
+    files: tuple[str, ...] = ()
+    dirs: tuple[str, ...] = ()
+    ignore_files: tuple[tuple[str, int, int], ...] = ()
+    reusable: bool = True
+    name_skips: tuple[str | None, ...] = ()  # name_skip_reason of each of `files`
+
+
+@dataclass(frozen=True)
+class TreeWalk:
+    """One walk of a root: the rows :func:`scan_tree` returns, plus what the next walk of
+    the same root needs to skip unchanged directories (:func:`walk_tree`'s `previous`)."""
+
+    root: str
+    files: list[FileStat]
+    listings: dict[str, DirListing]
+    exclude_file: tuple[int, int] | None  # (size, mtime_ns) of .git/info/exclude, if any
+    started_ns: int
+    listed_dirs: int = 0
+    reused_dirs: int = 0
+    relisted_reason: str = ""  # why a previous walk could not be used at all ("" = it was)
+
+
+class _IgnoreRulesChanged(Exception):
+    """An ignore file changed since the previous walk: every directory is listed again."""
+
+
+def _ignore_file_stats(dir_abs: str, names: Collection[str]) -> tuple[tuple[str, int, int], ...]:
+    found = []
+    for name in IGNORE_FILE_NAMES:
+        if name in names:
+            try:
+                info = os.stat(os.path.join(dir_abs, name))
+                found.append((name, info.st_size, info.st_mtime_ns))
+            except OSError:
+                found.append((name, -1, -1))
+    return tuple(found)
+
+
+def _exclude_file_stat(real_root: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(os.path.join(real_root, ".git", "info", "exclude"))
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns)
+
+
+def walk_tree(
+    root: Path, *, max_file_bytes: int = MAX_FILE_BYTES, previous: TreeWalk | None = None
+) -> TreeWalk:
+    """:func:`scan_tree`'s walk, which can skip listing the directories `previous` (a walk
+    of the same root) listed and that have not changed since.
+
+    A reused directory costs one ``lstat`` of it and of each of its files instead of a
+    listing, the ignore-rule matching of every entry and the name checks; its rows are the
+    same as a fresh listing's (sizes, mtimes and size-based skips come from the new stats).
+    Every directory is listed again, and ``relisted_reason`` says why, when `previous` was
+    made for another root, or when an ignore file (``.gitignore``, ``.coderagignore``,
+    ``.git/info/exclude``) was added, removed or changed since: the rules decide what is
+    listed below it. Raises :class:`RootError` if the root is unusable.
+    """
     root_path = resolve_root(root)
     real_root = os.fspath(root_path)
-    rules = IgnoreRules(root_path)
+    started_ns = time.time_ns()
+    exclude_file = _exclude_file_stat(real_root)
+    reason = ""
+    if previous is not None:
+        if previous.root != real_root:
+            reason, previous = f"the previous walk was of {previous.root}", None
+        elif previous.exclude_file != exclude_file:
+            reason, previous = ".git/info/exclude changed", None
+    try:
+        return _walk(real_root, max_file_bytes, previous, started_ns, exclude_file, reason)
+    except _IgnoreRulesChanged as change:
+        return _walk(real_root, max_file_bytes, None, started_ns, exclude_file, str(change))
+
+
+def _walk(
+    real_root: str,
+    max_file_bytes: int,
+    previous: TreeWalk | None,
+    started_ns: int,
+    exclude_file: tuple[int, int] | None,
+    relisted_reason: str,
+) -> TreeWalk:
+    rules = IgnoreRules(Path(real_root))
     found: list[FileStat] = []
+    listings: dict[str, DirListing] = {}
+    old = previous.listings if previous is not None else {}
+    racy_after_ns = previous.started_ns - RACY_DIR_MTIME_NS if previous is not None else 0
     pending: list[tuple[str, str]] = [(real_root, "")]  # (absolute dir, rel dir)
+    listed = reused = 0
 
     while pending:
         dir_abs, dir_rel = pending.pop()
+        try:
+            dir_mtime_ns = os.lstat(dir_abs).st_mtime_ns
+        except FileNotFoundError:
+            if not dir_rel:
+                raise RootError(real_root, "vanished during the scan") from None
+            continue
+        except OSError:
+            dir_mtime_ns = -1
+        prior = old.get(dir_rel)
+        if (
+            prior is not None
+            and prior.reusable
+            and prior.mtime_ns == dir_mtime_ns
+            and prior.mtime_ns < racy_after_ns
+        ):
+            rows = _reuse_listing(dir_abs, dir_rel, prior, max_file_bytes)
+            if rows is not None:
+                if _ignore_file_stats(dir_abs, [n for n, _, _ in prior.ignore_files]) != (
+                    prior.ignore_files
+                ):
+                    raise _IgnoreRulesChanged(f"an ignore file in {dir_rel or '.'} changed")
+                found.extend(rows)
+                listings[dir_rel] = prior
+                prefix = dir_rel + "/" if dir_rel else ""
+                pending.extend((os.path.join(dir_abs, name), prefix + name) for name in prior.dirs)
+                reused += 1
+                continue
+        listed += 1
         try:
             with os.scandir(dir_abs) as iterator:
                 entries = list(iterator)
@@ -671,18 +808,25 @@ def scan_tree(root: Path, *, max_file_bytes: int = MAX_FILE_BYTES) -> list[FileS
         except OSError as exc:
             if not dir_rel:
                 raise RootError(real_root, exc.strerror or str(exc)) from None
-            try:
-                mtime_ns = os.lstat(dir_abs).st_mtime_ns
-            except OSError:
+            if dir_mtime_ns < 0:
                 continue
-            found.append(FileStat(dir_rel, 0, mtime_ns, SKIP_UNREADABLE))
+            found.append(FileStat(dir_rel, 0, dir_mtime_ns, SKIP_UNREADABLE))
+            listings[dir_rel] = DirListing(dir_mtime_ns, reusable=False)
             continue
 
         names = {entry.name for entry in entries}
+        ignore_files = _ignore_file_stats(dir_abs, names)
+        if prior is not None and ignore_files != prior.ignore_files:
+            raise _IgnoreRulesChanged(f"ignore files in {dir_rel or '.'} changed")
         if dir_rel and not ENVIRONMENT_MARKERS.isdisjoint(names):
+            listings[dir_rel] = DirListing(dir_mtime_ns, ignore_files=ignore_files)
             continue  # a virtualenv / conda environment below the root
         layers = rules._layers_for_dir(dir_rel, names)
         prefix = dir_rel + "/" if dir_rel else ""
+        file_names: list[str] = []
+        name_skips: list[str | None] = []
+        dir_names: list[str] = []
+        reusable = dir_mtime_ns >= 0
 
         for entry in entries:
             name = entry.name
@@ -693,6 +837,7 @@ def scan_tree(root: Path, *, max_file_bytes: int = MAX_FILE_BYTES) -> list[FileS
                 is_symlink = entry.is_symlink()
                 is_dir = not is_symlink and entry.is_dir(follow_symlinks=False)
             except OSError:
+                reusable = False
                 continue
             if is_dir:
                 if name in DEFAULT_IGNORED_DIRS:
@@ -700,10 +845,12 @@ def scan_tree(root: Path, *, max_file_bytes: int = MAX_FILE_BYTES) -> list[FileS
                 if layers and _layers_match(layers, rel_path, True):
                     continue
                 pending.append((entry.path, rel_path))
+                dir_names.append(name)
                 continue
             if layers and _layers_match(layers, rel_path, False):
                 continue
             if is_symlink:
+                reusable = False  # its target may change while this directory does not
                 file_stat = _symlink_stat(entry, rel_path, real_root, max_file_bytes)
                 if file_stat is not None:
                     found.append(file_stat)
@@ -713,12 +860,66 @@ def scan_tree(root: Path, *, max_file_bytes: int = MAX_FILE_BYTES) -> list[FileS
                     continue  # fifo, socket, device
                 entry_stat = entry.stat(follow_symlinks=False)
             except OSError:
+                reusable = False
                 continue  # vanished
-            reason = _stat_skip_reason(name, entry_stat.st_size, max_file_bytes)
-            found.append(FileStat(rel_path, entry_stat.st_size, entry_stat.st_mtime_ns, reason))
+            name_skip = name_skip_reason(name)
+            size = entry_stat.st_size
+            reason = name_skip or (
+                SKIP_TOO_LARGE if size > max_file_bytes else SKIP_EMPTY if size == 0 else None
+            )
+            found.append(FileStat(rel_path, size, entry_stat.st_mtime_ns, reason))
+            file_names.append(name)
+            name_skips.append(name_skip)
+        listings[dir_rel] = DirListing(
+            dir_mtime_ns,
+            tuple(file_names),
+            tuple(dir_names),
+            ignore_files,
+            reusable,
+            tuple(name_skips),
+        )
 
     found.sort(key=lambda file_stat: file_stat.path)
-    return found
+    return TreeWalk(
+        root=real_root,
+        files=found,
+        listings=listings,
+        exclude_file=exclude_file,
+        started_ns=started_ns,
+        listed_dirs=listed,
+        reused_dirs=reused,
+        relisted_reason=relisted_reason,
+    )
+
+
+def _reuse_listing(
+    dir_abs: str, dir_rel: str, prior: DirListing, max_file_bytes: int
+) -> list[FileStat] | None:
+    """The rows of an unchanged directory's files from fresh stats (``fstatat`` relative to
+    the directory: one path component per call), or None when one of them is no longer a
+    regular file or the directory cannot be opened (it is then listed again)."""
+    prefix = dir_rel + "/" if dir_rel else ""
+    rows = []
+    try:
+        dir_fd = os.open(dir_abs, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        for name, name_skip in zip(prior.files, prior.name_skips, strict=True):
+            try:
+                info = os.lstat(name, dir_fd=dir_fd)
+            except OSError:
+                return None
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            size = info.st_size
+            reason = name_skip or (
+                SKIP_TOO_LARGE if size > max_file_bytes else SKIP_EMPTY if size == 0 else None
+            )
+            rows.append(FileStat(prefix + name, size, info.st_mtime_ns, reason))
+    finally:
+        os.close(dir_fd)
+    return rows
 
 
 # --------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from coderag_assets.files import MAX_FILE_BYTES, FileStat, RootError, scan_tree
 from coderag_assets.store import IndexNotFoundError, IndexStore, connect_index
+from coderag_assets.tree_cache import Detection, walk_root
 
 FINGERPRINT_HEX_CHARS = 12  # 48 bits per shard: collisions are not a practical concern
 EMPTY_SHARD = "empty"  # fingerprint of a shard with no files
@@ -99,6 +100,7 @@ class TreeSnapshot:
     scanned_at: float
     scan_seconds: float
     skip_reasons: dict[str, str] = field(default_factory=dict)
+    detection: Detection | None = None  # how the tree was looked at (walk_cache given)
 
     def shard_files(self, shards: Iterable[str]) -> dict[str, StatRow]:
         """`(size, mtime_ns)` per path of the files in `shards`."""
@@ -127,10 +129,21 @@ def snapshot_tree(
     shard_of: ShardOf,
     *,
     max_file_bytes: int = MAX_FILE_BYTES,
+    walk_cache: Path | None = None,
 ) -> TreeSnapshot:
-    """Walk `root` (stat only, ignore rules applied). Raises RootError if the root is unusable."""
+    """Walk `root` (stat only, ignore rules applied). Raises RootError if the root is unusable.
+
+    With `walk_cache` (a file under the index directory) the walk skips the directories
+    that did not change since the walk saved there, and saves itself for the next one
+    (:mod:`coderag_assets.tree_cache`); the rows are the same either way.
+    """
     started = time.perf_counter()
-    stats: list[FileStat] = scan_tree(root, max_file_bytes=max_file_bytes)
+    detection = None
+    if walk_cache is None:
+        stats: list[FileStat] = scan_tree(root, max_file_bytes=max_file_bytes)
+    else:
+        walk, detection = walk_root(root, walk_cache, max_file_bytes=max_file_bytes)
+        stats = walk.files
     files = {stat.path: (stat.size, stat.mtime_ns) for stat in stats}
     skip_reasons = {stat.path: stat.skip_reason for stat in stats if stat.skip_reason}
     paths_by_shard, fingerprints = _group(files, shard_keys, shard_of)
@@ -142,6 +155,7 @@ def snapshot_tree(
         scanned_at=time.time(),
         scan_seconds=time.perf_counter() - started,
         skip_reasons=skip_reasons,
+        detection=detection,
     )
 
 

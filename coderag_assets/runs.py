@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
@@ -56,6 +57,9 @@ from coderag_assets.tags import (
     TRIGGER_TAG,
     range_tags,
 )
+
+if TYPE_CHECKING:
+    from coderag_assets.freshness import TreeSnapshot
 
 INVOCATION_TAG = "coderag/invocation"  # finds the run this process started (progress)
 LOCK_WAIT_NOTICE_S = 1.0
@@ -91,6 +95,7 @@ class IndexSummary:
     reason: str = ""
     changes: dict[str, object] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    detection: dict[str, object] = field(default_factory=dict)  # how changes were found
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -112,6 +117,7 @@ class IndexSummary:
             "shard_count": self.shard_count,
             "reason": self.reason,
             "changes": self.changes,
+            "detection": self.detection,
             "timings": {name: round(value, 3) for name, value in self.timings.items()},
         }
 
@@ -157,25 +163,19 @@ def run_index(
     """
     from coderag_assets.chunking import CHUNKER_VERSION
     from coderag_assets.embedding import EmbeddingError
-    from coderag_assets.freshness import plan_update, snapshot_tree
+    from coderag_assets.freshness import plan_update
     from coderag_assets.partitions import shard_of
     from coderag_assets.resources import CodeRagResource
     from coderag_assets.scans import save_scan
-    from coderag_assets.scope import estimate_chunks
 
     assert settings.root is not None, "run_index needs settings.root"
     started = time.perf_counter()
     settings = settings.with_root(settings.root)  # the recorded shard count, if indexed since
     instance = instance or get_instance(settings)
-    keys = shard_keys(settings.shard_count)
     store = IndexStore.for_root(settings.data_dir, settings.root)
+    # 1. What the tree holds now (reusing the previous walk's unchanged directories).
     try:
-        snapshot = snapshot_tree(
-            settings.root,
-            keys,
-            lambda path: shard_of(path, len(keys)),
-            max_file_bytes=settings.max_file_bytes,
-        )
+        settings, snapshot = look_at_tree(settings, store)
     except RootError as error:
         return IndexSummary(
             root=settings.root,
@@ -185,17 +185,8 @@ def run_index(
             seconds=time.perf_counter() - started,
             error=str(error),
         )
-    if settings.shards_unsized:  # a new index: as many shards as its size calls for
-        settings = settings.sized(
-            estimate_chunks(
-                (path, size)
-                for path, (size, _) in snapshot.files.items()
-                if path not in snapshot.skip_reasons
-            )
-        )
-        if settings.shard_count != len(keys):
-            keys = shard_keys(settings.shard_count)
-            snapshot = snapshot.regrouped(keys, lambda path: shard_of(path, len(keys)))
+    keys = shard_keys(settings.shard_count)
+    detection = snapshot.detection.to_json() if snapshot.detection else {}
     if full:
         return run_shards(
             settings,
@@ -206,6 +197,7 @@ def run_index(
             tags={TRIGGER_TAG: "index"},
             reason="full rebuild",
         )
+    # 2. Which shards differ from the published index.
     try:
         model_id = CodeRagResource.from_settings(settings).embedder_spec().model_id
     except EmbeddingError:
@@ -228,12 +220,14 @@ def run_index(
             up_to_date=True,
             shard_count=len(keys),
             reason=plan.reason,
+            detection=detection,
         )
         _fill_from_index(summary, store)
         summary.reused = _distinct_content_hashes(store)
         summary.seconds = time.perf_counter() - started
         return summary
-    # The run reads the rows of its shards from this walk instead of walking again.
+    # 3. One run of those shards under the root's lock (run_shards); it reads the rows of
+    # its shards from this walk instead of walking again.
     scan = save_scan(
         store,
         snapshot,
@@ -251,8 +245,42 @@ def run_index(
         scan=scan,
     )
     summary.changes = plan.changes.to_json()
+    summary.detection = detection
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def look_at_tree(settings: Settings, store: IndexStore) -> tuple[Settings, TreeSnapshot]:
+    """One stat-only look at `settings.root`, reusing the directories of the previous look
+    that did not change (:mod:`coderag_assets.tree_cache`), grouped into the index's
+    shards; a new index gets the shard count its size calls for (the settings returned).
+    Raises RootError when the root is unusable."""
+    from coderag_assets.freshness import snapshot_tree
+    from coderag_assets.partitions import shard_of
+    from coderag_assets.scope import estimate_chunks
+    from coderag_assets.tree_cache import TREE_CACHE_FILE
+
+    assert settings.root is not None, "look_at_tree needs settings.root"
+    count = settings.shard_count
+    snapshot = snapshot_tree(
+        settings.root,
+        shard_keys(count),
+        lambda path: shard_of(path, count),
+        max_file_bytes=settings.max_file_bytes,
+        walk_cache=store.base / TREE_CACHE_FILE,
+    )
+    if settings.shards_unsized:  # a new index: as many shards as its size calls for
+        settings = settings.sized(
+            estimate_chunks(
+                (path, size)
+                for path, (size, _) in snapshot.files.items()
+                if path not in snapshot.skip_reasons
+            )
+        )
+        if settings.shard_count != count:
+            count = settings.shard_count
+            snapshot = snapshot.regrouped(shard_keys(count), lambda path: shard_of(path, count))
+    return settings, snapshot
 
 
 # ------------------------------------------------------------------ one update run
