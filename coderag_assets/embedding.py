@@ -245,30 +245,6 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
         return embedder
 
 
-WARM_UP_TEXT = "def warm_up():\n    return None"
-
-
-def preload_embedder(spec: EmbedderSpec) -> threading.Thread:
-    """Start loading ``spec``'s model in a background thread of this process and return it.
-
-    For a caller that knows it will embed soon (an update that changed files, run on the
-    in-process executor): the backend's import, the compiled-model load and the first
-    inference (OpenVINO sets up its kernels then) overlap the run's start-up, and the run's
-    own `load_embedder` with an equal spec gets the loaded model (it waits for the load to
-    finish rather than loading twice). A failure is not raised here: the run's own load
-    fails again and reports it.
-    """
-
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            prepare_model(spec)
-            load_embedder(spec).embed([WARM_UP_TEXT])
-
-    thread = threading.Thread(target=load, name="coderag-preload-model", daemon=True)
-    thread.start()
-    return thread
-
-
 def prepare_model(spec: EmbedderSpec) -> None:
     """Make sure ``spec`` can be loaded quickly: convert the model into ``cache_dir`` if needed.
 

@@ -228,8 +228,6 @@ def run_index(
         return summary
     # 3. One run of those shards under the root's lock (run_shards); it reads the rows of
     # its shards from this walk instead of walking again.
-    if plan.changes.added or plan.changes.modified:
-        _preload_model(settings)
     scan = save_scan(
         store,
         snapshot,
@@ -250,25 +248,6 @@ def run_index(
     summary.detection = detection
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _preload_model(settings: Settings) -> None:
-    """Load the model the run's shard steps will embed with while the run starts, when they
-    run in this process (the in-process executor; other executors load it in their own
-    processes). The spec is the one `index_shard` builds, so the step finds it loaded."""
-    from coderag_assets.embedding import EmbeddingError, preload_embedder
-    from coderag_assets.resources import CodeRagResource
-
-    executor = choose_executor(settings.executor)
-    if executor != "in_process":
-        return
-    threads = settings.inference_threads or executor_threads(executor, settings.workers)
-    resource = CodeRagResource.from_settings(replace(settings, inference_threads=threads))
-    try:
-        spec = replace(resource.embedder_spec(), threads=resource.step_inference_threads())
-    except EmbeddingError:
-        return  # the run reports it
-    preload_embedder(spec)
 
 
 def look_at_tree(settings: Settings, store: IndexStore) -> tuple[Settings, TreeSnapshot]:
