@@ -60,6 +60,7 @@ from coderag_assets.tags import (
     runs_in_flight,
     shards_of_requests,
 )
+from coderag_assets.tree_cache import TREE_CACHE_FILE
 
 CHANGE_SENSOR_NAME = "coderag_changes"
 FRESHNESS_CHECK_NAME = "index_matches_working_tree"
@@ -227,7 +228,11 @@ def evaluate_changes(
     store = IndexStore.for_root(Path(coderag.data_dir), root)
     try:
         snapshot = snapshot_tree(
-            root, shards.keys, shards.of, max_file_bytes=coderag.max_file_bytes
+            root,
+            shards.keys,
+            shards.of,
+            max_file_bytes=coderag.max_file_bytes,
+            walk_cache=store.base / TREE_CACHE_FILE,  # list only the directories that changed
         )
     except RootError as error:
         return dg.SensorResult(
