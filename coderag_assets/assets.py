@@ -71,18 +71,16 @@ def prepare_shards(context: dg.OpExecutionContext, config: PrepareConfig, codera
     )
     context.log.info(source)
     spec = coderag.embedder_spec()
-    prepared = [
-        indexing.prepare_shard(
-            store,
-            shard,
-            by_shard[shard],
-            run_id=context.run_id,
-            max_file_bytes=coderag.max_file_bytes,
-            verify_hashes=config.verify_hashes,
-            model_id=spec.model_id,
-        )
-        for shard in shards
-    ]
+    prepared = indexing.prepare_shards(
+        store,
+        shards,
+        by_shard,
+        run_id=context.run_id,
+        max_file_bytes=coderag.max_file_bytes,
+        verify_hashes=config.verify_hashes,
+        model_id=spec.model_id,
+        workers=coderag.workers,
+    )
     pending = sum(item.pending_vectors for item in prepared)
     context.log.info(
         f"{sum(item.manifest.files for item in prepared)} files, "

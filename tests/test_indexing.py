@@ -1,0 +1,73 @@
+"""The shard stages of `indexing`: preparing shards on several processes writes exactly the
+files one process writes, and reports the same numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from coderag_assets import indexing
+from coderag_assets.files import scan_tree
+from coderag_assets.partitions import shard_keys, shard_of
+from coderag_assets.store import IndexStore
+
+SHARD_COUNT = 16
+KINDS = ("manifest", "chunks", "symbols", "occurrences")
+
+
+def prepare(data_dir: Path, root: Path, workers: int) -> tuple[IndexStore, list]:
+    store = IndexStore.for_root(data_dir, root)
+    keys = shard_keys(SHARD_COUNT)
+    by_shard: dict[str, list] = {key: [] for key in keys}
+    for stat in scan_tree(root):
+        by_shard[shard_of(stat.path, SHARD_COUNT)].append(stat)
+    prepared = indexing.prepare_shards(
+        store, keys, by_shard, run_id="run-1", max_file_bytes=1_000_000, workers=workers
+    )
+    return store, prepared
+
+
+def test_parallel_prepare_writes_what_one_process_writes(
+    tmp_path: Path, repo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexing, "PARALLEL_PREPARE_MIN_FILES", 1)
+    monkeypatch.setattr(indexing, "available_cores", lambda: 2)
+    root = repo_copy.resolve()
+    assert indexing.prepare_workers(2, SHARD_COUNT, 10) == 2
+
+    serial_store, serial = prepare(tmp_path / "serial", root, workers=1)
+    parallel_store, parallel = prepare(tmp_path / "parallel", root, workers=2)
+
+    assert [item.shard for item in parallel] == shard_keys(SHARD_COUNT)
+    for item in (*serial, *parallel):
+        item.chunks.seconds = 0.0  # the only number that may differ
+    assert parallel == serial  # stats: files, chunks, symbols, skips, pending vectors
+    assert sum(item.chunks.chunks for item in parallel) > 15
+    for shard in shard_keys(SHARD_COUNT):
+        for kind in KINDS:
+            serial_file = serial_store.shard_file(kind, shard)
+            parallel_file = parallel_store.shard_file(kind, shard)
+            assert parallel_file.exists() == serial_file.exists(), (kind, shard)
+            if serial_file.exists():
+                assert pq.read_table(parallel_file).equals(pq.read_table(serial_file)), (
+                    kind,
+                    shard,
+                )
+
+
+def test_small_updates_and_daemonic_processes_prepare_in_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(indexing, "available_cores", lambda: 8)
+    assert indexing.prepare_workers(8, 1, 10_000) == 1  # one shard
+    assert indexing.prepare_workers(8, 16, indexing.PARALLEL_PREPARE_MIN_FILES - 1) == 1
+    assert indexing.prepare_workers(4, 16, 10_000) == 4
+    assert indexing.prepare_workers(8, 3, 10_000) == 3
+
+    class Daemonic:
+        daemon = True
+
+    monkeypatch.setattr(indexing.multiprocessing, "current_process", lambda: Daemonic())
+    assert indexing.prepare_workers(8, 16, 10_000) == 1
