@@ -7,7 +7,7 @@ watcher spares the per-file ``stat`` (git's builtin fsmonitor is macOS/Windows o
 `git status` stats every tracked file too). What a previous walk can spare is everything
 around the stats: listing unchanged directories, matching every entry against the ignore
 rules, the name checks. Measured on 33,600 files / 6,401 directories (2 busy cores; see
-``docs/change-detection.md``): full walk 196-232 ms, walk reusing the previous one
+``docs/indexing-speed.md``): full walk 196-232 ms, walk reusing the previous one
 119-139 ms, `git status --porcelain -uall` with the untracked cache 82 ms (and it would
 still need a stat per file, plus HEAD bookkeeping, to say what changed since the index).
 The reused walk also needs no git: plain directories, broken or absent git metadata and

@@ -40,15 +40,15 @@ def test_empty_repository_indexes_to_an_empty_searchable_index(tmp_path, data_di
 def test_file_vanishing_between_walk_and_read_is_a_recorded_skip(
     repo_copy, data_dir, monkeypatch
 ) -> None:
-    real_scan = freshness.scan_tree
+    real_walk = freshness.walk_root
 
-    def scan_then_delete(root, **kwargs):
-        stats = real_scan(root, **kwargs)
+    def walk_then_delete(root, cache_path, **kwargs):
+        walked = real_walk(root, cache_path, **kwargs)
         (root / "pyutils" / "retry.py").unlink(missing_ok=True)
-        return stats
+        return walked
 
     # The walk that plans the update is the one its run reads (the run does not walk again).
-    monkeypatch.setattr(freshness, "scan_tree", scan_then_delete)
+    monkeypatch.setattr(freshness, "walk_root", walk_then_delete)
     _, summary = _index(repo_copy, data_dir)
     assert summary.success, summary.error
     assert summary.skipped.get("vanished") == 1
