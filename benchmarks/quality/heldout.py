@@ -214,5 +214,36 @@ HELDOUT_QUERIES: tuple[Query, ...] = (
        "architecture",
        ("src/types/store.ts", FILE), ("src/types/reducers.ts", FILE),
        ("src/types/middleware.ts", FILE)),
+    # ------------- more architecture questions, one pair per held-out corpus (issue 19),
+    # ------------- written from the sources before any search was run with them
+    _q("commander", "which file models a single option: its flags, default value and the "
+       "property name it is stored under", "architecture",
+       ("lib/option.js", FILE)),
+    _q("commander", "where are the error classes thrown when parsing the command line fails",
+       "architecture",
+       ("lib/error.js", FILE)),
+    _q("itsdangerous", "which module adds timestamps to signatures so that they can expire",
+       "architecture",
+       ("src/itsdangerous/timed.py", FILE)),
+    _q("itsdangerous", "where are the exception types for a bad or expired signature defined",
+       "architecture",
+       ("src/itsdangerous/exc.py", FILE)),
+    _q("mux", "which file defines a single route and the matchers that can be attached to it, "
+       "like host, methods, headers and queries", "architecture",
+       ("route.go", FILE)),
+    _q("mux", "where is the package overview that explains how routing works", "architecture",
+       ("doc.go", FILE)),
+    _q("textwrap", "which module decides where one word ends and the next begins, by ASCII "
+       "spaces or by Unicode rules", "architecture",
+       ("src/word_separators.rs", FILE)),
+    _q("textwrap", "which file is the crate's entry point with the wrap and fill functions and "
+       "their options", "architecture",
+       ("src/lib.rs", FILE)),
+    _q("redux", "where are the private action types the store sends itself at startup and when "
+       "the reducer is replaced", "architecture",
+       ("src/utils/actionTypes.ts", FILE)),
+    _q("redux", "which file is the package's public entry point that re-exports everything",
+       "architecture",
+       ("src/index.ts", FILE)),
 )
 # fmt: on

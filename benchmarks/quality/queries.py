@@ -334,5 +334,48 @@ QUERIES: tuple[Query, ...] = (
     _q("query-core", "which class is the entry point that owns the query and mutation caches",
        "architecture",
        ("src/queryClient.ts", FILE)),
+    # ------------- more architecture questions, one pair per dev corpus (issue 19), written from
+    # ------------- the file layout and the sources before any search was run with them
+    _q("semver", "which file defines the class that parses one version number and compares "
+       "it with another", "architecture",
+       ("classes/semver.js", FILE)),
+    _q("semver", "where is the class for a single operator-and-version condition like >=1.2.0 "
+       "implemented", "architecture",
+       ("classes/comparator.js", FILE)),
+    _q("express", "which file adds helpers to the incoming request such as reading headers and "
+       "negotiating the accepted content type", "architecture",
+       ("lib/request.js", FILE)),
+    _q("express", "where is the application object put together: settings, template engines, "
+       "mounting sub-apps and starting the server", "architecture",
+       ("lib/application.js", FILE)),
+    _q("tenacity", "which module collects the conditions that decide from an attempt's outcome "
+       "whether to try again", "architecture",
+       ("tenacity/retry.py", FILE)),
+    _q("tenacity", "where does the asyncio flavour of the retrying machinery live", "architecture",
+       ("tenacity/asyncio/__init__.py", FILE)),
+    _q("marshmallow", "which module defines every field type and how each turns values into "
+       "primitives and back", "architecture",
+       ("src/marshmallow/fields.py", FILE)),
+    _q("marshmallow", "where are the decorators that register pre- and post-processing hooks on "
+       "a schema", "architecture",
+       ("src/marshmallow/decorators.py", FILE)),
+    _q("cobra", "which file holds the built-in validators for how many positional arguments a "
+       "command accepts", "architecture",
+       ("args.go", FILE)),
+    _q("cobra", "where is the generator that writes manual pages for a command tree",
+       "architecture",
+       ("doc/man_docs.go", FILE)),
+    _q("bytes", "which module implements the cheaply cloneable, reference-counted immutable "
+       "byte buffer", "architecture",
+       ("src/bytes.rs", FILE)),
+    _q("bytes", "where are the adapters that join two buffers into one or cap how much of a "
+       "buffer can be read", "architecture",
+       ("src/buf/chain.rs", FILE), ("src/buf/take.rs", FILE)),
+    _q("query-core", "which module retries a failing fetch with a delay and pauses while the "
+       "app is offline", "architecture",
+       ("src/retryer.ts", FILE)),
+    _q("query-core", "where is the cache state serialized on the server and restored on the "
+       "client", "architecture",
+       ("src/hydration.ts", FILE)),
 )
 # fmt: on
