@@ -23,7 +23,6 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -39,8 +38,19 @@ from coderag_assets.features import (  # noqa: F401  (re-exported: the ranking's
     is_test_path,
     name_words,
 )
+from coderag_assets.ranking import (  # RankingConfig, DEFAULT_RANKING: re-exported
+    DEFAULT_RANKING,
+    MAX_INJECTED_DEFINITIONS,
+    Candidate,
+    QueryInfo,
+    RankingConfig,
+    identifier_of,
+    parse_query,
+    rank_candidates,
+    spread_files,
+)
 from coderag_assets.records import Record
-from coderag_assets.tokens import query_terms
+from coderag_assets.tokens import code_tokens, query_terms, stem
 
 Mode = Literal["hybrid", "vector", "bm25"]
 # (query, candidate texts) → one relevance score per text, higher is better (`rerank.Reranker`).
@@ -86,43 +96,6 @@ class SearchResult(Record):
     @classmethod
     def _none_as_empty(cls, value: object) -> object:
         return "" if value is None else value
-
-
-@dataclass(frozen=True, slots=True)
-class RankingConfig:
-    """Weights of the ranking steps; the defaults are what the quality benchmark chose.
-
-    Scores are on a 0..1 scale (fused reciprocal rank divided by its best possible value),
-    then multiplied by the demotion factors and increased by the boosts.
-    """
-
-    rrf_k: int = 15
-    vector_weight: float = 0.9
-    bm25_weight: float = 1.0
-    stem: bool = True  # light stemming + query stopwords in BM25
-    bm25_name_tf: float = 2.0  # extra BM25 term count for each word of a definition's name
-    symbol_boost: float = 0.1  # × share of the definition's name words the query contains
-    path_boost: float = 0.1  # × share of the file name's words the query contains
-    glue_factor: float = 0.3  # module glue (no enclosing definition) in code files
-    test_factor: float = 0.3  # files under tests/, test_*.py, *.test.js, ...
-    non_code_factor: float = 0.25  # docs and config: Markdown, reST, text, YAML, JSON, ...
-    collapse: bool = True  # one result per run of consecutive chunks of one definition
-    # × per better-ranked result from the same file (1.0: off), so one file cannot fill the
-    # top 10: on the benchmark's dev split distinct files in the top 10 go from 4.2 to 6.2 and
-    # file nDCG@10 +0.012, definition MRR@10 unchanged within noise (−0.003).
-    file_repeat_factor: float = 0.8
-    # Reranking (only when a rescorer is passed to `IndexReader.search`, e.g. `--rerank`): the
-    # first ``rerank_depth`` results are re-scored by the cross-encoder, and their final order
-    # fuses the first-stage rank with the reranker's rank by reciprocal rank (k = rerank_k,
-    # the reranker's rank weighted ``rerank_weight``). Chosen on the dev split (def R@1
-    # 0.564 → 0.586, def MRR@10 0.674 → 0.667); a heavier reranker weight lost on every split
-    # (docs/quality.md, "The reranker").
-    rerank_depth: int = 20
-    rerank_k: int = 15
-    rerank_weight: float = 0.5
-
-
-DEFAULT_RANKING = RankingConfig()
 
 
 def normalize_language(language: str) -> str:
@@ -423,16 +396,22 @@ class IndexReader:
         mask = self._mask(language, path_glob)
         depth = max(FUSION_DEPTH, limit)
         terms = query_terms(query, stemmed=ranking.stem)
+        identifier = identifier_of(query)
+        definitions = self.exact_definitions(identifier, mask) if identifier else []
+        query_info = parse_query(query, terms, has_definition=bool(definitions))
         rankings: list[list[tuple[int, float]]] = []
         weights: list[float] = []
         if mode in ("vector", "hybrid"):
             vector = self._need_vector(query_vector)
             rankings.append(self.vector_ranking(vector, depth, mask))
-            weights.append(ranking.vector_weight)
+            vector_weight = ranking.vector_weight
+            if query_info.kind == "identifier":
+                vector_weight *= ranking.identifier_vector_factor
+            weights.append(vector_weight)
         if mode in ("bm25", "hybrid"):
             rankings.append(self.bm25_ranking(terms, depth, mask))
             weights.append(ranking.bm25_weight)
-        ranked = self.rank(rankings, weights, terms)
+        ranked = self.rank(rankings, weights, terms, query_info, definitions)
         if rescorer is not None:
             ranked = self.rerank(query, ranked, rescorer)
         return self._results(ranked[:limit])
@@ -442,33 +421,75 @@ class IndexReader:
         rankings: list[list[tuple[int, float]]],
         weights: list[float],
         terms: list[str],
+        query_info: QueryInfo | None = None,
+        definitions: Sequence[int] = (),
     ) -> list[tuple[int, float]]:
-        """Fuse the rankers' (row, score) lists, apply boosts and demotions, collapse; best first."""
-        ranking = self.ranking
+        """Fuse the rankers' (row, score) lists and apply the ranking steps
+        (`ranking.rank_candidates`) → (row, score) best first. `definitions` are the rows of
+        an identifier query's exact definitions (`exact_definitions`)."""
         fused, best_possible = self._fuse(rankings, weights)
-        query_words = set(terms)
-        scored: list[tuple[int, float]] = []
-        for row, fused_score in fused.items():
-            score = fused_score / best_possible
-            if self.is_glue[row]:
-                score *= ranking.glue_factor
-            if self.is_test[row]:
-                score *= ranking.test_factor
-            if self.is_non_code[row]:
-                score *= ranking.non_code_factor
-            if ranking.symbol_boost and self.name_words[row]:
-                shared = len(self.name_words[row] & query_words)
-                score += ranking.symbol_boost * shared / len(self.name_words[row])
-            if ranking.path_boost and self.file_words[row]:
-                shared = len(self.file_words[row] & query_words)
-                score += ranking.path_boost * shared / len(self.file_words[row])
-            scored.append((row, score))
-        scored.sort(key=lambda item: (-item[1], item[0]))
-        if ranking.collapse:
-            scored = self._collapse(scored)
-        if ranking.file_repeat_factor != 1.0:
-            scored = self._spread_files(scored, ranking.file_repeat_factor)
-        return scored
+        if query_info is None:
+            query_info = QueryInfo("plain", frozenset(terms), ())
+        candidates = [self.candidate(row, score / best_possible) for row, score in fused.items()]
+        ranked = rank_candidates(
+            candidates,
+            query_info,
+            self.ranking,
+            [self.candidate(row, 0.0) for row in definitions],
+        )
+        return [(candidate.row, candidate.score) for candidate in ranked]
+
+    def candidate(self, row: int, score: float) -> Candidate:
+        """Row `row` as a ranking candidate with `score`."""
+        segment, local = self._locate(row)
+        return Candidate(
+            row=row,
+            score=score,
+            path=str(segment.rows.value(local, "path")),
+            symbol=str(segment.rows.value(local, "symbol") or ""),
+            run=int(self.run_of[row]),
+            is_glue=bool(self.is_glue[row]),
+            is_test=bool(self.is_test[row]),
+            is_non_code=bool(self.is_non_code[row]),
+            name_words=self.name_words[row],
+            file_words=self.file_words[row],
+        )
+
+    def exact_definitions(self, identifier: str, mask: np.ndarray | None) -> list[int]:
+        """Rows of the chunks defining exactly `identifier` (`ranking.identifier_of`: `Func`,
+        `Type.method`), found through the definition-name postings and checked against the
+        chunk's symbol: first the exact spelling, else a case-insensitive one. A qualified
+        name (`Type.method`) must match the end of the symbol; a bare one its last part.
+        Empty when the index defines no such name."""
+        name = identifier.rsplit(".", 1)[-1]
+        tokens = code_tokens(name)
+        if not tokens or self.size == 0:
+            return []
+        term = stem(tokens[0]) if self.ranking.stem else tokens[0]
+        rows: list[int] = []
+        for start, segment in zip(self.segment_starts, self.segments, strict=True):
+            postings = segment.postings if self.ranking.stem else segment.unstemmed_postings()
+            where = postings.lookup(term)
+            if where is None:
+                continue
+            segment_rows, _, name_tf = postings.term_postings(where)
+            rows.extend(int(start) + int(local) for local in segment_rows[name_tf > 0])
+        if mask is not None:
+            rows = [row for row in rows if mask[row]]
+        wanted = identifier.lower()
+        exact: list[int] = []
+        folded: list[int] = []
+        for row in rows:
+            segment, local = self._locate(row)
+            symbol = str(segment.rows.value(local, "symbol") or "")
+            qualified = "." + symbol
+            if qualified.endswith("." + identifier):
+                exact.append(row)
+            elif qualified.lower().endswith("." + wanted):
+                folded.append(row)
+            if len(exact) >= 4 * MAX_INJECTED_DEFINITIONS:
+                break
+        return exact or folded
 
     def rerank(
         self, query: str, ranked: list[tuple[int, float]], rescorer: Rescorer
@@ -491,7 +512,10 @@ class IndexReader:
         ]
         fused.sort(key=lambda item: (-item[1], item[0]))
         if ranking.file_repeat_factor != 1.0:
-            fused = self._spread_files(fused, ranking.file_repeat_factor)
+            spread = spread_files(
+                [self.candidate(row, score) for row, score in fused], ranking.file_repeat_factor
+            )
+            fused = [(candidate.row, candidate.score) for candidate in spread]
         floor = fused[-1][1]
         return fused + [(row, min(score, floor)) for row, score in tail]
 
@@ -509,34 +533,6 @@ class IndexReader:
         rows = [[row for row, _ in ranked] for ranked in rankings]
         fused = dict(rrf_fuse(rows, self.ranking.rrf_k, weights)) if rows else {}
         return fused, max(sum(weights) / (self.ranking.rrf_k + 1), 1e-9)
-
-    def _collapse(self, scored: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        """Keep only the best-ranked chunk of each run of consecutive chunks of one definition
-        (same file, same symbol, nothing else between them)."""
-        seen: set[int] = set()
-        kept: list[tuple[int, float]] = []
-        for row, score in scored:
-            run = self.run_of[row]
-            if run not in seen:
-                seen.add(run)
-                kept.append((row, score))
-        return kept
-
-    def _spread_files(
-        self, scored: list[tuple[int, float]], factor: float
-    ) -> list[tuple[int, float]]:
-        """Multiply each result's score by ``factor`` once per better-ranked result of its file,
-        then re-sort: the best chunk of every file keeps its score."""
-        seen_per_file: dict[str, int] = {}
-        spread: list[tuple[int, float]] = []
-        for row, score in scored:
-            segment, local = self._locate(row)
-            path = str(segment.rows.value(local, "path"))
-            repeats = seen_per_file.get(path, 0)
-            seen_per_file[path] = repeats + 1
-            spread.append((row, score * factor**repeats))
-        spread.sort(key=lambda item: (-item[1], item[0]))
-        return spread
 
     @staticmethod
     def _need_vector(query_vector: np.ndarray | None) -> np.ndarray:

@@ -191,17 +191,6 @@ def test_definition_runs_group_consecutive_chunks_of_one_definition() -> None:
     assert definition_runs(paths, symbols).tolist() == [0, 0, 1, 2, 3]
 
 
-def test_collapse_keeps_the_best_chunk_of_each_run(fixture_index) -> None:
-    reader = fixture_index.reader
-    saved = reader.run_of
-    try:
-        reader.run_of = np.array([0, 0, 1, 2] + [3] * (reader.size - 4))
-        collapsed = reader._collapse([(1, 0.9), (2, 0.8), (0, 0.7), (3, 0.6)])
-        assert [row for row, _ in collapsed] == [1, 2, 3]
-    finally:
-        reader.run_of = saved
-
-
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "bm25"])
 def test_definition_outranks_module_docstring(fixture_index, mode) -> None:
     fixture_index.reader.set_ranking(_default())
