@@ -109,8 +109,8 @@ class RankingConfig:
     # multiplied by this, and each exact definition of the name gains × top (more when the
     # file stem matches the name), added when no ranker retrieved it.
     identifier_vector_factor: float = 1.0
-    exact_definition_boost: float = 0.0
-    exact_definition_stem_boost: float = 0.0
+    exact_definition_boost: float = 3.0
+    exact_definition_stem_boost: float = 4.5
     # Reranking (only when a rescorer is passed to `IndexReader.search`, e.g. `--rerank`): the
     # first ``rerank_depth`` results are re-scored by the cross-encoder, and their final order
     # fuses the first-stage rank with the reranker's rank by reciprocal rank (k = rerank_k,

@@ -263,3 +263,74 @@ def test_the_search_side_imports_no_indexing_libraries() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- identifier queries
+
+
+def test_identifier_query_returns_its_definition_first_when_both_rankers_miss_it(
+    fixture_index, monkeypatch
+) -> None:
+    """`parse_duration` is defined in pyutils/retry.py; both rankers are made to return only
+    other chunks, and the exact definition still comes first (found in the symbol postings)."""
+    reader = fixture_index.reader
+    reader.set_ranking(_default())
+    target = _row(reader, "pyutils/retry.py", "parse_duration")
+    others = [(row, 1.0 / (1 + row)) for row in range(reader.size) if row != target][:20]
+    monkeypatch.setattr(reader, "vector_ranking", lambda *args, **kwargs: list(others))
+    monkeypatch.setattr(reader, "bm25_ranking", lambda *args, **kwargs: list(others))
+    for mode in ("hybrid", "bm25", "vector"):
+        results = fixture_index.search("parse_duration", mode=mode, limit=5)
+        assert (results[0].path, results[0].symbol) == ("pyutils/retry.py", "parse_duration")
+    # a name the index does not define ranks as plain text: same as without identifier mode
+    missing = fixture_index.search("parse_durations_everywhere", mode="hybrid", limit=5)
+    reader.set_ranking(
+        replace(
+            _default(),
+            exact_definition_boost=0.0,
+            exact_definition_stem_boost=0.0,
+            identifier_vector_factor=1.0,
+        )
+    )
+    plain = fixture_index.search("parse_durations_everywhere", mode="hybrid", limit=5)
+    reader.set_ranking(_default())
+    assert missing == plain
+    assert target not in [row for row, _ in others]
+
+
+def test_exact_definitions_are_found_through_the_name_postings(fixture_index) -> None:
+    reader = fixture_index.reader
+    reader.set_ranking(_default())
+    rows = reader.exact_definitions("LRUCache", None)
+    assert {(reader.paths[r], reader.symbols[r]) for r in rows} == {
+        ("pyutils/cache.py", "LRUCache")
+    }
+    assert reader.exact_definitions("lrucache", None) == rows  # case-insensitive fallback
+    assert reader.exact_definitions("NoSuchThing", None) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "the of and to",  # only stopwords
+        "?!... --- ((()))",  # only punctuation
+        "retry " * 1700,  # about 10 kB
+        "キャッシュを削除する",  # another script
+        "кэш с вытеснением",
+        "a::",
+        "::",
+    ],
+)
+@pytest.mark.parametrize("mode", ["hybrid", "bm25", "vector"])
+def test_odd_queries_return_a_list(fixture_index, query: str, mode: str) -> None:
+    fixture_index.reader.set_ranking(_default())
+    results = fixture_index.search(query, mode=mode, limit=5)
+    assert isinstance(results, list)
+    assert len(results) <= 5
+
+
+def test_empty_query_is_a_clear_error(fixture_index) -> None:
+    from coderag_assets.search import SearchError
+
+    with pytest.raises(SearchError, match="empty query"):
+        fixture_index.search("   ", mode="hybrid")

@@ -219,6 +219,7 @@ def style_of(query: Query) -> str:
 def subsets_of(query: Query) -> list[str]:
     """The report subsets ``query`` belongs to."""
     names = ["all", split_of(query), style_of(query), LANGUAGE_OF_CORPUS[query.corpus]]
+    names.append(f"{split_of(query)} {style_of(query)}")
     if query.corpus in V1_CORPORA and query.style != "architecture":
         names.append(V1_SUBSET)
     return names
@@ -244,6 +245,7 @@ def evaluate(
     query_adapter: np.ndarray | None = None,
     rescorer: Rescorer | None = None,
     reranked_configs: frozenset[str] = frozenset(),
+    modes: tuple[str, ...] = MODES,
 ) -> tuple[Rows, dict[str, Rows], dict]:
     """Baseline rows, CodeRAG rows per ranking config (name → mode → subset → metrics), and run
     info. ``model`` overrides the configured embedding model; ``query_adapter`` is a matrix
@@ -255,7 +257,7 @@ def evaluate(
     instance = get_instance(settings)
 
     def fresh() -> QueryScores:
-        return {mode: {} for mode in MODES}
+        return {mode: {} for mode in modes}
 
     baseline_scores = fresh()
     config_scores = {name: fresh() for name, _ in configs}
@@ -282,7 +284,7 @@ def evaluate(
         info["model_id"] = embedder.model_id
         for query in queries:
             baseline = windows.rankings(query.text, vectors[query], RESULT_LIMIT)
-            for mode in MODES:
+            for mode in modes:
                 window_hits = [
                     Hit(w.path, w.start_line, w.end_line)
                     for w in (windows.windows[row] for row in baseline[mode])
@@ -291,7 +293,7 @@ def evaluate(
         for name, config in configs:
             service.reader.set_ranking(config)
             for query in queries:
-                for mode in MODES:
+                for mode in modes:
                     results = service.reader.search(
                         query.text,
                         mode=mode,
@@ -365,6 +367,60 @@ def sweep_table(config_rows: dict[str, Rows]) -> str:
             f"{hybrid['all']['def_MRR@10']:.3f} | {hybrid['identifier']['def_MRR@10']:.3f} | "
             f"{hybrid['all']['distinct_files@10']:.2f} |"
         )
+    return "\n".join(lines)
+
+
+def _config_value(config: RankingConfig, key: str, text: str) -> object:
+    current = getattr(config, key)  # AttributeError names an unknown weight
+    if isinstance(current, bool):
+        return text.lower() in ("1", "true", "yes", "on")
+    return type(current)(text)
+
+
+def parse_settings(config: RankingConfig, settings: list[str]) -> RankingConfig:
+    """``config`` with ``key=value`` settings applied (`--set`)."""
+    for setting in settings:
+        key, _, text = setting.partition("=")
+        config = replace(config, **{key: _config_value(config, key, text)})
+    return config
+
+
+def weight_sweep(base: RankingConfig, axes: list[str]) -> list[tuple[str, RankingConfig]]:
+    """Every combination of the ``key=v1,v2,...`` axes on top of ``base`` (`--sweep`)."""
+    configs: list[tuple[list[str], RankingConfig]] = [([], base)]
+    for axis in axes:
+        key, _, texts = axis.partition("=")
+        configs = [
+            ([*names, f"{key}={text}"], replace(config, **{key: _config_value(config, key, text)}))
+            for names, config in configs
+            for text in texts.split(",")
+        ]
+    return [(" ".join(names) or "base", config) for names, config in configs]
+
+
+DEV_SWEEP_SUBSETS = ("dev", "dev plain", "dev identifier", "dev architecture")
+
+
+def dev_sweep_table(config_rows: dict[str, Rows]) -> str:
+    """Hybrid mode per config on the dev split only (the held-out rows are not printed: weights
+    are chosen here)."""
+    header = ["config"]
+    for subset in DEV_SWEEP_SUBSETS:
+        header += [f"{subset} file nDCG@10", f"{subset} def MRR@10", f"{subset} def R@1"]
+    header.append("dev distinct files@10")
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for name, rows in config_rows.items():
+        hybrid = rows["hybrid"]
+        cells = []
+        for subset in DEV_SWEEP_SUBSETS:
+            row = hybrid[subset]
+            cells += [
+                f"{row['file_nDCG@10']:.3f}",
+                f"{row['def_MRR@10']:.3f}",
+                f"{row['def_R@1']:.3f}",
+            ]
+        cells.append(f"{hybrid['dev']['distinct_files@10']:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -567,8 +623,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rerank-sweep", action="store_true", help="measure a grid of reranking weights"
     )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a RankingConfig weight for this run (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sweep", action="append", default=[], metavar="KEY=V1,V2",
+        help="measure every combination of these weights (hybrid, dev rows only; repeatable)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    configs = ablation_steps() if args.ablation else [("default", DEFAULT_RANKING)]
+    base = parse_settings(DEFAULT_RANKING, args.set)
+    if args.sweep:
+        _, sweep_rows, _ = evaluate(
+            args.work, False, weight_sweep(base, args.sweep), model=args.model,
+            modes=("hybrid",),
+        )  # fmt: skip
+        print(dev_sweep_table(sweep_rows))
+        return 0
+    configs = ablation_steps() if args.ablation else [("default", base)]
     adapter = np.load(args.query_adapter) if args.query_adapter else None
     rescorer, reranked = None, frozenset[str]()
     if args.rerank or args.rerank_sweep:
