@@ -92,19 +92,20 @@ class RankingConfig:
     # top 10; deeper candidates refill the places.
     file_repeat_factor: float = 0.8
     # Noise paths (examples/, docs_src/, compat/, legacy/, benches/, .d.ts): × this.
-    noise_factor: float = 1.0
+    noise_factor: float = 0.3
     # Glue chunks of re-export hubs (mod.rs, index.ts, __init__.py, ...) get this factor instead
     # of `glue_factor`: the hub is often the answer to "where is X exported".
-    hub_glue_factor: float = 0.3
+    hub_glue_factor: float = 1.0
     # Path prior: × top × share of the query keywords prefix-matching the file stem or its
     # parent directory's name (0: off).
-    path_prior: float = 0.0
+    path_prior: float = 0.1
     # File pooling: the best chunk of each file gains × top × (file sum ÷ largest file sum).
-    pool_weight: float = 0.0
-    # Pooling counts only candidates whose score is at least this share of the top score.
-    pool_floor: float = 0.0
+    pool_weight: float = 0.3
+    # Pooling counts only candidates whose score is at least this share of the top score, so
+    # a long tail of weak chunks cannot make a big file look central.
+    pool_floor: float = 0.5
     # Pooling weight for architecture questions ("which module ...", "where is X wired").
-    architecture_pool_weight: float = 0.0
+    architecture_pool_weight: float = 1.0
     # Identifier queries (a bare name that the index defines): the vector ranker's weight is
     # multiplied by this, and each exact definition of the name gains × top (more when the
     # file stem matches the name), added when no ranker retrieved it.
@@ -121,6 +122,19 @@ class RankingConfig:
 
 
 DEFAULT_RANKING = RankingConfig()
+#: The ranking before issue 19's steps (no noise paths, hub glue demoted like any glue, no path
+#: prior, no file pooling, no identifier mode): the "before" of docs/quality.md.
+PREVIOUS_RANKING = RankingConfig(
+    noise_factor=1.0,
+    hub_glue_factor=0.3,
+    path_prior=0.0,
+    pool_weight=0.0,
+    pool_floor=0.0,
+    architecture_pool_weight=0.0,
+    identifier_vector_factor=1.0,
+    exact_definition_boost=0.0,
+    exact_definition_stem_boost=0.0,
+)
 
 
 @dataclass(slots=True)

@@ -35,6 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from coderag_assets.query import QueryService
+from coderag_assets.ranking import PREVIOUS_RANKING
 from coderag_assets.runs import get_instance, run_index
 from coderag_assets.search import DEFAULT_RANKING, MODES, RankingConfig, Rescorer
 from coderag_assets.settings import load_settings
@@ -158,31 +159,56 @@ def indexed_files(service: QueryService, root: Path) -> dict[str, str]:
 def ablation_steps() -> list[tuple[str, RankingConfig]]:
     """Cumulative ranking steps, each measured on top of the previous one; the last is the
     shipped default (``DEFAULT_RANKING``). The first row is plain RRF (k 60, equal weights) over
-    the AST chunks with unstemmed BM25 and no boosts."""
-    default = DEFAULT_RANKING
-    config = RankingConfig(
-        rrf_k=60, vector_weight=1.0, stem=False, bm25_name_tf=0.0, symbol_boost=0.0,
-        path_boost=0.0, glue_factor=1.0, test_factor=1.0,
+    the AST chunks with unstemmed BM25 and no boosts; "previous default" is the ranking before
+    issue 19 (``PREVIOUS_RANKING``)."""
+    default, previous = DEFAULT_RANKING, PREVIOUS_RANKING
+    config = replace(
+        previous, rrf_k=60, vector_weight=1.0, stem=False, bm25_name_tf=0.0, symbol_boost=0.0,
+        path_boost=0.0, glue_factor=1.0, hub_glue_factor=1.0, test_factor=1.0,
         non_code_factor=1.0, collapse=False, file_repeat_factor=1.0,
     )  # fmt: skip
     steps = [("plain RRF over AST chunks", config)]
     for label, changes in (
-        ("+ stemming and query stopwords in BM25", {"stem": default.stem}),
-        ("+ definition name weighted ×3 in BM25", {"bm25_name_tf": default.bm25_name_tf}),
-        ("+ definition-name word boost", {"symbol_boost": default.symbol_boost}),
-        ("+ file-name word boost", {"path_boost": default.path_boost}),
-        ("+ module glue demoted", {"glue_factor": default.glue_factor}),
-        ("+ test files demoted", {"test_factor": default.test_factor}),
-        ("+ docs and config demoted", {"non_code_factor": default.non_code_factor}),
-        ("+ collapse chunks of one definition", {"collapse": default.collapse}),
+        ("+ stemming and query stopwords in BM25", {"stem": previous.stem}),
+        ("+ definition name weighted ×3 in BM25", {"bm25_name_tf": previous.bm25_name_tf}),
+        ("+ definition-name word boost", {"symbol_boost": previous.symbol_boost}),
+        ("+ file-name word boost", {"path_boost": previous.path_boost}),
+        (
+            "+ module glue demoted",
+            {"glue_factor": previous.glue_factor, "hub_glue_factor": previous.hub_glue_factor},
+        ),
+        ("+ test files demoted", {"test_factor": previous.test_factor}),
+        ("+ docs and config demoted", {"non_code_factor": previous.non_code_factor}),
+        ("+ collapse chunks of one definition", {"collapse": previous.collapse}),
         (
             "+ tuned fusion (RRF k, vector weight)",
-            {"rrf_k": default.rrf_k, "vector_weight": default.vector_weight},
+            {"rrf_k": previous.rrf_k, "vector_weight": previous.vector_weight},
         ),
-    ):
+        (
+            "+ one file cannot fill the top 10 (×0.8 per repeat) = previous default",
+            {"file_repeat_factor": previous.file_repeat_factor},
+        ),
+        ("+ noise paths demoted (examples/, compat/, benches/, .d.ts …)",
+         {"noise_factor": default.noise_factor}),
+        ("+ re-export hubs' glue not demoted", {"hub_glue_factor": default.hub_glue_factor}),
+        (
+            "+ identifier mode: exact definitions injected",
+            {
+                "identifier_vector_factor": default.identifier_vector_factor,
+                "exact_definition_boost": default.exact_definition_boost,
+                "exact_definition_stem_boost": default.exact_definition_stem_boost,
+            },
+        ),
+        (
+            "+ file pooling for architecture questions",
+            {"architecture_pool_weight": default.architecture_pool_weight,
+             "pool_floor": default.pool_floor},
+        ),
+        ("+ file pooling for every query", {"pool_weight": default.pool_weight}),
+    ):  # fmt: skip
         config = replace(config, **changes)  # type: ignore[arg-type]
         steps.append((label, config))
-    steps.append(("+ one file cannot fill the top 10 (×0.8 per repeat) = default", default))
+    steps.append(("+ path prior (prefix match on stem and directory) = default", default))
     return steps
 
 
@@ -303,7 +329,12 @@ def evaluate(
                     )
                     hits = [Hit(r.path, r.start_line, r.end_line) for r in results]
                     config_scores[name][mode][query] = score(hits, ground_truth[query])
-                    if show_misses and mode == "hybrid" and name == configs[-1][0]:
+                    if (
+                        show_misses
+                        and mode == "hybrid"
+                        and name == configs[-1][0]
+                        and split_of(query) == "dev"  # held-out misses stay unseen
+                    ):
                         _show_miss(query, ground_truth[query], results)
         service.close()
     config_rows = {name: _rows(per_query) for name, per_query in config_scores.items()}
@@ -457,9 +488,10 @@ def _show_miss(query: Query, answers: list[Answer], results) -> None:  # type: i
     want = ", ".join(
         f"{a.path}:{a.start_line}-{a.end_line} {a.symbol or '(file)'}" for a in answers
     )
-    got = "; ".join(f"{r.path}:{r.start_line}-{r.end_line} {r.symbol}" for r in results[:3])
+    got = "; ".join(f"{r.path}:{r.start_line}-{r.end_line} {r.symbol}" for r in results[:5])
     print(
-        f"MISS rank={rank} [{query.corpus}, {split_of(query)}] {query.text!r}\n   want {want}\n   got  {got}",
+        f"MISS rank={rank} [{query.corpus}, {split_of(query)}, {query.style}] {query.text!r}\n"
+        f"   want {want}\n   got  {got}",
         file=sys.stderr,
     )
 
@@ -573,23 +605,27 @@ def diversity_table(systems: list[tuple[str, Rows]]) -> str:
 
 
 def ablation_table(config_rows: dict[str, Rows], base: Rows) -> str:
-    """Hybrid mode, each step on top of the previous one: all queries, then the held-out ones."""
+    """Hybrid mode, each step on top of the previous one: all queries, the dev split (where the
+    weights were chosen) and the held-out split."""
     lines = [
         (
-            "| hybrid ranking step | def MRR@10 | Δ vs previous | def R@1 | def R@5 | file MRR@10 "
-            "| median span | dev def MRR@10 | held-out def MRR@10 | held-out def R@1 "
-            f"| {V1_SUBSET} def MRR@10 |"
+            "| hybrid ranking step | def MRR@10 | Δ vs previous | def R@1 | file nDCG@10 "
+            "| median span | dev def MRR@10 | dev file nDCG@10 | held-out def MRR@10 "
+            "| held-out def R@1 | held-out file nDCG@10 | held-out architecture file nDCG@10 "
+            "| identifier def MRR@10 | distinct files@10 |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def cells(rows: dict[str, dict[str, float]]) -> str:
-        row, held_out = rows["all"], rows["held-out"]
+        row, dev, held_out = rows["all"], rows["dev"], rows["held-out"]
         return (
-            f"{row['def_R@1']:.3f} | {row['def_R@5']:.3f} | {row['file_MRR@10']:.3f} | "
-            f"{row['median_span']:.0f} | {rows['dev']['def_MRR@10']:.3f} | "
+            f"{row['def_R@1']:.3f} | {row['file_nDCG@10']:.3f} | {row['median_span']:.0f} | "
+            f"{dev['def_MRR@10']:.3f} | {dev['file_nDCG@10']:.3f} | "
             f"{held_out['def_MRR@10']:.3f} | {held_out['def_R@1']:.3f} | "
-            f"{rows[V1_SUBSET]['def_MRR@10']:.3f}"
+            f"{held_out['file_nDCG@10']:.3f} | "
+            f"{rows['held-out architecture']['file_nDCG@10']:.3f} | "
+            f"{rows['identifier']['def_MRR@10']:.3f} | {row['distinct_files@10']:.2f}"
         )
 
     hybrid = base["hybrid"]
@@ -610,7 +646,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=default_work_dir())
     parser.add_argument("--latency", action="store_true", help="also measure 20k-chunk latency")
     parser.add_argument("--ablation", action="store_true", help="measure each ranking step")
-    parser.add_argument("--show-misses", action="store_true", help="hybrid queries not at rank 1")
+    parser.add_argument(
+        "--show-misses", action="store_true", help="dev hybrid queries not at rank 1"
+    )
     parser.add_argument("--model", help="embedding model (default: CODERAG_MODEL or the default)")
     parser.add_argument(
         "--query-adapter", type=Path, help="a query_adapter.npy from training.adapter"
