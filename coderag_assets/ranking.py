@@ -98,9 +98,9 @@ class RankingConfig:
     hub_glue_factor: float = 1.0
     # Path prior: × top × share of the query keywords prefix-matching the file stem or its
     # parent directory's name (0: off).
-    path_prior: float = 0.1
+    path_prior: float = 0.0
     # File pooling: the best chunk of each file gains × top × (file sum ÷ largest file sum).
-    pool_weight: float = 0.3
+    pool_weight: float = 0.0
     # Pooling counts only candidates whose score is at least this share of the top score, so
     # a long tail of weak chunks cannot make a big file look central.
     pool_floor: float = 0.5

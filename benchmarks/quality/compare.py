@@ -5,7 +5,8 @@
 Each run's ``results.json`` (written by ``benchmarks.quality.run``) holds every query's first
 relevant rank per mode. For each split the script prints both systems' definition-level MRR@10
 and R@1, the difference B − A, and a 95 % confidence interval of that difference from a paired
-bootstrap over queries (10,000 resamples, fixed seed), plus how many queries got better or worse.
+bootstrap over queries (10,000 resamples, fixed seed), the same for file-level nDCG@10, plus how
+many queries got better or worse (by definition MRR).
 An interval that excludes 0 is a difference the query sample supports.
 """
 
@@ -29,6 +30,10 @@ def reciprocal_ranks(per_query: dict[str, dict], keys: list[str], mode: str) -> 
 
 def first_hits(per_query: dict[str, dict], keys: list[str], mode: str) -> np.ndarray:
     return np.array([float(per_query[key][mode]["def_rank"] == 1) for key in keys])
+
+
+def file_ndcgs(per_query: dict[str, dict], keys: list[str], mode: str) -> np.ndarray:
+    return np.array([float(per_query[key][mode].get("file_ndcg", 0.0)) for key in keys])
 
 
 def paired_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -60,9 +65,10 @@ def compare(a_path: Path, b_path: Path, mode: str) -> str:
     lines = [
         (
             f"| queries ({mode}) | n | A def MRR@10 | B def MRR@10 | Δ MRR@10 [95 % CI] "
-            "| A def R@1 | B def R@1 | Δ R@1 [95 % CI] | better / worse |"
+            "| A def R@1 | B def R@1 | Δ R@1 [95 % CI] | A file nDCG@10 | B file nDCG@10 "
+            "| Δ file nDCG@10 [95 % CI] | better / worse |"
         ),
-        "|---|---:|---:|---:|---|---:|---:|---|---:|",
+        "|---|---:|---:|---:|---|---:|---:|---|---:|---:|---|---:|",
     ]
     order = ["all", "dev", "held-out", "plain", "identifier", "architecture"]
     ranked = sorted(groups, key=lambda g: (order.index(g) if g in order else len(order), g))
@@ -75,11 +81,14 @@ def compare(a_path: Path, b_path: Path, mode: str) -> str:
         a_r1, b_r1 = first_hits(a_queries, keys, mode), first_hits(b_queries, keys, mode)
         mrr = paired_interval(a_rr, b_rr)
         r1 = paired_interval(a_r1, b_r1)
+        a_nd, b_nd = file_ndcgs(a_queries, keys, mode), file_ndcgs(b_queries, keys, mode)
+        nd = paired_interval(a_nd, b_nd)
         better, worse = int(np.sum(b_rr > a_rr)), int(np.sum(b_rr < a_rr))
         lines.append(
             f"| {group} | {len(keys)} | {a_rr.mean():.3f} | {b_rr.mean():.3f} "
             f"| {mrr[0]:+.3f} [{mrr[1]:+.3f}, {mrr[2]:+.3f}] | {a_r1.mean():.3f} "
             f"| {b_r1.mean():.3f} | {r1[0]:+.3f} [{r1[1]:+.3f}, {r1[2]:+.3f}] "
+            f"| {a_nd.mean():.3f} | {b_nd.mean():.3f} | {nd[0]:+.3f} [{nd[1]:+.3f}, {nd[2]:+.3f}] "
             f"| {better} / {worse} |"
         )
     return "\n".join(lines)
