@@ -12,7 +12,7 @@ order:
 2. **name and path boosts** — the share of a definition's name words the query contains, and the
    **path prior**: the share of the query's keywords (longer than 2 characters, not stopwords)
    that prefix-match (`prefix_match`) a word of the file's stem or of its parent directory's name,
-   weighted by the top score;
+   weighted by the top score (off by default);
 3. **exact definitions** — for an identifier query (`parse_query`: a bare name such as
    `APIRouter`, `a::b`, `pkg.Func`) the rows defining exactly that name (found by `search` in the
    symbol postings) gain a multiple of the top score and are added when no ranker retrieved
@@ -20,7 +20,7 @@ order:
 4. **collapse** — one result per run of consecutive chunks of one definition;
 5. **file pooling** — each file's candidate scores are summed; the best chunk of every file gains
    `pool_weight × top score × (its file's sum ÷ the largest file sum)`: central files that many
-   chunks point at rise;
+   chunks point at rise (by default for architecture questions only);
 6. **repeat demotion** — every further chunk of an already-chosen file is multiplied by
    `file_repeat_factor` per repeat, and deeper candidates refill the freed places.
 
@@ -97,14 +97,17 @@ class RankingConfig:
     # of `glue_factor`: the hub is often the answer to "where is X exported".
     hub_glue_factor: float = 1.0
     # Path prior: × top × share of the query keywords prefix-matching the file stem or its
-    # parent directory's name (0: off).
+    # parent directory's name (0: off; 0.1 gained +0.002 dev def MRR@10, inside the noise).
     path_prior: float = 0.0
     # File pooling: the best chunk of each file gains × top × (file sum ÷ largest file sum).
+    # Off for plain and identifier queries: 0.3 gained +0.004 dev def MRR@10 and +0.010 dev
+    # file nDCG@10, both inside the noise (docs/quality.md, "The ranking stack").
     pool_weight: float = 0.0
     # Pooling counts only candidates whose score is at least this share of the top score, so
     # a long tail of weak chunks cannot make a big file look central.
     pool_floor: float = 0.5
-    # Pooling weight for architecture questions ("which module ...", "where is X wired").
+    # Pooling weight for architecture questions ("which module ...", "where is X wired"): dev
+    # architecture file nDCG@10 0.777 → 0.843.
     architecture_pool_weight: float = 1.0
     # Identifier queries (a bare name that the index defines): the vector ranker's weight is
     # multiplied by this, and each exact definition of the name gains × top (more when the

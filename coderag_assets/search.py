@@ -8,13 +8,14 @@ cold `coderag search` costs imports plus a few file reads; a warm process (MCP s
 from memory.
 
 Ranking (every mode): the mode's rankers (BM25, vector, or both for hybrid) are fused by
-weighted reciprocal rank; BM25 counts a definition's name words extra; definitions whose name
-or file name the query spells get a boost; module glue (code outside any definition), test
-files and non-code files (docs, config) are demoted; consecutive chunks of one definition are
-collapsed into the best-ranked one; with a rescorer (`--rerank`: the cross-encoder of
-`rerank`), the first results are re-ordered by fusing their rank with the rescorer's. The
-weights live in `RankingConfig`; `benchmarks/quality`
-measures what each of them gains (docs/quality.md). BM25 statistics (N, document frequency,
+weighted reciprocal rank, BM25 counting a definition's name words extra; an identifier query
+(a bare name the index defines) also looks its exact definitions up in the definition-name
+postings (`IndexReader.exact_definitions`). The fused rows become `ranking.Candidate`s and the
+steps of `coderag_assets.ranking` order them (demotions, name and path boosts, exact
+definitions, collapsing, file pooling, repeat demotion); with a rescorer (`--rerank`: the
+cross-encoder of `rerank`), the first results are re-ordered by fusing their rank with the
+rescorer's. The weights live in `RankingConfig`; `benchmarks/quality` measures what each of
+them gains (docs/quality.md). BM25 statistics (N, document frequency,
 average length) are global over the version's segments.
 """
 
