@@ -82,6 +82,13 @@ HELDOUT_CORPORA: tuple[Corpus, ...] = (
     Corpus("textwrap", "debian", "librust-textwrap-dev", "0.16.0-2", "rust", "MIT",
            source_dir=f"{_CARGO}/textwrap-0.16.0"),
     Corpus("redux", "npm", "redux", "5.0.1", "typescript", "MIT", drop=("dist",)),
+    # Added for issue 19, after its ranking weights were fixed: queries written from the sources
+    # before any search ran on them, measured once with the chosen default.
+    Corpus("uuid", "debian", "golang-github-google-uuid-dev", "1.3.0-1", "go", "BSD-3-Clause",
+           source_dir=f"{_GOCODE}/github.com/google/uuid"),
+    Corpus("semver-rs", "debian", "librust-semver-dev", "1.0.14-1", "rust", "MIT",
+           source_dir=f"{_CARGO}/semver-1.0.14"),
+    Corpus("store", "npm", "@tanstack/store", "0.7.0", "typescript", "MIT", drop=("dist",)),
 )  # fmt: skip
 ALL_CORPORA: tuple[Corpus, ...] = CORPORA + HELDOUT_CORPORA
 

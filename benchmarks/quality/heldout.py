@@ -245,5 +245,78 @@ HELDOUT_QUERIES: tuple[Query, ...] = (
     _q("redux", "which file is the package's public entry point that re-exports everything",
        "architecture",
        ("src/index.ts", FILE)),
+    # ------------- three corpora added for issue 19 after its ranking weights were fixed;
+    # ------------- queries written from the sources before any search ran on them
+    # ------------------------------------------------------------------------- uuid (Go)
+    _q("uuid", "read a UUID from text in the dashed, urn-prefixed, braced or bare hex form",
+       "plain", ("uuid.go", "Parse"), ("uuid.go", "ParseBytes")),
+    _q("uuid", "make a random version 4 identifier and panic if the random source fails",
+       "plain", ("version4.go", "New"), ("uuid.go", "Must")),
+    _q("uuid", "generate identifiers faster by reading random bytes in batches", "plain",
+       ("uuid.go", "EnableRandPool"), ("version4.go", "newRandomFromPool")),
+    _q("uuid", "build a name-based identifier by hashing a namespace and a name with SHA-1",
+       "plain", ("hash.go", "NewSHA1"), ("hash.go", "NewHash")),
+    _q("uuid", "time-based identifier made from the clock and the network card's hardware "
+       "address", "plain", ("version1.go", "NewUUID")),
+    _q("uuid", "pick which network interface supplies the node id", "plain",
+       ("node.go", "SetNodeInterface"), ("node.go", "setNodeInterface")),
+    _q("uuid", "store an identifier in a database column and read it back from a string or "
+       "bytes", "plain", ("sql.go", "UUID.Scan"), ("sql.go", "UUID.Value")),
+    _q("uuid", "an optional identifier that can be NULL in SQL and null in JSON", "plain",
+       ("null.go", "NullUUID")),
+    _q("uuid", "convert two hex digits into a byte and report invalid characters", "plain",
+       ("util.go", "xtob")),
+    _q("uuid", "get the moment a version 1 identifier was created", "plain",
+       ("time.go", "UUID.Time"), ("time.go", "Time.UnixTime")),
+    _q("uuid", "new random from reader", "partial", ("version4.go", "NewRandomFromReader")),
+    _q("uuid", "MustParse", "symbol", ("uuid.go", "MustParse")),
+    _q("uuid", "which file defines the identifier type itself with parsing, formatting and "
+       "variant checks", "architecture", ("uuid.go", FILE)),
+    _q("uuid", "where does the package keep the clock sequence and the last timestamp for "
+       "time-based identifiers", "architecture", ("time.go", FILE)),
+    # -------------------------------------------------------------- semver-rs (Rust crate)
+    _q("semver-rs", "does a version satisfy every comparator of a requirement", "plain",
+       ("src/eval.rs", "matches_req")),
+    _q("semver-rs", "caret requirement: allow updates that keep the leftmost non-zero number",
+       "plain", ("src/eval.rs", "matches_caret")),
+    _q("semver-rs", "tilde requirement allowing only patch-level changes", "plain",
+       ("src/eval.rs", "matches_tilde")),
+    _q("semver-rs", "a pre-release version only matches a comparator naming the same "
+       "major.minor.patch with a pre-release", "plain",
+       ("src/eval.rs", "pre_is_compatible")),
+    _q("semver-rs", "read a number in a version, rejecting leading zeros and overflow", "plain",
+       ("src/parse.rs", "numeric_identifier")),
+    _q("semver-rs", "keep short identifiers inside the pointer itself instead of allocating on "
+       "the heap", "plain", ("src/identifier.rs", "Identifier")),
+    _q("semver-rs", "print a version honouring width and alignment like format strings do",
+       "plain", ("src/display.rs", "pad")),
+    _q("semver-rs", "asterisk or x placeholders in a requirement", "plain",
+       ("src/parse.rs", "wildcard")),
+    _q("semver-rs", "matches comparator", "partial", ("src/eval.rs", "matches_comparator")),
+    _q("semver-rs", "VersionReq", "symbol", ("src/lib.rs", "VersionReq")),
+    _q("semver-rs", "which module decides whether a version matches a requirement for each "
+       "operator", "architecture", ("src/eval.rs", FILE)),
+    _q("semver-rs", "where is the text of versions and requirements turned into structs, piece "
+       "by piece", "architecture", ("src/parse.rs", FILE)),
+    # ---------------------------------------------------------- store (TypeScript, TanStack)
+    _q("store", "replace the state with an updater function and tell the subscribers", "plain",
+       ("src/store.ts", "Store.setState")),
+    _q("store", "group several state changes so that listeners hear about them once at the end",
+       "plain", ("src/scheduler.ts", "batch")),
+    _q("store", "recompute derived values in dependency order so that a diamond-shaped graph "
+       "computes each node once", "plain", ("src/scheduler.ts", "__flush_internals")),
+    _q("store", "run a side effect whenever the stores it depends on change", "plain",
+       ("src/effect.ts", "Effect")),
+    _q("store", "start listening to the dependencies and return a function that stops",
+       "plain", ("src/derived.ts", "Derived.mount")),
+    _q("store", "check whether any dependency changed before recomputing, walking nested "
+       "derived values", "plain",
+       ("src/derived.ts", "Derived.checkIfRecalculationNeededDeeply")),
+    _q("store", "register on graph", "partial", ("src/derived.ts", "Derived.registerOnGraph")),
+    _q("store", "__flush", "symbol", ("src/scheduler.ts", "__flush")),
+    _q("store", "which file coordinates flushing updates from stores to derived values and "
+       "listeners", "architecture", ("src/scheduler.ts", FILE)),
+    _q("store", "where is the read-only value computed from other stores defined",
+       "architecture", ("src/derived.ts", FILE)),
 )
 # fmt: on
