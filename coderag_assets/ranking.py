@@ -147,7 +147,7 @@ class Candidate:
     row: int
     score: float
     path: str
-    symbol: str = ""
+    symbol: str = ""  # filled for exact definitions only (no step reads it)
     run: int = -1  # definition run (consecutive chunks of one definition share it)
     is_glue: bool = False
     is_test: bool = False

@@ -436,18 +436,20 @@ class IndexReader:
             candidates,
             query_info,
             self.ranking,
-            [self.candidate(row, 0.0) for row in definitions],
+            [self.candidate(row, 0.0, with_symbol=True) for row in definitions],
         )
         return [(candidate.row, candidate.score) for candidate in ranked]
 
-    def candidate(self, row: int, score: float) -> Candidate:
-        """Row `row` as a ranking candidate with `score`."""
+    def candidate(self, row: int, score: float, *, with_symbol: bool = False) -> Candidate:
+        """Row `row` as a ranking candidate with `score` (its symbol read only when asked:
+        no ranking step needs it)."""
         segment, local = self._locate(row)
+        symbol = str(segment.rows.value(local, "symbol") or "") if with_symbol else ""
         return Candidate(
             row=row,
             score=score,
             path=str(segment.rows.value(local, "path")),
-            symbol=str(segment.rows.value(local, "symbol") or ""),
+            symbol=symbol,
             run=int(self.run_of[row]),
             is_glue=bool(self.is_glue[row]),
             is_test=bool(self.is_test[row]),
