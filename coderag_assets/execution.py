@@ -102,7 +102,10 @@ def run_config(
     directory, model...) the run carries with it; `start_method` is how the multiprocess
     executor starts step processes (`forkserver` with the pipeline preloaded, or `spawn`).
     """
-    config: dict = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    # The console logger stays quiet: a failed run reaches the user as one line from the CLI
+    # (`runs.run_shards`), and the run's event log (the UI's run page) keeps every event,
+    # tracebacks included.
+    config: dict = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     if resource is not None:
         config["resources"] = {"coderag": resource}
     if executor == "in_process":

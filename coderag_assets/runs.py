@@ -21,21 +21,23 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import time
 import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self, TextIO
 
 import dagster as dg
 import duckdb
 from filelock import FileLock, Timeout
 
+from coderag_assets.disk_space import FullDisk, find_full_disk
 from coderag_assets.execution import (
     ServiceUnavailableError,
     UpdateBlockedError,
@@ -96,6 +98,7 @@ class IndexSummary:
     changes: dict[str, object] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     detection: dict[str, object] = field(default_factory=dict)  # how changes were found
+    out_of_space: bool = False  # the run failed because a file system is full (see `error`)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -119,6 +122,7 @@ class IndexSummary:
             "changes": self.changes,
             "detection": self.detection,
             "timings": {name: round(value, 3) for name, value in self.timings.items()},
+            "out_of_space": self.out_of_space,
         }
 
 
@@ -389,8 +393,12 @@ def run_shards(
     `shards` (:func:`coderag_assets.scans.save_scan`); without one the run walks the tree.
     Unreadable (torn) shard files are set aside first so the run recomputes them. The
     executor follows `settings.executor` (auto: in-process, see
-    :func:`coderag_assets.execution.choose_executor`). Never raises for run failures; an interrupt (Ctrl-C, SIGTERM) marks
-    the run failed and propagates.
+    :func:`coderag_assets.execution.choose_executor`). Never raises for run failures; an
+    interrupt (Ctrl-C, SIGTERM) marks the run failed and propagates. A full file system,
+    whether the index's writes or the Dagster instance's storage hit it first, is a failed
+    summary with `out_of_space` set and a one-line `error` naming the file system
+    (:mod:`coderag_assets.disk_space`); what Dagster writes to stderr about its failed
+    event-log writes is held back.
     """
     from coderag_assets.assets import INDEX_ASSET_NAMES, SHARD_ASSET_NAMES
     from coderag_assets.definitions import index_job
@@ -446,8 +454,9 @@ def run_shards(
         watcher = (
             _StepProgress(instance, invocation, len(shards)) if executor != "in_process" else None
         )
+        event_log_errors = _HeldBackEventLogErrors()
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), event_log_errors:
                 warnings.simplefilter("ignore")
                 with use_reporter(reporter) if reporter else nullcontext():
                     if watcher is not None:
@@ -464,6 +473,15 @@ def run_shards(
                         asset_selection=asset_selection,
                         raise_on_error=False,
                     )
+        except Exception as error:  # the instance's storage failed (e.g. its disk is full)
+            full = find_full_disk(error, instance_dir=settings.data_dir)
+            with suppress(Exception):  # a storage still failing: the next run marks it failed
+                fail_abandoned_runs(instance, settings.root, f"the run failed: {error}")
+            if full is None:
+                raise
+            return _out_of_space_summary(
+                full, settings, store, shards, keys, reason, time.perf_counter() - started
+            )
         except BaseException:  # interrupted: the run must not stay "started"
             fail_abandoned_runs(instance, settings.root, "interrupted")
             raise
@@ -471,6 +489,12 @@ def run_shards(
             if watcher is not None:
                 watcher.stop()
     run_seconds = time.perf_counter() - started
+    if not result.success:
+        full = find_full_disk(
+            [*_failure_texts(result), *event_log_errors.lines], instance_dir=settings.data_dir
+        )
+        if full is not None:
+            return _out_of_space_summary(full, settings, store, shards, keys, reason, run_seconds)
     summary = IndexSummary(
         root=settings.root,
         index_path=store.index_path,
@@ -490,6 +514,80 @@ def run_shards(
     summary.timings = _run_timings(instance, result.run_id, run_seconds, metadata)
     summary.timings["executor_" + executor] = run_seconds
     return summary
+
+
+def _out_of_space_summary(
+    full: FullDisk,
+    settings: Settings,
+    store: IndexStore,
+    shards: Sequence[str],
+    keys: Sequence[str],
+    reason: str,
+    seconds: float,
+) -> IndexSummary:
+    """The failed summary of a run that ran out of space: one line naming the file system."""
+    from coderag_assets.segments import read_current
+    from coderag_assets.store import IndexNotFoundError
+
+    try:
+        live_version: int | None = read_current(store.base).version
+    except (IndexNotFoundError, OSError, ValueError):
+        live_version = None
+    return IndexSummary(
+        root=store.root,
+        index_path=store.index_path,
+        success=False,
+        run_id="",
+        seconds=seconds,
+        shards=list(shards),
+        shard_count=len(keys),
+        reason=reason,
+        error=full.message(settings.data_dir, live_version=live_version),
+        out_of_space=True,
+        version=live_version,
+    )
+
+
+class _HeldBackEventLogErrors:
+    """While entered, lines Dagster writes to `sys.stderr` when it cannot write a log call to
+    the run's event log (its storage failed, e.g. a full disk) are kept in `lines` instead of
+    reaching the terminal; everything else passes through. Steps in other processes write to
+    their own stderr and are not covered."""
+
+    PREFIX = "Exception while writing logger call to event log"
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._stream: TextIO | None = None
+
+    def __enter__(self) -> Self:
+        self._stream = sys.stderr
+        sys.stderr = _FilteredStream(self._stream, self.PREFIX, self.lines)  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._stream is not None:
+            sys.stderr = self._stream
+            self._stream = None
+
+
+class _FilteredStream:
+    """A text stream that passes writes through to `target` except those starting with
+    `prefix`, which are appended to `held`."""
+
+    def __init__(self, target: TextIO, prefix: str, held: list[str]):
+        self._target = target
+        self._prefix = prefix
+        self._held = held
+
+    def write(self, text: str) -> int:
+        if text.startswith(self._prefix):
+            self._held.append(text.strip())
+            return len(text)
+        return self._target.write(text)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._target, name)
 
 
 _forkserver_env: dict[str, str] | None = None
@@ -694,6 +792,24 @@ def _metadata_by_asset(events: Sequence[dg.DagsterEvent]) -> dict[str, dict[str,
             elif isinstance(value, dict) and isinstance(previous, dict):
                 totals[name] = dict(Counter(previous) + Counter(value))
     return values
+
+
+def _failure_texts(result: dg.ExecutionResult) -> list[str]:
+    """`<class>: <message>` of every error (causes and contexts too) of the run's failed
+    steps and of the run failure itself."""
+    texts: list[str] = []
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        pending = [data.error if data else None]
+        if event.event_type == dg.DagsterEventType.RUN_FAILURE and event.event_specific_data:
+            pending.append(getattr(event.event_specific_data, "error", None))
+        while pending:
+            error = pending.pop()
+            if error is None:
+                continue
+            texts.append(f"{error.cls_name}: {error.message.strip()}")
+            pending.extend([error.cause, error.context])
+    return texts
 
 
 def _failure_message(result: dg.ExecutionResult) -> str:

@@ -12,6 +12,7 @@ import gc
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import NoReturn
 
 import duckdb
@@ -127,22 +128,45 @@ def dispatch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (IndexNotFoundError, SettingsError, ValueError) as exc:
-        # ValueError covers SearchError, NavigationError and path refusals: bad input.
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (
-        EmbeddingError,
-        duckdb.Error,
-        OSError,
-        ServiceUnavailableError,
-        UpdateBlockedError,
-    ) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except Exception as exc:
+        # A full file system surfaces from anywhere (the Dagster instance's SQLite storage,
+        # DuckDB, a Parquet write) as many different errors: one line names it.
+        full_disk = _full_disk_line(exc, args)
+        code = EXIT_FAILED if full_disk is not None else _exit_code_for(exc)
+        if code is None:
+            raise
+        print(f"error: {full_disk or exc}", file=sys.stderr)
+        return code
+
+
+#: Errors printed as one `error:` line with exit code 2 (bad input, nothing to search).
+USAGE_ERRORS = (IndexNotFoundError, SettingsError, ValueError)  # ValueError: SearchError...
+#: Errors printed as one `error:` line with exit code 1 (the command failed).
+FAILURES = (EmbeddingError, duckdb.Error, OSError, ServiceUnavailableError, UpdateBlockedError)
+
+
+def _exit_code_for(exc: Exception) -> int | None:
+    """The exit code of an error printed as one line; None for an unexpected one (raised)."""
+    if isinstance(exc, CliError):
+        return exc.exit_code
+    if isinstance(exc, USAGE_ERRORS):
+        return EXIT_USAGE
+    if isinstance(exc, FAILURES):
+        return EXIT_FAILED
+    return None
+
+
+def _full_disk_line(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """One line naming the full file system behind `exc`, or None when space is not the cause."""
+    from coderag_assets.disk_space import find_full_disk
+    from coderag_assets.settings import default_data_dir
+
+    if isinstance(exc, CliError):
+        return None
+    data_dir = Path(args.data_dir).resolve() if getattr(args, "data_dir", None) else None
+    data_dir = data_dir or default_data_dir()
+    full = find_full_disk(exc, instance_dir=data_dir)
+    return full.message(data_dir) if full is not None else None

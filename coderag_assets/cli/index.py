@@ -42,6 +42,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         summary = run_index(
             settings.with_root(root), reporter=RichReporter(progress), full=args.full
         )
+    if summary.out_of_space:  # one line: which file system, what to free; the last version lives
+        if args.json:
+            print(json.dumps(summary.to_json(), indent=2))
+        err.print(f"[red]error:[/red] {escape(summary.error)}", soft_wrap=True)
+        return EXIT_FAILED
     advice = shard_count_advice(summary.chunks, summary.shard_count) if summary.success else None
     if args.json:
         payload = summary.to_json()
