@@ -124,9 +124,11 @@ def test_disk_full_while_indexing_is_a_clear_error_and_the_next_index_succeeds(
     assert cli_main(index_args) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, errors
-    assert errors[0].startswith(f"error: indexing failed: shard_assets.index_shard[shard_{shard}]")
-    assert f": disk full while writing the segment of shard {shard} (" in errors[0]
-    assert errors[0].endswith("free some space and run `coderag index` again")
+    # One line naming the file system, what could not be written and what to free.
+    assert errors[0].startswith("error: file system "), errors
+    assert f"the index could not write {store.base / 'segments' / shard}" in errors[0]
+    assert "free space on " in errors[0]
+    assert f"version {version} of the index stays live and searchable" in errors[0]
     monkeypatch.undo()
     assert index_status(store)["version"] == version
     assert not list(store.base.rglob(".building-*")) and not list(store.base.rglob(".*.tmp"))
