@@ -35,12 +35,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from coderag_assets.files import MAX_FILE_BYTES, FileStat, RootError, scan_tree
-from coderag_assets.store import IndexNotFoundError, IndexStore, connect_index
+from coderag_assets.store import TORN_SUFFIX, IndexNotFoundError, IndexStore, connect_index
 from coderag_assets.tree_cache import Detection, walk_root
 
 FINGERPRINT_HEX_CHARS = 12  # 48 bits per shard: collisions are not a practical concern
 EMPTY_SHARD = "empty"  # fingerprint of a shard with no files
-TORN_SUFFIX = ".torn"  # a quarantined unreadable shard file keeps this suffix
 STAGE_KINDS = ("manifest", "chunks", "symbols", "embeddings")  # in the order a run writes them
 EXAMPLE_PATHS = 20  # changed paths listed per kind in JSON output
 
@@ -360,7 +359,9 @@ def quarantine_torn_files(store: IndexStore, shards: Iterable[str]) -> list[Path
     """Rename unreadable shard files to `*.torn` so the next run recomputes them.
 
     Recomputing is cheap: the manifest re-hashes, chunks are re-cut and vectors come back
-    from the vector cache (nothing is embedded twice). Returns the quarantined paths.
+    from the vector cache (nothing is embedded twice). Returns the quarantined paths. A
+    quarantined file is kept for the garbage collector's grace period, counted from now
+    (`segments.gc.collect_garbage` reclaims it after that).
     """
     moved: list[Path] = []
     for shard in shards:
@@ -369,6 +370,7 @@ def quarantine_torn_files(store: IndexStore, shards: Iterable[str]) -> list[Path
             if is_torn(path):
                 target = path.with_name(path.name + TORN_SUFFIX)
                 os.replace(path, target)
+                os.utime(target)  # the grace period before reclaiming it starts now
                 moved.append(target)
     return moved
 

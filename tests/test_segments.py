@@ -26,6 +26,7 @@ from coderag_assets import segments
 from coderag_assets.chunking import chunk_file
 from coderag_assets.embedding import EmbedderSpec
 from coderag_assets.files import SkippedFile, read_source, scan_tree
+from coderag_assets.freshness import quarantine_torn_files
 from coderag_assets.indexing import chunk_row, classify_language, publish_index, symbol_row
 from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.query import index_status
@@ -578,6 +579,73 @@ def test_publish_killed_before_the_flip_leaves_orphans_the_next_publish_reclaims
     reader = IndexReader(store.index_path)
     assert reader.search("numbat_total", mode="bm25")[0].path == path
     assert (store.base / segments.MANIFESTS_DIR / f"{live.version}.json").exists()
+
+
+KILLED_SHARD_WRITER = """
+import os, signal, sys
+from pathlib import Path
+import pyarrow as pa
+import pyarrow.parquet as pq
+from coderag_assets.store.atomic import replacing
+
+with replacing(Path(sys.argv[1]), "writing") as tmp_path:
+    writer = pq.ParquetWriter(tmp_path, pa.schema([("content_hash", pa.string())]))
+    writer.write_table(pa.table({"content_hash": ["a" * 64] * 1000}))
+    os.kill(os.getpid(), signal.SIGKILL)  # killed mid-write: no cleanup, no rename
+"""
+
+
+def kill_a_writer_of(path: Path) -> Path:
+    """Run a writer of `path` that is killed mid-write; the temporary file it leaves."""
+    before = set(path.parent.glob(".*.tmp")) if path.parent.is_dir() else set()
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_SHARD_WRITER, str(path)],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr
+    (leftover,) = set(path.parent.glob(".*.tmp")) - before
+    return leftover
+
+
+def test_killed_writers_files_and_torn_files_are_reclaimed_after_the_grace_period(
+    indexed,
+) -> None:
+    store, _ = indexed
+    shard = shard_of("pyutils/cache.py", SHARDS)
+    killed_shard_file = kill_a_writer_of(store.shard_file("chunks", shard))
+    killed_cache_file = kill_a_writer_of(store.vector_cache_dir(SPEC.model_id) / "1-run.parquet")
+    killed_root_file = kill_a_writer_of(store.base / "root.json")
+    embeddings = store.shard_file("embeddings", shard)
+    embeddings.write_bytes(embeddings.read_bytes()[:50])  # torn by a bad disk or a kill
+    (torn,) = quarantine_torn_files(store, [shard])
+    assert torn.name.endswith(".torn") and not embeddings.exists()
+    old = time.time() - 2 * segments.GC_GRACE_S
+    os.utime(killed_shard_file, (old, old))
+    os.utime(killed_cache_file, (old, old))
+    os.utime(killed_root_file, (old, old))
+    # A writer at work right now: its temporary file is young and must stay.
+    live_writer_file = store.shard_file("symbols", shard).with_name(".x.parquet.live.tmp")
+    live_writer_file.write_bytes(b"being written")
+
+    write_shards(store, only={shard})  # the torn shard is recomputed
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id="next")
+    assert not killed_shard_file.exists()
+    assert not killed_cache_file.exists()
+    assert not killed_root_file.exists()
+    assert torn.exists(), "a quarantined file is kept for the grace period after quarantine"
+    assert live_writer_file.exists()
+
+    os.utime(torn, (old, old))
+    publish_index(store, shard_keys(SHARDS), SPEC, run_id="later")
+    assert not torn.exists()
+    assert live_writer_file.exists()
+    assert IndexReader(store.index_path).search("LRUCache", mode="bm25")[0].path == (
+        "pyutils/cache.py"
+    )
 
 
 def test_truncated_segment_is_a_clear_error_and_the_next_publish_repairs_it(indexed) -> None:

@@ -21,6 +21,9 @@ from coderag_assets.segments.layout import (
 )
 from coderag_assets.segments.versions import IndexVersion, current_version, manifest_versions
 from coderag_assets.store import (
+    SHARD_KINDS,
+    TORN_SUFFIX,
+    VECTORS_DIR,
     IndexNotFoundError,
     IndexStore,
 )
@@ -39,6 +42,8 @@ def collect_garbage(store: IndexStore, *, now: float | None = None) -> list[Path
     than `GC_GRACE_S`, versions a live reader holds (`VersionLease`), and the segments all of
     these name; each shard's LATEST segment; segment directories younger than `GC_GRACE_S`
     (shard steps write them without the lock, and record them as LATEST just after).
+    Temporary files of writers that work without the lock and quarantined torn shard files
+    go once older than `GC_GRACE_S` (`stale_leftovers`).
     """
     base = store.base
     now = time.time() if now is None else now
@@ -71,6 +76,12 @@ def collect_garbage(store: IndexStore, *, now: float | None = None) -> list[Path
     for path in leftovers:
         path.unlink(missing_ok=True)
         removed.append(path)
+    for path in stale_leftovers(store, now=now):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
     for shard_dir in (base / SEGMENTS_DIR).glob("*"):
         if not shard_dir.is_dir():
             continue
@@ -88,6 +99,32 @@ def collect_garbage(store: IndexStore, *, now: float | None = None) -> list[Path
                 segment_dir.unlink(missing_ok=True)
             removed.append(segment_dir)
     return removed
+
+
+def stale_leftovers(store: IndexStore, *, now: float | None = None) -> list[Path]:
+    """What killed writers that work without the writer lock left behind, last written more
+    than `GC_GRACE_S` ago: temporary files (`.<name>.<id>.tmp`) of shard steps' Parquet
+    files, of `root.json` and of the vector caches, a vector-cache compaction's spill
+    directory, and quarantined torn shard files (`*.torn`, kept that long for a look).
+
+    A live writer's temporary file is younger: it is written in one go and renamed at once,
+    so a file untouched for the grace period has no writer left.
+    """
+    base = store.base
+    now = time.time() if now is None else now
+    directories = [
+        base,
+        *(base / kind for kind in SHARD_KINDS),
+        *(base / VECTORS_DIR).glob("*"),
+    ]
+    found: list[Path] = []
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        found += directory.glob(".*.tmp")
+        found += directory.glob(f"*{TORN_SUFFIX}")
+        found += directory.glob(".compact-spill-*")
+    return sorted(path for path in found if _age(path, now) >= GC_GRACE_S)
 
 
 class VersionLease:

@@ -32,7 +32,13 @@ from coderag_assets.store.errors import (
     is_disk_full,
     reporting_disk_full,
 )
-from coderag_assets.store.index_store import INDEX_FILE_NAME, IndexStore, find_index
+from coderag_assets.store.index_store import (
+    INDEX_FILE_NAME,
+    TORN_SUFFIX,
+    VECTORS_DIR,
+    IndexStore,
+    find_index,
+)
 from coderag_assets.store.memory import release_unused_memory
 from coderag_assets.store.schemas import (
     CHUNK_SCHEMA,
@@ -59,6 +65,8 @@ __all__ = [
     "MANIFEST_SCHEMA",
     "SHARD_KINDS",
     "SYMBOL_SCHEMA",
+    "TORN_SUFFIX",
+    "VECTORS_DIR",
     "VECTOR_CACHE_GRACE_S",
     "CheckOutcome",
     "DiskFullError",

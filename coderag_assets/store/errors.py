@@ -40,10 +40,11 @@ DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 def is_disk_full(error: BaseException) -> bool:
-    """True for an out-of-space error from the OS, Arrow (an OSError with its errno) or DuckDB."""
+    """True for an out-of-space error from the OS, Arrow (an OSError with its errno) or DuckDB
+    (an IOException, or a FatalException when a CHECKPOINT cannot write)."""
     if isinstance(error, OSError):
         return error.errno in DISK_FULL_ERRNOS
-    return isinstance(error, duckdb.IOException) and "No space left on device" in str(error)
+    return isinstance(error, duckdb.Error) and "No space left on device" in str(error)
 
 
 @contextmanager

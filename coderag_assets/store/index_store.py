@@ -20,6 +20,8 @@ from coderag_assets.store.tables import union
 from coderag_assets.store.vector_cache import VectorCache
 
 INDEX_FILE_NAME = "index.duckdb"
+TORN_SUFFIX = ".torn"  # an unreadable shard file set aside (`freshness.quarantine_torn_files`)
+VECTORS_DIR = "vectors"  # the vector caches, one directory per model
 
 
 def _slug(text: str) -> str:
@@ -47,7 +49,7 @@ class IndexStore:
         return self.base / kind / f"{shard}.parquet"
 
     def vector_cache_dir(self, model_id: str) -> Path:
-        return self.base / "vectors" / _slug(model_id.replace(":", "__"))
+        return self.base / VECTORS_DIR / _slug(model_id.replace(":", "__"))
 
     def register(self, shard_count: int) -> None:
         """Write `root.json` so commands run inside the tree find this index.
