@@ -208,22 +208,22 @@ DATA_DIR_PARTS = {
     "indexes": "indexes",
     "history": "run history",
     "storage": "run logs",
-    "schedules": "Dagster schedule state",
+    "schedules": "schedule state",
     "models": "converted models",
 }
 
 
 def data_dir_usage(data_dir: Path, mount_point: Path | None = None) -> list[tuple[str, int]]:
-    """The data directory's parts and their bytes on disk, largest first; only parts on the
-    file system mounted at `mount_point` (when given) count."""
+    """The data directory's parts (its directories) and their bytes on disk, largest first;
+    only parts on the file system mounted at `mount_point` (when given) count."""
     sizes: dict[str, int] = {}
     try:
         entries = list(data_dir.iterdir())
     except OSError:
         return []
     for entry in entries:
-        if entry.is_symlink():
-            continue  # e.g. a models directory shared from elsewhere
+        if entry.is_symlink() or not entry.is_dir():
+            continue  # a models directory shared from elsewhere; small configuration files
         if mount_point is not None and file_system_of(entry).mount_point != mount_point:
             continue
         label = DATA_DIR_PARTS.get(entry.name, entry.name)

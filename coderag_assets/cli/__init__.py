@@ -1,4 +1,4 @@
-"""`coderag` command line: index, search, status, symbols, refs, serve, watch, ui.
+"""`coderag` command line: index, search, status, symbols, refs, serve, watch, ui, prune.
 
 Contract (scripts and agents depend on it): results go to stdout, errors to stderr with a
 non-zero exit code (2 = bad input / nothing to search, 1 = the run failed). One module per
@@ -19,6 +19,7 @@ import duckdb
 
 from coderag_assets.cli.agents import add_agent_commands
 from coderag_assets.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, err
+from coderag_assets.cli.housekeeping import add_housekeeping_commands
 from coderag_assets.cli.index import cmd_index
 from coderag_assets.cli.search import cmd_search, cmd_status
 from coderag_assets.cli.ui import cmd_ui
@@ -74,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--root", help="indexed root (default: found from the cwd)")
     status.add_argument("--json", action="store_true")
     status.add_argument("--verbose", "-v", action="store_true", help="list every skipped file")
+    status.add_argument(
+        "--all",
+        action="store_true",
+        help="every index in the data directory: root (still there?), version, chunks, size, "
+        "last publish",
+    )
     status.set_defaults(func=cmd_status)
 
     ui = commands.add_parser("ui", help="start the Dagster UI (dagster dev) for a repository")
@@ -83,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(func=cmd_ui)
 
     add_agent_commands(commands)
+    add_housekeeping_commands(commands)
     add_watch_commands(commands)
     return parser
 

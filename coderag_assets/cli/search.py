@@ -93,6 +93,10 @@ def _definition_headers(
 def cmd_status(args: argparse.Namespace) -> int:
     from coderag_assets.query import SKIPPED_SAMPLE_FILES, index_status
 
+    if args.all:
+        from coderag_assets.cli.housekeeping import cmd_status_all
+
+        return cmd_status_all(args)
     settings = settings_from_args(args)
     store = resolve_store(settings, args.root)
     status = index_status(store, skipped_sample=None if args.verbose else SKIPPED_SAMPLE_FILES)

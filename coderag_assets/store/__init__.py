@@ -34,7 +34,9 @@ from coderag_assets.store.errors import (
 )
 from coderag_assets.store.index_store import (
     INDEX_FILE_NAME,
+    INDEXES_DIR,
     TORN_SUFFIX,
+    UPDATE_LOCK_FILE,
     VECTORS_DIR,
     IndexStore,
     find_index,
@@ -60,12 +62,14 @@ from coderag_assets.store.vector_cache import VECTOR_CACHE_GRACE_S, VectorCache,
 
 __all__ = [
     "CHUNK_SCHEMA",
+    "INDEXES_DIR",
     "INDEX_FILE_NAME",
     "INDEX_SCHEMA_VERSION",
     "MANIFEST_SCHEMA",
     "SHARD_KINDS",
     "SYMBOL_SCHEMA",
     "TORN_SUFFIX",
+    "UPDATE_LOCK_FILE",
     "VECTORS_DIR",
     "VECTOR_CACHE_GRACE_S",
     "CheckOutcome",

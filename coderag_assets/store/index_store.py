@@ -22,6 +22,8 @@ from coderag_assets.store.vector_cache import VectorCache
 INDEX_FILE_NAME = "index.duckdb"
 TORN_SUFFIX = ".torn"  # an unreadable shard file set aside (`freshness.quarantine_torn_files`)
 VECTORS_DIR = "vectors"  # the vector caches, one directory per model
+INDEXES_DIR = "indexes"  # under the data directory: one directory per indexed root
+UPDATE_LOCK_FILE = "update.lock"  # held by an update of the root from start to end (filelock)
 
 
 def _slug(text: str) -> str:
@@ -38,12 +40,18 @@ class IndexStore:
     @classmethod
     def for_root(cls, data_dir: Path, root: Path) -> IndexStore:
         digest = hashlib.sha256(str(root).encode("utf-8")).hexdigest()[:10]
-        return cls(data_dir / "indexes" / f"{_slug(root.name)}-{digest}", root)
+        return cls(data_dir / INDEXES_DIR / f"{_slug(root.name)}-{digest}", root)
 
     # ----- paths
     @property
     def index_path(self) -> Path:
         return self.base / INDEX_FILE_NAME
+
+    @property
+    def update_lock_path(self) -> Path:
+        """The root's update lock (a `filelock` file): an update (`coderag index`, `watch`)
+        holds it from start to end, `coderag prune` while it removes the index."""
+        return self.base / UPDATE_LOCK_FILE
 
     def shard_file(self, kind: str, shard: str) -> Path:
         return self.base / kind / f"{shard}.parquet"
@@ -136,7 +144,7 @@ def find_index(data_dir: Path, start: Path) -> IndexStore | None:
     """The index whose root is `start` or its nearest indexed ancestor (the way git finds a repo)."""
     start = start.resolve()
     best: IndexStore | None = None
-    for root_file in (data_dir / "indexes").glob("*/root.json"):
+    for root_file in (data_dir / INDEXES_DIR).glob("*/root.json"):
         try:
             root = Path(json.loads(root_file.read_text())["root"])
         except (OSError, ValueError, KeyError):
