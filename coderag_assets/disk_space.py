@@ -65,9 +65,16 @@ class FullDisk:
     writer: str
     file_system: FileSystem
 
-    def message(self, data_dir: Path | None = None, *, live_version: int | None = None) -> str:
+    def message(
+        self,
+        data_dir: Path | None = None,
+        *,
+        live_version: int | None = None,
+        prunable_bytes: int = 0,
+    ) -> str:
         """One line: which file system is full, who could not write where, what to free (the
-        largest parts of `data_dir` on that file system) and that the last version stays live."""
+        largest parts of `data_dir` on that file system; `prunable_bytes` held by indexes of
+        roots that no longer exist) and that the last version stays live."""
         fs = self.file_system
         parts = [
             f"file system {fs.mount_point} ({fs.fs_type}) is full: "
@@ -89,6 +96,11 @@ class FullDisk:
             )
         else:
             parts.append(f"free space on {fs.mount_point}")
+        if prunable_bytes:
+            parts.append(
+                f"`coderag prune` frees {human_bytes(prunable_bytes)} of indexes whose roots "
+                + "no longer exist"
+            )
         parts.append("then run `coderag index` again")
         kept = (
             f"version {live_version} of the index stays live and searchable"

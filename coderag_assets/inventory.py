@@ -116,6 +116,11 @@ def _recorded_root(base: Path) -> Path | None:
         return None
 
 
+def prunable_bytes(data_dir: Path) -> int:
+    """Bytes held by the indexes whose roots no longer exist (what `coderag prune` frees)."""
+    return sum(entry.disk_bytes for entry in list_indexes(data_dir) if entry.orphaned)
+
+
 class PruneRefusedError(RuntimeError):
     """An index cannot be removed now (being updated, published or read); says which and why."""
 

@@ -526,6 +526,7 @@ def _out_of_space_summary(
     seconds: float,
 ) -> IndexSummary:
     """The failed summary of a run that ran out of space: one line naming the file system."""
+    from coderag_assets.inventory import prunable_bytes
     from coderag_assets.segments import read_current
     from coderag_assets.store import IndexNotFoundError
 
@@ -542,7 +543,11 @@ def _out_of_space_summary(
         shards=list(shards),
         shard_count=len(keys),
         reason=reason,
-        error=full.message(settings.data_dir, live_version=live_version),
+        error=full.message(
+            settings.data_dir,
+            live_version=live_version,
+            prunable_bytes=prunable_bytes(settings.data_dir),
+        ),
         out_of_space=True,
         version=live_version,
     )

@@ -6,6 +6,7 @@ root, as CI has) filled to within 1.5 MB and 3 MB of its size."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -177,6 +178,11 @@ def test_indexing_on_a_full_tmpfs_is_one_line_and_loses_nothing(
         )
         (repo_copy / f"forecast_{module}.py").write_text(functions)
 
+    # The index of a checkout that was deleted since: the error says `coderag prune` frees it.
+    gone = store.base.with_name("gone-0123456789")
+    shutil.copytree(store.base, gone)
+    (gone / "root.json").write_text(json.dumps({"root": str(repo_copy.with_name("gone"))}))
+
     filler = _fill(small_file_system, int(leave_mb * 1024 * 1024))
     failed = _coderag("--data-dir", str(data), "index", str(repo_copy), "--quiet")
 
@@ -186,6 +192,7 @@ def test_indexing_on_a_full_tmpfs_is_one_line_and_loses_nothing(
     assert lines[0].startswith(f"error: file system {small_file_system} (tmpfs) is full: ")
     assert INSTANCE_WRITER in lines[0] or f"{INDEX_WRITER} could not write {data}" in lines[0]
     assert f"free space on {small_file_system} (the data directory {data} holds " in lines[0]
+    assert "; `coderag prune` frees " in lines[0]
     assert f"version {live} of the index stays live and searchable" in lines[0]
     assert "Traceback" not in failed.stdout
     assert current_version(store.base) == live

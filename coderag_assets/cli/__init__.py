@@ -170,6 +170,7 @@ def _exit_code_for(exc: Exception) -> int | None:
 def _full_disk_line(exc: BaseException, args: argparse.Namespace) -> str | None:
     """One line naming the full file system behind `exc`, or None when space is not the cause."""
     from coderag_assets.disk_space import find_full_disk
+    from coderag_assets.inventory import prunable_bytes
     from coderag_assets.settings import default_data_dir
 
     if isinstance(exc, CliError):
@@ -177,4 +178,6 @@ def _full_disk_line(exc: BaseException, args: argparse.Namespace) -> str | None:
     data_dir = Path(args.data_dir).resolve() if getattr(args, "data_dir", None) else None
     data_dir = data_dir or default_data_dir()
     full = find_full_disk(exc, instance_dir=data_dir)
-    return full.message(data_dir) if full is not None else None
+    if full is None:
+        return None
+    return full.message(data_dir, prunable_bytes=prunable_bytes(data_dir))
