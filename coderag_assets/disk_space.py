@@ -102,12 +102,12 @@ class FullDisk:
                 + "no longer exist"
             )
         parts.append("then run `coderag index` again")
-        kept = (
+        parts.append(
             f"version {live_version} of the index stays live and searchable"
             if live_version is not None
-            else "the last published index (if any) stays live and searchable"
+            else "the last published index, if any, stays live and searchable"
         )
-        return "; ".join(parts) + f" ({kept})"
+        return "; ".join(parts)
 
 
 def human_bytes(size: float) -> str:

@@ -180,4 +180,18 @@ def _full_disk_line(exc: BaseException, args: argparse.Namespace) -> str | None:
     full = find_full_disk(exc, instance_dir=data_dir)
     if full is None:
         return None
-    return full.message(data_dir, prunable_bytes=prunable_bytes(data_dir))
+    return full.message(
+        data_dir,
+        live_version=_live_version(args, data_dir),
+        prunable_bytes=prunable_bytes(data_dir),
+    )
+
+
+def _live_version(args: argparse.Namespace, data_dir: Path) -> int | None:
+    """The published version of the index the command was about (None: none, or unknown)."""
+    from coderag_assets.segments import current_version
+    from coderag_assets.store import find_index
+
+    start = getattr(args, "path", None) or getattr(args, "root", None) or "."
+    store = find_index(data_dir, Path(start).expanduser())
+    return current_version(store.base) if store is not None else None
