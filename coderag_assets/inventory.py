@@ -29,9 +29,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from coderag_assets.disk_space import disk_bytes
-from coderag_assets.segments import held_versions, read_current
+from coderag_assets.segments import collect_garbage, held_versions, read_current
 from coderag_assets.segments.layout import READERS_DIR
-from coderag_assets.store import INDEXES_DIR, UPDATE_LOCK_FILE, IndexNotFoundError
+from coderag_assets.store import INDEXES_DIR, UPDATE_LOCK_FILE, IndexNotFoundError, IndexStore
 
 PRUNING_PREFIX = ".pruning-"  # an index being removed (renamed away first)
 
@@ -132,10 +132,11 @@ class PruneResult:
     removed: list[IndexEntry]
     refused: dict[Path, str]  # index directory -> why it was left
     dry_run: bool
+    reclaimed_bytes: int = 0  # what garbage collection freed in the indexes that stay
 
     @property
     def freed_bytes(self) -> int:
-        return sum(entry.disk_bytes for entry in self.removed)
+        return sum(entry.disk_bytes for entry in self.removed) + self.reclaimed_bytes
 
 
 def select_for_pruning(entries: Sequence[IndexEntry], roots: Sequence[Path]) -> list[IndexEntry]:
@@ -170,7 +171,9 @@ def prune_indexes(
     `roots` every index whose root no longer exists. An index being updated, published or
     read, or one `in_use` (called holding its locks) gives a reason for, is left and reported
     in `refused`; `dry_run` removes nothing. What a killed prune left (renamed, not yet
-    deleted) goes too."""
+    deleted) goes too, and every index that stays gets the garbage collection a publish runs
+    (`segments.collect_garbage`: old versions, killed writers' leftovers), so a full disk can
+    be relieved without publishing; an index in use is skipped there."""
     removed: list[IndexEntry] = []
     refused: dict[Path, str] = {}
     if not dry_run:
@@ -188,7 +191,24 @@ def prune_indexes(
             refused[entry.base] = str(error)
             continue
         removed.append(entry)
-    return PruneResult(removed=removed, refused=refused, dry_run=dry_run)
+    reclaimed = 0
+    if not dry_run:
+        chosen = {entry.base for entry in removed} | set(refused)
+        for entry in list_indexes(data_dir):
+            if entry.base not in chosen and entry.root is not None:
+                reclaimed += _collect_garbage(entry)
+    return PruneResult(removed=removed, refused=refused, dry_run=dry_run, reclaimed_bytes=reclaimed)
+
+
+def _collect_garbage(entry: IndexEntry) -> int:
+    """Run the publish's garbage collection on an index nobody is updating; bytes freed."""
+    assert entry.root is not None
+    try:
+        with _exclusive(entry.base):
+            collect_garbage(IndexStore(entry.base, entry.root))
+    except PruneRefusedError:
+        return 0  # in use: its next publish collects
+    return max(0, entry.disk_bytes - disk_bytes(entry.base))
 
 
 @contextmanager

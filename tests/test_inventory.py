@@ -5,9 +5,11 @@ vectors, as in tests/test_segments.py), real locks, a real reader's lease."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from coderag_assets.cli import main as cli_main
 from coderag_assets.inventory import list_indexes, prune_indexes
 from coderag_assets.search import IndexReader
-from coderag_assets.segments import current_version
+from coderag_assets.segments import GC_GRACE_S, current_version
 from coderag_assets.store import IndexStore
 from tests.conftest import copy_fixture_repo
 from tests.test_segments import SHARDS, build
@@ -140,3 +142,16 @@ def test_an_index_a_live_reader_holds_is_not_pruned(two_indexes, capsys) -> None
     finally:
         reader.close()
     assert [entry.base for entry in prune_indexes(data).removed] == [moved.base]
+
+
+def test_prune_also_collects_the_garbage_of_the_indexes_that_stay(two_indexes, capsys) -> None:
+    data, kept, moved = two_indexes
+    leftover = kept.shard_file("chunks", "0").with_name(".0.parquet.killed.tmp")
+    leftover.write_bytes(b"\0" * 200_000)  # what a writer killed mid-write leaves
+    old = time.time() - 2 * GC_GRACE_S
+    os.utime(leftover, (old, old))
+    capsys.readouterr()
+    assert cli_main(["--data-dir", str(data), "prune"]) == 0
+    assert "reclaimed " in capsys.readouterr().out
+    assert not leftover.exists()
+    assert kept.base.exists() and moved.base.exists()  # both roots exist: no index removed

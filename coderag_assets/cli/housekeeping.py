@@ -22,7 +22,8 @@ def add_housekeeping_commands(commands: argparse._SubParsersAction) -> None:
         help="remove the indexes of roots that no longer exist (or of the roots named)",
         description="Remove the indexes whose roots no longer exist (`coderag status --all` "
         "lists them). Name roots to remove their indexes even if the roots exist. An index "
-        "being updated or read is left alone.",
+        "being updated or read is left alone. The indexes that stay get the garbage "
+        "collection a publish runs (old versions, leftovers of killed writers).",
     )
     prune.add_argument(
         "roots", nargs="*", help="remove the indexes of these roots (default: of missing roots)"
@@ -89,6 +90,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
                     "dry_run": result.dry_run,
                     "removed": [entry.to_json() for entry in result.removed],
                     "refused": {str(base): why for base, why in result.refused.items()},
+                    "reclaimed_bytes": result.reclaimed_bytes,
                     "freed_bytes": result.freed_bytes,
                 },
                 indent=2,
@@ -105,6 +107,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
         elif result.removed:
             freed = human_bytes(result.freed_bytes)
             out.print(f"{'would free' if result.dry_run else 'freed'} {freed}")
+        if result.reclaimed_bytes:
+            reclaimed = human_bytes(result.reclaimed_bytes)
+            out.print(f"reclaimed {reclaimed} of old versions and leftovers in the other indexes")
     for base, why in result.refused.items():
         err.print(f"[red]error:[/red] kept {escape(str(base))}: {escape(why)}", soft_wrap=True)
     return EXIT_FAILED if result.refused else 0
