@@ -42,6 +42,7 @@ _PATH_PATTERNS = (
     re.compile(r"file \"(/[^\"]+)\""),
     re.compile(r"'(/[^']+)'"),
 )
+_STEP_TEXT = re.compile(r"disk full while (.+?) \(/")
 _SQLITE_TEXT = re.compile(r"sqlite3?\.|sqlalchemy|OperationalError", re.IGNORECASE)
 
 
@@ -64,6 +65,7 @@ class FullDisk:
     path: Path
     writer: str
     file_system: FileSystem
+    step: str = ""  # what the writer was doing (`DiskFullError.step`), when known
 
     def message(
         self,
@@ -83,6 +85,7 @@ class FullDisk:
                 f"{self.writer} (under {self.path}) could not write"
                 if self.writer == INSTANCE_WRITER
                 else f"{self.writer} could not write {self.path}"
+                + (f" while {self.step}" if self.step else "")
             )
         ]
         usage = data_dir_usage(data_dir, fs.mount_point) if data_dir is not None else []
@@ -185,7 +188,13 @@ def find_full_disk(
     for text, path in full:
         named = path or _path_in(text)
         if named is not None and not _SQLITE_TEXT.search(text):
-            return FullDisk(named, _writer_of(named, instance_dir), file_system_of(named))
+            step = _STEP_TEXT.search(text)
+            return FullDisk(
+                named,
+                _writer_of(named, instance_dir),
+                file_system_of(named),
+                step=step.group(1) if step else "",
+            )
     if full:
         return FullDisk(instance_dir, INSTANCE_WRITER, file_system_of(instance_dir))
     if io_errors:

@@ -85,6 +85,9 @@ def test_disk_full_error_behind_a_wrapping_exception_is_found(tmp_path) -> None:
 def test_a_failed_steps_text_names_the_path_the_index_could_not_write(text, expected) -> None:
     full = find_full_disk([text], instance_dir=Path("/data"))
     assert full is not None and full.path == expected and full.writer == INDEX_WRITER
+    if "disk full while" in text:  # CodeRAG's own DiskFullError also says what it was doing
+        assert full.step == "writing the segment of shard d"
+        assert " while writing the segment of shard d;" in full.message()
 
 
 def test_sqlite_out_of_space_is_the_instance_storage(tmp_path) -> None:
