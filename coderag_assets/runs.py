@@ -294,7 +294,7 @@ def look_at_tree(settings: Settings, store: IndexStore) -> tuple[Settings, TreeS
 def root_lock(store: IndexStore, *, on_wait: str = "") -> Iterator[None]:
     """Hold the root's update lock; waits (printing `on_wait` once) while another holds it."""
     store.base.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(store.update_lock_path))
+    lock = FileLock(str(store.base / "update.lock"))
     try:
         lock.acquire(timeout=LOCK_WAIT_NOTICE_S)
     except Timeout:
