@@ -29,6 +29,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from coderag_assets.disk_space import disk_bytes
+from coderag_assets.model_cache import MODELS_DIR, remove_abandoned_conversions
 from coderag_assets.segments import collect_garbage, held_versions, read_current
 from coderag_assets.segments.layout import READERS_DIR
 from coderag_assets.store import INDEXES_DIR, UPDATE_LOCK_FILE, IndexNotFoundError, IndexStore
@@ -173,7 +174,8 @@ def prune_indexes(
     in `refused`; `dry_run` removes nothing. What a killed prune left (renamed, not yet
     deleted) goes too, and every index that stays gets the garbage collection a publish runs
     (`segments.collect_garbage`: old versions, killed writers' leftovers), so a full disk can
-    be relieved without publishing; an index in use is skipped there."""
+    be relieved without publishing; an index in use is skipped there. Work directories of
+    killed model conversions go as well."""
     removed: list[IndexEntry] = []
     refused: dict[Path, str] = {}
     if not dry_run:
@@ -193,6 +195,10 @@ def prune_indexes(
         removed.append(entry)
     reclaimed = 0
     if not dry_run:
+        models_dir = data_dir / MODELS_DIR
+        before = disk_bytes(models_dir)
+        if remove_abandoned_conversions(models_dir):
+            reclaimed += max(0, before - disk_bytes(models_dir))
         chosen = {entry.base for entry in removed} | set(refused)
         for entry in list_indexes(data_dir):
             if entry.base not in chosen and entry.root is not None:

@@ -78,6 +78,38 @@ def file_lock(lock_path: Path) -> Iterator[None]:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
 
+MODELS_DIR = "models"  # the converted-model cache under the data directory
+WORK_DIR_MARK = ".tmp-"  # `.<model>.tmp-<random>`: a conversion's work directory
+
+
+def _conversion_lock(target: Path) -> Path:
+    """The lock a conversion of `target` holds until its work directory is renamed to `target`
+    or removed."""
+    return target.parent / f".{target.name}.lock"
+
+
+def remove_abandoned_conversions(models_dir: Path) -> list[Path]:
+    """Remove the work directories of conversions whose process was killed (a converted model
+    is 100-300 MB); returns them. A work directory whose model's conversion lock is held
+    belongs to a running conversion and stays."""
+    removed: list[Path] = []
+    for work_dir in sorted(models_dir.rglob(f".*{WORK_DIR_MARK}*")) if models_dir.is_dir() else []:
+        if not work_dir.is_dir():
+            continue
+        target = work_dir.with_name(work_dir.name[1:].split(WORK_DIR_MARK, 1)[0])
+        with open(_conversion_lock(target), "a+b") as lock_file:
+            try:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # being converted right now
+            try:
+                shutil.rmtree(work_dir, ignore_errors=True)
+                removed.append(work_dir)
+            finally:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+    return removed
+
+
 @contextlib.contextmanager
 def quiet_conversion() -> Iterator[None]:
     """Silence tracing warnings (about attention-mask branches that cannot differ for encoders)
@@ -119,12 +151,12 @@ def convert_once(
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as failure:
         raise error(f"cannot create model cache directory {cache_dir}: {failure}") from failure
-    with file_lock(cache_dir / f".{target.name}.lock"):
+    with file_lock(_conversion_lock(target)):
         if is_complete(target):
             return  # another process converted it while we waited
         if target.exists():
             shutil.rmtree(target)  # stale or unreadable; convert again
-        work_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=cache_dir))
+        work_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}{WORK_DIR_MARK}", dir=cache_dir))
         try:
             work_dir.chmod(0o755)  # mkdtemp makes it private; the cache is shared
             with quiet_conversion():

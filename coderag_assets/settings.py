@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from coderag_assets.embedding import DEFAULT_MODEL
+from coderag_assets.model_cache import MODELS_DIR
 from coderag_assets.rerank import DEFAULT_RERANKER
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -146,7 +147,7 @@ class Settings:
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.data_dir / MODELS_DIR
 
 
 def load_settings(**overrides: object) -> Settings:

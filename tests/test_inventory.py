@@ -16,6 +16,7 @@ import pytest
 
 from coderag_assets.cli import main as cli_main
 from coderag_assets.inventory import list_indexes, prune_indexes
+from coderag_assets.model_cache import MODELS_DIR, WORK_DIR_MARK, file_lock
 from coderag_assets.search import IndexReader
 from coderag_assets.segments import GC_GRACE_S, current_version
 from coderag_assets.store import IndexStore
@@ -155,3 +156,17 @@ def test_prune_also_collects_the_garbage_of_the_indexes_that_stay(two_indexes, c
     assert "reclaimed " in capsys.readouterr().out
     assert not leftover.exists()
     assert kept.base.exists() and moved.base.exists()  # both roots exist: no index removed
+
+
+def test_prune_removes_the_work_directory_of_a_killed_model_conversion(tmp_path) -> None:
+    models = tmp_path / "data" / MODELS_DIR / "openvino"
+    models.mkdir(parents=True)
+    killed = models / f".minilm{WORK_DIR_MARK}abc123"  # SIGKILL mid-conversion leaves it
+    killed.mkdir()
+    (killed / "openvino_model.bin").write_bytes(b"\0" * 300_000)
+    running = models / f".reranker{WORK_DIR_MARK}def456"
+    running.mkdir()
+    with file_lock(models / ".reranker.lock"):  # a conversion of that model is under way
+        result = prune_indexes(tmp_path / "data")
+    assert not killed.exists() and running.exists()
+    assert result.reclaimed_bytes >= 300_000
