@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.markup import escape
@@ -14,6 +15,7 @@ from rich.table import Table
 from coderag_assets.cli.common import EXIT_FAILED, err, out, settings_from_args
 from coderag_assets.disk_space import data_dir_usage, human_bytes
 from coderag_assets.inventory import IndexEntry, list_indexes, prune_indexes
+from coderag_assets.settings import Settings
 
 
 def add_housekeeping_commands(commands: argparse._SubParsersAction) -> None:
@@ -127,20 +129,27 @@ def _when(published_at: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(published_at))
 
 
-def _active_runs(settings):
+def _active_runs(settings: Settings) -> Callable[[IndexEntry], str | None]:
     """`in_use` for `prune_indexes`: a Dagster run of the index's root still queued or running
-    (the UI, the sensor or the schedule launched it) keeps the index."""
+    (the UI, the sensor or the schedule launched it) keeps the index. When the instance cannot
+    be read (its disk is full: what `prune` is often run for) the locks alone decide."""
+    instance = None
 
     def in_use(entry: IndexEntry) -> str | None:
+        nonlocal instance
+        import dagster as dg
+
         from coderag_assets.runs import get_instance
         from coderag_assets.tags import ACTIVE_RUN_STATUSES, ROOT_TAG
 
         if entry.root is None:
             return None
-        import dagster as dg
-
         filters = dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={ROOT_TAG: str(entry.root)})
-        runs = get_instance(settings).get_runs(filters, limit=1)
+        try:
+            instance = instance or get_instance(settings)
+            runs = instance.get_runs(filters, limit=1)
+        except Exception:  # noqa: BLE001 - an unreadable instance must not block freeing space
+            return None
         if runs:
             return f"Dagster run {runs[0].run_id} of this root is {runs[0].status.value.lower()}"
         return None
