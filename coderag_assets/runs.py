@@ -494,7 +494,9 @@ def run_shards(
             [*_failure_texts(result), *event_log_errors.lines], instance_dir=settings.data_dir
         )
         if full is not None:
-            return _out_of_space_summary(full, settings, store, shards, keys, reason, run_seconds)
+            return _out_of_space_summary(
+                full, settings, store, shards, keys, reason, run_seconds, run_id=result.run_id
+            )
     summary = IndexSummary(
         root=settings.root,
         index_path=store.index_path,
@@ -511,6 +513,8 @@ def run_shards(
         _fill_from_index(summary, store)
     else:
         summary.error = _failure_message(result)
+        if event_log_errors.lines:  # the run's own record is incomplete: say why
+            summary.error += f" ({event_log_errors.lines[0].splitlines()[0]})"
     summary.timings = _run_timings(instance, result.run_id, run_seconds, metadata)
     summary.timings["executor_" + executor] = run_seconds
     return summary
@@ -524,8 +528,11 @@ def _out_of_space_summary(
     keys: Sequence[str],
     reason: str,
     seconds: float,
+    *,
+    run_id: str = "",
 ) -> IndexSummary:
-    """The failed summary of a run that ran out of space: one line naming the file system."""
+    """The failed summary of a run that ran out of space: one line naming the file system.
+    `run_id` is empty when the instance could not even record the run."""
     from coderag_assets.inventory import prunable_bytes
     from coderag_assets.segments import read_current
     from coderag_assets.store import IndexNotFoundError
@@ -538,7 +545,7 @@ def _out_of_space_summary(
         root=store.root,
         index_path=store.index_path,
         success=False,
-        run_id="",
+        run_id=run_id,
         seconds=seconds,
         shards=list(shards),
         shard_count=len(keys),
