@@ -13,8 +13,7 @@ from __future__ import annotations
 import dagster as dg
 
 from coderag_assets.assets import build_shard_assets, search_index
-from coderag_assets.checks import INDEX_CHECKS
-from coderag_assets.execution import celery_urls
+from coderag_assets.execution import celery_urls, choose_executor, run_config
 from coderag_assets.partitions import shards_partitions
 from coderag_assets.resources import CodeRagResource
 from coderag_assets.schedules import build_rebuild_schedule
@@ -22,12 +21,27 @@ from coderag_assets.sensors import FRESHNESS_CHECKS, build_change_sensor
 from coderag_assets.settings import Settings, SettingsError, load_settings
 from coderag_assets.tags import INDEX_JOB_NAME
 
+PUBLISH_SENSOR_NAME = "coderag_publish"
+PUBLISH_SENSOR_INTERVAL_S = 5
+
 
 def executor_definition(settings: Settings) -> dg.ExecutorDefinition:
-    """`multi_or_in_process_executor` (run config picks in-process or multiprocess), or the
+    """The executor of every run of these definitions, the job's and the UI's asset runs
+    (Definitions' default executor): in-process or multiprocess as run config picks
+    (`multi_or_in_process_executor`), defaulting to what `CODERAG_EXECUTOR` chooses, or the
     Celery executor for `CODERAG_EXECUTOR=celery` (needs the `cluster` extra)."""
     if settings.executor != "celery":
-        return dg.multi_or_in_process_executor
+        base = dg.multi_or_in_process_executor
+        chosen = run_config(choose_executor(settings.executor), workers=settings.workers)
+        return dg.ExecutorDefinition(
+            name=base.name,
+            config_schema=dg.Field(
+                base.config_schema.config_type, default_value=chosen["execution"]["config"]
+            ),
+            executor_creation_fn=base.executor_creation_fn,
+            requirements=base.get_requirements,
+            description=base.description,
+        )
     try:
         from dagster_celery import celery_executor
     except ImportError as error:
@@ -41,22 +55,36 @@ def executor_definition(settings: Settings) -> dg.ExecutorDefinition:
 def build_definitions(settings: Settings) -> dg.Definitions:
     shards = shards_partitions(settings.shard_count)
     shard_assets = build_shard_assets(shards)
+    executor = executor_definition(settings)
+    index_assets = dg.AssetSelection.assets(shard_assets, search_index)
     index_job = dg.define_asset_job(
         INDEX_JOB_NAME,
-        selection=dg.AssetSelection.assets(shard_assets, search_index).without_checks(),
-        executor_def=executor_definition(settings),
+        # The gates are checks of search_index evaluated in its step; the freshness check
+        # (a walk of the tree) is the sensor's, not every run's.
+        selection=index_assets - dg.AssetSelection.checks(*FRESHNESS_CHECKS),
+        executor_def=executor,
         description=(
             "Index the repository: one step per shard (manifest → chunks → embeddings), then "
-            "publish the search and BM25 index. Select shard partitions to update just those."
+            "gate and publish the search and BM25 index. Select shard partitions to update "
+            "just those."
         ),
+    )
+    publish_sensor = dg.AutomationConditionSensorDefinition(
+        PUBLISH_SENSOR_NAME,
+        target=dg.AssetSelection.assets("search_index", "bm25_index"),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=PUBLISH_SENSOR_INTERVAL_S,
+        description="Publishes the index after shard partitions were materialized by a run that "
+        "did not publish (a partition backfill or Materialize from the UI).",
     )
     return dg.Definitions(
         assets=[shard_assets, search_index],
-        asset_checks=[*INDEX_CHECKS, *FRESHNESS_CHECKS],
+        asset_checks=[*FRESHNESS_CHECKS],
         jobs=[index_job],
-        sensors=[build_change_sensor(settings)],
+        sensors=[build_change_sensor(settings), publish_sensor],
         schedules=[build_rebuild_schedule(executor=settings.executor)],
         resources={"coderag": CodeRagResource.from_settings(settings)},
+        executor=executor,
     )
 
 
