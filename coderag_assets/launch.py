@@ -156,19 +156,22 @@ def claim_root(
 # ------------------------------------------------------------------ CLI runs with an origin
 
 
-def job_origin(job_name: str, repository_name: str):
+def job_origin(job_name: str):
     """The remote origin the webserver gives runs of `job_name` in the `coderag` location.
 
     Built from the same module and location name as `workspace.yaml`: re-execution and the
     UI's job pages find the code location by these names (no code server is started here).
     """
+    from dagster._core.definitions.repository_definition.valid_definitions import (
+        SINGLETON_REPOSITORY_NAME,  # the repository a module's `Definitions` object loads as
+    )
     from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
     from dagster._core.workspace.load import location_origin_from_module_name
 
     location = location_origin_from_module_name(
         DEFINITIONS_MODULE, None, None, CODE_LOCATION_NAME, sys.executable
     )
-    return RemoteJobOrigin(RemoteRepositoryOrigin(location, repository_name), job_name)
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job_name)
 
 
 def execute_index_run(
@@ -191,6 +194,6 @@ def execute_index_run(
         tags=tags,
         asset_selection=frozenset(asset_selection) if asset_selection else None,
         job_code_origin=recon_job.get_python_origin(),
-        remote_job_origin=job_origin(job_def.name, recon_job.get_repository_definition().name),
+        remote_job_origin=job_origin(job_def.name),
     )
     return execute_run(recon_job, run, instance, raise_on_error=False)
