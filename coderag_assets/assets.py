@@ -28,7 +28,7 @@ from coderag_assets.checks import GATE_CHECK_SPECS, blocking_message, gate_resul
 from coderag_assets.launch import RootBusyError, claim_root
 from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.resources import CodeRagResource
-from coderag_assets.store import IndexStore
+from coderag_assets.store import IndexStore, IndexValidationError
 
 INDEX_WRITER_POOL = "coderag_index_writer"
 GROUP = "coderag"
@@ -247,6 +247,14 @@ def build_shard_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefiniti
     return shard_assets
 
 
+class PromotionBlocked(Exception):
+    """A blocking gate failed on the candidate: `outcomes` are every gate's results."""
+
+    def __init__(self, outcomes: list[gates.GateOutcome]):
+        super().__init__("promotion blocked")
+        self.outcomes = outcomes
+
+
 class PublishConfig(dg.Config):
     skip_gates: list[str] = []  # noqa: RUF012 - pydantic copies defaults
     """Gates (asset check names) evaluated and reported but not blocking for this run
@@ -303,21 +311,27 @@ def search_index(
             store, shard_keys(coderag.shard_count), spec, run_id=context.run_id
         )
         outcomes = gates.evaluate_candidate(store, candidate, spec, skip=config.skip_gates)
-        blocked = [outcome for outcome in outcomes if outcome.blocks]
-        if blocked:
-            for outcome in outcomes:
-                yield gate_result(outcome)
-            live = indexing.live_version(store)
-            raise dg.Failure(
-                description=blocking_message(blocked, live),
-                metadata={"blocked_by": ", ".join(o.name for o in blocked)},
-            )
         for outcome in outcomes:
             if outcome.skipped:
                 context.log.warning(
                     f"gate {outcome.name} overridden for this run: {outcome.detail}"
                 )
-        result = indexing.publish_candidate(store, candidate, spec, started=started)
+        try:
+            if any(outcome.blocks for outcome in outcomes):
+                raise PromotionBlocked(outcomes)
+            try:
+                result = indexing.publish_candidate(store, candidate, spec, started=started)
+            except IndexValidationError as error:  # validated again under the writer lock
+                outcomes = [gates.GateOutcome(o.name, o.passed, o.detail) for o in error.outcomes]
+                raise PromotionBlocked(outcomes) from error
+        except PromotionBlocked as stop:
+            for outcome in stop.outcomes:
+                yield gate_result(outcome)
+            failing = [outcome for outcome in stop.outcomes if outcome.blocks]
+            raise dg.Failure(
+                description=blocking_message(failing, indexing.live_version(store)),
+                metadata={"blocked_by": ", ".join(o.name for o in failing)},
+            ) from None
     common = {"index_path": str(result.index_path), "version": result.version}
     yield dg.MaterializeResult(
         asset_key="search_index",
