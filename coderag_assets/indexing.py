@@ -666,6 +666,38 @@ def embed_shard(
     )
 
 
+def shards_already_written(
+    store: IndexStore,
+    shards: Sequence[str],
+    tree_rows: Callable[[str], dict[str, tuple[int, int]]],
+    *,
+    model_id: str,
+) -> list[str]:
+    """Those of `shards` whose step already ran on the files as they are now: the shard's
+    manifest lists exactly `tree_rows(shard)` (path → (size, mtime_ns) from the planner's
+    walk), its stage files are complete, and its latest segment was written from them with
+    `model_id`. Such a shard needs no step, only a publish: what a run that failed in another
+    shard, or at its gates, leaves behind."""
+    written = []
+    for shard in shards:
+        path = store.shard_file("manifest", shard)
+        if not path.exists() or not segments.segment_is_current(store, shard, model_id=model_id):
+            continue
+        embeddings = store.shard_file("embeddings", shard)
+        if not embeddings.exists() or embeddings.stat().st_mtime_ns < path.stat().st_mtime_ns:
+            continue  # the shard's last run stopped before its embeddings
+        try:
+            manifest = store.read_shard("manifest", shard, MANIFEST_SCHEMA).select(
+                ["path", "size", "mtime_ns"]
+            )
+        except (OSError, pa.ArrowException):
+            continue
+        rows = zip(*(manifest.column(name).to_pylist() for name in ("path", "size", "mtime_ns")))
+        if {p: (size, mtime) for p, size, mtime in rows} == tree_rows(shard):
+            written.append(shard)
+    return written
+
+
 # ------------------------------------------------------------------ index
 
 

@@ -236,6 +236,15 @@ def run_index(
         summary.reused = _distinct_content_hashes(store)
         summary.seconds = time.perf_counter() - started
         return summary
+    # Shards a failed run already finished (their step ran on these very files) need no
+    # step again, only the publish: the next run redoes just what failed.
+    from coderag_assets.indexing import shards_already_written
+
+    finished = shards_already_written(
+        store, plan.shards, lambda shard: snapshot.shard_files([shard]), model_id=model_id
+    )
+    if finished:
+        plan = replace(plan, shards=[shard for shard in plan.shards if shard not in finished])
     # 3. One run of those shards under the root's lock (run_shards); it reads the rows of
     # its shards from this walk instead of walking again.
     scan = save_scan(
