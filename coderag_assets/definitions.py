@@ -1,11 +1,14 @@
 """The one place that wires the Dagster objects together (`dagster dev -w workspace.yaml`).
 
 Everything is built from one :class:`~coderag_assets.settings.Settings`: the shard
-partitions (`CODERAG_SHARDS`), the job `coderag_index` and its executor (`CODERAG_EXECUTOR`),
-the resource. `coderag index`, `coderag watch`, the change sensor, the rebuild schedule and a
-UI backfill all run that job. :func:`index_job` is the reconstructable entry point: every
-process that runs steps of the job (multiprocess children, Celery workers) rebuilds it from
-the `CODERAG_*` environment the run was started with.
+partitions (`CODERAG_SHARDS`), the job `coderag_index`, the executor (`CODERAG_EXECUTOR`; the
+`Definitions`' default, so the UI's asset runs use it too), the resource. `coderag index`,
+`coderag watch`, the change sensor and the rebuild schedule run the job; a UI
+materialization or backfill of shard partitions is followed by one publish through the
+`coderag_publish` automation sensor (eager condition on the index assets), so every launch
+path ends in a published, gated version. :func:`index_job` is the reconstructable entry
+point: every process that runs steps of the job (multiprocess children, Celery workers)
+rebuilds it from the `CODERAG_*` environment the run was started with.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from coderag_assets.resources import CodeRagResource
 from coderag_assets.schedules import build_rebuild_schedule
 from coderag_assets.sensors import FRESHNESS_CHECKS, build_change_sensor
 from coderag_assets.settings import Settings, SettingsError, load_settings
-from coderag_assets.tags import INDEX_JOB_NAME
+from coderag_assets.tags import INDEX_JOB_NAME, ROOT_TAG
 
 PUBLISH_SENSOR_NAME = "coderag_publish"
 PUBLISH_SENSOR_INTERVAL_S = 5
@@ -63,6 +66,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         # (a walk of the tree) is the sensor's, not every run's.
         selection=index_assets - dg.AssetSelection.checks(*FRESHNESS_CHECKS),
         executor_def=executor,
+        # Every run of the job carries its root from creation (launchpad, sensor, schedule,
+        # re-execution): the run queue's per-root limit (dagster.yaml) applies before it starts.
+        tags={ROOT_TAG: str(settings.root)} if settings.root else None,
         description=(
             "Index the repository: one step per shard (manifest → chunks → embeddings), then "
             "gate and publish the search and BM25 index. Select shard partitions to update "
