@@ -108,6 +108,13 @@ class Ui:
         )
         return result["assetCheckExecutions"]
 
+    def asset_job_runs(self) -> list[str]:
+        result = self.query(
+            """{ runsOrError(filter: {pipelineName: "__ASSET_JOB"}) {
+                ... on Runs { results { runId } } } }"""
+        )
+        return [run["runId"] for run in result["runsOrError"]["results"]]
+
     def version(self) -> int | None:
         return index_status(self.store)["version"]
 
@@ -322,6 +329,8 @@ def test_a_partition_backfill_publishes_a_version_search_serves(ui: Ui) -> None:
     with (ui.root / path).open("a") as handle:
         handle.write("\n\ndef backfilled_marker_function():\n    return 'backfill'\n")
     shard = shard_of(path, ui.settings.shard_count)
+    # Runs that published themselves (CLI, re-executions) gave the automation nothing to do.
+    assert ui.asset_job_runs() == []
     live = ui.version()
     ui.backfill(["file_manifest", "code_chunks", "chunk_embeddings"], [shard])
     ui.wait_version_after(live)
