@@ -2,8 +2,10 @@
 through :mod:`coderag_assets.watcher`, of `coderag watch`).
 
 An update is one run of the job `coderag_index` from `definitions.py` on the instance under
-the data directory, started with :func:`dagster.execute_job`: the shard steps that need it
-(on the executor :mod:`coderag_assets.execution` chooses), then the index publish.
+the data directory, executed here and recorded under the `coderag` code location
+(:func:`launch.execute_index_run`: re-executable from the UI, listed on the job's pages): the
+shard steps that need it (on the executor :mod:`coderag_assets.execution` chooses), then the
+gated index publish. Shards a failed run already finished are not run again.
 :func:`run_index` asks :mod:`coderag_assets.freshness` which shards differ from the published
 index and runs only those (or nothing: "up to date"), handing the run the walk it planned
 with (:mod:`coderag_assets.scans`) so that the tree is walked once per update; `full=True`
