@@ -15,14 +15,20 @@ Assets stay thin: they read Dagster context, call the plain stage functions in
 :mod:`coderag_assets.indexing`, and record metadata. Nothing here knows which executor runs it.
 """
 
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import dagster as dg
 
-from coderag_assets import indexing
+from coderag_assets import gates, indexing
+from coderag_assets.checks import GATE_CHECK_SPECS, blocking_message, gate_result
+from coderag_assets.launch import RootBusyError, claim_root
 from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.resources import CodeRagResource
+from coderag_assets.store import IndexStore, IndexValidationError
 
 INDEX_WRITER_POOL = "coderag_index_writer"
 GROUP = "coderag"
@@ -46,6 +52,23 @@ class PrepareConfig(dg.Config):
 EARLY_PUBLISH_MIN_VECTORS = 512  # fewer chunks than this to embed: no early publish
 
 
+@contextmanager
+def writing_root(context: dg.OpExecutionContext, store: IndexStore) -> Iterator[None]:
+    """Hold the root for a writing step (:func:`launch.claim_root`): one writer per root
+    whichever way the run was launched; a clear failure when a CLI update keeps it."""
+    try:
+        with claim_root(
+            context.run.tags,
+            store.base,
+            str(store.root),
+            add_tags=lambda tags: context.instance.add_run_tags(context.run_id, tags),
+            log=context.log.info,
+        ):
+            yield
+    except RootBusyError as error:
+        raise dg.Failure(description=str(error)) from None
+
+
 @dg.op(
     out=dg.DynamicOut(indexing.PreparedShard),
     description="List the shards' files (the planner's scan, else one walk of the root), write "
@@ -54,6 +77,18 @@ EARLY_PUBLISH_MIN_VECTORS = 512  # fewer chunks than this to embed: no early pub
 )
 def prepare_shards(context: dg.OpExecutionContext, config: PrepareConfig, coderag: CodeRagResource):
     store = coderag.index_store()
+    with writing_root(context, store):
+        prepared = _prepare(context, config, coderag, store)
+    for item in prepared:
+        yield dg.DynamicOutput(item, mapping_key=f"shard_{item.shard}")
+
+
+def _prepare(
+    context: dg.OpExecutionContext,
+    config: PrepareConfig,
+    coderag: CodeRagResource,
+    store: IndexStore,
+) -> list[indexing.PreparedShard]:
     store.register(coderag.shard_count)
     shards = list(context.partition_keys)
     if config.shards:
@@ -87,7 +122,8 @@ def prepare_shards(context: dg.OpExecutionContext, config: PrepareConfig, codera
         f"{sum(item.chunks.chunks for item in prepared)} chunks in {len(shards)} shards; "
         f"{pending} chunks need a vector"
     )
-    if pending >= EARLY_PUBLISH_MIN_VECTORS:
+    # With a golden file the first version a run publishes is one its gates passed.
+    if pending >= EARLY_PUBLISH_MIN_VECTORS and not (store.root / gates.GOLDEN_FILE).is_file():
         early = indexing.publish_index(
             store, shard_keys(coderag.shard_count), spec, run_id=context.run_id, early=True
         )
@@ -95,8 +131,7 @@ def prepare_shards(context: dg.OpExecutionContext, config: PrepareConfig, codera
             f"published version {early.version} early: searchable by keywords, symbols and "
             f"references now; {pending} chunks wait for their vectors"
         )
-    for item in prepared:
-        yield dg.DynamicOutput(item, mapping_key=f"shard_{item.shard}")
+    return prepared
 
 
 @dg.op(description="Embeddings → search segment of one shard.")
@@ -104,7 +139,15 @@ def index_shard(
     context: dg.OpExecutionContext, prepared: indexing.PreparedShard, coderag: CodeRagResource
 ) -> indexing.ShardStats:
     spec = replace(coderag.embedder_spec(), threads=coderag.step_inference_threads())
-    stats = indexing.embed_shard(coderag.index_store(), prepared, spec, run_id=context.run_id)
+    store = coderag.index_store()
+    with writing_root(context, store):
+        stats = indexing.embed_shard(store, prepared, spec, run_id=context.run_id)
+    # Each shard records its own partitions as it finishes: when a sibling shard fails, the
+    # finished ones stay materialized (with their numbers) and only the failed one is failed.
+    for asset_name, metadata in shard_metadata(stats).items():
+        context.log_event(
+            dg.AssetMaterialization(asset_name, partition=prepared.shard, metadata=metadata)
+        )
     context.log.info(
         f"shard {prepared.shard}: {stats.chunks.chunks} chunks, {stats.embeddings.embedded} "
         f"embedded, {stats.embeddings.reused} reused in {stats.seconds:.2f} s"
@@ -193,6 +236,7 @@ def build_shard_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefiniti
             ),
         },
         partitions_def=partitions,
+        group_name=GROUP,  # the outs' own group_name is not applied to graph assets in 1.13
         backfill_policy=dg.BackfillPolicy.single_run(),
         can_subset=False,
     )
@@ -203,6 +247,26 @@ def build_shard_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefiniti
     return shard_assets
 
 
+class PromotionBlocked(Exception):
+    """A blocking gate failed on the candidate: `outcomes` are every gate's results."""
+
+    def __init__(self, outcomes: list[gates.GateOutcome]):
+        super().__init__("promotion blocked")
+        self.outcomes = outcomes
+
+
+class PublishConfig(dg.Config):
+    skip_gates: list[str] = []  # noqa: RUF012 - pydantic copies defaults
+    """Gates (asset check names) evaluated and reported but not blocking for this run
+    (`coderag index --skip-gate NAME`)."""
+
+
+INDEX_AUTOMATION = dg.AutomationCondition.eager()
+"""The index follows any materialization of shard partitions that did not publish itself (a
+partition backfill or "Materialize" from the UI): one publish after the shards, once none is
+in progress (the automation sensor in definitions.py evaluates it)."""
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -210,27 +274,64 @@ def build_shard_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefiniti
             deps=list(SHARD_ASSET_NAMES),
             group_name=GROUP,
             kinds={"duckdb"},
-            description="Published index: chunks, vectors, symbols, files, provenance.",
+            description="The published index version: every shard's segment (chunks, vectors, "
+            "symbols, files, provenance) behind a DuckDB SQL surface; promoted only when its "
+            "gates pass.",
+            automation_condition=INDEX_AUTOMATION,
         ),
         dg.AssetSpec(
             "bm25_index",
             deps=list(SHARD_ASSET_NAMES),
             group_name=GROUP,
             kinds={"numpy"},
-            description="BM25 of the published version: each segment's postings (term → "
-            "chunk rows, term frequencies, definition-name frequencies) read by search, with "
-            "N, document frequencies and average length summed over the segments.",
+            description="BM25 of the published version: each segment's postings with N, "
+            "document frequencies and average length summed over the segments.",
+            automation_condition=INDEX_AUTOMATION,
         ),
     ],
+    check_specs=GATE_CHECK_SPECS,
     pool=INDEX_WRITER_POOL,
     can_subset=False,
 )
-def search_index(context: dg.AssetExecutionContext, coderag: CodeRagResource):
-    """Publish what the shards wrote: validated, atomic, one writer at a time."""
+def search_index(
+    context: dg.AssetExecutionContext, config: PublishConfig, coderag: CodeRagResource
+):
+    """Build the candidate version from what the shards wrote, run the gates on it, and
+    publish it (atomic, one writer at a time) only when no blocking gate failed."""
+    unknown = gates.unknown_gates(config.skip_gates)
+    if unknown:
+        raise dg.Failure(
+            f"unknown gate(s) {', '.join(unknown)}; the gates are {', '.join(gates.GATE_NAMES)}"
+        )
     store = coderag.index_store()
-    result = indexing.publish_index(
-        store, shard_keys(coderag.shard_count), coderag.embedder_spec(), run_id=context.run_id
-    )
+    spec = coderag.embedder_spec()
+    started = time.perf_counter()
+    with writing_root(context, store):
+        candidate = indexing.prepare_candidate(
+            store, shard_keys(coderag.shard_count), spec, run_id=context.run_id
+        )
+        outcomes = gates.evaluate_candidate(store, candidate, spec, skip=config.skip_gates)
+        for outcome in outcomes:
+            if outcome.skipped:
+                context.log.warning(
+                    f"gate {outcome.name} overridden for this run: {outcome.detail}"
+                )
+        try:
+            if any(outcome.blocks for outcome in outcomes):
+                raise PromotionBlocked(outcomes)
+            try:
+                result = indexing.publish_candidate(store, candidate, spec, started=started)
+            except IndexValidationError as error:  # validated again under the writer lock
+                outcomes = [gates.GateOutcome(o.name, o.passed, o.detail) for o in error.outcomes]
+                raise PromotionBlocked(outcomes) from error
+        except PromotionBlocked as stop:
+            for outcome in stop.outcomes:
+                yield gate_result(outcome)
+            failing = [outcome for outcome in stop.outcomes if outcome.blocks]
+            raise dg.Failure(
+                description=blocking_message(failing, indexing.live_version(store)),
+                metadata={"blocked_by": ", ".join(o.name for o in failing)},
+            ) from None
     common = {"index_path": str(result.index_path), "version": result.version}
     yield dg.MaterializeResult(
         asset_key="search_index",
@@ -241,5 +342,6 @@ def search_index(context: dg.AssetExecutionContext, coderag: CodeRagResource):
             "symbols": result.symbols,
             "seconds": round(result.seconds, 3),
         },
+        check_results=[gate_result(outcome) for outcome in outcomes],
     )
     yield dg.MaterializeResult(asset_key="bm25_index", metadata={**common, **result.bm25})

@@ -1,9 +1,11 @@
-"""Asset checks on the published index: the same invariants the build enforces before publishing.
+"""The index's asset checks: the promotion gates (:mod:`coderag_assets.gates`) as Dagster
+sees them.
 
-Expected chunk counts come from the shard Parquet files, independently of the index file. The
-index records which version of each chunk shard it was built from, so a shard rewritten since
-(a shard run that finished after the build, whose update is still on its way) is reported as
-pending instead of failing the comparison.
+The gates are checks of `search_index` that its own step evaluates on the **candidate**
+version, before `CURRENT` flips: each run of the index asset records every gate's result
+(the UI's Checks tab), and a failing blocking gate fails the step, naming the gate and why,
+while the previous version stays live. `shard_consistency` compares a published index with
+the shard files it was built from (what `coderag status` style checks and tests use).
 """
 
 from collections import Counter
@@ -11,16 +13,59 @@ from collections import Counter
 import dagster as dg
 import duckdb
 
+from coderag_assets.gates import GOLDEN_FILE, GOLDEN_GATE, GateOutcome
 from coderag_assets.partitions import shard_keys, shard_of
-from coderag_assets.resources import CodeRagResource
-from coderag_assets.store import (
-    CHUNK_SCHEMA,
-    CheckOutcome,
-    IndexStore,
-    connect_index,
-    read_meta,
-    validate_index,
-)
+from coderag_assets.store import CHUNK_SCHEMA, CheckOutcome, IndexStore
+
+GATE_DESCRIPTIONS = {
+    "every_chunk_has_vector": "Every chunk of the candidate has a vector of the model's dimension.",
+    "chunk_count_matches_shards": "Each candidate segment holds exactly its shard's chunk rows.",
+    "no_orphan_chunks": "No candidate chunk belongs to a file missing from every manifest.",
+    GOLDEN_GATE: f"Golden queries ({GOLDEN_FILE} in the repository, optional) reach their rank "
+    "on the candidate; a regression against the live version blocks promotion.",
+}
+GATE_CHECK_SPECS = [
+    dg.AssetCheckSpec(name, asset="search_index", blocking=True, description=description)
+    for name, description in GATE_DESCRIPTIONS.items()
+]
+
+
+def gate_result(outcome: GateOutcome) -> dg.AssetCheckResult:
+    """One gate's outcome as the check result the UI shows; an overridden failure is a
+    warning that says so, a misconfigured gate an error that says so."""
+    detail = outcome.detail
+    if outcome.skipped:
+        detail = f"overridden for this run (--skip-gate {outcome.name}): {detail}"
+    return dg.AssetCheckResult(
+        asset_key="search_index",
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.WARN if outcome.skipped else dg.AssetCheckSeverity.ERROR,
+        description=detail[:2000],
+        metadata={
+            "detail": detail[:2000],
+            "state": "misconfigured"
+            if outcome.misconfigured
+            else ("overridden" if outcome.skipped else ("passed" if outcome.passed else "failed")),
+            **{
+                key: dg.MetadataValue.json(value) if isinstance(value, dict) else value
+                for key, value in outcome.metadata.items()
+            },
+        },
+    )
+
+
+def blocking_message(blocked: list[GateOutcome], live_version: int | None) -> str:
+    """The failure a run reports when gates block its candidate (CLI and UI)."""
+    kept = f"version {live_version} stays live" if live_version else "nothing was published"
+    parts = [
+        f"{o.name} {'misconfigured' if o.misconfigured else 'failed'}: {o.detail}" for o in blocked
+    ]
+    return (
+        f"promotion blocked by {len(blocked)} gate(s), {kept}: "
+        + " | ".join(parts)
+        + f". To publish anyway for one run: coderag index --skip-gate {blocked[0].name}"
+    )
 
 
 def shard_consistency(
@@ -69,57 +114,3 @@ def shard_consistency(
         )
     outcome = CheckOutcome("chunk_count_matches_shards", expected == actual, detail)
     return outcome, {"expected_chunks": expected, "pending_shards": len(pending)}
-
-
-def _outcome(coderag: CodeRagResource, name: str) -> dg.AssetCheckResult:
-    store = coderag.index_store()
-    con = connect_index(store.index_path)
-    try:
-        meta = read_meta(con)
-        dim = int(meta["dim"])  # type: ignore[arg-type]
-        if name == "chunk_count_matches_shards":
-            outcome, metadata = shard_consistency(store, con, meta)
-        else:
-            total = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
-            outcomes = {o.name: o for o in validate_index(con, total, dim)}
-            outcome, metadata = outcomes[name], {}
-    finally:
-        con.close()
-    return dg.AssetCheckResult(
-        passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"detail": outcome.detail, **metadata},
-    )
-
-
-@dg.asset_check(
-    asset="search_index",
-    blocking=True,
-    description="Every chunk has a vector of the model's dimension.",
-)
-def every_chunk_has_vector(coderag: CodeRagResource) -> dg.AssetCheckResult:
-    return _outcome(coderag, "every_chunk_has_vector")
-
-
-@dg.asset_check(
-    asset="search_index",
-    blocking=True,
-    description=(
-        "Index chunk count equals that of the shards it was built from; shards rewritten since "
-        "are listed as pending."
-    ),
-)
-def chunk_count_matches_shards(coderag: CodeRagResource) -> dg.AssetCheckResult:
-    return _outcome(coderag, "chunk_count_matches_shards")
-
-
-@dg.asset_check(
-    asset="search_index",
-    blocking=True,
-    description="No chunk belongs to a file missing from every manifest.",
-)
-def no_orphan_chunks(coderag: CodeRagResource) -> dg.AssetCheckResult:
-    return _outcome(coderag, "no_orphan_chunks")
-
-
-INDEX_CHECKS = [every_chunk_has_vector, chunk_count_matches_shards, no_orphan_chunks]

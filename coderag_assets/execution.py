@@ -92,6 +92,7 @@ def run_config(
     scan: str | None = None,
     resource: dict[str, object] | None = None,
     start_method: str = "forkserver",
+    skip_gates: list[str] | None = None,
 ) -> dict:
     """Run config of one `coderag_index` run.
 
@@ -100,7 +101,8 @@ def run_config(
     (:mod:`coderag_assets.scans`) so the run does not walk the tree again; `verify_hashes`
     re-reads every file; `resource` is the `coderag` resource's config (root, data
     directory, model...) the run carries with it; `start_method` is how the multiprocess
-    executor starts step processes (`forkserver` with the pipeline preloaded, or `spawn`).
+    executor starts step processes (`forkserver` with the pipeline preloaded, or `spawn`);
+    `skip_gates` names promotion gates that report but do not block this run.
     """
     # The console logger stays quiet: a failed run reaches the user as one line from the CLI
     # (`runs.run_shards`), and the run's event log (the UI's run page) keeps every event,
@@ -132,6 +134,8 @@ def run_config(
         prepare["scan"] = scan
     if prepare:
         config["ops"] = {"shard_assets": {"ops": {"prepare_shards": {"config": prepare}}}}
+    if skip_gates:
+        config.setdefault("ops", {})["search_index"] = {"config": {"skip_gates": list(skip_gates)}}
     return config
 
 

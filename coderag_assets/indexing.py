@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -666,6 +666,38 @@ def embed_shard(
     )
 
 
+def shards_already_written(
+    store: IndexStore,
+    shards: Sequence[str],
+    tree_rows: Callable[[str], dict[str, tuple[int, int]]],
+    *,
+    model_id: str,
+) -> list[str]:
+    """Those of `shards` whose step already ran on the files as they are now: the shard's
+    manifest lists exactly `tree_rows(shard)` (path → (size, mtime_ns) from the planner's
+    walk), its stage files are complete, and its latest segment was written from them with
+    `model_id`. Such a shard needs no step, only a publish: what a run that failed in another
+    shard, or at its gates, leaves behind."""
+    written = []
+    for shard in shards:
+        path = store.shard_file("manifest", shard)
+        if not path.exists() or not segments.segment_is_current(store, shard, model_id=model_id):
+            continue
+        embeddings = store.shard_file("embeddings", shard)
+        if not embeddings.exists() or embeddings.stat().st_mtime_ns < path.stat().st_mtime_ns:
+            continue  # the shard's last run stopped before its embeddings
+        try:
+            manifest = store.read_shard("manifest", shard, MANIFEST_SCHEMA).select(
+                ["path", "size", "mtime_ns"]
+            )
+        except (OSError, pa.ArrowException):
+            continue
+        rows = zip(*(manifest.column(name).to_pylist() for name in ("path", "size", "mtime_ns")))
+        if {p: (size, mtime) for p, size, mtime in rows} == tree_rows(shard):
+            written.append(shard)
+    return written
+
+
 # ------------------------------------------------------------------ index
 
 
@@ -690,26 +722,44 @@ class BuildResult:
     bm25: dict[str, object] = field(default_factory=dict)  # what the BM25 asset reports
 
 
-def publish_index(
+@dataclass
+class Candidate:
+    """The next index version before it is published: each shard's segment, what the
+    version records, and the integrity checks of its segments (`segments.validate_segments`).
+    Nothing names it yet; the promotion gates read it through :meth:`version`."""
+
+    infos: dict[str, segments.SegmentInfo]
+    meta: segments.PublishMeta
+    checks: list[CheckOutcome]
+    early: bool = False
+
+    def version(self, store: IndexStore) -> segments.IndexVersion:
+        """The candidate as an unpublished version (number 0) a reader can open."""
+        return segments.IndexVersion(
+            0,
+            {**asdict(self.meta), "version": 0},
+            {
+                shard: str(info.path.relative_to(store.base))
+                for shard, info in sorted(self.infos.items())
+            },
+        )
+
+
+def prepare_candidate(
     store: IndexStore,
     all_shards: Sequence[str],
     spec: EmbedderSpec,
     *,
     run_id: str,
     early: bool = False,
-) -> BuildResult:
-    """Publish the shards' current segments as a new index version (validated, atomic).
+) -> Candidate:
+    """The shards' current segments as a candidate version, with its integrity checks.
 
     Each shard's segment is reused when its input files are unchanged (a few stats per
     shard; the shard step normally wrote it already) and rewritten otherwise, which also
     repairs a damaged one. Raises ValueError when shards were embedded with another model
-    (unless `early`), IndexValidationError (the old version stays live) when a check fails.
-
-    `early` publishes before embedding has finished (BM25, symbols and references answer at
-    once; chunks without a vector are left out of vector search until the complete publish)
-    and never loads the model.
+    (unless `early`: such a shard is published without vectors).
     """
-    started = time.perf_counter()
     infos = {
         shard: segments.ensure_segment(store, shard, model_id=spec.model_id, run_id=run_id)
         for shard in all_shards
@@ -719,8 +769,6 @@ def publish_index(
         for info in infos.values()
         if info.embedded_model_id not in (None, spec.model_id)
     }
-    # Early, a shard still holding another model's vectors (the model was just switched) is
-    # published without vectors: its chunks count as waiting for theirs.
     if wrong_model and not early:
         raise ValueError(
             f"some shards were embedded with {sorted(wrong_model)}, not {spec.model_id}; "
@@ -739,8 +787,23 @@ def publish_index(
         shard_count=len(all_shards),
         run_id=run_id,
     )
-    published = segments.publish(store, infos, meta, allow_pending=early)
-    if not early:  # an early version is replaced within the run: no housekeeping for it
+    checks = segments.validate_segments(store, infos, dim, spec.model_id, allow_pending=early)
+    return Candidate(infos, meta, checks, early)
+
+
+def publish_candidate(
+    store: IndexStore, candidate: Candidate, spec: EmbedderSpec, *, started: float | None = None
+) -> BuildResult:
+    """Make `candidate` the live version (validated again under the writer lock, atomic).
+
+    Raises IndexValidationError (the old version stays live) when a check fails.
+    """
+    started = time.perf_counter() if started is None else started
+    published = segments.publish(
+        store, candidate.infos, candidate.meta, allow_pending=candidate.early
+    )
+    all_shards = sorted(candidate.infos)
+    if not candidate.early:  # an early version is replaced within the run: no housekeeping
         with store.writer_lock():
             store.vector_cache(spec.model_id).compact(lambda: embeddings_files(store, all_shards))
     return BuildResult(
@@ -751,5 +814,30 @@ def publish_index(
         symbols=published.symbols,
         seconds=time.perf_counter() - started,
         checks=published.checks,
-        bm25=segments.bm25_summary(infos),
+        bm25=segments.bm25_summary(candidate.infos),
     )
+
+
+def publish_index(
+    store: IndexStore,
+    all_shards: Sequence[str],
+    spec: EmbedderSpec,
+    *,
+    run_id: str,
+    early: bool = False,
+) -> BuildResult:
+    """Publish the shards' current segments as a new index version (validated, atomic):
+    :func:`prepare_candidate` then :func:`publish_candidate`, with no gate in between.
+
+    `early` publishes before embedding has finished (BM25, symbols and references answer at
+    once; chunks without a vector are left out of vector search until the complete publish)
+    and never loads the model.
+    """
+    started = time.perf_counter()
+    candidate = prepare_candidate(store, all_shards, spec, run_id=run_id, early=early)
+    return publish_candidate(store, candidate, spec, started=started)
+
+
+def live_version(store: IndexStore) -> int | None:
+    """The version `CURRENT` names (None before the first publish)."""
+    return segments.current_version(store.base)

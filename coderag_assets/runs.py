@@ -2,8 +2,10 @@
 through :mod:`coderag_assets.watcher`, of `coderag watch`).
 
 An update is one run of the job `coderag_index` from `definitions.py` on the instance under
-the data directory, started with :func:`dagster.execute_job`: the shard steps that need it
-(on the executor :mod:`coderag_assets.execution` chooses), then the index publish.
+the data directory, executed here and recorded under the `coderag` code location
+(:func:`launch.execute_index_run`: re-executable from the UI, listed on the job's pages): the
+shard steps that need it (on the executor :mod:`coderag_assets.execution` chooses), then the
+gated index publish. Shards a failed run already finished are not run again.
 :func:`run_index` asks :mod:`coderag_assets.freshness` which shards differ from the published
 index and runs only those (or nothing: "up to date"), handing the run the walk it planned
 with (:mod:`coderag_assets.scans`) so that the tree is walked once per update; `full=True`
@@ -35,7 +37,6 @@ from typing import TYPE_CHECKING, Self, TextIO
 
 import dagster as dg
 import duckdb
-from filelock import FileLock, Timeout
 
 from coderag_assets.disk_space import FullDisk, find_full_disk
 from coderag_assets.execution import (
@@ -47,6 +48,13 @@ from coderag_assets.execution import (
     run_config,
 )
 from coderag_assets.files import RootError
+from coderag_assets.launch import (
+    INVOCATION_TAG,
+    LOCK_WAIT_NOTICE_S,
+    execute_index_run,
+    locked_by_starter,
+)
+from coderag_assets.launch import root_lock as _base_lock
 from coderag_assets.partitions import shard_keys
 from coderag_assets.progress import ProgressReporter, report, use_reporter
 from coderag_assets.settings import Settings, prepare_dagster_env, settings_env
@@ -63,8 +71,7 @@ from coderag_assets.tags import (
 if TYPE_CHECKING:
     from coderag_assets.freshness import TreeSnapshot
 
-INVOCATION_TAG = "coderag/invocation"  # finds the run this process started (progress)
-LOCK_WAIT_NOTICE_S = 1.0
+__all__ = ["INVOCATION_TAG", "LOCK_WAIT_NOTICE_S", "root_lock"]  # launch's, used by tests
 SHARD_STEP = "index_shard"
 
 
@@ -99,6 +106,7 @@ class IndexSummary:
     timings: dict[str, float] = field(default_factory=dict)
     detection: dict[str, object] = field(default_factory=dict)  # how changes were found
     out_of_space: bool = False  # the run failed because a file system is full (see `error`)
+    gates: dict[str, dict[str, object]] = field(default_factory=dict)  # check -> passed, detail
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -123,6 +131,7 @@ class IndexSummary:
             "detection": self.detection,
             "timings": {name: round(value, 3) for name, value in self.timings.items()},
             "out_of_space": self.out_of_space,
+            "gates": self.gates,
         }
 
 
@@ -155,6 +164,7 @@ def run_index(
     reporter: ProgressReporter | None = None,
     full: bool = False,
     instance: dg.DagsterInstance | None = None,
+    skip_gates: Sequence[str] = (),
 ) -> IndexSummary:
     """Bring the index of `settings.root` up to date; never raises for run failures.
 
@@ -163,7 +173,8 @@ def run_index(
     `up_to_date` summary without a run when nothing changed. The walk that planned the
     update is handed to the run (:mod:`coderag_assets.scans`), so the tree is walked once.
     `full` runs every shard and re-hashes every file (vectors are still reused by content
-    hash); it skips planning, and its run walks the tree itself.
+    hash); it skips planning, and its run walks the tree itself. `skip_gates` names
+    promotion gates that report but do not block this update.
     """
     from coderag_assets.chunking import CHUNKER_VERSION
     from coderag_assets.embedding import EmbeddingError
@@ -200,6 +211,7 @@ def run_index(
             verify_hashes=True,
             tags={TRIGGER_TAG: "index"},
             reason="full rebuild",
+            skip_gates=skip_gates,
         )
     # 2. Which shards differ from the published index.
     try:
@@ -230,6 +242,15 @@ def run_index(
         summary.reused = _distinct_content_hashes(store)
         summary.seconds = time.perf_counter() - started
         return summary
+    # Shards a failed run already finished (their step ran on these very files) need no
+    # step again, only the publish: the next run redoes just what failed.
+    from coderag_assets.indexing import shards_already_written
+
+    finished = shards_already_written(
+        store, plan.shards, lambda shard: snapshot.shard_files([shard]), model_id=model_id
+    )
+    if finished:
+        plan = replace(plan, shards=[shard for shard in plan.shards if shard not in finished])
     # 3. One run of those shards under the root's lock (run_shards); it reads the rows of
     # its shards from this walk instead of walking again.
     scan = save_scan(
@@ -247,6 +268,7 @@ def run_index(
         tags={TRIGGER_TAG: "index"},
         reason=plan.reason,
         scan=scan,
+        skip_gates=skip_gates,
     )
     summary.changes = plan.changes.to_json()
     summary.detection = detection
@@ -293,18 +315,8 @@ def look_at_tree(settings: Settings, store: IndexStore) -> tuple[Settings, TreeS
 @contextmanager
 def root_lock(store: IndexStore, *, on_wait: str = "") -> Iterator[None]:
     """Hold the root's update lock; waits (printing `on_wait` once) while another holds it."""
-    store.base.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(store.base / "update.lock"))
-    try:
-        lock.acquire(timeout=LOCK_WAIT_NOTICE_S)
-    except Timeout:
-        if on_wait:
-            report().start(on_wait, 0)
-        lock.acquire()
-    try:
+    with _base_lock(store.base, on_wait=(lambda: report().start(on_wait, 0)) if on_wait else None):
         yield
-    finally:
-        lock.release()
 
 
 def fail_abandoned_runs(instance: dg.DagsterInstance, root: Path, message: str) -> list[str]:
@@ -317,7 +329,7 @@ def fail_abandoned_runs(instance: dg.DagsterInstance, root: Path, message: str) 
     failed = []
     filters = dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={ROOT_TAG: str(root)})
     for run in instance.get_runs(filters):
-        if INVOCATION_TAG in run.tags and "dagster/parent_run_id" not in run.tags:
+        if locked_by_starter(run.tags):
             instance.report_run_failed(run, message=message)
             # A step killed while holding the index writer's pool slot keeps it claimed
             # (the daemon frees such slots; a CLI-only user has no daemon).
@@ -340,7 +352,8 @@ def wait_for_daemon_runs(
     instance: dg.DagsterInstance, root: Path, *, limit_s: float = DAEMON_RUN_WAIT_S
 ) -> None:
     """Block while a daemon-launched run (sensor, schedule, UI) of `root` is running: two runs
-    must never write the same shards. Call it holding :func:`root_lock`. Queued runs are not
+    must never write the same shards. Call it without holding :func:`root_lock` (the run's
+    steps take it). Queued runs are not
     waited for (the run queue holds them back while this update runs). Raises
     UpdateBlockedError, naming the run, after `limit_s`."""
     filters = dg.RunsFilter(statuses=RUNNING_STATUSES, tags={ROOT_TAG: str(root)})
@@ -356,6 +369,21 @@ def wait_for_daemon_runs(
             report().start("waiting for a running Dagster run of this root", 0)
             announced = True
         time.sleep(DAEMON_RUN_POLL_S)
+
+
+@contextmanager
+def _update_claim(instance: dg.DagsterInstance, store: IndexStore) -> Iterator[None]:
+    """Hold the root's lock with no daemon-launched run of the root running (runs of a dead
+    CLI process are marked failed first). A running daemon run is waited for without the
+    lock: its writing steps take the lock too (shared, :func:`launch.claim_root`)."""
+    while True:
+        with root_lock(store, on_wait="waiting for another update of this root"):
+            fail_abandoned_runs(instance, store.root, "the process running it is gone (killed?)")
+            running = dg.RunsFilter(statuses=RUNNING_STATUSES, tags={ROOT_TAG: str(store.root)})
+            if not instance.get_runs(running, limit=1):
+                yield
+                return
+        wait_for_daemon_runs(instance, store.root)
 
 
 def sized_for_tree(settings: Settings) -> Settings:
@@ -386,6 +414,7 @@ def run_shards(
     tags: Mapping[str, str] | None = None,
     reason: str = "",
     scan: str | None = None,
+    skip_gates: Sequence[str] = (),
 ) -> IndexSummary:
     """One run of the job: a step for each of `shards`, then (`include_index`) the publish.
 
@@ -432,6 +461,7 @@ def run_shards(
         start_method=(
             _start_method(settings_env(run_settings)) if executor == "multiprocess" else "spawn"
         ),
+        skip_gates=list(skip_gates) if include_index else None,
     )
     selected = [*SHARD_ASSET_NAMES] * bool(shards) + [*INDEX_ASSET_NAMES] * include_index
     # The whole job when it is all selected (a subset would also plan the assets' checks).
@@ -443,13 +473,11 @@ def run_shards(
     check_broker(executor)
     started = time.perf_counter()
     with (
-        root_lock(store, on_wait="waiting for another update of this root"),
+        _update_claim(instance, store),
         _environment(
             settings_env(run_settings)  # every step process rebuilds the job from it
         ),
     ):
-        fail_abandoned_runs(instance, settings.root, "the process running it is gone (killed?)")
-        wait_for_daemon_runs(instance, settings.root)
         quarantine_torn_files(store, shards)
         watcher = (
             _StepProgress(instance, invocation, len(shards)) if executor != "in_process" else None
@@ -465,13 +493,13 @@ def run_shards(
                     # The definition is cached per process: rebuild it from this run's settings.
                     job.get_definition.cache_clear()
                     job.get_repository_definition.cache_clear()
-                    result = dg.execute_job(
+                    # Recorded under the `coderag` code location: re-executable from the UI.
+                    result = execute_index_run(
                         job,
-                        instance=instance,
+                        instance,
                         run_config=config,
                         tags=all_tags,
                         asset_selection=asset_selection,
-                        raise_on_error=False,
                     )
         except Exception as error:  # the instance's storage failed (e.g. its disk is full)
             full = find_full_disk(error, instance_dir=settings.data_dir)
@@ -509,6 +537,7 @@ def run_shards(
     )
     metadata = _metadata_by_asset(result.get_asset_materialization_events())
     _fill_from_metadata(summary, metadata)
+    summary.gates = _gate_results(result)
     if result.success and include_index:
         _fill_from_index(summary, store)
     else:
@@ -789,9 +818,16 @@ def _run_timings(
 
 
 def _metadata_by_asset(events: Sequence[dg.DagsterEvent]) -> dict[str, dict[str, object]]:
-    """Metadata per asset, added up over its partitions (numbers summed, counts merged)."""
+    """Metadata per asset, added up over its partitions (numbers summed, counts merged).
+
+    A shard's partitions are recorded by its own step and again by the run's last shard op:
+    the latest event of each (asset, partition) counts once."""
     values: dict[str, dict[str, object]] = {}
+    latest = {}
     for event in events:
+        materialization = event.step_materialization_data.materialization
+        latest[(materialization.asset_key, materialization.partition)] = event
+    for event in latest.values():
         materialization = event.step_materialization_data.materialization
         totals = values.setdefault(materialization.asset_key.to_user_string(), {})
         for name, entry in materialization.metadata.items():
@@ -822,6 +858,21 @@ def _failure_texts(result: dg.ExecutionResult) -> list[str]:
             texts.append(f"{error.cls_name}: {error.message.strip()}")
             pending.extend([error.cause, error.context])
     return texts
+
+def _gate_results(result: dg.ExecutionResult) -> dict[str, dict[str, object]]:
+    """The promotion gates this run evaluated: check name -> passed, state, detail."""
+    gates: dict[str, dict[str, object]] = {}
+    for event in result.all_events:
+        if event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            continue
+        evaluation = event.event_specific_data
+        metadata = {name: entry.value for name, entry in evaluation.metadata.items()}
+        gates[evaluation.check_name] = {
+            "passed": evaluation.passed,
+            "state": metadata.get("state", "passed" if evaluation.passed else "failed"),
+            "detail": evaluation.description or metadata.get("detail", ""),
+        }
+    return gates
 
 
 def _failure_message(result: dg.ExecutionResult) -> str:

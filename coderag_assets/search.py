@@ -169,8 +169,10 @@ class IndexReader:
         ranking: RankingConfig = DEFAULT_RANKING,
         *,
         one_shot: bool = False,
+        version: segments.IndexVersion | None = None,
     ):
         self.index_path = index_path
+        self.pinned = version  # a candidate not yet published (the promotion gates read it)
         self.base = index_path.parent
         self.ranking = ranking
         self.one_shot = one_shot
@@ -188,7 +190,7 @@ class IndexReader:
 
     def _open(self) -> None:
         stamp = self._current_stamp()
-        version = segments.read_current(self.base)
+        version = self.pinned or segments.read_current(self.base)
         segments.allow_open_files(len(version.segments))
         lease = segments.VersionLease(self.base, version.version)
         try:
@@ -257,7 +259,7 @@ class IndexReader:
         """Reopen if a newer version was published; True when it did. If the new version
         cannot be opened the error propagates and this reader keeps its version."""
         stamp = self._current_stamp()
-        if stamp is None or stamp == self._stamp:
+        if self.pinned is not None or stamp is None or stamp == self._stamp:
             return False
         if segments.current_version(self.base) == self.version.version:
             self._stamp = stamp

@@ -80,7 +80,9 @@ def test_failed_run_keeps_last_good_index_searchable(repo_copy, data_dir, capsys
         service.close()
 
 
-def test_index_failing_its_checks_is_not_published(repo_copy, data_dir, monkeypatch) -> None:
+def test_index_failing_its_checks_is_not_published(
+    repo_copy, data_dir, monkeypatch, capsys
+) -> None:
     settings, _first = _index(repo_copy, data_dir)
     store = IndexStore.for_root(data_dir, repo_copy.resolve())
     version = index_status(store)["version"]
@@ -95,6 +97,15 @@ def test_index_failing_its_checks_is_not_published(repo_copy, data_dir, monkeypa
     assert "simulated corruption" in second.error
     assert index_status(store)["version"] == version
     assert not list(store.base.glob(".index.*.building.duckdb"))
+    assert second.gates["every_chunk_has_vector"]["state"] == "failed"
+    # The CLI prints the failure and the gate, never a summary of the run's numbers.
+    (repo_copy / "pyutils" / "extra.py").write_text("def another_new_function():\n    return 2\n")
+    capsys.readouterr()
+    assert cli_main(["--data-dir", str(data_dir), "index", str(repo_copy), "--quiet"]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert "gate every_chunk_has_vector failed: simulated corruption" in printed.err
+    assert "error: indexing failed:" in printed.err and "stays live" in printed.err
 
 
 def test_disk_full_while_indexing_is_a_clear_error_and_the_next_index_succeeds(

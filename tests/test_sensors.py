@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from coderag_assets.definitions import build_definitions
+from coderag_assets.definitions import PUBLISH_SENSOR_NAME, build_definitions
 from coderag_assets.freshness import TORN_SUFFIX, snapshot_tree
 from coderag_assets.indexing import scan_shards
 from coderag_assets.partitions import shard_keys, shard_of
@@ -263,10 +263,13 @@ def test_definitions_load_with_one_index_job_and_stopped_automation(tmp_path, sh
     assert job.asset_layer.executable_asset_keys == SHARD_ASSET_KEYS | INDEX_ASSET_KEYS
     repo = defs.get_repository_def()
     sensors = {sensor.name: sensor for sensor in repo.sensor_defs}
-    # No automation sensor of our own. Dagster itself adds a (stopped) default automation
-    # condition sensor while search_index/bm25_index keep `AutomationCondition.eager()`.
-    assert set(sensors) - {"default_automation_condition_sensor"} == {CHANGE_SENSOR_NAME}
-    assert all(s.default_status == dg.DefaultSensorStatus.STOPPED for s in sensors.values())
+    # The change sensor is off by default; the publish sensor is on: it only ever publishes
+    # the index after shard partitions that a run did not publish (a UI backfill).
+    assert set(sensors) == {CHANGE_SENSOR_NAME, PUBLISH_SENSOR_NAME}
+    assert sensors[CHANGE_SENSOR_NAME].default_status == dg.DefaultSensorStatus.STOPPED
+    publish = sensors[PUBLISH_SENSOR_NAME]
+    assert publish.default_status == dg.DefaultSensorStatus.RUNNING
+    assert publish.asset_selection.resolve(defs.resolve_asset_graph()) == INDEX_ASSET_KEYS
     assert [s.name for s in repo.schedule_defs] == [REBUILD_SCHEDULE_NAME]
     sensor = repo.get_sensor_def(CHANGE_SENSOR_NAME)
     schedule = repo.get_schedule_def(REBUILD_SCHEDULE_NAME)

@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Dagster executor for the shard steps (default: $CODERAG_EXECUTOR or auto = "
         "in-process, the fastest on one machine)",
     )
+    index.add_argument(
+        "--skip-gate",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="evaluate and report this promotion gate but do not let it block this run "
+        "(repeatable; e.g. golden_queries)",
+    )
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
     index.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     index.set_defaults(func=cmd_index)

@@ -40,7 +40,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     with progress:
         summary = run_index(
-            settings.with_root(root), reporter=RichReporter(progress), full=args.full
+            settings.with_root(root),
+            reporter=RichReporter(progress),
+            full=args.full,
+            skip_gates=args.skip_gate,
         )
     if summary.out_of_space:  # one line: which file system, what to free; the last version lives
         if args.json:
@@ -53,16 +56,36 @@ def cmd_index(args: argparse.Namespace) -> int:
         if advice:
             payload["advice"] = advice
         print(json.dumps(payload, indent=2))
-    else:
+    elif summary.success:
         _print_summary(summary)
+        _print_gates(summary)
         if advice:
             err.print(f"[yellow]hint:[/yellow] {escape(advice)}", soft_wrap=True)
+    else:  # a failed run's numbers describe nothing published: no summary table
+        _print_gates(summary)
     if not summary.success:
         # One line, printed as is (step keys such as `index_shard[shard_5]` are not markup).
         err.print(f"[red]error:[/red] indexing failed: {escape(summary.error)}", soft_wrap=True)
         err.print("The last published index (if any) is unchanged and still searchable.")
         return EXIT_FAILED
     return 0
+
+
+def _print_gates(summary) -> None:
+    """One line per promotion gate that did not simply pass (all passed: one line)."""
+    if not summary.gates:
+        return
+    notable = {name: gate for name, gate in summary.gates.items() if gate["state"] != "passed"}
+    if not notable:
+        out.print(f"gates       {len(summary.gates)} passed")
+        return
+    colours = {"failed": "red", "misconfigured": "red", "overridden": "yellow"}
+    for name, gate in notable.items():
+        colour = colours.get(str(gate["state"]), "yellow")
+        err.print(
+            f"[{colour}]gate {escape(name)} {gate['state']}:[/{colour}] {escape(str(gate['detail']))}",
+            soft_wrap=True,
+        )
 
 
 def _print_summary(summary) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -33,6 +34,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     workspace = Path(os.environ["DAGSTER_HOME"]) / "workspace.yaml"
     command = [
         sys.executable,
+        # `dagster dev` is what Dagster 1.13 itself ships (`dg dev` needs dagster-dg-cli); its
+        # "superseded" notice is not something a CodeRAG user can act on.
+        "-W",
+        "ignore:Function `dev_command` is superseded",
         "-m",
         "dagster",
         "dev",
@@ -44,16 +49,57 @@ def cmd_ui(args: argparse.Namespace) -> int:
         args.host,
     ]
     err.print(f"Dagster UI on http://{args.host}:{args.port} for {root} (Ctrl-C stops it)")
-    process = subprocess.Popen(command, env=env)
+    # In DAGSTER_HOME, where its dagster.yaml is the one used (from elsewhere `dagster dev`
+    # warns about any dagster.yaml in the working directory), in its own process group so
+    # that stopping `coderag ui` stops the webserver, the daemon and the code server too.
+    process = subprocess.Popen(
+        command, env=env, cwd=os.environ["DAGSTER_HOME"], start_new_session=True
+    )
+    return supervise(process)
+
+
+STOP_GRACE_S = 15.0
+
+
+def supervise(process) -> int:
+    """Wait for `process` (the leader of its own process group); SIGTERM or SIGINT to this
+    process is forwarded to the whole group, which gets `STOP_GRACE_S` to exit before
+    SIGKILL. Returns the exit status (128 + signal for a forwarded stop)."""
+    import subprocess
+
+    received: list[int] = []
+
+    def forward(signum: int, _frame) -> None:
+        received.append(signum)
+        _signal_group(process.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        try:
-            return process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait()
+        while True:
+            try:
+                code = process.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if received:
+                    try:
+                        code = process.wait(timeout=STOP_GRACE_S)
+                    except subprocess.TimeoutExpired:
+                        _signal_group(process.pid, signal.SIGKILL)
+                        code = process.wait()
+                    break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    # Children that outlived their leader (a code server, a run worker) go with it.
+    _signal_group(process.pid, signal.SIGKILL)
+    return 128 + received[0] if received else code
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 # ------------------------------------------------------------------ main

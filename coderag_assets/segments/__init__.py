@@ -83,7 +83,7 @@ segment), `versions` (manifests and `CURRENT`), `sql_surface` (the DuckDB views)
 (opening a segment for search). This package re-exports what the rest of CodeRAG uses.
 """
 
-from coderag_assets.segments.build import ensure_segment, write_segment
+from coderag_assets.segments.build import ensure_segment, segment_is_current, write_segment
 from coderag_assets.segments.gc import (
     GC_GRACE_S,
     KEEP_PREVIOUS_VERSIONS,
@@ -161,6 +161,7 @@ __all__ = [
     "open_segment",
     "publish",
     "read_current",
+    "segment_is_current",
     "validate_segments",
     "verify_segment",
     "write_segment",

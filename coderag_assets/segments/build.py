@@ -82,6 +82,18 @@ def _input_stamps(store: IndexStore, shard: str) -> dict[str, list[int] | None]:
     return stamps
 
 
+def segment_is_current(store: IndexStore, shard: str, *, model_id: str) -> bool:
+    """True when the shard's LATEST segment was written from its current input files with
+    `model_id` (a few stats; the segment's own files are not verified here)."""
+    latest = latest_segment(store, shard)
+    if latest is None:
+        return False
+    _, payload = latest
+    return payload.get("model_id") == model_id and payload.get("inputs") == _input_stamps(
+        store, shard
+    )
+
+
 def ensure_segment(store: IndexStore, shard: str, *, model_id: str, run_id: str) -> SegmentInfo:
     """The segment of the shard's current input files: the one `write_segment` last recorded
     when its inputs are unchanged and its files intact (a few stats), else a new one."""
