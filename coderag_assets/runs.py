@@ -859,6 +859,7 @@ def _failure_texts(result: dg.ExecutionResult) -> list[str]:
             pending.extend([error.cause, error.context])
     return texts
 
+
 def _gate_results(result: dg.ExecutionResult) -> dict[str, dict[str, object]]:
     """The promotion gates this run evaluated: check name -> passed, state, detail."""
     gates: dict[str, dict[str, object]] = {}
