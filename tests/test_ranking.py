@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from coderag_assets.features import name_words
 from coderag_assets.ranking import (
     DEFAULT_RANKING,
     Candidate,
@@ -13,6 +14,7 @@ from coderag_assets.ranking import (
     RankingConfig,
     apply_path_prior,
     boost_exact_definitions,
+    boost_names,
     collapse_runs,
     demote,
     identifier_of,
@@ -25,6 +27,7 @@ from coderag_assets.ranking import (
     prefix_match,
     query_keywords,
     rank_candidates,
+    sort_candidates,
     spread_files,
 )
 
@@ -260,3 +263,23 @@ def test_default_steps_keep_the_right_definition_first_inside_its_file() -> None
     assert _rows(ranked)[0] == 0
     right = [c.row for c in ranked if c.path == "right.py"]
     assert right == [0, 1, 3]
+
+
+# ---------------------------------------------------------------- definition names
+
+
+def test_name_word_boost_does_not_lift_a_short_name_over_a_longer_one_ranked_first() -> None:
+    # "remove a cookie from the client": `res.cookie`'s one name word is all in the query,
+    # `res.clearCookie`'s two are half in it; the rankers put clearCookie first.
+    query = parse_query("remove a cookie from the client", ["remov", "cooki", "client"])
+
+    def ranked(config: RankingConfig) -> list[int]:
+        candidates = [
+            _c(1, 0.79, "lib/response.js", name_words=name_words("res.clearCookie")),
+            _c(2, 0.75, "lib/response.js", name_words=name_words("res.cookie")),
+        ]
+        boost_names(candidates, query, config)
+        return _rows(sort_candidates(candidates))
+
+    assert ranked(DEFAULT_RANKING) == [1, 2]
+    assert ranked(replace(DEFAULT_RANKING, symbol_boost=0.1)) == [2, 1]  # the old weight

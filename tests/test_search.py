@@ -99,6 +99,24 @@ def test_bm25_prefers_rarer_terms_and_shorter_documents() -> None:
     assert bm25_scores([(0, postings)], norms, ["nothing"], name_tf=2.0) is None
 
 
+def test_bm25_default_name_weight_puts_the_named_definition_first() -> None:
+    # A definition named `cookie` against a body that says "cookie" three times: the default
+    # name field weight (1 + `bm25_name_tf` per name word) ranks the named one first; the
+    # previous weight (2.0) did not.
+    documents = ["cookie name value cookie options cookie header", "expire the value now", "x"]
+    postings = build_postings(documents, ["", "cookie", ""], stemmed=True)
+    terms = query_terms("set a cookie")
+
+    def scores(name_tf: float):  # type: ignore[no-untyped-def]
+        norms = bm25_norms(postings.body_len, postings.name_len, name_tf)
+        return bm25_scores([(0, postings)], norms, terms, name_tf=name_tf)
+
+    named_first = scores(DEFAULT_RANKING.bm25_name_tf)
+    assert named_first is not None and named_first[1] > named_first[0] > 0
+    body_first = scores(2.0)
+    assert body_first is not None and body_first[0] > body_first[1] > 0
+
+
 def test_postings_built_in_batches_equal_one_batch() -> None:
     documents = [
         "cache evict oldest entry cache",

@@ -1,6 +1,7 @@
 """Retrieval quality benchmark: CodeRAG's bm25/vector/hybrid search against windowed baselines.
 
     .venv/bin/python -m benchmarks.quality.run [--latency] [--work DIR] [--show-misses]
+    .venv/bin/python -m benchmarks.quality.run --dev-only --set KEY=VALUE --results dev.json
 
 Fetches the pinned corpora (``corpora.py``), checks the ground truth (``ground_truth.py``),
 indexes each corpus with the real pipeline into one data directory (vectors are cached by
@@ -13,7 +14,9 @@ span of the returned results in lines and the mean number of distinct files in t
 indexes enough copies of the original dev corpora to reach about 20k chunks and reports warm
 hybrid query latency. ``--rerank`` re-scores the top results of every search with the shipped
 cross-encoder (``coderag_assets.rerank``); ``--rerank-sweep`` measures a grid of the reranking
-weights (choose on the dev rows only).
+weights (choose on the dev rows only). ``--dev-only`` searches the dev queries only and writes
+their per-query ranks, so two weight settings can be compared on dev with ``compare.py`` while
+the held-out queries stay unseen.
 """
 
 from __future__ import annotations
@@ -202,7 +205,17 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
     ):  # fmt: skip
         config = replace(config, **changes)  # type: ignore[arg-type]
         steps.append((label, config))
-    steps.append(("+ file pooling for architecture questions = default", default))
+    steps.append(
+        (
+            "+ file pooling for architecture questions = issue 19 default",
+            replace(
+                config,
+                pool_floor=default.pool_floor,
+                architecture_pool_weight=default.architecture_pool_weight,
+            ),
+        )
+    )
+    steps.append(("+ name field ×5 in BM25, name-word boost 0.05 = default", default))
     return steps
 
 
@@ -278,11 +291,13 @@ def evaluate(
     reranked_configs: frozenset[str] = frozenset(),
     modes: tuple[str, ...] = MODES,
     final_name: str | None = None,
+    dev_only: bool = False,
 ) -> tuple[Rows, dict[str, Rows], dict]:
     """Baseline rows, CodeRAG rows per ranking config (name → mode → subset → metrics), and run
     info. ``model`` overrides the configured embedding model; ``query_adapter`` is a matrix
     applied to every query vector (``training.adapter``), the chunk vectors staying as indexed;
-    the configs named in ``reranked_configs`` search with ``rescorer``."""
+    the configs named in ``reranked_configs`` search with ``rescorer``; ``dev_only`` searches
+    the dev queries only (held-out stays unseen while tuning)."""
     final_name = final_name or configs[-1][0]  # whose per-query ranks are recorded
     sources_dir = work_dir / "sources"
     ground_truth = resolve_all(sources_dir)
@@ -294,12 +309,16 @@ def evaluate(
 
     baseline_scores = fresh()
     config_scores = {name: fresh() for name, _ in configs}
+    all_queries = [q for q in ALL_QUERIES if not dev_only or split_of(q) == "dev"]
     query_counts: dict[str, int] = {}
-    for query in ALL_QUERIES:
+    for query in all_queries:
         for name in subsets_of(query):
             query_counts[name] = query_counts.get(name, 0) + 1
     info: dict[str, object] = {"queries": query_counts, "corpora": {}}
     for corpus in ALL_CORPORA:
+        queries = [q for q in all_queries if q.corpus == corpus.name]
+        if not queries:
+            continue
         root = fetch(corpus, sources_dir)
         service = index_corpus(settings, instance, root)
         embedder = service.embedder()
@@ -310,7 +329,6 @@ def evaluate(
             "chunks": service.reader.size,
             "windows": len(windows.windows),
         }
-        queries = [q for q in ALL_QUERIES if q.corpus == corpus.name]
         vectors = {q: embedder.embed_query(q.text) for q in queries}
         if query_adapter is not None:
             vectors = {q: _adapt(query_adapter, vector) for q, vector in vectors.items()}
@@ -676,6 +694,10 @@ def main(argv: list[str] | None = None) -> int:
         "--sweep", action="append", default=[], metavar="KEY=V1,V2",
         help="measure every combination of these weights (hybrid, dev rows only; repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--dev-only", action="store_true",
+        help="search the dev queries only (for paired dev comparisons while tuning)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     base = parse_settings(DEFAULT_RANKING, args.set)
     if args.sweep:
@@ -713,6 +735,7 @@ def main(argv: list[str] | None = None) -> int:
         rescorer=rescorer,
         reranked_configs=reranked,
         final_name=final_name,
+        dev_only=args.dev_only,
     )
     if rescorer is not None:
         info["reranker"] = {
@@ -722,6 +745,17 @@ def main(argv: list[str] | None = None) -> int:
         }
     final = config_rows[final_name]
     counts = info["queries"]
+    results_path = args.results or args.work / "results.json"
+    if args.dev_only:  # every subset here holds dev queries only
+        subsets = ["dev", *(f"dev {style}" for style in STYLES), *LANGUAGES]
+        print(markdown_table(
+            [(final_name, f"{subset} ({counts[subset]})", final["hybrid"][subset])
+             for subset in subsets if subset in final["hybrid"]],
+            second="dev queries (hybrid)",
+        ))  # fmt: skip
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps({"coderag": config_rows, **info}, indent=2))
+        return 0
     print(corpus_table(info))
     print(
         f"\nAll {len(ALL_QUERIES)} queries ({len(QUERIES)} dev + {len(HELDOUT_QUERIES)} held-out):"
@@ -779,7 +813,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.work.mkdir(parents=True, exist_ok=True)
     results = {"baseline": baseline_rows, "coderag": config_rows, **info}
-    results_path = args.results or args.work / "results.json"
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2))
     return 0
