@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from coderag_assets.files import MAX_FILE_BYTES, FileStat, RootError, scan_tree
 from coderag_assets.store import TORN_SUFFIX, IndexNotFoundError, IndexStore, connect_index
-from coderag_assets.tree_cache import Detection, walk_root
+from coderag_assets.tree_cache import Detection, EventWalker, walk_root
 
 FINGERPRINT_HEX_CHARS = 12  # 48 bits per shard: collisions are not a practical concern
 EMPTY_SHARD = "empty"  # fingerprint of a shard with no files
@@ -129,17 +129,23 @@ def snapshot_tree(
     *,
     max_file_bytes: int = MAX_FILE_BYTES,
     walk_cache: Path | None = None,
+    walker: EventWalker | None = None,
 ) -> TreeSnapshot:
     """Walk `root` (stat only, ignore rules applied). Raises RootError if the root is unusable.
 
     With `walk_cache` (a file under the index directory) the walk skips the directories
     that did not change since the walk saved there, and saves itself for the next one
-    (:mod:`coderag_assets.tree_cache`); the rows are the same either way.
+    (:mod:`coderag_assets.tree_cache`); with `walker` as well (a process receiving
+    file-system events for `root`), it looks only where events said something changed,
+    with a periodic full check. The rows are the same either way.
     """
     started = time.perf_counter()
     detection = None
     if walk_cache is None:
         stats: list[FileStat] = scan_tree(root, max_file_bytes=max_file_bytes)
+    elif walker is not None:
+        walk, detection = walker.walk(walk_cache, max_file_bytes=max_file_bytes)
+        stats = walk.files
     else:
         walk, detection = walk_root(root, walk_cache, max_file_bytes=max_file_bytes)
         stats = walk.files
