@@ -6,7 +6,9 @@ coderag watch [PATH] [--interval S] [--workers N] [--json] [--no-fs-events]
 
 It evaluates the change sensor (:mod:`coderag_assets.sensors`) in this process every
 `--interval` seconds, and at once when the file system reports a write (inotify through
-`watchdog`, a Dagster dependency), so ticks are faster than the daemon's 5 s floor. Each
+`watchdog`, a Dagster dependency), so ticks are faster than the daemon's 5 s floor. The
+paths those events name also tell the tick where to look (:class:`tree_cache.EventWalker`:
+only the named directories are stat'ed, with a full check every minute). Each
 change becomes one run on the same Dagster instance the UI shows: the affected shards, then
 the index. The embedding model is loaded once and stays warm. One line per update
 (`--json`: one JSON object per update on stdout, messages on stderr).
