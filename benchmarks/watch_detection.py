@@ -50,11 +50,12 @@ def main() -> int:
     edited = root / EDIT_NAME
     edited.write_text("def first():\n    return 1\n")
     walker = EventWalker(root, full_check_s=float("inf"))
-    last_event = [time.monotonic()]
+    events = {"count": 0, "last_at": time.monotonic()}
 
     def on_change(*paths: str) -> None:
         walker.note(*paths)
-        last_event[0] = time.monotonic()
+        events["count"] += 1
+        events["last_at"] = time.monotonic()
 
     observer = start_fs_events(root, on_change)
     if observer is None:
@@ -72,9 +73,11 @@ def main() -> int:
             )
             time.sleep(2.5)  # out of the racy window of the first walk
             for number in range(args.repeats):
+                seen = events["count"]
                 with edited.open("a") as handle:
                     handle.write(f"\ndef edit_{number}():\n    return {number}\n")
-                while time.monotonic() - last_event[0] < SETTLE_S:
+                # As in `coderag watch`, the tick comes after the edit's event has arrived.
+                while events["count"] == seen or time.monotonic() - events["last_at"] < SETTLE_S:
                     time.sleep(0.02)
                 started = time.perf_counter()
                 by_events = snapshot_tree(root, keys, shard, walk_cache=cache, walker=walker)
