@@ -158,7 +158,9 @@ class EventWalker:
     (inotify drops them when its queue overflows, and watchdog does not report that;
     network file systems send none), :meth:`walk` falls back to :func:`walk_root` — every
     file stat'ed, the walk saved under the index — on the first call, after
-    :meth:`invalidate`, and every `full_check_s` seconds.
+    :meth:`invalidate`, and every `full_check_s` seconds — and on every call once the root
+    directory was replaced by another one (deleted and created again: the observer still
+    watches the old one; ``events_stopped`` says so).
 
     Thread-safe between one walking thread and any number of noting threads. Events must
     be flowing (the observer started) before the first walk begins.
@@ -172,6 +174,8 @@ class EventWalker:
         self._lost = True  # nothing walked yet: the first walk stats everything
         self._previous: TreeWalk | None = None
         self._full_at = 0.0
+        self._watched: tuple[int, int] | None = None  # (st_dev, st_ino) of the root watched
+        self.events_stopped = False  # the root was replaced: its observer watches the old one
 
     def note(self, *paths: str) -> None:
         """Paths (absolute, under the root) that an event says were created, modified,
@@ -203,7 +207,16 @@ class EventWalker:
             lost, self._lost = self._lost, False
         previous = self._previous
         due = time.monotonic() - self._full_at >= self.full_check_s
-        if lost or due or previous is None or previous.root != self.root:
+        try:
+            info = os.stat(self.root)
+            identity: tuple[int, int] | None = (info.st_dev, info.st_ino)
+        except OSError:
+            identity = None  # walk_root says what is wrong with the root
+        if self._watched is None:
+            self._watched = identity
+        elif identity is not None and identity != self._watched:
+            self.events_stopped = True  # deleted and made again: no events come from it now
+        if lost or due or self.events_stopped or previous is None or previous.root != self.root:
             try:
                 walk, detection = walk_root(
                     Path(self.root), cache_path, max_file_bytes=max_file_bytes

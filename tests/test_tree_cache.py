@@ -351,3 +351,20 @@ def test_without_events_only_the_periodic_full_check_sees_a_change(watched_tree)
     walk, detection = walker.walk(cache, max_file_bytes=MAX_FILE_BYTES)
     assert detection.method in (METHOD_REUSED, METHOD_WALK)
     assert walk.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES)
+
+
+@pytest.mark.parametrize("watched_tree", ["plain"], indirect=True)
+def test_a_root_made_again_is_stat_walked_on_every_tick(watched_tree) -> None:
+    """Deleting and re-creating the root leaves the observer on the old directory: no event
+    will come, so every later walk stats every file."""
+    root, walker, _log, cache, _first = watched_tree
+    moved = root.with_name("tree_old")
+    root.rename(moved)
+    shutil.copytree(moved, root, symlinks=True)
+    backdate(root)
+    walk, detection = walker.walk(cache, max_file_bytes=MAX_FILE_BYTES)
+    assert walker.events_stopped
+    edit(root)  # no event reaches the walker now
+    walk, detection = walker.walk(cache, max_file_bytes=MAX_FILE_BYTES)
+    assert detection.method != METHOD_EVENTS
+    assert walk.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES)
