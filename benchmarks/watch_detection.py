@@ -6,8 +6,9 @@ one-file edit each time:
 
 - full: :func:`freshness.snapshot_tree` with the walk cache (what a tick did before: reuse
   the previous walk's listings, ``lstat`` every file, group and fingerprint every shard);
-- events: the same call with an :class:`tree_cache.EventWalker` fed by the observer (only the
-  directories events named are looked at; the rest comes from the previous walk in memory).
+- events: the same call with a :class:`freshness.LiveTree` whose :class:`tree_cache.EventWalker`
+  the observer feeds (only the directories events named are looked at, the rest comes from
+  the previous walk in memory; only shards whose rows changed are fingerprinted again).
 
 Both must give identical rows (checked every time). Prints min/median seconds and the ratio
 events / full, measured in the same run. The index directory is a temporary one: nothing is
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 from coderag_assets.cli.watch import start_fs_events
-from coderag_assets.freshness import snapshot_tree
+from coderag_assets.freshness import LiveTree, snapshot_tree
 from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.tree_cache import TREE_CACHE_FILE, EventWalker
 
@@ -50,6 +51,7 @@ def main() -> int:
     edited = root / EDIT_NAME
     edited.write_text("def first():\n    return 1\n")
     walker = EventWalker(root, full_check_s=float("inf"))
+    live = LiveTree(walker)
     events = {"count": 0, "last_at": time.monotonic()}
 
     def on_change(*paths: str) -> None:
@@ -66,7 +68,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as index_dir:
             cache = Path(index_dir) / TREE_CACHE_FILE
-            first = snapshot_tree(root, keys, shard, walk_cache=cache, walker=walker)
+            first = snapshot_tree(root, keys, shard, walk_cache=cache, live=live)
             print(
                 f"{root}: {len(first.files)} files, {args.shards} shards; "
                 f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
@@ -80,12 +82,16 @@ def main() -> int:
                 while events["count"] == seen or time.monotonic() - events["last_at"] < SETTLE_S:
                     time.sleep(0.02)
                 started = time.perf_counter()
-                by_events = snapshot_tree(root, keys, shard, walk_cache=cache, walker=walker)
+                by_events = snapshot_tree(root, keys, shard, walk_cache=cache, live=live)
                 events_s.append(time.perf_counter() - started)
                 started = time.perf_counter()
                 full = snapshot_tree(root, keys, shard, walk_cache=cache)
                 full_s.append(time.perf_counter() - started)
-                if by_events.files != full.files or by_events.fingerprints != full.fingerprints:
+                if (by_events.files, by_events.paths_by_shard, by_events.fingerprints) != (
+                    full.files,
+                    full.paths_by_shard,
+                    full.fingerprints,
+                ):
                     print("MISMATCH: the event-driven walk differs from the full walk")
                     return 1
                 assert by_events.detection is not None

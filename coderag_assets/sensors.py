@@ -29,6 +29,7 @@ from coderag_assets.execution import choose_executor, run_config
 from coderag_assets.files import RootError
 from coderag_assets.freshness import (
     FileChanges,
+    LiveTree,
     TreeSnapshot,
     diff_files,
     incomplete_shards,
@@ -60,7 +61,7 @@ from coderag_assets.tags import (
     runs_in_flight,
     shards_of_requests,
 )
-from coderag_assets.tree_cache import TREE_CACHE_FILE, EventWalker
+from coderag_assets.tree_cache import TREE_CACHE_FILE
 
 CHANGE_SENSOR_NAME = "coderag_changes"
 FRESHNESS_CHECK_NAME = "index_matches_working_tree"
@@ -212,14 +213,14 @@ def evaluate_changes(
     cursor_text: str | None,
     instance: dg.DagsterInstance | None,
     executor: str = "auto",
-    walker: EventWalker | None = None,
+    live: LiveTree | None = None,
 ) -> dg.SensorResult:
     """One tick of the change sensor (also called by `coderag watch`); see the module doc.
 
     Requests at most one run: the job over the range covering every changed or unfinished
     shard, limited to those shards by run config, on `executor` (a `CODERAG_EXECUTOR` value).
-    `walker` (`coderag watch`, which receives file-system events) looks at the tree where
-    events said it changed instead of stat-ing every file (:class:`tree_cache.EventWalker`).
+    `live` (`coderag watch`, which receives file-system events) looks at the tree where
+    events said it changed instead of stat-ing every file (:class:`freshness.LiveTree`).
     """
     shards = Shards(coderag.shard_count)
     if not coderag.root:
@@ -236,7 +237,7 @@ def evaluate_changes(
             shards.of,
             max_file_bytes=coderag.max_file_bytes,
             walk_cache=store.base / TREE_CACHE_FILE,  # list only the directories that changed
-            walker=walker if walker is not None and walker.root == str(root) else None,
+            live=live if live is not None and live.walker.root == str(root) else None,
         )
     except RootError as error:
         return dg.SensorResult(

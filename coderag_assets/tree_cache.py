@@ -177,6 +177,11 @@ class EventWalker:
         self._watched: tuple[int, int] | None = None  # (st_dev, st_ino) of the root watched
         self.events_stopped = False  # the root was replaced: its observer watches the old one
 
+    @property
+    def last_walk(self) -> TreeWalk | None:
+        """The walk the last :meth:`walk` returned (None before the first)."""
+        return self._previous
+
     def note(self, *paths: str) -> None:
         """Paths (absolute, under the root) that an event says were created, modified,
         deleted or moved; paths outside the root are ignored."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import dagster as dg
 
 from coderag_assets.execution import prepare_config
+from coderag_assets.freshness import LiveTree
 from coderag_assets.partitions import shard_keys
 from coderag_assets.progress import ProgressReporter
 from coderag_assets.runs import IndexSummary, run_shards
@@ -138,7 +139,7 @@ class Watcher:
         self.settings = settings
         self.instance = instance
         self.resource = CodeRagResource.from_settings(settings)
-        self.events = events
+        self.live = LiveTree(events) if events is not None else None
         self.cursor: str | None = None
         self.last_skip: str | None = None
         self.last_scan_seconds = 0.0
@@ -169,7 +170,7 @@ class Watcher:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = evaluate_changes(
-                self.resource, self.cursor, self.instance, self.settings.executor, self.events
+                self.resource, self.cursor, self.instance, self.settings.executor, self.live
             )
         tick_seconds = time.perf_counter() - started
         self.last_scan_seconds = tick_seconds

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from coderag_assets.files import scan_tree, walk_tree
+from coderag_assets.freshness import LiveTree, TreeSnapshot, snapshot_tree
+from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.tree_cache import (
     METHOD_EVENTS,
     METHOD_REUSED,
@@ -275,10 +277,23 @@ class EventLog:
         raise AssertionError("no file-system events arrived")
 
 
+SHARD_KEYS = shard_keys(16)
+
+
+def shard_of_path(path: str) -> str:
+    return shard_of(path, len(SHARD_KEYS))
+
+
+def tick_snapshot(root: Path, cache: Path, live: LiveTree) -> TreeSnapshot:
+    return snapshot_tree(
+        root, SHARD_KEYS, shard_of_path, max_file_bytes=MAX_FILE_BYTES, walk_cache=cache, live=live
+    )
+
+
 @pytest.fixture
 def watched_tree(tmp_path: Path, request: pytest.FixtureRequest):
-    """(root, walker, event log, cache path): a generated tree watched by a real observer
-    (`coderag watch`'s own), backdated, after a first (full) walk of the walker."""
+    """(root, walker, event log, cache path, first walk, live tree): a generated tree
+    watched by a real observer (`coderag watch`'s own), backdated, after a first (full) tick."""
     from coderag_assets.cli.watch import start_fs_events
 
     root = tmp_path / "tree"
@@ -302,10 +317,14 @@ def watched_tree(tmp_path: Path, request: pytest.FixtureRequest):
         backdate(root)
         log.settle(since=count)
         cache = tmp_path / "index" / TREE_CACHE_FILE
-        first, detection = walker.walk(cache, max_file_bytes=MAX_FILE_BYTES)
-        assert detection.method == METHOD_WALK  # the first walk stats every file
+        live = LiveTree(walker)
+        snapshot = tick_snapshot(root, cache, live)
+        assert snapshot.detection is not None
+        assert snapshot.detection.method == METHOD_WALK  # the first walk stats every file
+        first = walker.last_walk
+        assert first is not None
         assert first.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES)
-        yield root, walker, log, cache, first
+        yield root, walker, log, cache, first, live
     finally:
         observer.stop()
 
@@ -315,12 +334,21 @@ def watched_tree(tmp_path: Path, request: pytest.FixtureRequest):
 def test_event_driven_walk_finds_exactly_what_a_full_walk_finds(
     watched_tree, change: Callable[[Path], None]
 ) -> None:
-    root, walker, log, cache, first = watched_tree
+    root, walker, log, cache, first, live = watched_tree
+    before = live.last
     count = log.count
     change(root)
     log.settle(since=count)
 
-    walk, detection = walker.walk(cache, max_file_bytes=MAX_FILE_BYTES)
+    snapshot = tick_snapshot(root, cache, live)  # what a `coderag watch` tick computes
+    full = snapshot_tree(root, SHARD_KEYS, shard_of_path, max_file_bytes=MAX_FILE_BYTES)
+    assert snapshot.files == full.files
+    assert snapshot.skip_reasons == full.skip_reasons
+    assert snapshot.paths_by_shard == full.paths_by_shard
+    assert snapshot.fingerprints == full.fingerprints
+    assert before is not None and snapshot.fingerprints != before.fingerprints
+    walk, detection = walker.last_walk, snapshot.detection
+    assert walk is not None and detection is not None
     assert walk.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES)
     assert walk.files != first.files
     if "ignore" in change.__name__:
@@ -334,7 +362,7 @@ def test_event_driven_walk_finds_exactly_what_a_full_walk_finds(
 def test_without_events_only_the_periodic_full_check_sees_a_change(watched_tree) -> None:
     """What the test above relies on: a change whose event is lost stays unseen by the
     event-driven walk, until the full check (or `invalidate`) stats every file again."""
-    root, walker, _log, cache, first = watched_tree
+    root, walker, _log, cache, first, _live = watched_tree
     walker.note = lambda *paths: None  # events are lost from here on
     edit(root)
     time.sleep(0.5)
@@ -357,7 +385,7 @@ def test_without_events_only_the_periodic_full_check_sees_a_change(watched_tree)
 def test_a_root_made_again_is_stat_walked_on_every_tick(watched_tree) -> None:
     """Deleting and re-creating the root leaves the observer on the old directory: no event
     will come, so every later walk stats every file."""
-    root, walker, _log, cache, _first = watched_tree
+    root, walker, _log, cache, _first, _live = watched_tree
     moved = root.with_name("tree_old")
     root.rename(moved)
     shutil.copytree(moved, root, symlinks=True)
