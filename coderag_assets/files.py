@@ -696,6 +696,7 @@ class TreeWalk:
     listed_dirs: int = 0
     reused_dirs: int = 0
     relisted_reason: str = ""  # why a previous walk could not be used at all ("" = it was)
+    untouched_dirs: int = 0  # of reused_dirs, taken as they were (no event named them)
 
 
 class _IgnoreRulesChanged(Exception):
@@ -723,10 +724,23 @@ def _exclude_file_stat(real_root: str) -> tuple[int, int] | None:
 
 
 def walk_tree(
-    root: Path, *, max_file_bytes: int = MAX_FILE_BYTES, previous: TreeWalk | None = None
+    root: Path,
+    *,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    previous: TreeWalk | None = None,
+    changed_dirs: Collection[str] | None = None,
 ) -> TreeWalk:
     """:func:`scan_tree`'s walk, which can skip listing the directories `previous` (a walk
     of the same root) listed and that have not changed since.
+
+    `changed_dirs` (relative paths; ``""`` is the root) is for a caller that receives
+    file-system events: the directories that events named since `previous` was taken
+    (the parent of every created, modified, deleted or moved path). A directory outside it
+    that `previous` listed, that is reusable and that was not modified within
+    :data:`RACY_DIR_MTIME_NS` of `previous`'s start is then taken from `previous` as it
+    was, rows included, without a single ``stat``; the others are walked as usual. So
+    `previous` must hold its rows (a walk made in this process, not one loaded from disk),
+    and the caller must have started collecting events before `previous` began.
 
     A reused directory costs one ``lstat`` of it and of each of its files instead of a
     listing, the ignore-rule matching of every entry and the name checks; its rows are the
@@ -747,7 +761,9 @@ def walk_tree(
         elif previous.exclude_file != exclude_file:
             reason, previous = ".git/info/exclude changed", None
     try:
-        return _walk(real_root, max_file_bytes, previous, started_ns, exclude_file, reason)
+        return _walk(
+            real_root, max_file_bytes, previous, started_ns, exclude_file, reason, changed_dirs
+        )
     except _IgnoreRulesChanged as change:
         return _walk(real_root, max_file_bytes, None, started_ns, exclude_file, str(change))
 
@@ -759,17 +775,40 @@ def _walk(
     started_ns: int,
     exclude_file: tuple[int, int] | None,
     relisted_reason: str,
+    changed_dirs: Collection[str] | None = None,
 ) -> TreeWalk:
     rules = IgnoreRules(Path(real_root))
     found: list[FileStat] = []
     listings: dict[str, DirListing] = {}
     old = previous.listings if previous is not None else {}
     racy_after_ns = previous.started_ns - RACY_DIR_MTIME_NS if previous is not None else 0
+    # Rows of the previous walk by path, for directories no event named (built on first use).
+    old_rows: dict[str, FileStat] | None = None
     pending: list[tuple[str, str]] = [(real_root, "")]  # (absolute dir, rel dir)
-    listed = reused = 0
+    listed = reused = untouched = 0
 
     while pending:
         dir_abs, dir_rel = pending.pop()
+        prior = old.get(dir_rel)
+        if (
+            changed_dirs is not None
+            and previous is not None
+            and prior is not None
+            and prior.reusable
+            and prior.mtime_ns < racy_after_ns
+            and dir_rel not in changed_dirs
+        ):
+            if old_rows is None:
+                old_rows = {row.path: row for row in previous.files}
+            prefix = dir_rel + "/" if dir_rel else ""
+            kept = [old_rows.get(prefix + name) for name in prior.files]
+            if None not in kept:
+                found.extend(kept)  # type: ignore[arg-type]
+                listings[dir_rel] = prior
+                pending.extend((os.path.join(dir_abs, name), prefix + name) for name in prior.dirs)
+                reused += 1
+                untouched += 1
+                continue
         try:
             dir_mtime_ns = os.lstat(dir_abs).st_mtime_ns
         except FileNotFoundError:
@@ -778,7 +817,6 @@ def _walk(
             continue
         except OSError:
             dir_mtime_ns = -1
-        prior = old.get(dir_rel)
         if (
             prior is not None
             and prior.reusable
@@ -889,6 +927,7 @@ def _walk(
         listed_dirs=listed,
         reused_dirs=reused,
         relisted_reason=relisted_reason,
+        untouched_dirs=untouched,
     )
 
 

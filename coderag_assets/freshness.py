@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from coderag_assets.files import MAX_FILE_BYTES, FileStat, RootError, scan_tree
 from coderag_assets.store import TORN_SUFFIX, IndexNotFoundError, IndexStore, connect_index
-from coderag_assets.tree_cache import Detection, walk_root
+from coderag_assets.tree_cache import Detection, EventWalker, walk_root
 
 FINGERPRINT_HEX_CHARS = 12  # 48 bits per shard: collisions are not a practical concern
 EMPTY_SHARD = "empty"  # fingerprint of a shard with no files
@@ -129,24 +129,32 @@ def snapshot_tree(
     *,
     max_file_bytes: int = MAX_FILE_BYTES,
     walk_cache: Path | None = None,
+    live: LiveTree | None = None,
 ) -> TreeSnapshot:
     """Walk `root` (stat only, ignore rules applied). Raises RootError if the root is unusable.
 
     With `walk_cache` (a file under the index directory) the walk skips the directories
     that did not change since the walk saved there, and saves itself for the next one
-    (:mod:`coderag_assets.tree_cache`); the rows are the same either way.
+    (:mod:`coderag_assets.tree_cache`); with `live` as well (a process receiving
+    file-system events for `root`), it looks only where events said something changed,
+    with a periodic full check, and fingerprints again only the shards whose rows changed
+    since `live`'s last snapshot. The result is the same either way.
     """
     started = time.perf_counter()
     detection = None
     if walk_cache is None:
         stats: list[FileStat] = scan_tree(root, max_file_bytes=max_file_bytes)
+    elif live is not None:
+        walk, detection = live.walker.walk(walk_cache, max_file_bytes=max_file_bytes)
+        stats = walk.files
     else:
         walk, detection = walk_root(root, walk_cache, max_file_bytes=max_file_bytes)
         stats = walk.files
     files = {stat.path: (stat.size, stat.mtime_ns) for stat in stats}
     skip_reasons = {stat.path: stat.skip_reason for stat in stats if stat.skip_reason}
-    paths_by_shard, fingerprints = _group(files, shard_keys, shard_of)
-    return TreeSnapshot(
+    previous = live.previous(shard_keys) if live is not None else None
+    paths_by_shard, fingerprints = _group(files, shard_keys, shard_of, previous)
+    snapshot = TreeSnapshot(
         root=root,
         files=files,
         paths_by_shard=paths_by_shard,
@@ -156,19 +164,58 @@ def snapshot_tree(
         skip_reasons=skip_reasons,
         detection=detection,
     )
+    if live is not None:
+        live.keep(snapshot, shard_keys)
+    return snapshot
+
+
+@dataclass
+class LiveTree:
+    """The tree as a long-running process that receives file-system events sees it
+    (`coderag watch`): walks driven by those events (:class:`tree_cache.EventWalker`), and
+    its last snapshot, from which :func:`snapshot_tree` takes the shard of every path it
+    already knew and the fingerprint of every shard whose rows did not change."""
+
+    walker: EventWalker
+    last: TreeSnapshot | None = None
+    last_shard_keys: tuple[str, ...] = ()
+
+    def previous(self, shard_keys: Sequence[str]) -> TreeSnapshot | None:
+        """The last snapshot, if it was grouped into the same shards."""
+        return self.last if tuple(shard_keys) == self.last_shard_keys else None
+
+    def keep(self, snapshot: TreeSnapshot, shard_keys: Sequence[str]) -> None:
+        self.last, self.last_shard_keys = snapshot, tuple(shard_keys)
 
 
 def _group(
-    files: Mapping[str, StatRow], shard_keys: Sequence[str], shard_of: ShardOf
+    files: Mapping[str, StatRow],
+    shard_keys: Sequence[str],
+    shard_of: ShardOf,
+    previous: TreeSnapshot | None = None,
 ) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """(paths of each shard in `files`' order, fingerprint of each shard)."""
+    """(paths of each shard in `files`' order, fingerprint of each shard). With `previous`
+    (a snapshot grouped by the same `shard_of`), a path it holds keeps its shard, and a
+    shard with the same paths and rows keeps its fingerprint."""
+    known = (
+        {path: shard for shard, paths in previous.paths_by_shard.items() for path in paths}
+        if previous is not None
+        else {}
+    )
     paths_by_shard: dict[str, list[str]] = {key: [] for key in shard_keys}
     for path in files:
-        paths_by_shard.setdefault(shard_of(path), []).append(path)
-    fingerprints = {
-        shard: shard_fingerprint((path, *files[path]) for path in paths)
-        for shard, paths in paths_by_shard.items()
-    }
+        shard = known.get(path)
+        paths_by_shard.setdefault(shard if shard is not None else shard_of(path), []).append(path)
+    fingerprints = {}
+    for shard, paths in paths_by_shard.items():
+        if (
+            previous is not None
+            and previous.paths_by_shard.get(shard) == paths
+            and all(files[path] == previous.files[path] for path in paths)
+        ):
+            fingerprints[shard] = previous.fingerprints[shard]
+        else:
+            fingerprints[shard] = shard_fingerprint((path, *files[path]) for path in paths)
     return paths_by_shard, fingerprints
 
 

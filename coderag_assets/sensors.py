@@ -29,6 +29,7 @@ from coderag_assets.execution import choose_executor, run_config
 from coderag_assets.files import RootError
 from coderag_assets.freshness import (
     FileChanges,
+    LiveTree,
     TreeSnapshot,
     diff_files,
     incomplete_shards,
@@ -212,11 +213,14 @@ def evaluate_changes(
     cursor_text: str | None,
     instance: dg.DagsterInstance | None,
     executor: str = "auto",
+    live: LiveTree | None = None,
 ) -> dg.SensorResult:
     """One tick of the change sensor (also called by `coderag watch`); see the module doc.
 
     Requests at most one run: the job over the range covering every changed or unfinished
     shard, limited to those shards by run config, on `executor` (a `CODERAG_EXECUTOR` value).
+    `live` (`coderag watch`, which receives file-system events) looks at the tree where
+    events said it changed instead of stat-ing every file (:class:`freshness.LiveTree`).
     """
     shards = Shards(coderag.shard_count)
     if not coderag.root:
@@ -233,6 +237,7 @@ def evaluate_changes(
             shards.of,
             max_file_bytes=coderag.max_file_bytes,
             walk_cache=store.base / TREE_CACHE_FILE,  # list only the directories that changed
+            live=live if live is not None and live.walker.root == str(root) else None,
         )
     except RootError as error:
         return dg.SensorResult(

@@ -25,6 +25,9 @@ Plain module (no Dagster).
 from __future__ import annotations
 
 import marshal
+import os
+import posixpath
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,3 +141,114 @@ def walk_root(
         reused_dirs=walk.reused_dirs,
         seconds=time.perf_counter() - started,
     )
+
+
+METHOD_EVENTS = "events"  # only the directories file-system events named were looked at
+FULL_CHECK_INTERVAL_S = 60.0  # an event-driven walker still stats every file this often
+
+
+class EventWalker:
+    """Walks of one root for a process that receives file-system events (`coderag watch`).
+
+    The observer thread calls :meth:`note` with every path an event names; :meth:`walk`
+    then looks only at the directories those paths are in (and at directories changed
+    too recently to trust, see :func:`~coderag_assets.files.walk_tree`'s `changed_dirs`),
+    taking the rest of the tree from the previous walk held in memory. Its rows equal a
+    full walk's as long as every change produced an event. Because events can be lost
+    (inotify drops them when its queue overflows, and watchdog does not report that;
+    network file systems send none), :meth:`walk` falls back to :func:`walk_root` — every
+    file stat'ed, the walk saved under the index — on the first call, after
+    :meth:`invalidate`, and every `full_check_s` seconds — and on every call once the root
+    directory was replaced by another one (deleted and created again: the observer still
+    watches the old one; ``events_stopped`` says so).
+
+    Thread-safe between one walking thread and any number of noting threads. Events must
+    be flowing (the observer started) before the first walk begins.
+    """
+
+    def __init__(self, root: Path, *, full_check_s: float = FULL_CHECK_INTERVAL_S):
+        self.root = os.path.realpath(root)
+        self.full_check_s = full_check_s
+        self._lock = threading.Lock()
+        self._changed: set[str] = set()
+        self._lost = True  # nothing walked yet: the first walk stats everything
+        self._previous: TreeWalk | None = None
+        self._full_at = 0.0
+        self._watched: tuple[int, int] | None = None  # (st_dev, st_ino) of the root watched
+        self.events_stopped = False  # the root was replaced: its observer watches the old one
+
+    @property
+    def last_walk(self) -> TreeWalk | None:
+        """The walk the last :meth:`walk` returned (None before the first)."""
+        return self._previous
+
+    def note(self, *paths: str) -> None:
+        """Paths (absolute, under the root) that an event says were created, modified,
+        deleted or moved; paths outside the root are ignored."""
+        prefix = self.root + os.sep
+        dirs = []
+        for path in paths:
+            if path == self.root:
+                dirs.append("")
+            elif path.startswith(prefix):
+                rel = path[len(prefix) :].replace(os.sep, "/")
+                dirs.append(rel)  # a directory's own listing (new, moved, deleted)
+                dirs.append(posixpath.dirname(rel))  # the listing that holds the entry
+        with self._lock:
+            self._changed.update(dirs)
+
+    def invalidate(self) -> None:
+        """Events may have been lost: the next walk stats every file."""
+        with self._lock:
+            self._lost = True
+
+    def walk(
+        self, cache_path: Path, *, max_file_bytes: int = MAX_FILE_BYTES
+    ) -> tuple[TreeWalk, Detection]:
+        """The walk of the root as it is now, and how it was made. Raises RootError."""
+        started = time.perf_counter()
+        with self._lock:  # take the events before looking: later ones belong to the next walk
+            changed, self._changed = self._changed, set()
+            lost, self._lost = self._lost, False
+        previous = self._previous
+        due = time.monotonic() - self._full_at >= self.full_check_s
+        try:
+            info = os.stat(self.root)
+            identity: tuple[int, int] | None = (info.st_dev, info.st_ino)
+        except OSError:
+            identity = None  # walk_root says what is wrong with the root
+        if self._watched is None:
+            self._watched = identity
+        elif identity is not None and identity != self._watched:
+            self.events_stopped = True  # deleted and made again: no events come from it now
+        if lost or due or self.events_stopped or previous is None or previous.root != self.root:
+            try:
+                walk, detection = walk_root(
+                    Path(self.root), cache_path, max_file_bytes=max_file_bytes
+                )
+            except BaseException:
+                self.invalidate()
+                raise
+            self._previous, self._full_at = walk, time.monotonic()
+            return walk, detection
+        try:
+            walk = walk_tree(
+                Path(self.root),
+                max_file_bytes=max_file_bytes,
+                previous=previous,
+                changed_dirs=changed,
+            )
+        except BaseException:
+            self.invalidate()
+            raise
+        self._previous = walk
+        if walk.relisted_reason:  # an ignore file changed: everything was listed (and stat'ed)
+            save_walk(cache_path, walk)
+            self._full_at = time.monotonic()
+        return walk, Detection(
+            method=METHOD_EVENTS if not walk.relisted_reason else METHOD_WALK,
+            reason=walk.relisted_reason,
+            listed_dirs=walk.listed_dirs,
+            reused_dirs=walk.reused_dirs,
+            seconds=time.perf_counter() - started,
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import dagster as dg
 
 from coderag_assets.execution import prepare_config
+from coderag_assets.freshness import LiveTree
 from coderag_assets.partitions import shard_keys
 from coderag_assets.progress import ProgressReporter
 from coderag_assets.runs import IndexSummary, run_shards
@@ -26,6 +27,7 @@ from coderag_assets.tags import (
     requested_changes,
     shards_of_requests,
 )
+from coderag_assets.tree_cache import EventWalker
 
 
 def run_requests(
@@ -119,17 +121,25 @@ class Watcher:
 
     The cursor lives in memory; a new Watcher starts from the published index, so changes
     made while nothing was watching are picked up on its first tick.
+
+    With `events` (fed by a file-system observer that is already running) a tick looks at
+    the tree only where events said it changed, with a periodic full check
+    (:class:`tree_cache.EventWalker`); without, every tick stats every file.
     """
 
-    def __init__(self, settings: Settings, instance: dg.DagsterInstance):
-        from coderag_assets.definitions import build_definitions
+    def __init__(
+        self,
+        settings: Settings,
+        instance: dg.DagsterInstance,
+        events: EventWalker | None = None,
+    ):
         from coderag_assets.resources import CodeRagResource
 
         assert settings.root is not None, "Watcher needs settings.root"
         self.settings = settings
         self.instance = instance
         self.resource = CodeRagResource.from_settings(settings)
-        self.definitions = build_definitions(settings)
+        self.live = LiveTree(events) if events is not None else None
         self.cursor: str | None = None
         self.last_skip: str | None = None
         self.last_scan_seconds = 0.0
@@ -151,30 +161,25 @@ class Watcher:
 
         `on_start(description, shards)` is called before the run starts.
         """
-        from coderag_assets.sensors import CHANGE_SENSOR_NAME
+        from coderag_assets.sensors import evaluate_changes
 
         if time.monotonic() < self.retry_at:
             return None
         started = time.perf_counter()
         detected_at = time.time()
-        context = dg.build_sensor_context(
-            instance=self.instance,
-            cursor=self.cursor,
-            sensor_name=CHANGE_SENSOR_NAME,
-            definitions=self.definitions,
-            resources={"coderag": self.resource},
-        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data = self.definitions.get_sensor_def(CHANGE_SENSOR_NAME).evaluate_tick(context)
+            result = evaluate_changes(
+                self.resource, self.cursor, self.instance, self.settings.executor, self.live
+            )
         tick_seconds = time.perf_counter() - started
         self.last_scan_seconds = tick_seconds
-        for event in data.asset_events or []:
+        for event in result.asset_events or []:
             self.instance.report_runless_asset_event(event)
-        previous_cursor, self.cursor = self.cursor, data.cursor
-        requests = list(data.run_requests or [])
+        previous_cursor, self.cursor = self.cursor, result.cursor
+        requests = list(result.run_requests or [])
         if not requests:
-            self.last_skip = data.skip_message
+            self.last_skip = result.skip_reason.skip_message if result.skip_reason else None
             return None
         self.last_skip = None
         changes = requested_changes(requests)

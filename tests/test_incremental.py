@@ -667,13 +667,13 @@ def test_run_dying_after_an_early_publish_is_finished_by_the_next_index(repo, mo
 def test_watch_wakes_on_changes_to_the_tree_but_not_on_reads(tmp_path: Path) -> None:
     """The sensor's own stat walk opens every directory: those reads must not wake the loop
     (nor cost the walk the GIL); writes, creations, deletions and moves must."""
-    from coderag_assets.cli.watch import _start_fs_events
+    from coderag_assets.cli.watch import start_fs_events
 
     (tmp_path / "sub").mkdir()
     source = tmp_path / "sub" / "a.py"
     source.write_text("x = 1\n")
     wake = threading.Event()
-    observer = _start_fs_events(tmp_path, wake)
+    observer = start_fs_events(tmp_path, lambda *paths: wake.set())
     assert observer is not None
     try:
         snapshot_tree(tmp_path, ["0"], lambda path: "0")

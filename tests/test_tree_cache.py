@@ -15,10 +15,14 @@ from pathlib import Path
 import pytest
 
 from coderag_assets.files import scan_tree, walk_tree
+from coderag_assets.freshness import LiveTree, TreeSnapshot, snapshot_tree
+from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.tree_cache import (
+    METHOD_EVENTS,
     METHOD_REUSED,
     METHOD_WALK,
     TREE_CACHE_FILE,
+    EventWalker,
     walk_root,
 )
 
@@ -245,3 +249,150 @@ def test_walk_root_saves_reuses_and_says_why_it_could_not(tmp_path: Path) -> Non
     assert detection.method == METHOD_WALK
     assert detection.reason.startswith("the previous walk was of")
     assert walk.files == scan_tree(other, max_file_bytes=MAX_FILE_BYTES)
+
+
+# ------------------------------------------------------------------ event-driven walks
+
+
+class EventLog:
+    """Feeds a real observer's events to an EventWalker and remembers when the last came."""
+
+    def __init__(self, walker: EventWalker):
+        self.walker = walker
+        self.count = 0
+        self.last_at = 0.0
+
+    def __call__(self, *paths: str) -> None:
+        self.walker.note(*paths)
+        self.count += 1
+        self.last_at = time.monotonic()
+
+    def settle(self, *, since: int, quiet_s: float = 0.4, timeout_s: float = 10.0) -> None:
+        """Wait until an event after the `since`-th arrived and none came for `quiet_s`."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.count > since and time.monotonic() - self.last_at >= quiet_s:
+                return
+            time.sleep(0.05)
+        raise AssertionError("no file-system events arrived")
+
+
+SHARD_KEYS = shard_keys(16)
+
+
+def shard_of_path(path: str) -> str:
+    return shard_of(path, len(SHARD_KEYS))
+
+
+def tick_snapshot(root: Path, cache: Path, live: LiveTree) -> TreeSnapshot:
+    return snapshot_tree(
+        root, SHARD_KEYS, shard_of_path, max_file_bytes=MAX_FILE_BYTES, walk_cache=cache, live=live
+    )
+
+
+@pytest.fixture
+def watched_tree(tmp_path: Path, request: pytest.FixtureRequest):
+    """(root, walker, event log, cache path, first walk, live tree): a generated tree
+    watched by a real observer (`coderag watch`'s own), backdated, after a first (full) tick."""
+    from coderag_assets.cli.watch import start_fs_events
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    generated_tree(root)
+    if request.param == "git":
+        if shutil.which("git") is None:
+            pytest.skip("git is not installed")
+        git(root, "init", "-q")
+        git(root, "add", "-A")
+        git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tree")
+    walker = EventWalker(root, full_check_s=3600)
+    log = EventLog(walker)
+    observer = start_fs_events(root, log)
+    if observer is None:
+        pytest.skip("no file-system notifications here")
+    try:
+        (root / "probe.txt").write_text("events flow\n")
+        log.settle(since=0)
+        count = log.count
+        backdate(root)
+        log.settle(since=count)
+        cache = tmp_path / "index" / TREE_CACHE_FILE
+        live = LiveTree(walker)
+        snapshot = tick_snapshot(root, cache, live)
+        assert snapshot.detection is not None
+        assert snapshot.detection.method == METHOD_WALK  # the first walk stats every file
+        first = walker.last_walk
+        assert first is not None
+        assert first.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES)
+        yield root, walker, log, cache, first, live
+    finally:
+        observer.stop()
+
+
+@pytest.mark.parametrize("watched_tree", ["plain", "git"], indirect=True)
+@pytest.mark.parametrize("change", CHANGES, ids=[change.__name__ for change in CHANGES])
+def test_event_driven_walk_finds_exactly_what_a_full_walk_finds(
+    watched_tree, change: Callable[[Path], None]
+) -> None:
+    root, walker, log, cache, first, live = watched_tree
+    before = live.last
+    count = log.count
+    change(root)
+    log.settle(since=count)
+
+    snapshot = tick_snapshot(root, cache, live)  # what a `coderag watch` tick computes
+    full = snapshot_tree(root, SHARD_KEYS, shard_of_path, max_file_bytes=MAX_FILE_BYTES)
+    assert snapshot.files == full.files
+    assert snapshot.skip_reasons == full.skip_reasons
+    assert snapshot.paths_by_shard == full.paths_by_shard
+    assert snapshot.fingerprints == full.fingerprints
+    assert before is not None and snapshot.fingerprints != before.fingerprints
+    walk, detection = walker.last_walk, snapshot.detection
+    assert walk is not None and detection is not None
+    assert walk.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES)
+    assert walk.files != first.files
+    if "ignore" in change.__name__:
+        assert detection.method == METHOD_WALK and detection.reason  # rules changed: all listed
+    else:
+        assert detection.method == METHOD_EVENTS
+        assert walk.untouched_dirs > 0  # directories no event named were not even stat'ed
+
+
+@pytest.mark.parametrize("watched_tree", ["plain"], indirect=True)
+def test_without_events_only_the_periodic_full_check_sees_a_change(watched_tree) -> None:
+    """What the test above relies on: a change whose event is lost stays unseen by the
+    event-driven walk, until the full check (or `invalidate`) stats every file again."""
+    root, walker, _log, cache, first, _live = watched_tree
+    walker.note = lambda *paths: None  # events are lost from here on
+    edit(root)
+    time.sleep(0.5)
+    walk, detection = walker.walk(cache, max_file_bytes=MAX_FILE_BYTES)
+    assert detection.method == METHOD_EVENTS
+    assert walk.files == first.files  # missed: nothing named the edited directory
+    walker.invalidate()
+    walk, detection = walker.walk(cache, max_file_bytes=MAX_FILE_BYTES)
+    assert detection.method in (METHOD_REUSED, METHOD_WALK)
+    assert walk.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES) != first.files
+    walker.full_check_s = 0.0
+    with (root / "pkg1" / "sub" / "mod0.py").open("a") as handle:
+        handle.write("\n# edited again\n")
+    walk, detection = walker.walk(cache, max_file_bytes=MAX_FILE_BYTES)
+    assert detection.method in (METHOD_REUSED, METHOD_WALK)
+    assert walk.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES)
+
+
+@pytest.mark.parametrize("watched_tree", ["plain"], indirect=True)
+def test_a_root_made_again_is_stat_walked_on_every_tick(watched_tree) -> None:
+    """Deleting and re-creating the root leaves the observer on the old directory: no event
+    will come, so every later walk stats every file."""
+    root, walker, _log, cache, _first, _live = watched_tree
+    moved = root.with_name("tree_old")
+    root.rename(moved)
+    shutil.copytree(moved, root, symlinks=True)
+    backdate(root)
+    walk, detection = walker.walk(cache, max_file_bytes=MAX_FILE_BYTES)
+    assert walker.events_stopped
+    edit(root)  # no event reaches the walker now
+    walk, detection = walker.walk(cache, max_file_bytes=MAX_FILE_BYTES)
+    assert detection.method != METHOD_EVENTS
+    assert walk.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES)

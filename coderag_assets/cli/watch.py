@@ -6,7 +6,9 @@ coderag watch [PATH] [--interval S] [--workers N] [--json] [--no-fs-events]
 
 It evaluates the change sensor (:mod:`coderag_assets.sensors`) in this process every
 `--interval` seconds, and at once when the file system reports a write (inotify through
-`watchdog`, a Dagster dependency), so ticks are faster than the daemon's 5 s floor. Each
+`watchdog`, a Dagster dependency), so ticks are faster than the daemon's 5 s floor. The
+paths those events name also tell the tick where to look (:class:`tree_cache.EventWalker`:
+only the named directories are stat'ed, with a full check every minute). Each
 change becomes one run on the same Dagster instance the UI shows: the affected shards, then
 the index. The embedding model is loaded once and stays warm. One line per update
 (`--json`: one JSON object per update on stdout, messages on stderr).
@@ -27,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -69,6 +72,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from coderag_assets.cli.common import CliError, root_path, settings_from_args
     from coderag_assets.files import RootError
     from coderag_assets.runs import get_instance, sized_for_tree
+    from coderag_assets.tree_cache import EventWalker
     from coderag_assets.watcher import Watcher
 
     if args.interval <= 0:
@@ -80,13 +84,22 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from error
     printer = UpdatePrinter(json_lines=args.json)
     instance = get_instance(settings)
-    watcher = Watcher(settings, instance)
-    loop = WatchLoop(watcher, printer, interval_s=args.interval)
-    printer.message(f"watching {settings.root} (data: {settings.data_dir}); Ctrl-C stops")
-    printer.message(f"embedding model ready in {watcher.warm_up():.1f} s")
-    observer = None if args.no_fs_events else _start_fs_events(settings.root, loop.wake)
+    assert settings.root is not None
+    events = EventWalker(settings.root)
+    wake = threading.Event()
+
+    def on_change(*paths: str) -> None:
+        events.note(*paths)
+        wake.set()
+
+    # Events flow before the first tick, so the first (full) walk misses none of them.
+    observer = None if args.no_fs_events else start_fs_events(settings.root, on_change)
     if observer is None and not args.no_fs_events:
         printer.message("file-system notifications unavailable: polling only")
+    watcher = Watcher(settings, instance, events=events if observer is not None else None)
+    loop = WatchLoop(watcher, printer, interval_s=args.interval, wake=wake)
+    printer.message(f"watching {settings.root} (data: {settings.data_dir}); Ctrl-C stops")
+    printer.message(f"embedding model ready in {watcher.warm_up():.1f} s")
     try:
         return loop.run_until_signal()
     finally:
@@ -157,12 +170,19 @@ class WatchLoop:
     interrupt it at once.
     """
 
-    def __init__(self, watcher: Watcher, printer: UpdatePrinter, *, interval_s: float):
+    def __init__(
+        self,
+        watcher: Watcher,
+        printer: UpdatePrinter,
+        *,
+        interval_s: float,
+        wake: threading.Event | None = None,
+    ):
         self.watcher = watcher
         self.printer = printer
         self.interval_s = interval_s
         self.stop = threading.Event()
-        self.wake = threading.Event()
+        self.wake = wake or threading.Event()  # set by file-system events
         self.updating = threading.Event()
         self.thread = threading.Thread(target=self._run, name="coderag-watch", daemon=True)
         self.error: BaseException | None = None
@@ -263,10 +283,10 @@ def _raise_in_thread(thread: threading.Thread, exception: type[BaseException]) -
         )
 
 
-def _start_fs_events(root: Path | None, wake: threading.Event) -> BaseObserver | None:
-    """An inotify (or platform) observer that sets `wake` on writes under `root`; None if unavailable."""
-    if root is None:
-        return None
+def start_fs_events(root: Path, on_change: Callable[..., None]) -> BaseObserver | None:
+    """An inotify (or platform) observer calling `on_change(*paths)` with the absolute
+    path(s) of each write under `root` (created, modified, closed after writing, deleted;
+    a move gives its source and destination); None if unavailable."""
     try:
         from watchdog.events import (
             DirCreatedEvent,
@@ -297,15 +317,17 @@ def _start_fs_events(root: Path | None, wake: threading.Event) -> BaseObserver |
         DirMovedEvent,
     ]
 
-    class WakeOnWrite(FileSystemEventHandler):
+    class ReportWrites(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:
             if event.event_type in WRITE_EVENTS:
-                wake.set()
+                on_change(*(os.fsdecode(p) for p in (event.src_path, event.dest_path) if p))
 
     observer = Observer()
     observer.daemon = True
     try:
-        observer.schedule(WakeOnWrite(), str(root), recursive=True, event_filter=changes)
+        observer.schedule(
+            ReportWrites(), os.path.realpath(root), recursive=True, event_filter=changes
+        )
         observer.start()
     except OSError:
         return None  # e.g. the inotify watch limit: polling still works
