@@ -72,13 +72,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def _print_gates(summary) -> None:
-    """One line per promotion gate that did not simply pass (all passed: one line)."""
-    if not summary.gates:
-        return
+    """One line on stderr per promotion gate that did not simply pass (the summary table says
+    how many passed)."""
     notable = {name: gate for name, gate in summary.gates.items() if gate["state"] != "passed"}
-    if not notable:
-        out.print(f"gates       {len(summary.gates)} passed")
-        return
     colours = {"failed": "red", "misconfigured": "red", "overridden": "yellow"}
     for name, gate in notable.items():
         colour = colours.get(str(gate["state"]), "yellow")
@@ -104,6 +100,9 @@ def _print_summary(summary) -> None:
     skipped = ", ".join(f"{reason} {count}" for reason, count in summary.skipped.items()) or "none"
     table.add_row("skipped", skipped)
     table.add_row("seconds", f"{summary.seconds:.1f}")
+    if summary.gates:
+        passed = sum(1 for gate in summary.gates.values() if gate["state"] == "passed")
+        table.add_row("gates", f"{passed} of {len(summary.gates)} passed")
     table.add_row("index", str(summary.index_path))
     out.print(table)
 
