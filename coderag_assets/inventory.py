@@ -32,7 +32,13 @@ from coderag_assets.disk_space import disk_bytes
 from coderag_assets.model_cache import MODELS_DIR, remove_abandoned_conversions
 from coderag_assets.segments import collect_garbage, held_versions, read_current
 from coderag_assets.segments.layout import READERS_DIR
-from coderag_assets.store import INDEXES_DIR, UPDATE_LOCK_FILE, IndexNotFoundError, IndexStore
+from coderag_assets.store import (
+    INDEXES_DIR,
+    UPDATE_LOCK_FILE,
+    WRITER_LOCK_FILE,
+    IndexNotFoundError,
+    IndexStore,
+)
 
 PRUNING_PREFIX = ".pruning-"  # an index being removed (renamed away first)
 
@@ -228,7 +234,7 @@ def _exclusive(base: Path) -> Iterator[None]:
         except Timeout as error:
             raise PruneRefusedError("an update of this root is running") from error
         stack.callback(update_lock.release)
-        writer = stack.enter_context(open(base / "index.lock", "a"))
+        writer = stack.enter_context(open(base / WRITER_LOCK_FILE, "a"))
         try:
             fcntl.flock(writer, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as error:

@@ -46,6 +46,14 @@ class RootBusyError(UpdateBlockedError):
     """Another update of the root held its lock for longer than a run waits."""
 
 
+def _root_busy(base: Path, timeout_s: float) -> RootBusyError:
+    return RootBusyError(
+        f"another update of this index ({base}) held its lock for over {timeout_s:.0f} s (a "
+        "`coderag index` or `coderag watch`); this run wrote nothing. Launch it again when "
+        "that update has finished."
+    )
+
+
 @contextmanager
 def root_lock(
     base: Path,
@@ -68,11 +76,7 @@ def root_lock(
         try:
             lock.acquire(timeout=-1 if timeout_s is None else max(0.0, timeout_s))
         except Timeout as error:
-            raise RootBusyError(
-                f"another update of this index ({base}) held its lock for over "
-                f"{timeout_s:.0f} s (a `coderag index` or `coderag watch`); this run wrote "
-                "nothing. Launch it again when that update has finished."
-            ) from error
+            raise _root_busy(base, timeout_s) from error
     try:
         yield
     finally:
@@ -103,11 +107,7 @@ def shared_root_lock(
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise RootBusyError(
-                        f"another update of this index ({base}) held its lock for over "
-                        f"{timeout_s:.0f} s (a `coderag index` or `coderag watch`); this run "
-                        "wrote nothing. Launch it again when that update has finished."
-                    ) from None
+                    raise _root_busy(base, timeout_s) from None
                 if not announced:
                     on_wait()
                     announced = True

@@ -38,6 +38,7 @@ from coderag_assets.store.index_store import (
     TORN_SUFFIX,
     UPDATE_LOCK_FILE,
     VECTORS_DIR,
+    WRITER_LOCK_FILE,
     IndexStore,
     find_index,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "UPDATE_LOCK_FILE",
     "VECTORS_DIR",
     "VECTOR_CACHE_GRACE_S",
+    "WRITER_LOCK_FILE",
     "CheckOutcome",
     "DiskFullError",
     "IndexNotFoundError",

@@ -23,6 +23,7 @@ INDEX_FILE_NAME = "index.duckdb"
 TORN_SUFFIX = ".torn"  # an unreadable shard file set aside (`freshness.quarantine_torn_files`)
 VECTORS_DIR = "vectors"  # the vector caches, one directory per model
 INDEXES_DIR = "indexes"  # under the data directory: one directory per indexed root
+WRITER_LOCK_FILE = "index.lock"  # held while a version is built and published (flock)
 UPDATE_LOCK_FILE = "update.lock"  # held by an update of the root from start to end (filelock)
 
 
@@ -132,7 +133,7 @@ class IndexStore:
     def writer_lock(self) -> Iterator[None]:
         """Exclusive lock held while the index is built and published (one writer)."""
         self.base.mkdir(parents=True, exist_ok=True)
-        with open(self.base / "index.lock", "w") as lock_file:
+        with open(self.base / WRITER_LOCK_FILE, "w") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
                 yield
