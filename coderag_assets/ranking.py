@@ -18,10 +18,13 @@ order:
    symbol postings) gain a multiple of the top score and are added when no ranker retrieved
    them;
 4. **collapse** — one result per run of consecutive chunks of one definition;
-5. **file pooling** — each file's candidate scores are summed; the best chunk of every file gains
+5. **file-level evidence** — every file ranked as one document (BM25 over its summed term
+   counts, the mean cosine of its chunks, fused by reciprocal rank); the best candidate of
+   each file gains `× top ×` its file's fused score (`file_score`, filled by `search`);
+6. **file pooling** — each file's candidate scores are summed; the best chunk of every file gains
    `pool_weight × top score × (its file's sum ÷ the largest file sum)`: central files that many
    chunks point at rise (by default for architecture questions only);
-6. **repeat demotion** — every further chunk of an already-chosen file is multiplied by
+7. **repeat demotion** — every further chunk of an already-chosen file is multiplied by
    `file_repeat_factor` per repeat, and deeper candidates refill the freed places.
 
 Every weight is a field of `RankingConfig`; `benchmarks/quality` measures what each gains
@@ -90,6 +93,9 @@ class RankingConfig:
     symbol_boost: float = 0.05
     path_boost: float = 0.1  # × share of the file name's (stemmed) words the query contains
     glue_factor: float = 0.3  # module glue (no enclosing definition) in code files
+    # Module glue for architecture questions: a module whose top level is the answer ("which
+    # module holds the regular expressions ...") is mostly glue.
+    architecture_glue_factor: float = 0.3
     test_factor: float = 0.3  # files under tests/, test_*.py, *.test.js, ...
     non_code_factor: float = 0.25  # docs and config: Markdown, reST, text, YAML, JSON, ...
     collapse: bool = True  # one result per run of consecutive chunks of one definition
@@ -114,6 +120,17 @@ class RankingConfig:
     # Pooling weight for architecture questions ("which module ...", "where is X wired"): dev
     # architecture file nDCG@10 0.777 → 0.843.
     architecture_pool_weight: float = 1.0
+    # File-level evidence (multi-granularity): every file is also ranked as one document —
+    # BM25 over the file's summed term counts (a question's words spread over several of its
+    # definitions still meet there) and the mean vector cosine of its chunks — and the two file
+    # rankings are fused by reciprocal rank (k = `file_rrf_k`, the chunk rankers' weights).
+    # The best candidate of each file gains × top × the file's fused score (0..1), for
+    # architecture questions and for the other queries by their own weight (0: off, and the
+    # file ranking is not computed).
+    file_weight: float = 0.0
+    architecture_file_weight: float = 0.0
+    file_rrf_k: int = 5
+    file_depth: int = 30  # files each file ranking contributes (the rest score 0)
     # Identifier queries (a bare name that the index defines): the vector ranker's weight is
     # multiplied by this, and each exact definition of the name gains × top (more when the
     # file stem matches the name), added when no ranker retrieved it.
@@ -162,6 +179,7 @@ class Candidate:
     is_non_code: bool = False
     name_words: frozenset[str] = field(default_factory=frozenset)  # stemmed, see features
     file_words: frozenset[str] = field(default_factory=frozenset)  # stemmed, see features
+    file_score: float = 0.0  # the file's file-level evidence, 0..1 (0: none computed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,12 +296,14 @@ def sort_candidates(candidates: list[Candidate]) -> list[Candidate]:
     return candidates
 
 
-def demote(candidates: list[Candidate], config: RankingConfig) -> None:
-    """Multiply glue, test, docs/config and noise-path candidates by their factors (in place)."""
+def demote(candidates: list[Candidate], config: RankingConfig, kind: QueryKind = "plain") -> None:
+    """Multiply glue, test, docs/config and noise-path candidates by their factors (in place);
+    an architecture question demotes glue by `architecture_glue_factor`."""
+    glue_factor = config.architecture_glue_factor if kind == "architecture" else config.glue_factor
     for candidate in candidates:
         if candidate.is_glue:
             hub = is_hub_path(candidate.path)
-            candidate.score *= config.hub_glue_factor if hub else config.glue_factor
+            candidate.score *= config.hub_glue_factor if hub else glue_factor
         if candidate.is_test:
             candidate.score *= config.test_factor
         if candidate.is_non_code:
@@ -382,6 +402,29 @@ def pool_files(candidates: list[Candidate], weight: float, floor: float = 0.0) -
     return sort_candidates(candidates)
 
 
+def boost_files(candidates: list[Candidate], weight: float) -> list[Candidate]:
+    """File-level evidence: the best candidate of every file gains `weight × top ×` its
+    `file_score` (the file ranked as one document, 0..1). Input best first; returns the list
+    re-sorted. Only each file's best candidate moves, so the order inside a file is kept."""
+    if not weight or not candidates:
+        return candidates
+    top = _top_score(candidates)
+    if top <= 0:
+        return candidates
+    seen: set[str] = set()
+    for candidate in candidates:
+        if candidate.path in seen:
+            continue
+        seen.add(candidate.path)
+        candidate.score += weight * top * candidate.file_score
+    return sort_candidates(candidates)
+
+
+def file_weight_for(query: QueryInfo, config: RankingConfig) -> float:
+    """The file-level evidence weight `query` gets (architecture questions have their own)."""
+    return config.architecture_file_weight if query.kind == "architecture" else config.file_weight
+
+
 def spread_files(candidates: list[Candidate], factor: float) -> list[Candidate]:
     """Repeat demotion with refill: walking the list best first, each candidate's score is
     multiplied by `factor` once per better-ranked candidate of its file; the list is then
@@ -407,7 +450,7 @@ def rank_candidates(
 
     `definitions` are candidates for the exact definitions of an identifier query (scores are
     ignored: each gets the boost), used only when `query.kind` is `identifier`."""
-    demote(candidates, config)
+    demote(candidates, config, query.kind)
     boost_names(candidates, query, config)
     apply_path_prior(candidates, query.keywords, config.path_prior, _top_score(candidates))
     if query.kind == "identifier" and query.identifier and definitions:
@@ -416,6 +459,7 @@ def rank_candidates(
     sort_candidates(candidates)
     if config.collapse:
         candidates = collapse_runs(candidates)
+    candidates = boost_files(candidates, file_weight_for(query, config))
     pool_weight = (
         config.architecture_pool_weight if query.kind == "architecture" else config.pool_weight
     )

@@ -45,6 +45,7 @@ from coderag_assets.ranking import (  # RankingConfig, DEFAULT_RANKING: re-expor
     Candidate,
     QueryInfo,
     RankingConfig,
+    file_weight_for,
     identifier_of,
     parse_query,
     rank_candidates,
@@ -226,6 +227,9 @@ class IndexReader:
         self.name_words = _RowSets(self, "name_words")
         self.file_words = _RowSets(self, "file_words")
         self._norms: dict[float, np.ndarray] = {}
+        self._file_norms: dict[float, np.ndarray] = {}
+        self._file_of: np.ndarray | None = None
+        self._file_count = 0
         self._stamp = stamp
 
     # ----- per-chunk columns (materialized on first use)
@@ -313,11 +317,8 @@ class IndexReader:
         top = top[np.lexsort((top, -scores[top]))]
         return [(int(row), float(scores[row])) for row in top if np.isfinite(scores[row])]
 
-    def vector_ranking(
-        self, query_vector: np.ndarray, depth: int, mask: np.ndarray | None
-    ) -> list[tuple[int, float]]:
-        if self.size == 0:
-            return []
+    def vector_scores(self, query_vector: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """Cosine of every chunk to `query_vector` (-inf: no vector, or outside `mask`)."""
         query = query_vector.astype(np.float32)
         scores = np.full(self.size, -np.inf, dtype=np.float32)
         buffer = None
@@ -342,7 +343,20 @@ class IndexReader:
             )
         if mask is not None:
             scores = np.where(mask, scores, -np.inf)
-        return self._top(scores, depth)
+        return scores
+
+    def vector_ranking(
+        self, query_vector: np.ndarray, depth: int, mask: np.ndarray | None
+    ) -> list[tuple[int, float]]:
+        if self.size == 0:
+            return []
+        return self._top(self.vector_scores(query_vector, mask), depth)
+
+    def _bm25_parts(self) -> list[tuple[int, segments.Postings | segments.PostingsFile]]:
+        return [
+            (int(start), seg.postings if self.ranking.stem else seg.unstemmed_postings())
+            for start, seg in zip(self.segment_starts, self.segments, strict=True)
+        ]
 
     def bm25_scores(self, terms: list[str]) -> np.ndarray | None:
         """BM25 score of every chunk (global statistics); None when no term is indexed."""
@@ -354,11 +368,74 @@ class IndexReader:
                 np.concatenate([seg.postings.name_len for seg in self.segments]),
                 name_tf,
             )
-        parts = [
-            (int(start), seg.postings if self.ranking.stem else seg.unstemmed_postings())
-            for start, seg in zip(self.segment_starts, self.segments, strict=True)
-        ]
-        return segments.bm25_scores(parts, norms, terms, name_tf=name_tf)
+        return segments.bm25_scores(self._bm25_parts(), norms, terms, name_tf=name_tf)
+
+    # ----- file level
+    def file_ids(self) -> tuple[np.ndarray, int]:
+        """Each row's file number and the number of files (read on first use: the paths)."""
+        if self._file_of is None:
+            parts: list[np.ndarray] = []
+            count = 0
+            for segment in self.segments:
+                if not segment.size:
+                    continue
+                encoded = pc.dictionary_encode(segment.rows.column("path").combine_chunks())
+                parts.append(
+                    encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64) + count
+                )
+                count += len(encoded.dictionary)
+            self._file_of = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+            self._file_count = count
+        return self._file_of, self._file_count
+
+    def file_bm25_scores(self, terms: list[str], mask: np.ndarray | None) -> np.ndarray | None:
+        """BM25 of every file as one document (`segments.bm25_group_scores`)."""
+        file_of, count = self.file_ids()
+        name_tf = float(self.ranking.bm25_name_tf)
+        norms = self._file_norms.get(name_tf)
+        if norms is None:
+            body = np.concatenate([seg.postings.body_len for seg in self.segments])
+            names = np.concatenate([seg.postings.name_len for seg in self.segments])
+            norms = self._file_norms[name_tf] = segments.bm25_norms(
+                np.bincount(file_of, weights=body, minlength=count),
+                np.bincount(file_of, weights=names, minlength=count),
+                name_tf,
+            )
+        return segments.bm25_group_scores(
+            self._bm25_parts(), file_of, norms, terms, name_tf=name_tf, row_mask=mask
+        )
+
+    def file_evidence(
+        self,
+        vector_scores: np.ndarray | None,
+        terms: list[str] | None,
+        mask: np.ndarray | None,
+        weights: tuple[float, float],
+    ) -> np.ndarray:
+        """Every file's fused file-level score, 0..1: the files ranked by the mean cosine of
+        their chunks (`vector_scores`, when given) and by file-level BM25 (`terms`, when
+        given), fused by weighted reciprocal rank (k `file_rrf_k`, top `file_depth` files of
+        each) and divided by the best possible."""
+        file_of, count = self.file_ids()
+        fused = np.zeros(count, dtype=np.float64)
+        k, depth = self.ranking.file_rrf_k, self.ranking.file_depth
+        used = 0.0
+        if vector_scores is not None and count:
+            valid = np.isfinite(vector_scores)
+            sums = np.bincount(file_of[valid], weights=vector_scores[valid], minlength=count)
+            counts = np.bincount(file_of[valid], minlength=count)
+            means = np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
+            for rank, (file, _) in enumerate(self._top(means, depth)):
+                fused[file] += weights[0] / (k + rank + 1)
+            used += weights[0]
+        if terms and count:
+            scores = self.file_bm25_scores(terms, mask)
+            if scores is not None:
+                scores = np.where(scores > 0, scores, -np.inf)
+                for rank, (file, _) in enumerate(self._top(scores, depth)):
+                    fused[file] += weights[1] / (k + rank + 1)
+            used += weights[1]
+        return fused / max(used / (k + 1), 1e-9)
 
     def bm25_ranking(
         self, query: str | list[str], depth: int, mask: np.ndarray | None
@@ -404,9 +481,11 @@ class IndexReader:
         query_info = parse_query(query, terms, has_definition=bool(definitions))
         rankings: list[list[tuple[int, float]]] = []
         weights: list[float] = []
+        vector_scores: np.ndarray | None = None
         if mode in ("vector", "hybrid"):
             vector = self._need_vector(query_vector)
-            rankings.append(self.vector_ranking(vector, depth, mask))
+            vector_scores = self.vector_scores(vector, mask) if self.size else None
+            rankings.append([] if vector_scores is None else self._top(vector_scores, depth))
             vector_weight = ranking.vector_weight
             if query_info.kind == "identifier":
                 vector_weight *= ranking.identifier_vector_factor
@@ -414,7 +493,15 @@ class IndexReader:
         if mode in ("bm25", "hybrid"):
             rankings.append(self.bm25_ranking(terms, depth, mask))
             weights.append(ranking.bm25_weight)
-        ranked = self.rank(rankings, weights, terms, query_info, definitions)
+        file_scores = None
+        if file_weight_for(query_info, ranking) and self.size:
+            file_scores = self.file_evidence(
+                vector_scores,
+                terms if mode in ("bm25", "hybrid") else None,
+                mask,
+                (weights[0] if vector_scores is not None else 0.0, ranking.bm25_weight),
+            )
+        ranked = self.rank(rankings, weights, terms, query_info, definitions, file_scores)
         if rescorer is not None:
             ranked = self.rerank(query, ranked, rescorer)
         return self._results(ranked[:limit])
@@ -426,14 +513,20 @@ class IndexReader:
         terms: list[str],
         query_info: QueryInfo | None = None,
         definitions: Sequence[int] = (),
+        file_scores: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:
         """Fuse the rankers' (row, score) lists and apply the ranking steps
         (`ranking.rank_candidates`) → (row, score) best first. `definitions` are the rows of
-        an identifier query's exact definitions (`exact_definitions`)."""
+        an identifier query's exact definitions (`exact_definitions`); `file_scores` is every
+        file's file-level evidence (`file_evidence`), None when not computed."""
         fused, best_possible = self._fuse(rankings, weights)
         if query_info is None:
             query_info = QueryInfo("plain", frozenset(terms), ())
         candidates = [self.candidate(row, score / best_possible) for row, score in fused.items()]
+        if file_scores is not None:
+            file_of, _ = self.file_ids()
+            for candidate in candidates:
+                candidate.file_score = float(file_scores[file_of[candidate.row]])
         ranked = rank_candidates(
             candidates,
             query_info,

@@ -14,9 +14,11 @@ from coderag_assets.ranking import (
     RankingConfig,
     apply_path_prior,
     boost_exact_definitions,
+    boost_files,
     boost_names,
     collapse_runs,
     demote,
+    file_weight_for,
     identifier_of,
     is_hub_path,
     is_noise_path,
@@ -283,3 +285,37 @@ def test_name_word_boost_does_not_lift_a_short_name_over_a_longer_one_ranked_fir
 
     assert ranked(DEFAULT_RANKING) == [1, 2]
     assert ranked(replace(DEFAULT_RANKING, symbol_boost=0.1)) == [2, 1]  # the old weight
+
+
+# ---------------------------------------------------------------- file-level evidence
+
+
+def test_file_evidence_lifts_the_best_candidate_of_the_file_ranked_as_a_whole() -> None:
+    candidates = [
+        _c(0, 1.00, "helpers.py", file_score=0.2),
+        _c(1, 0.90, "central.py", file_score=1.0),
+        _c(2, 0.85, "central.py", file_score=1.0),
+        _c(3, 0.50, "other.py"),
+    ]
+    boosted = boost_files(candidates, weight=0.3)
+    # central.py's best chunk gains 0.3 × 1.0 × 1.0 → 1.20; helpers.py's 0.3 × 0.2 → 1.06
+    assert _rows(boosted) == [1, 0, 2, 3]
+    assert boosted[0].score == pytest.approx(1.20)
+    assert boosted[1].score == pytest.approx(1.06)
+    # only each file's best candidate moves: the order inside a file is kept
+    assert boosted[2].score == pytest.approx(0.85)
+    assert boosted[3].score == pytest.approx(0.50)
+
+
+def test_file_evidence_off_and_by_query_kind() -> None:
+    def candidates() -> list[Candidate]:
+        return [_c(0, 1.0, "a.py", file_score=0.0), _c(1, 0.9, "b.py", file_score=1.0)]
+
+    assert _rows(boost_files(candidates(), weight=0.0)) == [0, 1]
+    config = replace(OFF, file_weight=0.0, architecture_file_weight=0.5)
+    plain = QueryInfo("plain", frozenset(), ())
+    architecture = QueryInfo("architecture", frozenset(), ())
+    assert file_weight_for(plain, config) == 0.0
+    assert file_weight_for(architecture, config) == 0.5
+    assert _rows(rank_candidates(candidates(), plain, config)) == [0, 1]
+    assert _rows(rank_candidates(candidates(), architecture, config)) == [1, 0]

@@ -21,7 +21,7 @@ from coderag_assets.search import (
     name_words,
     rrf_fuse,
 )
-from coderag_assets.segments import bm25_norms, bm25_scores, build_postings
+from coderag_assets.segments import bm25_group_scores, bm25_norms, bm25_scores, build_postings
 from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore
 from coderag_assets.tokens import query_terms, stem
@@ -115,6 +115,58 @@ def test_bm25_default_name_weight_puts_the_named_definition_first() -> None:
     assert named_first is not None and named_first[1] > named_first[0] > 0
     body_first = scores(2.0)
     assert body_first is not None and body_first[0] > body_first[1] > 0
+
+
+def test_file_bm25_scores_each_file_as_one_document() -> None:
+    # Two chunks of app.js and one of other.js, scored per file, equal BM25 over the two
+    # files' concatenated texts (N, document frequency and lengths count files).
+    chunks = ["settings template engine", "mount sub app start server", "settings settings"]
+    files = np.array([0, 0, 1])
+    postings = build_postings(chunks, ["", "", ""], stemmed=True)
+    norms = bm25_norms(
+        np.bincount(files, weights=postings.body_len),
+        np.bincount(files, weights=postings.name_len),
+        4.0,
+    )
+    terms = query_terms("settings template engines, mounting sub-apps, starting the server")
+    grouped = bm25_group_scores([(0, postings)], files, norms, terms, name_tf=4.0)
+    whole = build_postings([chunks[0] + " " + chunks[1], chunks[2]], ["", ""], stemmed=True)
+    expected = bm25_scores(
+        [(0, whole)], bm25_norms(whole.body_len, whole.name_len, 4.0), terms, name_tf=4.0
+    )
+    assert grouped is not None and expected is not None
+    assert grouped == pytest.approx(expected)
+    assert grouped[0] > grouped[1] > 0
+    # "settings" and "server" are only in different chunks: at chunk level the short chunks of
+    # b.js and c.js that repeat one word come first, at file level a.js, which has both
+    spread = ["settings engine", "start server", "settings settings",
+              "server server"]  # fmt: skip
+    spread_files = np.array([0, 0, 1, 2])
+    spread_postings = build_postings(spread, ["", "", "", ""], stemmed=True)
+    both = query_terms("settings server")
+    chunk_scores = bm25_scores(
+        [(0, spread_postings)],
+        bm25_norms(spread_postings.body_len, spread_postings.name_len, 4.0),
+        both,
+        name_tf=4.0,
+    )
+    spread_norms = bm25_norms(
+        np.bincount(spread_files, weights=spread_postings.body_len),
+        np.bincount(spread_files, weights=spread_postings.name_len),
+        4.0,
+    )
+    file_scores = bm25_group_scores(
+        [(0, spread_postings)], spread_files, spread_norms, both, name_tf=4.0
+    )
+    assert chunk_scores is not None and file_scores is not None
+    assert min(chunk_scores[2], chunk_scores[3]) > max(chunk_scores[0], chunk_scores[1])
+    assert file_scores[0] > max(file_scores[1], file_scores[2])
+    # rows outside the mask count nowhere; no term anywhere → None
+    masked = bm25_group_scores(
+        [(0, postings)], files, norms, terms, name_tf=4.0, row_mask=np.array([False, False, True])
+    )
+    assert masked is not None and masked[0] == 0 and masked[1] > 0
+    assert bm25_group_scores([(0, postings)], files, norms, ["nothing"], name_tf=4.0) is None
 
 
 def test_postings_built_in_batches_equal_one_batch() -> None:

@@ -703,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         _, sweep_rows, _ = evaluate(
             args.work, False, weight_sweep(base, args.sweep), model=args.model,
-            modes=("hybrid",),
+            modes=("hybrid",), dev_only=True,
         )  # fmt: skip
         print(dev_sweep_table(sweep_rows))
         return 0

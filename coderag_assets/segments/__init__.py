@@ -108,6 +108,7 @@ from coderag_assets.segments.layout import (
 from coderag_assets.segments.postings import (
     Postings,
     PostingsFile,
+    bm25_group_scores,
     bm25_norms,
     bm25_scores,
     build_postings,
@@ -148,6 +149,7 @@ __all__ = [
     "SegmentInfo",
     "VersionLease",
     "allow_open_files",
+    "bm25_group_scores",
     "bm25_norms",
     "bm25_scores",
     "bm25_summary",

@@ -291,6 +291,26 @@ def bm25_norms(body_len: np.ndarray, name_len: np.ndarray, name_tf: float) -> np
     return BM25_K1 * (1 - BM25_B + BM25_B * lengths / average)
 
 
+def term_frequencies(
+    parts: Sequence[tuple[int, Postings | PostingsFile]], term: str, *, name_tf: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Global rows holding `term` and its weighted count there (body + `name_tf` × name) over
+    segments given as (first global row, postings)."""
+    term_rows, term_tf = [], []
+    for first_row, postings in parts:
+        where = postings.lookup(term)
+        if where is None:
+            continue
+        rows_of_term, body_tf, name_tf_of_term = postings.term_postings(where)
+        tf = body_tf + np.float32(name_tf) * name_tf_of_term
+        present = tf > 0
+        term_rows.append(rows_of_term[present].astype(np.int64) + first_row)
+        term_tf.append(tf[present])
+    if not term_rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return np.concatenate(term_rows), np.concatenate(term_tf)
+
+
 def bm25_scores(
     parts: Sequence[tuple[int, Postings | PostingsFile]],
     norms: np.ndarray,
@@ -305,23 +325,48 @@ def bm25_scores(
     scores = np.zeros(size, dtype=np.float32)
     found = False
     for term in terms:
-        term_rows, term_tf = [], []
-        for first_row, postings in parts:
-            where = postings.lookup(term)
-            if where is None:
-                continue
-            rows_of_term, body_tf, name_tf_of_term = postings.term_postings(where)
-            tf = body_tf + np.float32(name_tf) * name_tf_of_term
-            present = tf > 0
-            term_rows.append(rows_of_term[present].astype(np.int64) + first_row)
-            term_tf.append(tf[present])
-        rows = np.concatenate(term_rows) if term_rows else np.zeros(0, dtype=np.int64)
+        rows, tf = term_frequencies(parts, term, name_tf=name_tf)
         if not len(rows):
             continue
         found = True
-        tf = np.concatenate(term_tf)
         frequency = len(rows)
         idf = np.float32(np.log1p((size - frequency + 0.5) / (frequency + 0.5)))
         weights = tf * np.float32(BM25_K1 + 1) / (tf + norms[rows])
         scores[rows] += weights * idf
+    return scores if found else None
+
+
+def bm25_group_scores(
+    parts: Sequence[tuple[int, Postings | PostingsFile]],
+    group_of_row: np.ndarray,
+    group_norms: np.ndarray,
+    terms: Sequence[str],
+    *,
+    name_tf: float,
+    row_mask: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Okapi BM25 of groups of chunks (files: `group_of_row[row]` is the row's group) as if
+    each group were one document: a term's counts are summed over the group's rows, N and
+    document frequencies count groups, `group_norms` are the groups' length normalisations
+    (`bm25_norms` of the summed lengths). Rows outside `row_mask` count nowhere. None when no
+    term occurs anywhere."""
+    size = len(group_norms)
+    scores = np.zeros(size, dtype=np.float32)
+    found = False
+    for term in terms:
+        rows, tf = term_frequencies(parts, term, name_tf=name_tf)
+        if row_mask is not None and len(rows):
+            kept = row_mask[rows]
+            rows, tf = rows[kept], tf[kept]
+        if not len(rows):
+            continue
+        found = True
+        group_tf = np.bincount(group_of_row[rows], weights=tf, minlength=size).astype(np.float32)
+        present = np.flatnonzero(group_tf)
+        frequency = len(present)
+        idf = np.float32(np.log1p((size - frequency + 0.5) / (frequency + 0.5)))
+        tf_present = group_tf[present]
+        scores[present] += (
+            idf * tf_present * np.float32(BM25_K1 + 1) / (tf_present + group_norms[present])
+        )
     return scores if found else None
