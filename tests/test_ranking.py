@@ -49,6 +49,7 @@ OFF = RankingConfig(
     architecture_pool_weight=0.0,
     exact_definition_boost=0.0,
     exact_definition_stem_boost=0.0,
+    file_weight=0.0,
 )
 
 
@@ -319,3 +320,19 @@ def test_file_evidence_off_and_by_query_kind() -> None:
     assert file_weight_for(architecture, config) == 0.5
     assert _rows(rank_candidates(candidates(), plain, config)) == [0, 1]
     assert _rows(rank_candidates(candidates(), architecture, config)) == [1, 0]
+
+
+def test_architecture_questions_keep_module_glue() -> None:
+    def candidates() -> list[Candidate]:
+        return [_c(0, 1.0, "internal/re.js", is_glue=True), _c(1, 0.5, "classes/range.js")]
+
+    config = replace(OFF, glue_factor=0.3, architecture_glue_factor=1.0)
+    plain = candidates()
+    demote(plain, config)
+    assert [c.score for c in plain] == pytest.approx([0.3, 0.5])
+    architecture = candidates()
+    demote(architecture, config, "architecture")
+    assert [c.score for c in architecture] == pytest.approx([1.0, 0.5])
+    query = QueryInfo("architecture", frozenset(), ())
+    assert _rows(rank_candidates(candidates(), query, config)) == [0, 1]
+    assert _rows(rank_candidates(candidates(), replace(query, kind="plain"), config)) == [1, 0]

@@ -167,8 +167,8 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
     default, previous = DEFAULT_RANKING, PREVIOUS_RANKING
     config = replace(
         previous, rrf_k=60, vector_weight=1.0, stem=False, bm25_name_tf=0.0, symbol_boost=0.0,
-        path_boost=0.0, glue_factor=1.0, hub_glue_factor=1.0, test_factor=1.0,
-        non_code_factor=1.0, collapse=False, file_repeat_factor=1.0,
+        path_boost=0.0, glue_factor=1.0, architecture_glue_factor=1.0, hub_glue_factor=1.0,
+        test_factor=1.0, non_code_factor=1.0, collapse=False, file_repeat_factor=1.0,
     )  # fmt: skip
     steps = [("plain RRF over AST chunks", config)]
     for label, changes in (
@@ -178,7 +178,8 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
         ("+ file-name word boost", {"path_boost": previous.path_boost}),
         (
             "+ module glue demoted",
-            {"glue_factor": previous.glue_factor, "hub_glue_factor": previous.hub_glue_factor},
+            {"glue_factor": previous.glue_factor, "hub_glue_factor": previous.hub_glue_factor,
+             "architecture_glue_factor": previous.architecture_glue_factor},
         ),
         ("+ test files demoted", {"test_factor": previous.test_factor}),
         ("+ docs and config demoted", {"non_code_factor": previous.non_code_factor}),
@@ -215,7 +216,16 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
             ),
         )
     )
-    steps.append(("+ name field ×5 in BM25, name-word boost 0.05 = default", default))
+    second_pass = replace(
+        default,
+        architecture_glue_factor=previous.architecture_glue_factor,
+        file_weight=previous.file_weight,
+    )
+    steps.append(("+ name field ×5 in BM25, name-word boost 0.05 = second-pass default",
+                  second_pass))  # fmt: skip
+    third_pass = replace(second_pass, architecture_glue_factor=default.architecture_glue_factor)
+    steps.append(("+ architecture questions keep module glue (×1.0)", third_pass))
+    steps.append(("+ file-level evidence for other queries (0.15) = default", default))
     return steps
 
 
