@@ -377,5 +377,47 @@ QUERIES: tuple[Query, ...] = (
     _q("query-core", "where is the cache state serialized on the server and restored on the "
        "client", "architecture",
        ("src/hydration.ts", FILE)),
+    # ------------------------------------------------------------------------ logrus (Go)
+    # Issue 19 third pass: written from the sources before any search ran on this corpus.
+    _q("logrus", "run the registered cleanup callbacks before the program exits, surviving a "
+       "panic in one of them", "plain",
+       ("alt_exit.go", "runHandler"), ("alt_exit.go", "runHandlers"), ("alt_exit.go", "Exit")),
+    _q("logrus", "find the first function on the call stack that is outside the logging "
+       "package", "plain",
+       ("entry.go", "getCaller")),
+    _q("logrus", "turn a level name like warning into its constant and reject unknown names",
+       "plain", ("logrus.go", "ParseLevel")),
+    _q("logrus", "decide whether a value has to be put in quotes in the text output", "plain",
+       ("text_formatter.go", "TextFormatter.needsQuoting")),
+    _q("logrus", "colour the output only when writing to a terminal, honouring the CLICOLOR "
+       "environment variables", "plain",
+       ("text_formatter.go", "TextFormatter.isColored")),
+    _q("logrus", "copy the hooks under the lock, then call the ones registered for the entry's "
+       "level", "plain",
+       ("entry.go", "Entry.fireHooks"), ("hooks.go", "LevelHooks.Fire")),
+    _q("logrus", "rename user fields that would overwrite the time, message or level keys",
+       "plain", ("formatter.go", "prefixFieldClashes")),
+    _q("logrus", "hand out a pipe whose lines are logged at a chosen level", "plain",
+       ("writer.go", "Entry.WriterLevel"), ("writer.go", "Logger.WriterLevel")),
+    _q("logrus", "send entries to the system log daemon with a priority that matches the level",
+       "plain", ("hooks/syslog/syslog.go", "SyslogHook.Fire")),
+    _q("logrus", "turn off the logger's mutex when writes are already safe", "plain",
+       ("logger.go", "Logger.SetNoLock"), ("logger.go", "MutexWrap.Disable")),
+    _q("logrus", "needs quoting", "partial", ("text_formatter.go", "TextFormatter.needsQuoting")),
+    _q("logrus", "ParseLevel", "symbol", ("logrus.go", "ParseLevel")),
+    _q("logrus", "which file holds the package-level functions that log through the standard "
+       "logger", "architecture",
+       ("exported.go", FILE)),
+    _q("logrus", "where is the formatter that renders entries as JSON objects defined",
+       "architecture", ("json_formatter.go", FILE)),
+    _q("logrus", "which module captures log entries in memory so that tests can assert on them",
+       "architecture", ("hooks/test/test.go", FILE)),
+    _q("logrus", "where are the platform-specific checks for whether the output is a terminal",
+       "architecture",
+       ("terminal_check_unix.go", FILE), ("terminal_check_windows.go", FILE),
+       ("terminal_check_bsd.go", FILE)),
+    _q("logrus", "which file implements the logger type with its level, hook and output "
+       "settings", "architecture",
+       ("logger.go", FILE)),
 )
 # fmt: on
