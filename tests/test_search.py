@@ -404,3 +404,35 @@ def test_empty_query_is_a_clear_error(fixture_index) -> None:
 
     with pytest.raises(SearchError, match="empty query"):
         fixture_index.search("   ", mode="hybrid")
+
+
+def test_file_evidence_ranks_files_as_documents(fixture_index) -> None:
+    reader = fixture_index.reader
+    reader.set_ranking(_default())
+    file_of, count = reader.file_ids()
+    # one number per file: rows of one path share it, different paths do not
+    by_path: dict[str, set[int]] = {}
+    for row, path in enumerate(reader.paths):
+        by_path.setdefault(path, set()).add(int(file_of[row]))
+    assert all(len(ids) == 1 for ids in by_path.values())
+    assert len({next(iter(ids)) for ids in by_path.values()}) == len(by_path) == count
+    retry = next(iter(by_path["pyutils/retry.py"]))
+    query = "retry with exponential backoff"
+    vector = fixture_index.embedder().embed_query(query)
+    terms = query_terms(query)
+    scores = reader.file_evidence(reader.vector_scores(vector, None), terms, None, (0.9, 1.0))
+    assert scores.shape == (count,) and scores.min() >= 0 and scores.max() <= 1.0 + 1e-9
+    assert int(np.argmax(scores)) == retry
+    # BM25 alone finds it too; with the file masked out (a --path filter) it gets nothing
+    assert reader.file_evidence(None, terms, None, (0.0, 1.0))[retry] == pytest.approx(1.0)
+    mask = np.array([path != "pyutils/retry.py" for path in reader.paths])
+    assert reader.file_evidence(None, terms, mask, (0.0, 1.0))[retry] == 0
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "bm25"])
+def test_file_evidence_on_and_off_in_every_mode(fixture_index, mode) -> None:
+    reader = fixture_index.reader
+    for weight in (0.0, 0.15, 1.0):
+        reader.set_ranking(replace(_default(), file_weight=weight))
+        results = fixture_index.search("retry with exponential backoff", mode=mode, limit=5)
+        assert results and results[0].path == "pyutils/retry.py"
