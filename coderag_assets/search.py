@@ -358,8 +358,17 @@ class IndexReader:
             for start, seg in zip(self.segment_starts, self.segments, strict=True)
         ]
 
-    def bm25_scores(self, terms: list[str]) -> np.ndarray | None:
-        """BM25 score of every chunk (global statistics); None when no term is indexed."""
+    def term_frequencies(self, terms: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each term's global rows and weighted counts, gathered once for several scorings."""
+        name_tf = float(self.ranking.bm25_name_tf)
+        parts = self._bm25_parts()
+        return {term: segments.term_frequencies(parts, term, name_tf=name_tf) for term in terms}
+
+    def bm25_scores(
+        self, terms: list[str], frequencies: segments.TermFrequencies | None = None
+    ) -> np.ndarray | None:
+        """BM25 score of every chunk (global statistics); None when no term is indexed.
+        `frequencies`: the terms' `term_frequencies`, when already gathered."""
         name_tf = float(self.ranking.bm25_name_tf)
         norms = self._norms.get(name_tf)
         if norms is None:
@@ -368,7 +377,9 @@ class IndexReader:
                 np.concatenate([seg.postings.name_len for seg in self.segments]),
                 name_tf,
             )
-        return segments.bm25_scores(self._bm25_parts(), norms, terms, name_tf=name_tf)
+        return segments.bm25_scores(
+            self._bm25_parts(), norms, terms, name_tf=name_tf, frequencies=frequencies
+        )
 
     # ----- file level
     def file_ids(self) -> tuple[np.ndarray, int]:
@@ -388,7 +399,12 @@ class IndexReader:
             self._file_count = count
         return self._file_of, self._file_count
 
-    def file_bm25_scores(self, terms: list[str], mask: np.ndarray | None) -> np.ndarray | None:
+    def file_bm25_scores(
+        self,
+        terms: list[str],
+        mask: np.ndarray | None,
+        frequencies: segments.TermFrequencies | None = None,
+    ) -> np.ndarray | None:
         """BM25 of every file as one document (`segments.bm25_group_scores`)."""
         file_of, count = self.file_ids()
         name_tf = float(self.ranking.bm25_name_tf)
@@ -402,7 +418,13 @@ class IndexReader:
                 name_tf,
             )
         return segments.bm25_group_scores(
-            self._bm25_parts(), file_of, norms, terms, name_tf=name_tf, row_mask=mask
+            self._bm25_parts(),
+            file_of,
+            norms,
+            terms,
+            name_tf=name_tf,
+            row_mask=mask,
+            frequencies=frequencies,
         )
 
     def file_evidence(
@@ -411,6 +433,7 @@ class IndexReader:
         terms: list[str] | None,
         mask: np.ndarray | None,
         weights: tuple[float, float],
+        frequencies: segments.TermFrequencies | None = None,
     ) -> np.ndarray:
         """Every file's fused file-level score, 0..1: the files ranked by the mean cosine of
         their chunks (`vector_scores`, when given) and by file-level BM25 (`terms`, when
@@ -422,14 +445,16 @@ class IndexReader:
         used = 0.0
         if vector_scores is not None and count:
             valid = np.isfinite(vector_scores)
-            sums = np.bincount(file_of[valid], weights=vector_scores[valid], minlength=count)
-            counts = np.bincount(file_of[valid], minlength=count)
+            sums = np.bincount(
+                file_of, weights=np.where(valid, vector_scores, 0.0), minlength=count
+            )
+            counts = np.bincount(file_of, weights=valid, minlength=count)
             means = np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
             for rank, (file, _) in enumerate(self._top(means, depth)):
                 fused[file] += weights[0] / (k + rank + 1)
             used += weights[0]
         if terms and count:
-            scores = self.file_bm25_scores(terms, mask)
+            scores = self.file_bm25_scores(terms, mask, frequencies)
             if scores is not None:
                 scores = np.where(scores > 0, scores, -np.inf)
                 for rank, (file, _) in enumerate(self._top(scores, depth)):
@@ -438,13 +463,17 @@ class IndexReader:
         return fused / max(used / (k + 1), 1e-9)
 
     def bm25_ranking(
-        self, query: str | list[str], depth: int, mask: np.ndarray | None
+        self,
+        query: str | list[str],
+        depth: int,
+        mask: np.ndarray | None,
+        frequencies: segments.TermFrequencies | None = None,
     ) -> list[tuple[int, float]]:
         """BM25 top `depth`; `query` is the text or its `query_terms`."""
         terms = query_terms(query, stemmed=self.ranking.stem) if isinstance(query, str) else query
         if not terms or self.size == 0:
             return []
-        scores = self.bm25_scores(terms)
+        scores = self.bm25_scores(terms, frequencies)
         if scores is None:
             return []
         scores = np.where(scores > 0, scores, -np.inf)
@@ -490,16 +519,21 @@ class IndexReader:
             if query_info.kind == "identifier":
                 vector_weight *= ranking.identifier_vector_factor
             weights.append(vector_weight)
-        if mode in ("bm25", "hybrid"):
-            rankings.append(self.bm25_ranking(terms, depth, mask))
+        with_files = bool(file_weight_for(query_info, ranking)) and self.size > 0
+        with_bm25 = mode in ("bm25", "hybrid")
+        # gathered once when both the chunk and the file BM25 read them
+        frequencies = self.term_frequencies(terms) if with_files and with_bm25 else None
+        if with_bm25:
+            rankings.append(self.bm25_ranking(terms, depth, mask, frequencies))
             weights.append(ranking.bm25_weight)
         file_scores = None
-        if file_weight_for(query_info, ranking) and self.size:
+        if with_files:
             file_scores = self.file_evidence(
                 vector_scores,
-                terms if mode in ("bm25", "hybrid") else None,
+                terms if with_bm25 else None,
                 mask,
                 (weights[0] if vector_scores is not None else 0.0, ranking.bm25_weight),
+                frequencies,
             )
         ranked = self.rank(rankings, weights, terms, query_info, definitions, file_scores)
         if rescorer is not None:

@@ -108,10 +108,12 @@ from coderag_assets.segments.layout import (
 from coderag_assets.segments.postings import (
     Postings,
     PostingsFile,
+    TermFrequencies,
     bm25_group_scores,
     bm25_norms,
     bm25_scores,
     build_postings,
+    term_frequencies,
 )
 from coderag_assets.segments.publishing import (
     PublishedVersion,
@@ -147,6 +149,7 @@ __all__ = [
     "ReaderRows",
     "SegmentError",
     "SegmentInfo",
+    "TermFrequencies",
     "VersionLease",
     "allow_open_files",
     "bm25_group_scores",
@@ -164,6 +167,7 @@ __all__ = [
     "publish",
     "read_current",
     "segment_is_current",
+    "term_frequencies",
     "validate_segments",
     "verify_segment",
     "write_segment",

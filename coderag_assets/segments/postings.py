@@ -8,7 +8,7 @@ exactly the scores of a single-segment build.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -311,21 +311,37 @@ def term_frequencies(
     return np.concatenate(term_rows), np.concatenate(term_tf)
 
 
+#: (global rows, weighted counts) of terms already gathered by `term_frequencies`.
+TermFrequencies = Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _frequencies_of(
+    parts: Sequence[tuple[int, Postings | PostingsFile]],
+    term: str,
+    name_tf: float,
+    frequencies: TermFrequencies | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    gathered = frequencies.get(term) if frequencies is not None else None
+    return gathered if gathered is not None else term_frequencies(parts, term, name_tf=name_tf)
+
+
 def bm25_scores(
     parts: Sequence[tuple[int, Postings | PostingsFile]],
     norms: np.ndarray,
     terms: Sequence[str],
     *,
     name_tf: float,
+    frequencies: TermFrequencies | None = None,
 ) -> np.ndarray | None:
     """Okapi BM25 of every chunk for `terms` over segments given as (first global row,
     postings); N, document frequencies and lengths are global, so the scores equal those of
-    one segment holding every chunk. None when no term occurs anywhere."""
+    one segment holding every chunk. `frequencies` holds terms already gathered (the same
+    `name_tf`). None when no term occurs anywhere."""
     size = len(norms)
     scores = np.zeros(size, dtype=np.float32)
     found = False
     for term in terms:
-        rows, tf = term_frequencies(parts, term, name_tf=name_tf)
+        rows, tf = _frequencies_of(parts, term, name_tf, frequencies)
         if not len(rows):
             continue
         found = True
@@ -344,6 +360,7 @@ def bm25_group_scores(
     *,
     name_tf: float,
     row_mask: np.ndarray | None = None,
+    frequencies: TermFrequencies | None = None,
 ) -> np.ndarray | None:
     """Okapi BM25 of groups of chunks (files: `group_of_row[row]` is the row's group) as if
     each group were one document: a term's counts are summed over the group's rows, N and
@@ -354,7 +371,7 @@ def bm25_group_scores(
     scores = np.zeros(size, dtype=np.float32)
     found = False
     for term in terms:
-        rows, tf = term_frequencies(parts, term, name_tf=name_tf)
+        rows, tf = _frequencies_of(parts, term, name_tf, frequencies)
         if row_mask is not None and len(rows):
             kept = row_mask[rows]
             rows, tf = rows[kept], tf[kept]
