@@ -228,9 +228,12 @@ def prepare_dagster_env(settings: Settings) -> None:
 
 
 MINIMAL_INSTANCE_YAML = """storage:
-  sqlite:
-    base_dir:
-      env: CODERAG_DATA
+  custom:
+    module: coderag_assets.instance_storage
+    class: CodeRagSqliteStorage
+    config:
+      base_dir:
+        env: CODERAG_DATA
 concurrency:
   pools:
     granularity: op

@@ -1,0 +1,97 @@
+"""The instance storage (coderag_assets/instance_storage.py): Dagster's SQLite files, event
+writes over kept connections, readable by Dagster's stock storage and by other processes."""
+
+import subprocess
+import sys
+import textwrap
+
+import dagster as dg
+import pytest
+from dagster._core.storage.event_log import SqliteEventLogStorage
+
+from coderag_assets import instance_storage
+from coderag_assets.instance_storage import CodeRagSqliteStorage, PooledSqliteEventLogStorage
+from coderag_assets.settings import load_settings, prepare_dagster_env
+
+LETTERS = dg.StaticPartitionsDefinition(["a", "b", "c"])
+
+
+@dg.asset(partitions_def=LETTERS)
+def letters(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    context.log.info(f"partition {context.partition_key}")
+    return dg.MaterializeResult(metadata={"letter": context.partition_key})
+
+
+@pytest.fixture
+def instance(tmp_path, monkeypatch):
+    monkeypatch.delenv("CODERAG_INSTANCE_YAML", raising=False)
+    monkeypatch.setenv("CODERAG_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data"))
+    prepare_dagster_env(load_settings(data_dir=tmp_path / "data"))
+    with dg.DagsterInstance.from_config(str(tmp_path / "data")) as instance:
+        yield instance
+
+
+def stock_instance(data_dir, home) -> dg.DagsterInstance:
+    """An instance on the same files through Dagster's own SQLite storage."""
+    home.mkdir()
+    (home / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {data_dir}\n")
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def test_the_project_instance_uses_the_kept_connection_event_log(instance, tmp_path) -> None:
+    assert instance.get_ref().storage_data.class_name == CodeRagSqliteStorage.__name__
+    assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+    result = dg.materialize([letters], partition_key="a", instance=instance)
+    assert result.success
+    # Dagster's own layout: the run's database and the cross-run index under history/runs/
+    runs_dir = tmp_path / "data" / "history" / "runs"
+    assert (runs_dir / f"{result.run_id}.db").is_file()
+    assert (runs_dir / "index.db").is_file()
+
+
+def test_what_it_writes_dagster_stock_storage_and_another_process_read(instance, tmp_path) -> None:
+    for key in ("a", "b", "c", "a"):
+        assert dg.materialize([letters], partition_key=key, instance=instance).success
+    data_dir = tmp_path / "data"
+    with stock_instance(data_dir, tmp_path / "stock") as stock:
+        assert isinstance(stock.event_log_storage, SqliteEventLogStorage)
+        assert not isinstance(stock.event_log_storage, PooledSqliteEventLogStorage)
+        assert stock.get_materialized_partitions(dg.AssetKey("letters")) == {"a", "b", "c"}
+        records = stock.fetch_materializations(dg.AssetKey("letters"), limit=10).records
+        assert [r.partition_key for r in records] == ["a", "c", "b", "a"]
+        run = stock.get_runs(limit=1)[0]
+        logged = [e.user_message for e in stock.all_logs(run.run_id)]
+        assert any("partition a" in message for message in logged)
+    # A second process writes to the same databases while this one keeps its connections open.
+    script = textwrap.dedent(
+        f"""
+        import dagster as dg
+        from tests.test_instance_storage import letters
+        with dg.DagsterInstance.from_config({str(data_dir)!r}) as other:
+            assert dg.materialize([letters], partition_key="b", instance=other).success
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert dg.materialize([letters], partition_key="c", instance=instance).success
+    records = instance.fetch_materializations(dg.AssetKey("letters"), limit=10).records
+    assert [r.partition_key for r in records][:3] == ["c", "b", "a"]
+
+
+def test_only_a_few_databases_stay_open(instance, monkeypatch) -> None:
+    monkeypatch.setattr(instance_storage, "OPEN_EVENT_DATABASES", 2)
+    storage = instance.event_log_storage
+    run_ids = []
+    for key in ("a", "b", "c"):
+        result = dg.materialize([letters], partition_key=key, instance=instance)
+        run_ids.append(result.run_id)
+        assert len(storage._engines) <= 2  # noqa: SLF001
+    assert run_ids[-1] in storage._engines  # noqa: SLF001
+    assert run_ids[0] not in storage._engines  # noqa: SLF001
+    # a closed database opens again when asked
+    assert any("partition a" in (e.user_message or "") for e in instance.all_logs(run_ids[0]))
+    instance.dispose()
+    assert not storage._engines  # noqa: SLF001
