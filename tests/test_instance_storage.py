@@ -88,10 +88,10 @@ def test_only_a_few_databases_stay_open(instance, monkeypatch) -> None:
     for key in ("a", "b", "c"):
         result = dg.materialize([letters], partition_key=key, instance=instance)
         run_ids.append(result.run_id)
-        assert len(storage._engines) <= 2  # noqa: SLF001
-    assert run_ids[-1] in storage._engines  # noqa: SLF001
-    assert run_ids[0] not in storage._engines  # noqa: SLF001
+        assert len(storage._engines) <= 2
+    assert run_ids[-1] in storage._engines
+    assert run_ids[0] not in storage._engines
     # a closed database opens again when asked
     assert any("partition a" in (e.user_message or "") for e in instance.all_logs(run_ids[0]))
     instance.dispose()
-    assert not storage._engines  # noqa: SLF001
+    assert not storage._engines
