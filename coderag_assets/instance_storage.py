@@ -13,7 +13,9 @@ write-ahead log into the database and deletes it, so each event paid two file sy
 checkpoint and a schema read: about 11 ms here, 3.8 s of a 17 s cold index of a small
 repository (347 events) and about 1 s of a one-file edit (61 events). Here each database keeps
 one open connection (at most `OPEN_EVENT_DATABASES` of them, least recently used closed first),
-so an event is one insert and one commit. Commits use `synchronous=NORMAL`, SQLite's
+so an event is one insert and one commit. Because the write then stays in the write-ahead log,
+each stored event also bumps the run database's mtime: Dagster's event watchers (the UI's live
+run page) react to modifications of that file. Commits use `synchronous=NORMAL`, SQLite's
 recommended setting for WAL: a crash of the process loses nothing, a power cut may lose the
 last events, never the database's consistency (the index's own files are written and published
 separately, see `store`).
@@ -21,11 +23,12 @@ separately, see `store`).
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
@@ -100,6 +103,14 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def store_event(self, event) -> None:
+        super().store_event(event)
+        # With the connection kept, the write stays in the run database's write-ahead log and
+        # the database file itself is not modified; Dagster's event watchers (the UI's live
+        # run view) wait for a modification of that file, so say it changed.
+        with suppress(OSError):
+            os.utime(self.path_for_shard(event.run_id))
 
     def dispose(self) -> None:
         _dispose_all(self._engines, self._engines_lock)

@@ -4,6 +4,7 @@ writes over kept connections, readable by Dagster's stock storage and by other p
 import subprocess
 import sys
 import textwrap
+import time
 
 import dagster as dg
 import pytest
@@ -95,3 +96,36 @@ def test_only_a_few_databases_stay_open(instance, monkeypatch) -> None:
     assert any("partition a" in (e.user_message or "") for e in instance.all_logs(run_ids[0]))
     instance.dispose()
     assert not storage._engines
+
+
+def wait_for(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_watcher_of_the_run_sees_each_event_while_the_writer_keeps_its_connection(
+    instance, tmp_path
+) -> None:
+    """The UI's live run page watches the run's database file through another instance: each
+    event must reach it as it is written, not when the writing process closes its connection."""
+    run = instance.create_run_for_job(
+        job_def=dg.define_asset_job("letters_job").resolve(
+            asset_graph=dg.Definitions(assets=[letters]).get_repository_def().asset_graph
+        )
+    )
+    instance.report_engine_event("first", run)
+    seen: list[str] = []
+    with dg.DagsterInstance.from_config(str(tmp_path / "data")) as viewer:
+        viewer.event_log_storage.watch(
+            run.run_id, None, lambda entry, _cursor: seen.append(entry.message)
+        )
+        try:
+            for message in ("second", "third"):
+                instance.report_engine_event(message, run)
+                assert wait_for(lambda m=message: m in seen), f"{message!r} not seen: {seen}"
+        finally:
+            viewer.event_log_storage.end_watch(run.run_id, seen.append)
