@@ -17,7 +17,7 @@ from coderag_assets.rerank import DEFAULT_RERANKER
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 DEFAULT_SHARD_COUNT = 16
-SUPPORTED_SHARD_COUNTS = (16, 64, 256)
+SUPPORTED_SHARD_COUNTS = (1, 4, 16, 64, 256)
 #: Chunks a shard should hold at most on average: a new index gets the smallest supported
 #: shard count that keeps under it (`shard_count_for`), and `coderag index` suggests more
 #: shards when an index outgrows its count. A one-file edit rebuilds its shard's files and
@@ -26,6 +26,13 @@ SUPPORTED_SHARD_COUNTS = (16, 64, 256)
 #: segment: at 40k chunks 64 shards instead of 16 made a cold index 32 s → 44 s and a cold
 #: search 0.67 s → 0.86 s (benchmarks/results/2026-12-02/summary.md, sessions 4 and 5).
 CHUNKS_PER_SHARD_ADVISED = 16_384
+#: Below 16 shards (1 and 4, for new small indexes only) a shard holds at most this many
+#: chunks on average. Each shard is a Dagster step with its events, three Parquet files and a
+#: search segment: a first index of requests (740 chunks) spent more on that per-shard
+#: bookkeeping with 16 shards than on embedding (docs/indexing-speed.md), while a one-file
+#: edit of a shard this small rebuilds it in a fraction of a second.
+CHUNKS_PER_SMALL_SHARD = 2_048
+SMALL_SHARD_COUNTS = (1, 4)
 #: Where `Settings.shard_count` came from (`Settings.shards_from`).
 SHARDS_SET = "set"  # CODERAG_SHARDS, or a Settings built with an explicit count
 SHARDS_RECORDED = "index"  # the count the root's existing index was built with
@@ -255,12 +262,16 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 def shard_count_for(chunks: int) -> int:
     """The smallest supported shard count whose shards hold at most
-    `CHUNKS_PER_SHARD_ADVISED` chunks on average for an index of `chunks` (the largest count
-    beyond that)."""
+    `CHUNKS_PER_SHARD_ADVISED` chunks on average for an index of `chunks`
+    (`CHUNKS_PER_SMALL_SHARD` for the small counts 1 and 4; the largest count beyond that)."""
     return next(
-        (count for count in SUPPORTED_SHARD_COUNTS if chunks <= count * CHUNKS_PER_SHARD_ADVISED),
+        (count for count in SUPPORTED_SHARD_COUNTS if chunks <= count * _chunks_per_shard(count)),
         SUPPORTED_SHARD_COUNTS[-1],
     )
+
+
+def _chunks_per_shard(shard_count: int) -> int:
+    return CHUNKS_PER_SMALL_SHARD if shard_count in SMALL_SHARD_COUNTS else CHUNKS_PER_SHARD_ADVISED
 
 
 def shard_count_advice(chunks: int, shard_count: int) -> str | None:

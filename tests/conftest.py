@@ -11,6 +11,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The fixture repository is small enough for one shard (settings.shard_count_for); the tests
+# of shard steps, failure locality and partition runs need several, so they run with 16
+# unless a test sizes its index itself (monkeypatch.delenv("CODERAG_SHARDS")).
+os.environ.setdefault("CODERAG_SHARDS", "16")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_REPO = FIXTURES / "repo"

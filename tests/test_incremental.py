@@ -259,6 +259,7 @@ def test_a_new_index_gets_the_shards_its_size_calls_for_and_keeps_them(
     update, the watcher and the UI's definitions use the recorded count."""
     monkeypatch.delenv("CODERAG_SHARDS", raising=False)
     monkeypatch.setattr(settings_module, "CHUNKS_PER_SHARD_ADVISED", 2)
+    monkeypatch.setattr(settings_module, "CHUNKS_PER_SMALL_SHARD", 2)
     root = copy_fixture_repo(tmp_path / "repo").resolve()
     (root / "generated").mkdir()
     for number in range(40):
@@ -692,3 +693,35 @@ def test_watch_wakes_on_changes_to_the_tree_but_not_on_reads(tmp_path: Path) -> 
             assert wake.wait(5.0)
     finally:
         observer.stop()
+
+
+def test_a_small_new_index_gets_one_shard(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fixture repository (a few hundred chunks) sized with the shipped thresholds: one
+    shard, one embedding step; it indexes, answers, takes an edit and keeps its count."""
+    monkeypatch.delenv("CODERAG_SHARDS", raising=False)
+    root = copy_fixture_repo(tmp_path / "repo").resolve()
+    settings = load_settings(data_dir=data_dir, workers=2).with_root(root)
+    assert settings.shards_unsized
+    instance = get_instance(settings)
+    summary = run_index(settings, instance=instance)
+    assert summary.success, summary.error
+    assert summary.shard_count == 1 and summary.shards == ["0"]
+    store = IndexStore.for_root(data_dir, root)
+    assert store.recorded_shard_count() == 1
+    again = load_settings(data_dir=data_dir, workers=2).with_root(root)
+    assert again.shard_count == 1 and not again.shards_unsized
+    path = root / "pyutils" / "retry.py"
+    path.write_text(path.read_text() + NEW_FUNCTION)
+    edit = run_index(again, instance=instance)
+    assert edit.success, edit.error
+    assert edit.shards == ["0"] and edit.embedded >= 1
+    assert search_paths(store, again, "quokka checksum")[0] == "pyutils/retry.py"
+    monkeypatch.setenv("CODERAG_ROOT", str(root))
+    from coderag_assets.definitions import build_definitions
+
+    shard_assets = build_definitions(load_settings(data_dir=data_dir)).resolve_assets_def(
+        "file_manifest"
+    )
+    assert shard_assets.partitions_def.get_partition_keys() == ["0"]  # the UI's partitions

@@ -10,6 +10,7 @@ import pytest
 from coderag_assets.scope import AVERAGE_CHUNK_BYTES, estimate_chunks
 from coderag_assets.settings import (
     CHUNKS_PER_SHARD_ADVISED,
+    CHUNKS_PER_SMALL_SHARD,
     SHARDS_RECORDED,
     SHARDS_SET,
     SHARDS_SIZED,
@@ -28,6 +29,12 @@ def test_small_indexes_get_no_advice() -> None:
     assert shard_count_advice(999_000, 64) is None  # 15.6k a shard: measured fine at 1M
 
 
+def test_a_small_index_that_grew_is_advised_more_shards() -> None:
+    assert shard_count_advice(CHUNKS_PER_SMALL_SHARD, 1) is None
+    assert "CODERAG_SHARDS=4" in (shard_count_advice(CHUNKS_PER_SMALL_SHARD + 1, 1) or "")
+    assert "CODERAG_SHARDS=16" in (shard_count_advice(40_000, 4) or "")
+
+
 def test_large_indexes_are_advised_the_smallest_count_that_fits() -> None:
     advice = shard_count_advice(399_600, 16)
     assert advice is not None
@@ -44,7 +51,12 @@ def test_the_largest_shard_count_gets_no_advice() -> None:
 
 
 def test_shard_count_for_is_the_smallest_count_that_keeps_shards_small() -> None:
-    assert shard_count_for(0) == 16
+    assert shard_count_for(0) == 1  # a small repository: one step, one segment
+    assert shard_count_for(740) == 1  # requests 2.32.3
+    assert shard_count_for(CHUNKS_PER_SMALL_SHARD) == 1
+    assert shard_count_for(CHUNKS_PER_SMALL_SHARD + 1) == 4
+    assert shard_count_for(4 * CHUNKS_PER_SMALL_SHARD) == 4
+    assert shard_count_for(4 * CHUNKS_PER_SMALL_SHARD + 1) == 16
     assert shard_count_for(40_000) == 16
     assert shard_count_for(16 * CHUNKS_PER_SHARD_ADVISED) == 16
     assert shard_count_for(16 * CHUNKS_PER_SHARD_ADVISED + 1) == 64
@@ -70,6 +82,7 @@ def test_without_a_set_count_the_index_decides(
     new = load_settings(data_dir=tmp_path).with_root(root)
     assert new.shards_unsized and new.shard_count == 16
     assert new.sized(40_000).shard_count == 16
+    assert new.sized(740).shard_count == 1
     sized = new.sized(399_600)
     assert (sized.shard_count, sized.shards_from) == (64, SHARDS_SIZED)
     assert sized.with_root(root) == sized  # a chosen count is not re-read
