@@ -9,6 +9,8 @@ import time
 import dagster as dg
 import pytest
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
+from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
 
 from coderag_assets import instance_storage
 from coderag_assets.instance_storage import CodeRagSqliteStorage, PooledSqliteEventLogStorage
@@ -49,6 +51,16 @@ def test_the_project_instance_uses_the_kept_connection_event_log(instance, tmp_p
     runs_dir = tmp_path / "data" / "history" / "runs"
     assert (runs_dir / f"{result.run_id}.db").is_file()
     assert (runs_dir / "index.db").is_file()
+    # new runs' databases are copies of one made once per Dagster schema revision
+    (template,) = runs_dir.glob(f"{instance_storage.RUN_TEMPLATE_PREFIX}*.sqlite")
+    head = instance.event_log_storage.alembic_version()[1]
+    assert template.name.endswith(f"{head}.sqlite")
+    second = dg.materialize([letters], partition_key="b", instance=instance)
+    with stock_instance(tmp_path / "data", tmp_path / "stock") as stock:
+        config = get_alembic_config(sqlite_event_log.__file__)
+        with stock.event_log_storage.run_connection(second.run_id) as conn:
+            assert check_alembic_revision(config, conn) == (head, head)
+        assert [e.message for e in stock.all_logs(second.run_id) if "partition" in e.message]
 
 
 def test_what_it_writes_dagster_stock_storage_and_another_process_read(instance, tmp_path) -> None:
