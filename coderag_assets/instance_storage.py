@@ -59,6 +59,15 @@ def _set_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _forget_in_child(storage: PooledSqliteEventLogStorage | None) -> None:
+    if storage is None:
+        return
+    for engine in storage._engines.values():
+        engine.dispose(close=False)
+    storage._engines.clear()
+    storage._engines_lock = threading.Lock()
+
+
 def _dispose_all(engines: OrderedDict[str, Engine], lock: threading.Lock) -> None:
     with lock:
         while engines:
@@ -78,6 +87,10 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         # Closing the last connection checkpoints a database's write-ahead log: do it when
         # the storage goes away or the process exits.
         weakref.finalize(self, _dispose_all, self._engines, self._engines_lock)
+        # A forked child must not use the parent's connections (SQLite forbids it): it drops
+        # them unclosed (SQLAlchemy's `dispose(close=False)`) and opens its own.
+        this = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forget_in_child(this()))
 
     def _engine(self, shard: str) -> Engine:
         with self._engines_lock:

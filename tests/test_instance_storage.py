@@ -1,6 +1,7 @@
 """The instance storage (coderag_assets/instance_storage.py): Dagster's SQLite files, event
 writes over kept connections, readable by Dagster's stock storage and by other processes."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -141,3 +142,22 @@ def test_a_watcher_of_the_run_sees_each_event_while_the_writer_keeps_its_connect
                 assert wait_for(lambda m=message: m in seen), f"{message!r} not seen: {seen}"
         finally:
             viewer.event_log_storage.end_watch(run.run_id, seen.append)
+
+
+def test_a_forked_child_opens_its_own_connections(instance) -> None:
+    assert dg.materialize([letters], partition_key="a", instance=instance).success
+    storage = instance.event_log_storage
+    assert storage._engines
+    pid = os.fork()
+    if pid == 0:  # the child: no inherited engines, and it can write with its own
+        code = 1
+        try:
+            if not storage._engines:
+                result = dg.materialize([letters], partition_key="b", instance=instance)
+                code = 0 if result.success else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert storage._engines  # the parent keeps its own
+    assert instance.get_materialized_partitions(dg.AssetKey("letters")) >= {"a", "b"}
