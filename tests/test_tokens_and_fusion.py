@@ -65,3 +65,29 @@ def test_rrf_rewards_agreement_between_rankers() -> None:
 )
 def test_path_glob(path, pattern, expected) -> None:
     assert path_matches(path, pattern) is expected
+
+
+def test_code_tokens_equal_an_uncached_split_of_every_identifier() -> None:
+    """`code_tokens` caches each identifier's tokens; the stream is what splitting every
+    identifier afresh gives, in order, long and underscore-only identifiers included."""
+    from coderag_assets.tokens import IDENTIFIER_RE, MAX_TOKEN_CHARS, identifier_parts
+
+    def uncached(text: str) -> list[str]:
+        tokens: list[str] = []
+        for word in IDENTIFIER_RE.findall(text):
+            if len(word) > MAX_TOKEN_CHARS:
+                continue
+            tokens.append(word.lower().strip("_") or word.lower())
+            parts = identifier_parts(word)
+            if len(parts) > 1:
+                tokens.extend(parts)
+        return tokens
+
+    text = (
+        "def get_netrc_auth(url): return parseHTTPHeader2(url) + __init__ + _ + 42\n"
+        + "x" * (MAX_TOKEN_CHARS + 1)
+        + " HTTPSConnectionPool get_netrc_auth again"
+    )
+    for _ in range(2):  # the second pass is answered from the cache
+        assert code_tokens(text) == uncached(text)
+    assert code_tokens(text)[:5] == ["def", "get_netrc_auth", "get", "netrc", "auth"]
