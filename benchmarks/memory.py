@@ -1,0 +1,414 @@
+"""Peak memory of `coderag index` and of a warm `coderag serve --http`, per stage and per mapping.
+
+Two measurements, each run with every code tree given by `--code` (PYTHONPATH=<tree>),
+alternated round by round so a baseline is measured in the same sitting:
+
+- `index`: a cold `coderag index ROOT` into a fresh data directory (the converted model is
+  copied in first, so no conversion or compile is measured). The RSS of the process tree is
+  sampled every 20 ms and each sample is attributed to a stage by the run's own Dagster step
+  events (read from the run's event-log database): `before_run` (imports, walk, plan),
+  `prepare_shards`, `index_shard` (all shard steps), `record_shards`, `search_index`
+  (publish), `after_run`. Prints the peak RSS of the `coderag` process and of the tree per
+  stage, and VmHWM (the kernel's own peak) of the process.
+- `serve`: `coderag serve --http` on an existing index, `--queries` warm hybrid searches
+  through the MCP SDK client, then `/proc/PID/smaps` of the server grouped by what is
+  mapped: anonymous memory (heap: Python objects, NumPy arrays, the compiled model's
+  buffers), each kind of index file (`vectors.npy`, postings, `reader.arrow` ... : clean
+  file pages the kernel can drop and re-read), the compiled model blob, shared libraries.
+  Prints RSS, VmHWM, anon vs file, p50/p95 of the searches, and open + first query.
+- `files`: the bytes per chunk of each kind of segment file of a published index (what a
+  reader maps), to extrapolate to other sizes.
+
+    .venv/bin/python benchmarks/memory.py serve --data-dir D --root R --code . --code ../base
+    .venv/bin/python benchmarks/memory.py index --root R --models-from D/models --code .
+    .venv/bin/python benchmarks/memory.py files --data-dir D --root R
+
+`--json out.json` writes every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import psutil
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from mcp_latency import HOST, free_port, stop, summary, timed
+from scale import WARM_QUERIES
+
+SAMPLE_INTERVAL_S = 0.02
+SERVER_START_TIMEOUT_S = 300
+MIB = 1024 * 1024
+SEGMENT_FILE = re.compile(r"/segments/[0-9a-f]+/[0-9a-f]+/([^/]+)$")
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def code_env(code: Path, data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "CODERAG_DATA": str(data_dir),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+
+
+def coderag(data_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "coderag_assets.cli", "--data-dir", str(data_dir), *args]
+
+
+def status_kib(pid: int) -> dict[str, int]:
+    """VmRSS, VmHWM, RssAnon, RssFile of `pid` in KiB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                values[key] = int(rest.split()[0])
+    return values
+
+
+def mapping_kind(name: str) -> str:
+    """What a mapping of /proc/PID/smaps holds, by its path."""
+    if not name or name.startswith(("[heap]", "[anon")):
+        return "anonymous"
+    if name.startswith("["):
+        return "other"
+    match = SEGMENT_FILE.search(name)
+    if match:
+        return "index:" + match.group(1)
+    if "/models/" in name:
+        return "model files"
+    if ".so" in name.rsplit("/", 1)[-1]:
+        return "shared libraries"
+    if name.endswith((".duckdb", ".wal")):
+        return "index:duckdb"
+    return "other files"
+
+
+def smaps_by_kind(pid: int) -> dict[str, int]:
+    """RSS in KiB per `mapping_kind` of every mapping of `pid`."""
+    totals: collections.Counter[str] = collections.Counter()
+    kind = "other"
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            first = line.split(maxsplit=6)
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", first[0]):
+                kind = mapping_kind(first[5].strip() if len(first) > 5 else "")
+            elif first[0] == "Rss:":
+                totals[kind] += int(first[1])
+    return dict(totals)
+
+
+def rollup_kib(pid: int) -> dict[str, int]:
+    values = {}
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Anonymous", "Private_Clean", "Private_Dirty", "Shared_Clean"):
+                values[key] = int(rest.split()[0])
+    return values
+
+
+class TreeSampler(threading.Thread):
+    """Samples (time, RSS of the root process, RSS of the process tree) every 20 ms."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.samples: list[tuple[float, int, int]] = []
+        self.hwm_kib = 0
+        self.stopping = False
+
+    def run(self) -> None:
+        while not self.stopping:
+            try:
+                parent = psutil.Process(self.pid)
+                own = parent.memory_info().rss
+                tree = own
+                for child in parent.children(recursive=True):
+                    try:
+                        tree += child.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.hwm_kib = max(self.hwm_kib, status_kib(self.pid).get("VmHWM", 0))
+                self.samples.append((time.time(), own, tree))
+            except (psutil.Error, OSError):
+                pass
+            time.sleep(SAMPLE_INTERVAL_S)
+
+
+def step_windows(data_dir: Path, run_id: str) -> list[tuple[str, float, float]]:
+    """(stage, start, end) of every step of the run, from its event-log database."""
+    database = data_dir / "history" / "runs" / f"{run_id}.db"
+    connection = sqlite3.connect(database)
+    try:
+        rows = connection.execute(
+            "SELECT dagster_event_type, step_key, timestamp FROM event_logs "
+            "WHERE dagster_event_type IN ('STEP_START', 'STEP_SUCCESS', 'STEP_FAILURE') "
+            "ORDER BY id"
+        ).fetchall()
+    finally:
+        connection.close()
+    starts: dict[str, float] = {}
+    windows = []
+    for event_type, step_key, stamp in rows:
+        seconds = datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.UTC).timestamp()
+        if event_type == "STEP_START":
+            starts[step_key] = seconds
+        elif step_key in starts:
+            stage = step_key.split(".")[-1].split("[")[0]
+            windows.append((stage, starts.pop(step_key), seconds))
+    return windows
+
+
+def stage_of(moment: float, windows: list[tuple[str, float, float]]) -> str:
+    for stage, start, end in windows:
+        if start <= moment <= end:
+            return stage
+    if windows and moment < windows[0][1]:
+        return "before_run"
+    if windows and moment > max(end for _, _, end in windows):
+        return "after_run"
+    return "between_steps"
+
+
+# ------------------------------------------------------------------------------ index
+
+
+def measure_index(code: Path, root: Path, models_from: Path, work: Path) -> dict[str, object]:
+    data_dir = work / f"data-{hashlib.sha256(str(code).encode()).hexdigest()[:8]}"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    shutil.copytree(models_from, data_dir / "models")
+    started = time.time()
+    process = subprocess.Popen(
+        coderag(data_dir, "index", str(root), "--json", "--quiet"),
+        env=code_env(code, data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sampler = TreeSampler(process.pid)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    sampler.stopping = True
+    sampler.join()
+    wall = time.time() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"coderag index failed ({process.returncode}): {stderr[-2000:]}")
+    result = json.loads(stdout)
+    windows = step_windows(data_dir, result["run_id"])
+    per_stage: dict[str, list[int]] = {}
+    for moment, own, tree in sampler.samples:
+        stage = per_stage.setdefault(stage_of(moment, windows), [0, 0])
+        stage[0], stage[1] = max(stage[0], own), max(stage[1], tree)
+    row: dict[str, object] = {
+        "code": str(code),
+        "chunks": result["chunks"],
+        "embedded": result["embedded"],
+        "wall_s": round(wall, 1),
+        "peak_process_mib": round(max((s[1] for s in sampler.samples), default=0) / MIB),
+        "peak_tree_mib": round(max((s[2] for s in sampler.samples), default=0) / MIB),
+        "vmhwm_mib": round(sampler.hwm_kib / 1024),
+        "stages": {
+            stage: {"process_mib": round(own / MIB), "tree_mib": round(tree / MIB)}
+            for stage, (own, tree) in per_stage.items()
+        },
+    }
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return row
+
+
+def print_index(row: dict[str, object]) -> None:
+    print(
+        f"  {row['code']}: {row['chunks']} chunks ({row['embedded']} embedded), "
+        f"{row['wall_s']} s; peak process {row['peak_process_mib']} MiB "
+        f"(VmHWM {row['vmhwm_mib']}), tree {row['peak_tree_mib']} MiB"
+    )
+    for stage, peaks in row["stages"].items():  # type: ignore[union-attr]
+        print(
+            f"      {stage:16s} process {peaks['process_mib']:6d}  tree {peaks['tree_mib']:6d} MiB"
+        )
+
+
+# ------------------------------------------------------------------------------ serve
+
+
+def start_server(code: Path, data_dir: Path, root: Path, port: int, log: Path) -> subprocess.Popen:
+    import socket
+
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(
+            coderag(data_dir, "serve", "--http", "--host", HOST, "--port", str(port),
+                    "--root", str(root)),
+            env=code_env(code, data_dir), stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited ({process.returncode}): {log.read_text()}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"server did not start within {SERVER_START_TIMEOUT_S} s")
+
+
+def measure_serve(
+    code: Path, data_dir: Path, root: Path, queries: int, work: Path
+) -> dict[str, object]:
+    port = free_port()
+    started = time.perf_counter()
+    server = start_server(code, data_dir, root, port, work / "server.log")
+    listening = time.perf_counter() - started
+
+    async def run() -> tuple[float, list[float]]:
+        from mcp import Client
+
+        async with Client(f"http://{HOST}:{port}/mcp") as client:
+            first = await timed(client, "search", {"query": WARM_QUERIES[0]})
+            for query in WARM_QUERIES[:5]:
+                await timed(client, "search", {"query": query})
+            picked = (WARM_QUERIES * (queries // len(WARM_QUERIES) + 1))[:queries]
+            return first, [
+                await timed(client, "search", {"query": q, "mode": "hybrid"}) for q in picked
+            ]
+
+    try:
+        first, latencies = anyio.run(run)
+        kinds = smaps_by_kind(server.pid)
+        rollup = rollup_kib(server.pid)
+        status = status_kib(server.pid)
+    finally:
+        stop(server)
+    stats = summary(latencies)
+    index_kib = sum(v for k, v in kinds.items() if k.startswith("index:"))
+    return {
+        "code": str(code),
+        "listening_s": round(listening, 2),
+        "first_query_s": round(first, 3),
+        "p50_ms": stats["p50_ms"],
+        "p95_ms": stats["p95_ms"],
+        "rss_mib": round(status["VmRSS"] / 1024),
+        "vmhwm_mib": round(status["VmHWM"] / 1024),
+        "anonymous_mib": round(rollup["Anonymous"] / 1024),
+        "file_mib": round(status["RssFile"] / 1024),
+        "index_files_mib": round(index_kib / 1024),
+        "by_mapping_mib": {k: round(v / 1024, 1) for k, v in sorted(kinds.items())},
+    }
+
+
+def print_serve(row: dict[str, object]) -> None:
+    print(
+        f"  {row['code']}: RSS {row['rss_mib']} MiB (VmHWM {row['vmhwm_mib']}): anonymous "
+        f"{row['anonymous_mib']}, file-backed {row['file_mib']} (index files "
+        f"{row['index_files_mib']}); hybrid p50 {row['p50_ms']} ms p95 {row['p95_ms']} ms; "
+        f"listening {row['listening_s']} s, first query {row['first_query_s']} s"
+    )
+    for kind, mib in sorted(row["by_mapping_mib"].items(), key=lambda kv: -kv[1]):  # type: ignore[union-attr]
+        if mib >= 0.5:
+            print(f"      {kind:28s} {mib:8.1f} MiB")
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def segment_file_sizes(data_dir: Path, root: Path) -> dict[str, object]:
+    """Bytes per chunk of each kind of segment file in the published version."""
+    sys.path.insert(0, str(HERE.parent))
+    from coderag_assets import segments
+    from coderag_assets.store import IndexStore
+
+    base = IndexStore.for_root(data_dir, root).base
+    version = segments.read_current(base)
+    sizes: collections.Counter[str] = collections.Counter()
+    chunks = distinct = 0
+    for relative in version.segments.values():
+        directory = base / relative
+        info = json.loads((directory / "segment.json").read_text())
+        chunks += int(info["chunks"])
+        distinct += int(info.get("distinct_vectors", 0))
+        for path in directory.iterdir():
+            sizes[path.name] += path.stat().st_size
+    return {
+        "chunks": chunks,
+        "distinct_vectors": distinct,
+        "bytes": dict(sizes),
+        "bytes_per_chunk": {name: round(size / max(chunks, 1), 1) for name, size in sizes.items()},
+    }
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("index", "serve", "files"))
+    parser.add_argument("--root", type=Path, required=True, help="the indexed tree")
+    parser.add_argument("--data-dir", type=Path, help="serve/files: the data directory")
+    parser.add_argument("--models-from", type=Path, help="index: a data directory's models/")
+    parser.add_argument("--code", type=Path, action="append", help="code trees (default .)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    root = args.root.resolve()
+    codes = [code.resolve() for code in (args.code or [HERE.parent])]
+    print(f"load average {os.getloadavg()}", flush=True)
+
+    if args.what == "files":
+        sizes = segment_file_sizes(args.data_dir.resolve(), root)
+        print(json.dumps(sizes, indent=1))
+        return 0
+
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="coderag-memory-") as temporary:
+        work = Path(temporary)
+        for number in range(args.rounds):
+            for code in codes:
+                if args.what == "index":
+                    row = measure_index(code, root, args.models_from.resolve(), work)
+                    print_index(row)
+                else:
+                    row = measure_serve(code, args.data_dir.resolve(), root, args.queries, work)
+                    print_serve(row)
+                row["round"] = number
+                rows.append(row)
+                sys.stdout.flush()
+    if len(codes) > 1 and args.rounds > 1:
+        key = "peak_process_mib" if args.what == "index" else "rss_mib"
+        for code in codes:
+            values = [r[key] for r in rows if r["code"] == str(code)]
+            print(f"  median {key} {code}: {statistics.median(values)}")  # type: ignore[type-var]
+    print(f"load average {os.getloadavg()}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
