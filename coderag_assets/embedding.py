@@ -626,6 +626,7 @@ class _TokenizedRuntime:
         # A saved tokenizer.json may carry fixed padding/truncation (the packaged one pads to 128).
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_tokens)
+        self._max_tokens = max_tokens
 
     def prepare(self, texts: Sequence[str]) -> tuple[list[Any], list[int]]:
         if self._manifest.lowercase_input:
@@ -635,7 +636,7 @@ class _TokenizedRuntime:
 
     def run(self, items: Sequence[Any]) -> np.ndarray:
         encodings: Sequence[tokenizers.Encoding] = items
-        arrays = padded_token_arrays(encodings, self._manifest.pad_token_id)
+        arrays = padded_token_arrays(encodings, self._manifest.pad_token_id, limit=self._max_tokens)
         inputs = {name: arrays[name] for name in self._manifest.input_names}
         token_vectors = self._forward(inputs)
         mode = self._manifest.pooling_mode

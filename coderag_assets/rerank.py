@@ -299,12 +299,13 @@ class _OpenVinoRuntime:
         self._tokenizer.no_padding()
         # longest_first cuts the candidate (always the longer side here), never a short query.
         self._tokenizer.enable_truncation(spec.max_seq_tokens, strategy="longest_first")
+        self._max_tokens = spec.max_seq_tokens
         self._input_names = tuple(manifest["input_names"])
         self._pad_id = int(manifest["pad_token_id"])
         self._request = compile_openvino(directory / OPENVINO_MODEL_FILE, spec.threads)
 
     def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch([(query, text) for text in texts])
-        arrays = padded_token_arrays(encodings, self._pad_id)
+        arrays = padded_token_arrays(encodings, self._pad_id, limit=self._max_tokens)
         result = self._request.infer({name: arrays[name] for name in self._input_names})
         return np.asarray(result[0], dtype=np.float32)[:, 0]
