@@ -7,6 +7,7 @@ exactly the scores of a single-segment build.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,15 @@ class Postings:
         np.save(directory / NAME_TF_FILE, self.name_tf)
 
 
+def random_access(array: np.ndarray) -> None:
+    """Tell the kernel a mapped array is read at scattered places (`MADV_RANDOM`): a page
+    fault then reads that page, not the readahead window around it, so the process holds
+    the postings its queries touched rather than most of every file."""
+    mapping = getattr(array, "_mmap", None)
+    if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
+        mapping.madvise(mmap.MADV_RANDOM)
+
+
 class _NpyFile:
     """A 1-d `.npy` file read by position (`os.pread`), never mapped: a read costs what it
     returns, and the pages it touched are not charged to the process."""
@@ -117,6 +127,7 @@ class PostingsFile:
             array = np.load(directory / name, mmap_mode="r")
             if array.ndim != 1:
                 raise ValueError(f"{name} is not one-dimensional")
+            random_access(array)
             return array
 
         self.terms = open_file(TERMS_FILE)
