@@ -177,9 +177,13 @@ def step_windows(data_dir: Path, run_id: str) -> list[tuple[str, float, float]]:
         if event_type == "STEP_START":
             starts[step_key] = seconds
         elif step_key in starts:
-            stage = step_key.split(".")[-1].split("[")[0]
-            windows.append((stage, starts.pop(step_key), seconds))
+            windows.append((step_key.split(".")[-1], starts.pop(step_key), seconds))
     return windows
+
+
+def stage_name(step: str) -> str:
+    """`index_shard[shard_2a]` → `index_shard`."""
+    return step.split("[")[0]
 
 
 def stage_of(moment: float, windows: list[tuple[str, float, float]]) -> str:
@@ -220,9 +224,13 @@ def measure_index(code: Path, root: Path, models_from: Path, work: Path) -> dict
     result = json.loads(stdout)
     windows = step_windows(data_dir, result["run_id"])
     per_stage: dict[str, list[int]] = {}
+    per_step: dict[str, int] = {}
     for moment, own, tree in sampler.samples:
-        stage = per_stage.setdefault(stage_of(moment, windows), [0, 0])
+        step = stage_of(moment, windows)
+        stage = per_stage.setdefault(stage_name(step), [0, 0])
         stage[0], stage[1] = max(stage[0], own), max(stage[1], tree)
+        per_step[step] = max(per_step.get(step, 0), own)
+    top_steps = sorted(per_step.items(), key=lambda item: -item[1])[:3]
     row: dict[str, object] = {
         "code": str(code),
         "chunks": result["chunks"],
@@ -235,6 +243,7 @@ def measure_index(code: Path, root: Path, models_from: Path, work: Path) -> dict
             stage: {"process_mib": round(own / MIB), "tree_mib": round(tree / MIB)}
             for stage, (own, tree) in per_stage.items()
         },
+        "top_steps_mib": {step: round(own / MIB) for step, own in top_steps},
     }
     shutil.rmtree(data_dir, ignore_errors=True)
     return row
@@ -250,6 +259,8 @@ def print_index(row: dict[str, object]) -> None:
         print(
             f"      {stage:16s} process {peaks['process_mib']:6d}  tree {peaks['tree_mib']:6d} MiB"
         )
+    steps = ", ".join(f"{step} {mib}" for step, mib in row["top_steps_mib"].items())  # type: ignore[union-attr]
+    print(f"      highest steps (process MiB): {steps}")
 
 
 # ------------------------------------------------------------------------------ serve
