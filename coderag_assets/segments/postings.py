@@ -108,64 +108,62 @@ class _NpyFile:
 
 
 class PostingsFile:
-    """A saved segment's postings, read by position per query term (`_NpyFile`): a term is
-    found by binary search over the sorted vocabulary and its posting range is read, so a
-    process touches the terms it looks up, not the segment's whole vocabulary and postings.
-    `offsets` (one entry per term) is held in memory.
+    """A saved segment's postings, read per query term: a term is found by binary search over
+    the sorted vocabulary and its posting range (rows, tf, name_tf) is read by position
+    (`_NpyFile`, three `pread` calls), so a process touches the terms it looks up, not the
+    segment's postings. `offsets` (one entry per term) is held in memory.
 
-    `mapped` (long-lived readers) maps the files instead (`Postings` over the mapped arrays):
-    a lookup is then a NumPy binary search and a slice, not about 14 + 3 `pread` calls per
-    term and segment, which at 64 segments was most of a warm query's time (in-process warm
-    hybrid p50 at 400k chunks: 33 → 28 ms; bm25: 16 → 10 ms)."""
+    `mapped` (long-lived readers) maps the vocabulary (advised `MADV_RANDOM`) so a lookup is a
+    NumPy binary search rather than about 14 `pread` calls per term and segment, which at 64
+    segments was most of a warm query's time (in-process warm hybrid p50 at 400k chunks:
+    33 → 28 ms; bm25: 16 → 10 ms). The posting ranges are still read by position: mapped,
+    they ended up resident whole (readahead and fault-around: 220 of 250 MB at 400k chunks
+    after 100 queries), while a range read costs what it returns and is not charged to the
+    process."""
 
     def __init__(
         self, directory: Path, body_len: np.ndarray, name_len: np.ndarray, *, mapped: bool = False
     ):
-        def open_file(name: str) -> _NpyFile | np.ndarray:
-            if not mapped:
-                return _NpyFile(directory / name)
-            array = np.load(directory / name, mmap_mode="r")
-            if array.ndim != 1:
-                raise ValueError(f"{name} is not one-dimensional")
-            random_access(array)
-            return array
-
-        self.terms = open_file(TERMS_FILE)
+        self.terms: _NpyFile | np.ndarray
+        if mapped:
+            self.terms = np.load(directory / TERMS_FILE, mmap_mode="r")
+            if self.terms.ndim != 1:
+                raise ValueError(f"{TERMS_FILE} is not one-dimensional")
+            random_access(self.terms)
+        else:
+            self.terms = _NpyFile(directory / TERMS_FILE)
         self.offsets = np.load(directory / OFFSETS_FILE)
-        self.rows = open_file(ROWS_FILE)
-        self.tf = open_file(TF_FILE)
-        self.name_tf = open_file(NAME_TF_FILE)
+        self.rows = _NpyFile(directory / ROWS_FILE)
+        self.tf = _NpyFile(directory / TF_FILE)
+        self.name_tf = _NpyFile(directory / NAME_TF_FILE)
         self.body_len = body_len
         self.name_len = name_len
         if len(self.offsets) != len(self.terms) + 1 or not (
             len(self.rows) == len(self.tf) == len(self.name_tf) == int(self.offsets[-1])
         ):
             raise ValueError("postings files disagree on their sizes")
-        self.mapped = (
-            Postings(self.terms, self.offsets, self.rows, self.tf, self.name_tf, body_len, name_len)
-            if mapped
-            else None
-        )
 
     def lookup(self, term: str) -> slice | None:
         """The posting range of `term`, None when the segment does not have it."""
-        if self.mapped is not None:
-            return self.mapped.lookup(term)
-        low, high = 0, len(self.terms)
+        terms = self.terms
+        if isinstance(terms, np.ndarray):
+            index = int(np.searchsorted(terms, term))
+            if index >= len(terms) or terms[index] != term:
+                return None
+            return slice(int(self.offsets[index]), int(self.offsets[index + 1]))
+        low, high = 0, len(terms)
         while low < high:  # first index whose term is >= `term`
             middle = (low + high) // 2
-            if str(self.terms.read(middle, middle + 1)[0]) < term:
+            if str(terms.read(middle, middle + 1)[0]) < term:
                 low = middle + 1
             else:
                 high = middle
-        if low >= len(self.terms) or str(self.terms.read(low, low + 1)[0]) != term:
+        if low >= len(terms) or str(terms.read(low, low + 1)[0]) != term:
             return None
         return slice(int(self.offsets[low]), int(self.offsets[low + 1]))
 
     def term_postings(self, where: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, tf, name_tf) of a posting range from `lookup`."""
-        if self.mapped is not None:
-            return self.mapped.term_postings(where)
         start, stop = where.start, where.stop
         return (
             self.rows.read(start, stop),
