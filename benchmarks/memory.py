@@ -396,6 +396,14 @@ def main() -> int:
         print(json.dumps(sizes, indent=1))
         return 0
 
+    if args.what == "serve":
+        for code in codes:  # each code tree converts and compiles its model once: not measured
+            subprocess.run(
+                coderag(args.data_dir.resolve(), "search", "warm up", "--root", str(root)),
+                env=code_env(code, args.data_dir.resolve()),
+                capture_output=True,
+                check=True,
+            )
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="coderag-memory-") as temporary:
         work = Path(temporary)

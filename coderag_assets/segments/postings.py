@@ -7,7 +7,6 @@ exactly the scores of a single-segment build.
 
 from __future__ import annotations
 
-import mmap
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -67,15 +66,6 @@ class Postings:
         np.save(directory / NAME_TF_FILE, self.name_tf)
 
 
-def random_access(array: np.ndarray) -> None:
-    """Tell the kernel a mapped array is read at scattered places (`MADV_RANDOM`): a page
-    fault then reads that page, not the readahead window around it, so the process holds
-    the postings its queries touched rather than most of every file."""
-    mapping = getattr(array, "_mmap", None)
-    if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
-        mapping.madvise(mmap.MADV_RANDOM)
-
-
 class _NpyFile:
     """A 1-d `.npy` file read by position (`os.pread`), never mapped: a read costs what it
     returns, and the pages it touched are not charged to the process."""
@@ -113,12 +103,13 @@ class PostingsFile:
     (`_NpyFile`, three `pread` calls), so a process touches the terms it looks up, not the
     segment's postings. `offsets` (one entry per term) is held in memory.
 
-    `mapped` (long-lived readers) maps the vocabulary (advised `MADV_RANDOM`) so a lookup is a
+    `mapped` (long-lived readers) maps the vocabulary, so a lookup is a
     NumPy binary search rather than about 14 `pread` calls per term and segment, which at 64
     segments was most of a warm query's time (in-process warm hybrid p50 at 400k chunks:
     33 → 28 ms; bm25: 16 → 10 ms). The posting ranges are still read by position: mapped,
     they ended up resident whole (readahead and fault-around: 220 of 250 MB at 400k chunks
-    after 100 queries), while a range read costs what it returns and is not charged to the
+    after 100 queries; `MADV_RANDOM` did not help, the kernel still maps the cached pages
+    around each fault), while a range read costs what it returns and is not charged to the
     process."""
 
     def __init__(
@@ -129,7 +120,6 @@ class PostingsFile:
             self.terms = np.load(directory / TERMS_FILE, mmap_mode="r")
             if self.terms.ndim != 1:
                 raise ValueError(f"{TERMS_FILE} is not one-dimensional")
-            random_access(self.terms)
         else:
             self.terms = _NpyFile(directory / TERMS_FILE)
         self.offsets = np.load(directory / OFFSETS_FILE)
