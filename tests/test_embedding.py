@@ -21,7 +21,7 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from coderag_assets import embedding
+from coderag_assets import embedding, model_cache
 from coderag_assets.embedding import (
     CODE_MODEL,
     DEFAULT_MODEL,
@@ -212,6 +212,46 @@ def test_released_memory_is_allocated_again_with_the_same_vectors(
     after = embedder.embed(texts, batch_size=2)
     np.testing.assert_allclose(after, before, atol=1e-6)
     assert float(embedder.embed_query(texts[0]) @ before[0]) > 0.999
+
+
+def test_token_arrays_are_padded_to_a_few_lengths() -> None:
+    from tokenizers import Encoding, Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import WhitespaceSplit
+
+    tokenizer = Tokenizer(WordLevel({"[PAD]": 0, "a": 1, "[UNK]": 2}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = WhitespaceSplit()
+
+    def encodings(*lengths: int) -> list[Encoding]:
+        return tokenizer.encode_batch([" ".join(["a"] * n) for n in lengths])
+
+    step = model_cache.PAD_MULTIPLE_TOKENS
+    arrays = model_cache.padded_token_arrays(encodings(3, 5), pad_token_id=0)
+    assert arrays["input_ids"].shape == (2, step)
+    assert arrays["attention_mask"].sum(axis=1).tolist() == [3, 5]
+    assert (arrays["input_ids"][0, 3:] == 0).all()
+    # every length in one rounding step gives the same shape
+    shapes = {
+        model_cache.padded_token_arrays(encodings(n), 0)["input_ids"].shape
+        for n in range(step + 1, 2 * step + 1)
+    }
+    assert shapes == {(1, 2 * step)}
+    # never longer than the token limit, never shorter than the longest encoding
+    assert model_cache.padded_token_arrays(encodings(step + 1), 0, limit=step + 3)[
+        "input_ids"
+    ].shape == (1, step + 3)
+    assert model_cache.padded_token_arrays(encodings(7), 0, limit=4)["input_ids"].shape == (1, 7)
+
+
+def test_padding_leaves_the_vectors_as_they_were(
+    openvino_spec: EmbedderSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = load_embedder(openvino_spec)
+    texts = [*CODE_SNIPPETS, *(query for query, _ in QUERIES)]
+    padded = np.stack([embedder.embed_query(text) for text in texts])
+    monkeypatch.setattr(model_cache, "PAD_MULTIPLE_TOKENS", 1)  # each text at its own length
+    unpadded = np.stack([embedder.embed_query(text) for text in texts])
+    assert np.sum(padded * unpadded, axis=1).min() >= 0.9999
 
 
 def test_empty_input_gives_empty_matrix(openvino_spec: EmbedderSpec) -> None:
