@@ -202,6 +202,9 @@ class IndexReader:
         except BaseException:
             lease.release()
             raise
+        content_cache = segments.ContentCache()  # one bound for all segments' decoded text
+        for segment in opened:
+            segment.content_cache = content_cache
         stale_lease, self._lease = self._lease, lease
         if stale_lease is not None:
             stale_lease.release()

@@ -724,3 +724,28 @@ def test_a_one_shot_reader_answers_like_a_mapped_one(tmp_path, monkeypatch) -> N
             left = one_shot.search(text, mode=mode, path_glob=path_glob, query_vector=query)
             right = mapped.search(text, mode=mode, path_glob=path_glob, query_vector=query)
             assert results_key(left) == results_key(right) and left
+
+
+# ------------------------------------------------------------------ decoded content kept
+
+
+def test_decoded_content_is_bounded_across_segments(indexed) -> None:
+    store, _ = indexed
+    reader = IndexReader(store.index_path)
+    cache = reader.segments[0].content_cache
+    assert all(segment.content_cache is cache for segment in reader.segments)
+    expected = all_searches(IndexReader(store.index_path))
+    cache.budget_bytes = 1  # every new group pushes the older ones out
+    assert all_searches(reader) == expected  # results do not depend on what is cached
+    assert len(cache) == 1 and cache.bytes > 0
+
+
+def test_content_cache_drops_the_least_recently_used_first() -> None:
+    cache = segments.ContentCache(budget_bytes=250)
+    group = {name: pa.chunked_array([pa.array(["x" * 100])]) for name in "abc"}
+    cache.put("a", group["a"])
+    cache.put("b", group["b"])
+    assert cache.get("a") is group["a"]  # a is now the most recently used
+    cache.put("c", group["c"])
+    assert cache.get("b") is None and cache.get("a") is group["a"] and len(cache) == 2
+    assert cache.bytes == group["a"].nbytes + group["c"].nbytes <= 250

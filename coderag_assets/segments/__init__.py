@@ -122,7 +122,13 @@ from coderag_assets.segments.publishing import (
     publish,
     validate_segments,
 )
-from coderag_assets.segments.reading import OpenSegment, ReaderRows, allow_open_files, open_segment
+from coderag_assets.segments.reading import (
+    ContentCache,
+    OpenSegment,
+    ReaderRows,
+    allow_open_files,
+    open_segment,
+)
 from coderag_assets.segments.sql_surface import connect_version, create_sql_surface
 from coderag_assets.segments.versions import IndexVersion, current_version, read_current
 from coderag_assets.vectors import VECTORS_FILE
@@ -140,6 +146,7 @@ __all__ = [
     "SEGMENTS_DIR",
     "TERMS_FILE",
     "VECTORS_FILE",
+    "ContentCache",
     "IndexVersion",
     "OpenSegment",
     "Postings",

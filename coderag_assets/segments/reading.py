@@ -4,7 +4,8 @@ chunk content, mapped (long-lived readers) or read by position (one-shot readers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pyarrow.parquet as pq
 from coderag_assets.segments.layout import (
     CHUNK_ROW_GROUP_ROWS,
     CHUNKS_FILE,
-    CONTENT_GROUPS_CACHED,
+    CONTENT_CACHE_BYTES,
     READER_BATCH_ROWS,
     READER_BATCHES_CACHED,
     READER_FEATURES,
@@ -97,11 +98,43 @@ class ReaderRows:
         return batch
 
 
+class ContentCache:
+    """Decoded `content` row groups, shared by the segments of one reader and bounded by their
+    total size: the least recently used groups go once they hold more than `budget_bytes`
+    (the newest group always stays). A bound per segment instead let a warm server on a
+    64-segment index keep up to 2,048 groups — hundreds of MB of decoded text. Callers
+    serialize access (a reader answers one search at a time)."""
+
+    def __init__(self, budget_bytes: int = CONTENT_CACHE_BYTES):
+        self.budget_bytes = budget_bytes
+        self.bytes = 0
+        self._groups: OrderedDict[Hashable, pa.ChunkedArray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def get(self, key: Hashable) -> pa.ChunkedArray | None:
+        column = self._groups.get(key)
+        if column is not None:
+            self._groups.move_to_end(key)
+        return column
+
+    def put(self, key: Hashable, column: pa.ChunkedArray) -> None:
+        if key in self._groups:
+            return
+        self._groups[key] = column
+        self.bytes += column.nbytes
+        while self.bytes > self.budget_bytes and len(self._groups) > 1:
+            _, dropped = self._groups.popitem(last=False)
+            self.bytes -= dropped.nbytes
+
+
 @dataclass
 class OpenSegment:
     """One segment opened for search: its ranking features in memory, per-chunk values,
     vectors and postings read (or mapped) as queries need them, the chunks file held open to
-    fetch `content` of returned rows only. `vector_of_row[row]` is the row's vector in
+    fetch `content` of returned rows only (decoded row groups are kept in `content_cache`,
+    which a reader shares among its segments). `vector_of_row[row]` is the row's vector in
     `vectors.matrix` (-1: none)."""
 
     info: SegmentInfo
@@ -110,7 +143,7 @@ class OpenSegment:
     postings: PostingsFile
     _chunk_file: pq.ParquetFile | None = None
     _unstemmed: Postings | None = None
-    _content_groups: dict[int, pa.ChunkedArray] = field(default_factory=dict)
+    content_cache: ContentCache = field(default_factory=ContentCache)
 
     @property
     def size(self) -> int:
@@ -122,15 +155,13 @@ class OpenSegment:
 
     def content(self, row: int) -> str:
         """The chunk text of `row`: decodes its row group's `content` once, then serves it
-        from a small per-segment cache (a warm reader returns hot files without decoding)."""
+        from `content_cache` (a warm reader returns hot files without decoding)."""
         group = row // CHUNK_ROW_GROUP_ROWS
-        cache = self._content_groups
-        column = cache.pop(group, None)
+        key = (self.info.shard, self.info.path.name, group)
+        column = self.content_cache.get(key)
         if column is None:
             column = self.chunk_file.read_row_group(group, columns=["content"]).column(0)
-            if len(cache) >= CONTENT_GROUPS_CACHED:
-                cache.pop(next(iter(cache)))
-        cache[group] = column  # most recently used last
+            self.content_cache.put(key, column)
         return column[row % CHUNK_ROW_GROUP_ROWS].as_py()
 
     @property
