@@ -289,8 +289,26 @@ def start_server(code: Path, data_dir: Path, root: Path, port: int, log: Path) -
     raise RuntimeError(f"server did not start within {SERVER_START_TIMEOUT_S} s")
 
 
+def symbol_names(data_dir: Path, root: Path, count: int) -> list[str]:
+    """`count` distinct definition names of the index (a fixed sample), as queries."""
+    import random
+
+    import duckdb
+
+    sys.path.insert(0, str(HERE.parent))
+    from coderag_assets.store import IndexStore
+
+    index = IndexStore.for_root(data_dir, root).index_path
+    with duckdb.connect(str(index), read_only=True) as connection:
+        names = [
+            row[0]
+            for row in connection.execute("SELECT DISTINCT name FROM symbols ORDER BY 1").fetchall()
+        ]
+    return random.Random(7).sample(names, min(count, len(names)))
+
+
 def measure_serve(
-    code: Path, data_dir: Path, root: Path, queries: int, work: Path
+    code: Path, data_dir: Path, root: Path, queries: int, work: Path, names: list[str]
 ) -> dict[str, object]:
     port = free_port()
     started = time.perf_counter()
@@ -309,11 +327,21 @@ def measure_serve(
                 await timed(client, "search", {"query": q, "mode": "hybrid"}) for q in picked
             ]
 
+    async def distinct() -> None:
+        from mcp import Client
+
+        async with Client(f"http://{HOST}:{port}/mcp") as client:
+            for name in names:
+                await timed(client, "search", {"query": name, "mode": "hybrid"})
+
     try:
         first, latencies = anyio.run(run)
         kinds = smaps_by_kind(server.pid)
         rollup = rollup_kib(server.pid)
         status = status_kib(server.pid)
+        if names:  # many different queries: what the caches grow to
+            anyio.run(distinct)
+            after = status_kib(server.pid)
     finally:
         stop(server)
     stats = summary(latencies)
@@ -330,6 +358,9 @@ def measure_serve(
         "file_mib": round(status["RssFile"] / 1024),
         "index_files_mib": round(index_kib / 1024),
         "by_mapping_mib": {k: round(v / 1024, 1) for k, v in sorted(kinds.items())},
+        "distinct_queries": len(names),
+        "after_distinct_rss_mib": round(after["VmRSS"] / 1024) if names else None,
+        "after_distinct_anonymous_mib": round(after["RssAnon"] / 1024) if names else None,
     }
 
 
@@ -340,6 +371,11 @@ def print_serve(row: dict[str, object]) -> None:
         f"{row['index_files_mib']}); hybrid p50 {row['p50_ms']} ms p95 {row['p95_ms']} ms; "
         f"listening {row['listening_s']} s, first query {row['first_query_s']} s"
     )
+    if row["distinct_queries"]:
+        print(
+            f"      after {row['distinct_queries']} more queries (distinct names): RSS "
+            f"{row['after_distinct_rss_mib']} MiB, anonymous {row['after_distinct_anonymous_mib']}"
+        )
     for kind, mib in sorted(row["by_mapping_mib"].items(), key=lambda kv: -kv[1]):  # type: ignore[union-attr]
         if mib >= 0.5:
             print(f"      {kind:28s} {mib:8.1f} MiB")
@@ -385,6 +421,9 @@ def main() -> int:
     parser.add_argument("--code", type=Path, action="append", help="code trees (default .)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument(
+        "--names", type=int, default=0, help="serve: then this many distinct-name queries"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     root = args.root.resolve()
@@ -404,6 +443,7 @@ def main() -> int:
                 capture_output=True,
                 check=True,
             )
+    names = symbol_names(args.data_dir.resolve(), root, args.names) if args.names else []
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="coderag-memory-") as temporary:
         work = Path(temporary)
@@ -413,7 +453,9 @@ def main() -> int:
                     row = measure_index(code, root, args.models_from.resolve(), work)
                     print_index(row)
                 else:
-                    row = measure_serve(code, args.data_dir.resolve(), root, args.queries, work)
+                    row = measure_serve(
+                        code, args.data_dir.resolve(), root, args.queries, work, names
+                    )
                     print_serve(row)
                 row["round"] = number
                 rows.append(row)
