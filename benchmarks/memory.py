@@ -77,6 +77,24 @@ def coderag(data_dir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "coderag_assets.cli", "--data-dir", str(data_dir), *args]
 
 
+# `python -m` puts the working directory first on sys.path: every command runs from here, so
+# PYTHONPATH decides which code tree is measured.
+NEUTRAL_CWD = tempfile.gettempdir()
+
+
+def code_file(code: Path) -> str:
+    """The `coderag_assets/__init__.py` a command run for `code` imports."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "import coderag_assets; print(coderag_assets.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(code)},
+        cwd=NEUTRAL_CWD,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return probe.stdout.strip()
+
+
 def status_kib(pid: int) -> dict[str, int]:
     """VmRSS, VmHWM, RssAnon, RssFile of `pid` in KiB."""
     values = {}
@@ -209,6 +227,7 @@ def measure_index(code: Path, root: Path, models_from: Path, work: Path) -> dict
     process = subprocess.Popen(
         coderag(data_dir, "index", str(root), "--json", "--quiet"),
         env=code_env(code, data_dir),
+        cwd=NEUTRAL_CWD,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -274,7 +293,7 @@ def start_server(code: Path, data_dir: Path, root: Path, port: int, log: Path) -
             coderag(data_dir, "serve", "--http", "--host", HOST, "--port", str(port),
                     "--root", str(root)),
             env=code_env(code, data_dir), stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, cwd=NEUTRAL_CWD,
         )  # fmt: skip
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -429,6 +448,11 @@ def main() -> int:
     root = args.root.resolve()
     codes = [code.resolve() for code in (args.code or [HERE.parent])]
     print(f"load average {os.getloadavg()}", flush=True)
+    for code in codes:
+        imported = code_file(code)
+        if not imported.startswith(str(code) + os.sep):
+            raise SystemExit(f"--code {code} imports {imported}: not that tree")
+        print(f"code {code}: {imported}")
 
     if args.what == "files":
         sizes = segment_file_sizes(args.data_dir.resolve(), root)
@@ -440,6 +464,7 @@ def main() -> int:
             subprocess.run(
                 coderag(args.data_dir.resolve(), "search", "warm up", "--root", str(root)),
                 env=code_env(code, args.data_dir.resolve()),
+                cwd=NEUTRAL_CWD,
                 capture_output=True,
                 check=True,
             )
