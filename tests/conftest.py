@@ -58,6 +58,15 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("coderag-data")
 
 
+def data_dir_sharing_model(data: Path, shared: Path) -> Path:
+    """Make `data` a new data directory whose converted model is `shared`'s (a symlink), so a
+    test can index into a separate directory without converting the model again."""
+    data.mkdir()
+    (shared / "models").mkdir(exist_ok=True)
+    (data / "models").symlink_to(shared / "models")
+    return data
+
+
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     """A writable copy of the multi-language fixture repository."""

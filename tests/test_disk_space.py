@@ -27,6 +27,7 @@ from coderag_assets.query import QueryService
 from coderag_assets.segments import current_version
 from coderag_assets.settings import load_settings
 from coderag_assets.store import DiskFullError, IndexStore
+from tests.conftest import data_dir_sharing_model
 
 TMPFS_BYTES = 32 * 1024 * 1024
 
@@ -171,10 +172,7 @@ def _fill(file_system: Path, leave_bytes: int) -> Path:
 def test_indexing_on_a_full_tmpfs_is_one_line_and_loses_nothing(
     leave_mb, small_file_system, repo_copy, data_dir
 ) -> None:
-    data = small_file_system / "data"
-    data.mkdir()
-    (data_dir / "models").mkdir(exist_ok=True)
-    (data / "models").symlink_to(data_dir / "models")  # the converted model, shared
+    data = data_dir_sharing_model(small_file_system / "data", data_dir)
     assert cli_main(["--data-dir", str(data), "index", str(repo_copy), "--quiet"]) == 0
     store = IndexStore.for_root(data, repo_copy.resolve())
     live = current_version(store.base)

@@ -289,15 +289,13 @@ def test_switching_model_re_embeds_and_switching_back_reuses(
 
     from coderag_assets import assets
     from coderag_assets.embedding import CODE_MODEL, MINILM_MODEL
-    from tests.conftest import copy_fixture_repo
+    from tests.conftest import copy_fixture_repo, data_dir_sharing_model
 
     monkeypatch.setattr(assets, "EARLY_PUBLISH_MIN_VECTORS", 1)  # the fixture is small
 
     root = copy_fixture_repo(tmp_path / "repo").resolve()
-    private_data = tmp_path / "data"  # its own vector cache; converted models are shared
-    private_data.mkdir()
-    (data_dir / "models").mkdir(exist_ok=True)
-    (private_data / "models").symlink_to(data_dir / "models", target_is_directory=True)
+    # its own vector cache; converted models are shared
+    private_data = data_dir_sharing_model(tmp_path / "data", data_dir)
     base = load_settings(data_dir=private_data, workers=2).with_root(root)
     instance = get_instance(base)
     store = IndexStore.for_root(private_data, root)

@@ -21,6 +21,7 @@ import pytest
 
 from coderag_assets.cli import main as cli_main
 from tests.browser import chromium_driver
+from tests.conftest import data_dir_sharing_model
 
 UI_START_TIMEOUT_S = 90
 PAGE_TIMEOUT_S = 45
@@ -97,10 +98,7 @@ def _save(driver, name: str, tmp_path: Path) -> None:
 def test_the_asset_graph_and_a_cli_run_render_in_a_browser(
     tmp_path, repo_copy, data_dir, capsys
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data_dir / "models").mkdir(exist_ok=True)
-    (data / "models").symlink_to(data_dir / "models")  # the converted model, shared
+    data = data_dir_sharing_model(tmp_path / "data", data_dir)
     assert cli_main(["--data-dir", str(data), "index", str(repo_copy), "--quiet", "--json"]) == 0
     run_id = json.loads(capsys.readouterr().out)["run_id"]
     assert run_id
