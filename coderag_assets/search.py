@@ -443,9 +443,9 @@ class IndexReader:
         given), fused by weighted reciprocal rank (k `file_rrf_k`, top `file_depth` files of
         each) and divided by the best possible."""
         file_of, count = self.file_ids()
-        fused = np.zeros(count, dtype=np.float64)
         k, depth = self.ranking.file_rrf_k, self.ranking.file_depth
-        used = 0.0
+        file_rankings: list[list[int]] = []
+        file_weights: list[float] = []
         if vector_scores is not None and count:
             valid = np.isfinite(vector_scores)
             sums = np.bincount(
@@ -453,17 +453,19 @@ class IndexReader:
             )
             counts = np.bincount(file_of, weights=valid, minlength=count)
             means = np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
-            for rank, (file, _) in enumerate(self._top(means, depth)):
-                fused[file] += weights[0] / (k + rank + 1)
-            used += weights[0]
+            file_rankings.append([file for file, _ in self._top(means, depth)])
+            file_weights.append(weights[0])
         if terms and count:
             scores = self.file_bm25_scores(terms, mask, frequencies)
-            if scores is not None:
-                scores = np.where(scores > 0, scores, -np.inf)
-                for rank, (file, _) in enumerate(self._top(scores, depth)):
-                    fused[file] += weights[1] / (k + rank + 1)
-            used += weights[1]
-        return fused / max(used / (k + 1), 1e-9)
+            ranked = (
+                [] if scores is None else self._top(np.where(scores > 0, scores, -np.inf), depth)
+            )
+            file_rankings.append([file for file, _ in ranked])
+            file_weights.append(weights[1])
+        fused = np.zeros(count, dtype=np.float64)
+        for file, score in rrf_fuse(file_rankings, k, file_weights):
+            fused[file] = score
+        return fused / max(sum(file_weights) / (k + 1), 1e-9)
 
     def bm25_ranking(
         self,
