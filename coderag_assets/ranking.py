@@ -90,6 +90,11 @@ class RankingConfig:
     # short names (`cookie`) over longer ones that say more (`clearCookie`), and the name
     # field in BM25 carries that evidence instead (docs/quality.md, "Definition level").
     bm25_name_tf: float = 4.0
+    # Okapi BM25 of the chunk ranker: term-frequency saturation k1 and length normalisation b
+    # (the file-level BM25 keeps the textbook 1.2 / 0.75). A sweep on dev (b 0.3–1.0 × k1
+    # 0.8–3.0, docs/quality.md "Fourth pass") found a plateau around these values, no gain.
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
     symbol_boost: float = 0.05
     path_boost: float = 0.1  # × share of the file name's (stemmed) words the query contains
     glue_factor: float = 0.3  # module glue (no enclosing definition) in code files

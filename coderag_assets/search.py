@@ -229,7 +229,7 @@ class IndexReader:
         self.run_of = feature("run", np.int64) + run_offsets.astype(np.int64)
         self.name_words = _RowSets(self, "name_words")
         self.file_words = _RowSets(self, "file_words")
-        self._norms: dict[float, np.ndarray] = {}
+        self._norms: dict[tuple[float, float, float], np.ndarray] = {}  # (name_tf, k1, b)
         self._file_norms: dict[float, np.ndarray] = {}
         self._file_of: np.ndarray | None = None
         self._file_count = 0
@@ -372,16 +372,25 @@ class IndexReader:
     ) -> np.ndarray | None:
         """BM25 score of every chunk (global statistics); None when no term is indexed.
         `frequencies`: the terms' `term_frequencies`, when already gathered."""
-        name_tf = float(self.ranking.bm25_name_tf)
-        norms = self._norms.get(name_tf)
+        ranking = self.ranking
+        name_tf = float(ranking.bm25_name_tf)
+        key = (name_tf, ranking.bm25_k1, ranking.bm25_b)
+        norms = self._norms.get(key)
         if norms is None:
-            norms = self._norms[name_tf] = segments.bm25_norms(
+            norms = self._norms[key] = segments.bm25_norms(
                 np.concatenate([seg.postings.body_len for seg in self.segments]),
                 np.concatenate([seg.postings.name_len for seg in self.segments]),
                 name_tf,
+                k1=ranking.bm25_k1,
+                b=ranking.bm25_b,
             )
         return segments.bm25_scores(
-            self._bm25_parts(), norms, terms, name_tf=name_tf, frequencies=frequencies
+            self._bm25_parts(),
+            norms,
+            terms,
+            name_tf=name_tf,
+            frequencies=frequencies,
+            k1=ranking.bm25_k1,
         )
 
     # ----- file level

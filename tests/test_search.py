@@ -99,6 +99,41 @@ def test_bm25_prefers_rarer_terms_and_shorter_documents() -> None:
     assert bm25_scores([(0, postings)], norms, ["nothing"], name_tf=2.0) is None
 
 
+def test_bm25_k1_and_b_follow_the_okapi_formula() -> None:
+    # Hand-computed Okapi BM25 for "cache" over three documents of 2, 6 and 1 tokens
+    # (average 3): idf = ln(1 + (3 - 2 + 0.5) / (2 + 0.5)); score = idf · tf (k1 + 1) /
+    # (tf + k1 (1 - b + b · len / avg)).
+    documents = ["cache cache", "cache a b c d e", "retry"]
+    postings = build_postings(documents, ["", "", ""], stemmed=True)
+    idf = np.log1p(1.5 / 2.5)
+
+    def okapi(tf: float, length: float, k1: float, b: float) -> float:
+        return idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / 3))
+
+    for k1, b in [(1.2, 0.75), (2.0, 0.9), (0.8, 0.0)]:
+        norms = bm25_norms(postings.body_len, postings.name_len, 4.0, k1=k1, b=b)
+        scores = bm25_scores([(0, postings)], norms, ["cach"], name_tf=4.0, k1=k1)
+        assert scores is not None
+        assert scores[0] == pytest.approx(okapi(2, 2, k1, b), rel=1e-5)
+        assert scores[1] == pytest.approx(okapi(1, 6, k1, b), rel=1e-5)
+        assert scores[2] == 0
+    # the defaults are the textbook values the index always used
+    assert (DEFAULT_RANKING.bm25_k1, DEFAULT_RANKING.bm25_b) == (1.2, 0.75)
+    default = bm25_scores(
+        [(0, postings)], bm25_norms(postings.body_len, postings.name_len, 4.0), ["cach"],
+        name_tf=4.0,
+    )  # fmt: skip
+    explicit = bm25_scores(
+        [(0, postings)],
+        bm25_norms(postings.body_len, postings.name_len, 4.0, k1=1.2, b=0.75),
+        ["cach"],
+        name_tf=4.0,
+        k1=1.2,
+    )
+    assert default is not None and explicit is not None
+    assert np.array_equal(default, explicit)
+
+
 def test_bm25_default_name_weight_puts_the_named_definition_first() -> None:
     # A definition named `cookie` against a body that says "cookie" three times: the default
     # name field weight (1 + `bm25_name_tf` per name word) ranks the named one first; the
@@ -436,3 +471,26 @@ def test_file_evidence_on_and_off_in_every_mode(fixture_index, mode) -> None:
         reader.set_ranking(replace(_default(), file_weight=weight))
         results = fixture_index.search("retry with exponential backoff", mode=mode, limit=5)
         assert results and results[0].path == "pyutils/retry.py"
+
+
+def test_reader_bm25_follows_the_ranking_k1_and_b(fixture_index) -> None:
+    # The reader's chunk BM25 uses the ranking's k1 and b: b = 0 ignores chunk length, so a
+    # chunk's score depends on its term counts only; switching back gives the cached default.
+    reader = fixture_index.reader
+    terms = query_terms("retry with exponential backoff")
+    reader.set_ranking(_default())
+    default = reader.bm25_scores(terms)
+    reader.set_ranking(replace(_default(), bm25_b=0.0, bm25_k1=2.0))
+    flat = reader.bm25_scores(terms)
+    assert default is not None and flat is not None
+    assert not np.allclose(default, flat)
+    postings = [(int(start), seg.postings) for start, seg in zip(reader.segment_starts, reader.segments, strict=True)]  # fmt: skip
+    lengths = np.zeros(reader.size, dtype=np.float32)  # b = 0: every norm is k1
+    expected = bm25_scores(
+        postings, bm25_norms(lengths, lengths, 0.0, k1=2.0, b=0.0), terms,
+        name_tf=DEFAULT_RANKING.bm25_name_tf, k1=2.0,
+    )  # fmt: skip
+    assert expected is not None and flat == pytest.approx(expected, rel=1e-5)
+    reader.set_ranking(_default())
+    again = reader.bm25_scores(terms)
+    assert again is not None and np.array_equal(default, again)

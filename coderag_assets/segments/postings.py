@@ -281,13 +281,20 @@ def _batch_postings(texts: pa.Array, symbols: Sequence[str], stemmed: bool) -> _
     )
 
 
-def bm25_norms(body_len: np.ndarray, name_len: np.ndarray, name_tf: float) -> np.ndarray:
+def bm25_norms(
+    body_len: np.ndarray,
+    name_len: np.ndarray,
+    name_tf: float,
+    *,
+    k1: float = BM25_K1,
+    b: float = BM25_B,
+) -> np.ndarray:
     """Per-chunk BM25 length normalisation `k1 (1 - b + b·len/avg)` with the global average
     length (name tokens count `name_tf` each, as in the postings)."""
     lengths = body_len.astype(np.float32) + np.float32(name_tf) * name_len.astype(np.float32)
     size = len(lengths)
     average = max(float(lengths.sum(dtype=np.float64)) / size if size else 1.0, 1.0)
-    return BM25_K1 * (1 - BM25_B + BM25_B * lengths / average)
+    return np.float32(k1) * (1 - np.float32(b) + np.float32(b) * lengths / average)
 
 
 def term_frequencies(
@@ -331,6 +338,7 @@ def bm25_scores(
     *,
     name_tf: float,
     frequencies: TermFrequencies | None = None,
+    k1: float = BM25_K1,
 ) -> np.ndarray | None:
     """Okapi BM25 of every chunk for `terms` over segments given as (first global row,
     postings); N, document frequencies and lengths are global, so the scores equal those of
@@ -346,7 +354,7 @@ def bm25_scores(
         found = True
         frequency = len(rows)
         idf = np.float32(np.log1p((size - frequency + 0.5) / (frequency + 0.5)))
-        weights = tf * np.float32(BM25_K1 + 1) / (tf + norms[rows])
+        weights = tf * np.float32(k1 + 1) / (tf + norms[rows])
         scores[rows] += weights * idf
     return scores if found else None
 
