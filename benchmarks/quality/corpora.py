@@ -74,6 +74,12 @@ CORPORA: tuple[Corpus, ...] = LATENCY_CORPORA + (
     # on them.
     Corpus("logrus", "debian", "golang-github-sirupsen-logrus-dev", "1.9.0-1", "go", "MIT",
            source_dir=f"{_GOCODE}/github.com/sirupsen/logrus"),
+    # Added by issue 19's fourth pass (more dev queries, so dev decisions rest on more than
+    # one corpus per language), queries written from the sources before any search ran on them.
+    Corpus("golang-lru", "debian", "golang-github-hashicorp-golang-lru-dev", "0.5.4-2", "go",
+           "MPL-2.0", source_dir=f"{_GOCODE}/github.com/hashicorp/golang-lru"),
+    Corpus("humantime", "debian", "librust-humantime-dev", "2.1.0-1+b1", "rust",
+           "MIT OR Apache-2.0", source_dir=f"{_CARGO}/humantime-2.1.0"),
 )  # fmt: skip
 
 # Held-out corpora: their queries (heldout.py) were written before any result on them was seen

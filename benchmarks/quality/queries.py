@@ -419,5 +419,72 @@ QUERIES: tuple[Query, ...] = (
     _q("logrus", "which file implements the logger type with its level, hook and output "
        "settings", "architecture",
        ("logger.go", FILE)),
+    # golang-lru 0.5.4 and humantime 2.1.0 (issue 19, fourth pass): written from the sources
+    # before any search ran on these corpora.
+    _q("golang-lru", "a cache that keeps keys seen once apart from keys used again, so a burst "
+       "of new keys cannot push out the popular ones", "plain",
+       ("2q.go", "TwoQueueCache")),
+    _q("golang-lru", "make room by dropping from the recent list or the frequent list before "
+       "inserting", "plain", ("2q.go", "TwoQueueCache.ensureSpace")),
+    _q("golang-lru", "choose which list to evict from based on the learned target size", "plain",
+       ("arc.go", "ARCCache.replace")),
+    _q("golang-lru", "grow or shrink the target for the recent list when a key evicted earlier "
+       "comes back", "plain", ("arc.go", "ARCCache.Add")),
+    _q("golang-lru", "insert a key only when it is not there yet and report whether something "
+       "got evicted", "plain",
+       ("lru.go", "Cache.ContainsOrAdd"), ("lru.go", "Cache.PeekOrAdd")),
+    _q("golang-lru", "read a value without marking it as recently used, in the variant that "
+       "takes no lock", "plain", ("simplelru/lru.go", "LRU.Peek")),
+    _q("golang-lru", "take the least recently used entry off the back of the list and run the "
+       "eviction callback", "plain",
+       ("simplelru/lru.go", "LRU.removeOldest"), ("simplelru/lru.go", "LRU.removeElement")),
+    _q("golang-lru", "change the capacity and throw out whatever no longer fits", "plain",
+       ("simplelru/lru.go", "LRU.Resize"), ("lru.go", "Cache.Resize")),
+    _q("golang-lru", "a read of a key in the recent list moves it over to the frequent list",
+       "plain", ("2q.go", "TwoQueueCache.Get")),
+    _q("golang-lru", "check the size and ratio arguments before building the three internal "
+       "lists", "plain", ("2q.go", "New2QParams")),
+    _q("golang-lru", "create a thread-safe cache that calls a function for every entry it drops",
+       "plain", ("lru.go", "NewWithEvict")),
+    _q("golang-lru", "new 2q params", "partial", ("2q.go", "New2QParams")),
+    _q("golang-lru", "NewARC", "symbol", ("arc.go", "NewARC")),
+    _q("golang-lru", "which file holds the building block without locking that the other caches "
+       "are made of", "architecture", ("simplelru/lru.go", FILE)),
+    _q("golang-lru", "where is the adaptive replacement cache implemented", "architecture",
+       ("arc.go", FILE)),
+    _q("golang-lru", "which file declares the interface that every simple LRU implementation "
+       "satisfies", "architecture", ("simplelru/lru_interface.go", FILE)),
+    _q("humantime", "turn a string like 2h 37min into a standard duration", "plain",
+       ("src/duration.rs", "parse_duration")),
+    _q("humantime", "map a unit suffix such as ms, hours or weeks to seconds and nanoseconds",
+       "plain", ("src/duration.rs", "Parser.parse_unit")),
+    _q("humantime", "multiply or add without wrapping around and report an overflow instead",
+       "plain", ("src/duration.rs", "OverflowOp")),
+    _q("humantime", "write a duration back as text with years, months and days down to "
+       "nanoseconds", "plain", ("src/duration.rs", "FormattedDuration.fmt")),
+    _q("humantime", "write one unit of a duration and add an s when the number is more than one",
+       "plain", ("src/duration.rs", "item_plural")),
+    _q("humantime", "parse a strict UTC timestamp with a T between date and time and a trailing Z",
+       "plain", ("src/date.rs", "parse_rfc3339")),
+    _q("humantime", "accept timestamps typed by people, with a space instead of the T and no Z",
+       "plain", ("src/date.rs", "parse_rfc3339_weak")),
+    _q("humantime", "decide whether a year has a February 29th", "plain",
+       ("src/date.rs", "is_leap_year")),
+    _q("humantime", "turn a system time into year, month, day, hour, minute and second text",
+       "plain", ("src/date.rs", "Rfc3339Timestamp.fmt")),
+    _q("humantime", "always print three digits of fractional seconds", "plain",
+       ("src/date.rs", "format_rfc3339_millis")),
+    _q("humantime", "a wrapper so that durations can be read with str parse from command-line "
+       "arguments", "plain", ("src/wrapper.rs", "Duration")),
+    _q("humantime", "the ways reading a human-friendly duration can fail, like an unknown unit "
+       "or a missing number", "plain", ("src/duration.rs", "Error")),
+    _q("humantime", "parse first char", "partial", ("src/duration.rs", "Parser.parse_first_char")),
+    _q("humantime", "format_duration", "symbol", ("src/duration.rs", "format_duration")),
+    _q("humantime", "which file converts timestamps to and from RFC 3339 text", "architecture",
+       ("src/date.rs", FILE)),
+    _q("humantime", "where are the FromStr wrapper types for durations and timestamps",
+       "architecture", ("src/wrapper.rs", FILE)),
+    _q("humantime", "which module is the crate root that re-exports the parsing and formatting "
+       "functions", "architecture", ("src/lib.rs", FILE)),
 )
 # fmt: on
