@@ -380,5 +380,36 @@ HELDOUT_QUERIES: tuple[Query, ...] = (
     _q("immer", "where is the public entry point that exports produce and the other top-level "
        "helpers", "architecture",
        ("src/immer.ts", FILE)),
+    # @tanstack/virtual-core 3.10.8 (issue 19, fourth pass): written from the sources before
+    # any search ran on this corpus, measured once with the unchanged default.
+    _q("virtual-core", "list the item indexes to render, widened by a few extra items on each "
+       "side", "plain", ("src/index.ts", "defaultRangeExtractor")),
+    _q("virtual-core", "find the item closest to a given offset by bisecting the sorted start "
+       "positions", "plain", ("src/index.ts", "findNearestBinarySearch")),
+    _q("virtual-core", "work out the first and last visible items from the scroll position and "
+       "the viewport size", "plain", ("src/index.ts", "calculateRange")),
+    _q("virtual-core", "when an item turns out bigger or smaller than estimated, shift the scroll "
+       "position so the content does not jump", "plain",
+       ("src/index.ts", "Virtualizer.resizeItem")),
+    _q("virtual-core", "scroll until the item at an index is visible and try again once its real "
+       "size has been measured", "plain", ("src/index.ts", "Virtualizer.scrollToIndex")),
+    _q("virtual-core", "convert start, end or center alignment into a clamped scroll offset",
+       "plain", ("src/index.ts", "Virtualizer.getOffsetForAlignment")),
+    _q("virtual-core", "total height of all items including padding, looking at the last item of "
+       "every lane", "plain", ("src/index.ts", "Virtualizer.getTotalSize")),
+    _q("virtual-core", "listen to scroll events of an element and report the offset and whether "
+       "scrolling is still going on", "plain", ("src/index.ts", "observeElementOffset")),
+    _q("virtual-core", "recompute a value only when one of its inputs changed, optionally logging "
+       "how long it took", "plain", ("src/utils.ts", "memo")),
+    _q("virtual-core", "postpone a call until no new call arrived for some milliseconds", "plain",
+       ("src/utils.ts", "debounce")),
+    _q("virtual-core", "in a layout with several lanes, find the lane whose last item ends "
+       "earliest", "plain", ("src/index.ts", "Virtualizer.getFurthestMeasurement")),
+    _q("virtual-core", "scroll to offset", "partial", ("src/index.ts", "Virtualizer.scrollToOffset")),
+    _q("virtual-core", "observeWindowRect", "symbol", ("src/index.ts", "observeWindowRect")),
+    _q("virtual-core", "which file holds the small helpers for memoising, debouncing and "
+       "asserting values", "architecture", ("src/utils.ts", FILE)),
+    _q("virtual-core", "where is the virtualizer class that tracks measurements and scroll state "
+       "defined", "architecture", ("src/index.ts", FILE)),
 )
 # fmt: on
