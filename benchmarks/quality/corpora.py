@@ -108,6 +108,8 @@ HELDOUT_CORPORA: tuple[Corpus, ...] = (
     # sources before any search ran on them, measured once with the default.
     Corpus("virtual-core", "npm", "@tanstack/virtual-core", "3.10.8", "typescript", "MIT",
            drop=("dist",)),
+    Corpus("glob-rs", "debian", "librust-glob-dev", "0.3.0-1", "rust", "MIT OR Apache-2.0",
+           source_dir=f"{_CARGO}/glob-0.3.0"),
 )  # fmt: skip
 ALL_CORPORA: tuple[Corpus, ...] = CORPORA + HELDOUT_CORPORA
 
