@@ -486,5 +486,27 @@ QUERIES: tuple[Query, ...] = (
        "architecture", ("src/wrapper.rs", FILE)),
     _q("humantime", "which module is the crate root that re-exports the parsing and formatting "
        "functions", "architecture", ("src/lib.rs", FILE)),
+    # Partial identifiers that spell a definition's name in words next to a sibling with a
+    # similar name (issue 19, fourth pass): written from the sources before any search ran
+    # with them.
+    _q("express", "clear cookie", "partial", ("lib/response.js", "res.clearCookie")),
+    _q("tenacity", "wait random exponential", "partial",
+       ("tenacity/wait.py", "wait_random_exponential")),
+    _q("marshmallow", "validates schema", "partial",
+       ("src/marshmallow/decorators.py", "validates_schema")),
+    _q("cobra", "mark persistent flag required", "partial",
+       ("shell_completions.go", "Command.MarkPersistentFlagRequired")),
+    _q("query-core", "invalidate queries", "partial",
+       ("src/queryClient.ts", "QueryClient.invalidateQueries")),
+    _q("bytes", "split off", "partial",
+       ("src/bytes_mut.rs", "BytesMut.split_off"), ("src/bytes.rs", "Bytes.split_off")),
+    _q("logrus", "with fields", "partial",
+       ("entry.go", "Entry.WithFields"), ("logger.go", "Logger.WithFields"),
+       ("exported.go", "WithFields")),
+    _q("golang-lru", "contains or add", "partial", ("lru.go", "Cache.ContainsOrAdd")),
+    _q("golang-lru", "get oldest", "partial",
+       ("simplelru/lru.go", "LRU.GetOldest"), ("lru.go", "Cache.GetOldest")),
+    _q("humantime", "format rfc3339 millis", "partial", ("src/date.rs", "format_rfc3339_millis")),
+    _q("humantime", "parse rfc3339 weak", "partial", ("src/date.rs", "parse_rfc3339_weak")),
 )
 # fmt: on
