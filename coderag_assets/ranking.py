@@ -14,9 +14,10 @@ order:
    that prefix-match (`prefix_match`) a word of the file's stem or of its parent directory's name,
    weighted by the top score (off by default);
 3. **exact definitions** — for an identifier query (`parse_query`: a bare name such as
-   `APIRouter`, `a::b`, `pkg.Func`) the rows defining exactly that name (found by `search` in the
-   symbol postings) gain a multiple of the top score and are added when no ranker retrieved
-   them;
+   `APIRouter`, `a::b`, `pkg.Func`, or 2–6 plain words that spell a defined name, "scroll to
+   offset" → `scrollToOffset`: `spelled_names`) the rows defining exactly that name (found by
+   `search` in the symbol postings) gain a multiple of the top score and are added when no
+   ranker retrieved them;
 4. **collapse** — one result per run of consecutive chunks of one definition;
 5. **file-level evidence** — every file ranked as one document (BM25 over its summed term
    counts, the mean cosine of its chunks, fused by reciprocal rank); the best candidate of
@@ -67,6 +68,8 @@ _NOISE_PATH_RE = re.compile(
     r"(^|/)(_?examples?|docs_src|compat|legacy|benches|benchmarks?)/|\.d\.[cm]?ts$"
 )
 MAX_INJECTED_DEFINITIONS = 20  # definitions of one name an identifier query may add
+MIN_SPELLED_WORDS, MAX_SPELLED_WORDS = 2, 6  # words of a query that spells a name
+_SPELLED_WORD_RE = re.compile(r"^[a-z][a-z0-9]*$|^[0-9][a-z0-9]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,10 @@ class RankingConfig:
     # multiplied by this, and each exact definition of the name gains × top (more when the
     # file stem matches the name), added when no ranker retrieved it.
     identifier_vector_factor: float = 1.0
+    # A query of 2–6 plain words that spell a definition's name ("scroll to offset" →
+    # `scrollToOffset`, "split off" → `split_off`) is an identifier query for that name when
+    # the index defines it (`spelled_names`); False: such queries rank as plain text.
+    spelled_identifiers: bool = True
     exact_definition_boost: float = 3.0
     exact_definition_stem_boost: float = 4.5
     # Reranking (only when a rescorer is passed to `IndexReader.search`, e.g. `--rerank`): the
@@ -213,6 +220,19 @@ def identifier_of(query: str) -> str | None:
     return ".".join(part for part in _NAME_SEPARATOR_RE.split(text) if part)
 
 
+def spelled_names(query: str) -> tuple[str, ...]:
+    """The names a query of 2–6 plain words (letters and digits only) may spell: the words run
+    together (`scrolltooffset`, how the index stores `scrollToOffset`) and joined by
+    underscores (`split_off`); empty for any other query. `search` keeps a name only when the
+    index defines it."""
+    words = query.lower().split()
+    if not MIN_SPELLED_WORDS <= len(words) <= MAX_SPELLED_WORDS:
+        return ()
+    if not all(_SPELLED_WORD_RE.match(word) for word in words):
+        return ()
+    return ("".join(words), "_".join(words))
+
+
 def query_keywords(query: str) -> tuple[str, ...]:
     """Distinct lowercased words of the query longer than 2 characters, not stopwords
     (identifiers split into their words), in order: what the path prior matches."""
@@ -224,11 +244,18 @@ def query_keywords(query: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-def parse_query(query: str, terms: Iterable[str], *, has_definition: bool = False) -> QueryInfo:
-    """Classify `query`: `identifier` when it is a bare name and `has_definition` (the index
-    defines that name — otherwise it ranks as plain text), `architecture` for "which module /
-    where is ..." questions, else `plain`."""
-    identifier = identifier_of(query)
+def parse_query(
+    query: str,
+    terms: Iterable[str],
+    *,
+    has_definition: bool = False,
+    identifier: str | None = None,
+) -> QueryInfo:
+    """Classify `query`: `identifier` when it is a bare name (or `identifier` is given: a name
+    the query spells, `spelled_names`) and `has_definition` (the index defines that name —
+    otherwise it ranks as plain text), `architecture` for "which module / where is ..."
+    questions, else `plain`."""
+    identifier = identifier or identifier_of(query)
     if identifier is not None and has_definition:
         kind: QueryKind = "identifier"
     elif _ARCHITECTURE_RE.search(query):

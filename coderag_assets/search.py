@@ -9,8 +9,8 @@ from memory.
 
 Ranking (every mode): the mode's rankers (BM25, vector, or both for hybrid) are fused by
 weighted reciprocal rank, BM25 counting a definition's name words extra; an identifier query
-(a bare name the index defines) also looks its exact definitions up in the definition-name
-postings (`IndexReader.exact_definitions`). The fused rows become `ranking.Candidate`s and the
+(a bare name the index defines, or plain words spelling one: "split off" → `split_off`) also
+looks its exact definitions up in the definition-name postings (`IndexReader.exact_definitions`). The fused rows become `ranking.Candidate`s and the
 steps of `coderag_assets.ranking` order them (demotions, name and path boosts, exact
 definitions, collapsing, file pooling, repeat demotion); with a rescorer (`--rerank`: the
 cross-encoder of `rerank`), the first results are re-ordered by fusing their rank with the
@@ -49,6 +49,7 @@ from coderag_assets.ranking import (  # RankingConfig, DEFAULT_RANKING: re-expor
     identifier_of,
     parse_query,
     rank_candidates,
+    spelled_names,
     spread_files,
 )
 from coderag_assets.records import Record
@@ -521,7 +522,20 @@ class IndexReader:
         terms = query_terms(query, stemmed=ranking.stem)
         identifier = identifier_of(query)
         definitions = self.exact_definitions(identifier, mask) if identifier else []
-        query_info = parse_query(query, terms, has_definition=bool(definitions))
+        if identifier is None and ranking.spelled_identifiers:
+            # "scroll to offset" → scrollToOffset, "split off" → split_off: every definition
+            # either spelling names (a test class `ValidatesSchema` beside `validates_schema`
+            # is kept as well: the ranking, which demotes tests, orders them)
+            for name in spelled_names(query):
+                found = [
+                    row for row in self.exact_definitions(name, mask) if row not in definitions
+                ]
+                if found:
+                    identifier = identifier or name
+                    definitions.extend(found)
+        query_info = parse_query(
+            query, terms, has_definition=bool(definitions), identifier=identifier
+        )
         rankings: list[list[tuple[int, float]]] = []
         weights: list[float] = []
         vector_scores: np.ndarray | None = None

@@ -30,6 +30,7 @@ from coderag_assets.ranking import (
     query_keywords,
     rank_candidates,
     sort_candidates,
+    spelled_names,
     spread_files,
 )
 
@@ -165,6 +166,52 @@ def test_query_kind_needs_a_definition_for_identifier_mode() -> None:
     assert parse_query("which file lays out the help screen", []).kind == "architecture"
     assert parse_query("where is the router wired to the app", []).kind == "architecture"
     assert parse_query("send the browser to a different URL", []).kind == "plain"
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("scroll to offset", ("scrolltooffset", "scroll_to_offset")),
+        ("Split Off", ("splitoff", "split_off")),
+        ("new 2q params", ("new2qparams", "new_2q_params")),
+        ("format rfc3339 millis", ("formatrfc3339millis", "format_rfc3339_millis")),
+        ("retry", ()),  # one word: `identifier_of` handles it
+        ("a b c d e f g", ()),  # more than six words: a sentence, not a name
+        ("what is a cookie?", ()),  # punctuation
+        ("get_value of x", ()),  # already an identifier inside
+        ("parse 文字列", ()),
+        ("", ()),
+    ],
+)
+def test_spelled_names(query: str, names: tuple[str, ...]) -> None:
+    assert spelled_names(query) == names
+
+
+def test_a_spelled_name_makes_an_identifier_query_only_when_defined() -> None:
+    spelled = parse_query(
+        "split off", ["split", "off"], has_definition=True, identifier="split_off"
+    )
+    assert (spelled.kind, spelled.identifier) == ("identifier", "split_off")
+    assert parse_query("split off", ["split", "off"], has_definition=False).kind == "plain"
+
+
+def test_a_spelled_name_ranks_its_definition_over_a_sibling() -> None:
+    # "split off": the sibling `split_to` leads the fused list; the spelled name's definition
+    # (found by `search` through the name postings) is boosted like an exact identifier's
+    config = replace(OFF, exact_definition_boost=3.0, exact_definition_stem_boost=4.5)
+    ranked = [
+        _c(0, 1.0, "src/bytes.rs", "Bytes.split_to"),
+        _c(1, 0.8, "src/bytes.rs", "Bytes.split_off"),
+    ]
+    query = parse_query("split off", ["split", "off"], has_definition=True, identifier="split_off")
+    definition = _c(1, 0.0, "src/bytes.rs", "Bytes.split_off")
+    assert _rows(rank_candidates(ranked, query, config, [definition]))[0] == 1
+    plain = parse_query("split off", ["split", "off"])
+    ranked = [
+        _c(0, 1.0, "src/bytes.rs", "Bytes.split_to"),
+        _c(1, 0.8, "src/bytes.rs", "Bytes.split_off"),
+    ]
+    assert _rows(rank_candidates(ranked, plain, config, [definition]))[0] == 0
 
 
 def test_exact_definition_is_injected_and_first() -> None:

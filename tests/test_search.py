@@ -403,6 +403,36 @@ def test_identifier_query_returns_its_definition_first_when_both_rankers_miss_it
     assert target not in [row for row, _ in others]
 
 
+def test_a_query_spelling_a_name_returns_its_definition_first_when_both_rankers_miss_it(
+    fixture_index, monkeypatch
+) -> None:
+    """ "parse duration" spells `parse_duration` and "lru cache" spells `LRUCache`: with both
+    rankers made to miss them, the definitions still come first; with `spelled_identifiers`
+    off, or for words that spell no defined name, the ranking is the plain one."""
+    reader = fixture_index.reader
+    reader.set_ranking(_default())
+    targets = {
+        "parse duration": ("pyutils/retry.py", "parse_duration"),
+        "lru cache": ("pyutils/cache.py", "LRUCache"),
+    }
+    rows = {_row(reader, *target) for target in targets.values()}
+    others = [(row, 1.0 / (1 + row)) for row in range(reader.size) if row not in rows][:20]
+    monkeypatch.setattr(reader, "vector_ranking", lambda *args, **kwargs: list(others))
+    monkeypatch.setattr(reader, "bm25_ranking", lambda *args, **kwargs: list(others))
+    for query, target in targets.items():
+        for mode in ("hybrid", "bm25", "vector"):
+            results = fixture_index.search(query, mode=mode, limit=5)
+            assert (results[0].path, results[0].symbol) == target
+        reader.set_ranking(replace(_default(), spelled_identifiers=False))
+        plain = fixture_index.search(query, mode="hybrid", limit=5)
+        reader.set_ranking(_default())
+        assert (plain[0].path, plain[0].symbol) != target
+    undefined = fixture_index.search("parse everything", mode="hybrid", limit=5)
+    reader.set_ranking(replace(_default(), spelled_identifiers=False))
+    assert fixture_index.search("parse everything", mode="hybrid", limit=5) == undefined
+    reader.set_ranking(_default())
+
+
 def test_exact_definitions_are_found_through_the_name_postings(fixture_index) -> None:
     reader = fixture_index.reader
     reader.set_ranking(_default())
