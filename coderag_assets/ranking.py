@@ -179,6 +179,7 @@ PREVIOUS_RANKING = RankingConfig(
     identifier_vector_factor=1.0,
     exact_definition_boost=0.0,
     exact_definition_stem_boost=0.0,
+    spelled_identifiers=False,
 )
 
 

@@ -220,12 +220,16 @@ def ablation_steps() -> list[tuple[str, RankingConfig]]:
         default,
         architecture_glue_factor=previous.architecture_glue_factor,
         file_weight=previous.file_weight,
+        spelled_identifiers=previous.spelled_identifiers,
     )
     steps.append(("+ name field ×5 in BM25, name-word boost 0.05 = second-pass default",
                   second_pass))  # fmt: skip
     third_pass = replace(second_pass, architecture_glue_factor=default.architecture_glue_factor)
     steps.append(("+ architecture questions keep module glue (×1.0)", third_pass))
-    steps.append(("+ file-level evidence for other queries (0.15) = default", default))
+    steps.append(("+ file-level evidence for other queries (0.15) = third-pass default",
+                  replace(third_pass, file_weight=default.file_weight)))  # fmt: skip
+    steps.append(("+ queries spelling a defined name in words are identifier queries = default",
+                  default))  # fmt: skip
     return steps
 
 
