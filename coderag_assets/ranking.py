@@ -148,7 +148,9 @@ class RankingConfig:
     identifier_vector_factor: float = 1.0
     # A query of 2–6 plain words that spell a definition's name ("scroll to offset" →
     # `scrollToOffset`, "split off" → `split_off`) is an identifier query for that name when
-    # the index defines it (`spelled_names`); False: such queries rank as plain text.
+    # the index defines it (`spelled_names`); False: such queries rank as plain text. Dev:
+    # "split off" 3 → 1 beside `split_to`, no plain or architecture query moves
+    # (docs/quality.md, "Fourth pass").
     spelled_identifiers: bool = True
     exact_definition_boost: float = 3.0
     exact_definition_stem_boost: float = 4.5
