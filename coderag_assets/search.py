@@ -10,8 +10,9 @@ from memory.
 Ranking (every mode): the mode's rankers (BM25, vector, or both for hybrid) are fused by
 weighted reciprocal rank, BM25 counting a definition's name words extra; an identifier query
 (a bare name the index defines, or plain words spelling one: "split off" → `split_off`) also
-looks its exact definitions up in the definition-name postings (`IndexReader.exact_definitions`). The fused rows become `ranking.Candidate`s and the
-steps of `coderag_assets.ranking` order them (demotions, name and path boosts, exact
+looks its exact definitions up in the definition-name postings
+(`IndexReader.exact_definitions`). The fused rows become `ranking.Candidate`s and the steps of
+`coderag_assets.ranking` order them (demotions, name and path boosts, exact
 definitions, collapsing, file pooling, repeat demotion); with a rescorer (`--rerank`: the
 cross-encoder of `rerank`), the first results are re-ordered by fusing their rank with the
 rescorer's. The weights live in `RankingConfig`; `benchmarks/quality` measures what each of
