@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -218,11 +219,26 @@ def stage_of(moment: float, windows: list[tuple[str, float, float]]) -> str:
 # ------------------------------------------------------------------------------ index
 
 
-def measure_index(code: Path, root: Path, models_from: Path, work: Path) -> dict[str, object]:
-    data_dir = work / f"data-{hashlib.sha256(str(code).encode()).hexdigest()[:8]}"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
-    shutil.copytree(models_from, data_dir / "models")
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_index(
+    code: Path, root: Path, models_from: Path, work: Path, keep_in: Path | None = None
+) -> dict[str, object]:
+    """A cold index into a fresh data directory; with `keep_in`, into that one, kept after."""
+    if keep_in is None:
+        data_dir = work / f"data-{hashlib.sha256(str(code).encode()).hexdigest()[:8]}"
+        shutil.rmtree(data_dir, ignore_errors=True)
+    else:
+        data_dir = keep_in
+        if (data_dir / "indexes").exists():
+            raise SystemExit(f"--keep-in {data_dir} already holds an index: not a cold run")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "models").exists():
+        shutil.copytree(models_from, data_dir / "models")
+    cpu_before = children_cpu_s()
     started = time.time()
     process = subprocess.Popen(
         coderag(data_dir, "index", str(root), "--json", "--quiet"),
@@ -238,6 +254,7 @@ def measure_index(code: Path, root: Path, models_from: Path, work: Path) -> dict
     sampler.stopping = True
     sampler.join()
     wall = time.time() - started
+    cpu = children_cpu_s() - cpu_before
     if process.returncode != 0:
         raise RuntimeError(f"coderag index failed ({process.returncode}): {stderr[-2000:]}")
     result = json.loads(stdout)
@@ -255,6 +272,8 @@ def measure_index(code: Path, root: Path, models_from: Path, work: Path) -> dict
         "chunks": result["chunks"],
         "embedded": result["embedded"],
         "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "load_after": round(os.getloadavg()[0], 2),
         "peak_process_mib": round(max((s[1] for s in sampler.samples), default=0) / MIB),
         "peak_tree_mib": round(max((s[2] for s in sampler.samples), default=0) / MIB),
         "vmhwm_mib": round(sampler.hwm_kib / 1024),
@@ -264,14 +283,15 @@ def measure_index(code: Path, root: Path, models_from: Path, work: Path) -> dict
         },
         "top_steps_mib": {step: round(own / MIB) for step, own in top_steps},
     }
-    shutil.rmtree(data_dir, ignore_errors=True)
+    if keep_in is None:
+        shutil.rmtree(data_dir, ignore_errors=True)
     return row
 
 
 def print_index(row: dict[str, object]) -> None:
     print(
         f"  {row['code']}: {row['chunks']} chunks ({row['embedded']} embedded), "
-        f"{row['wall_s']} s; peak process {row['peak_process_mib']} MiB "
+        f"{row['wall_s']} s wall, {row['cpu_s']} CPU s (process tree); peak process {row['peak_process_mib']} MiB "
         f"(VmHWM {row['vmhwm_mib']}), tree {row['peak_tree_mib']} MiB"
     )
     for stage, peaks in row["stages"].items():  # type: ignore[union-attr]
@@ -443,8 +463,15 @@ def main() -> int:
     parser.add_argument(
         "--names", type=int, default=0, help="serve: then this many distinct-name queries"
     )
+    parser.add_argument(
+        "--keep-in",
+        type=Path,
+        help="index: index into this data directory (no index yet) and keep it (one code tree)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.keep_in and (len(args.code or []) > 1 or args.rounds > 1):
+        parser.error("--keep-in measures one cold index: one --code, one round")
     root = args.root.resolve()
     codes = [code.resolve() for code in (args.code or [HERE.parent])]
     print(f"load average {os.getloadavg()}", flush=True)
@@ -475,7 +502,13 @@ def main() -> int:
         for number in range(args.rounds):
             for code in codes:
                 if args.what == "index":
-                    row = measure_index(code, root, args.models_from.resolve(), work)
+                    row = measure_index(
+                        code,
+                        root,
+                        args.models_from.resolve(),
+                        work,
+                        args.keep_in.resolve() if args.keep_in else None,
+                    )
                     print_index(row)
                 else:
                     row = measure_serve(

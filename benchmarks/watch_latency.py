@@ -18,6 +18,11 @@ load is reported at start-up), index build + publish, post-publish checks.
 
 The work directory (default `benchmarks/.cache/watch/`) keeps the copy and the data directory
 between runs, so a second run skips the first full index.
+
+`--in-place ROOT --data-dir D` measures on an already indexed tree instead of a copy (a big
+shared tree, e.g. Django ×10, where a copy and its first index cost minutes and gigabytes):
+afterwards the appended functions are cut off again, the created files removed and the tree
+re-indexed, so the tree and its index are as they were.
 """
 
 from __future__ import annotations
@@ -221,8 +226,11 @@ def function_source(token: str) -> str:
     )
 
 
-def plan_edits(root: Path, count: int) -> list[tuple[str, callable]]:
-    """`count` edits: mostly single files (modify/create/delete/rename) and one 200-file burst."""
+def plan_edits(
+    root: Path, count: int, restore: InPlaceRestore | None = None
+) -> list[tuple[str, callable]]:
+    """`count` edits: mostly single files (modify/create/delete/rename) and one 200-file burst.
+    `restore` (in-place runs) remembers each modified file's size first."""
     python_files = sorted(p for p in root.rglob("*.py") if p.stat().st_size > 2000)
     step = max(1, len(python_files) // 12)
     targets = python_files[::step]
@@ -235,6 +243,8 @@ def plan_edits(root: Path, count: int) -> list[tuple[str, callable]]:
     def modify(path: Path):
         def run():
             name = token()
+            if restore is not None:
+                restore.remember(path)
             with path.open("a") as handle:
                 handle.write(function_source(name))
             return (
@@ -373,7 +383,24 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--fresh", action="store_true", help="start from a new copy and data dir")
+    parser.add_argument("--in-place", type=Path, help="edit this indexed tree, not a copy")
+    parser.add_argument("--data-dir", type=Path, help="with --in-place: the tree's data directory")
     args = parser.parse_args()
+    if args.in_place:
+        if args.data_dir is None or args.source or args.fresh:
+            parser.error("--in-place takes --data-dir, and no --source or --fresh")
+        root, data = args.in_place.resolve(), args.data_dir.resolve()
+        if (root / "bench_created").exists() or (root / "bench_burst").exists():
+            parser.error(f"{root} holds an earlier run's bench_created/ or bench_burst/")
+        files = sum(1 for p in root.rglob("*") if p.is_file())
+        print(f"in place: {root} ({files} files); data {data}")
+        restore = InPlaceRestore(root)
+        try:
+            return measure(root, data, args.edits, restore)
+        finally:
+            restore.undo()
+            result = coderag(data, "index", str(root), "--json", "-q")
+            print(f"restored the tree and re-indexed it (exit code {result.returncode})")
     source = (args.source or default_source()).resolve()
     work = args.work.resolve()
     root, data = work / "repo", work / "data"
@@ -385,6 +412,29 @@ def main() -> int:
     copy_tree(source, root)
     files = sum(1 for p in root.rglob("*") if p.is_file())
     print(f"source {source} → {root} ({files} files); data {data}")
+    return measure(root, data, args.edits, None)
+
+
+class InPlaceRestore:
+    """Undoes the edits of `plan_edits` on a tree measured in place: each edited file is cut
+    back to its size before the first edit, created directories are removed."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.sizes: dict[Path, int] = {}
+
+    def remember(self, path: Path) -> None:
+        self.sizes.setdefault(path, path.stat().st_size)
+
+    def undo(self) -> None:
+        for path, size in self.sizes.items():
+            with path.open("r+b") as handle:
+                handle.truncate(size)
+        for name in ("bench_created", "bench_burst"):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+
+
+def measure(root: Path, data: Path, edit_count: int, restore: InPlaceRestore | None) -> int:
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
 
     started = time.perf_counter()
@@ -406,7 +456,7 @@ def main() -> int:
     watch.drain()
 
     results: list[EditResult] = []
-    for number, (kind, edit) in enumerate(plan_edits(root, args.edits), start=1):
+    for number, (kind, edit) in enumerate(plan_edits(root, edit_count, restore), start=1):
         stamp = index_stamp(index_path)
         written_at = time.time()
         description, file_count, check = edit()
