@@ -198,7 +198,13 @@ class IndexReader:
         lease = segments.VersionLease(self.base, version.version)
         try:
             opened = [
-                segments.open_segment(self.base, shard, relative, mapped=not self.one_shot)
+                segments.open_segment(
+                    self.base,
+                    shard,
+                    relative,
+                    mapped=not self.one_shot,
+                    scan_copy=not self.one_shot and vectors.scan_copy_enabled(),
+                )
                 for shard, relative in sorted(version.segments.items())
             ]
         except BaseException:
@@ -322,15 +328,24 @@ class IndexReader:
         top = top[np.lexsort((top, -scores[top]))]
         return [(int(row), float(scores[row])) for row in top if np.isfinite(scores[row])]
 
-    def vector_scores(self, query_vector: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """Cosine of every chunk to `query_vector` (-inf: no vector, or outside `mask`)."""
+    def vector_scores(
+        self, query_vector: np.ndarray, mask: np.ndarray | None, exact_top: int | None = None
+    ) -> np.ndarray:
+        """Cosine of every chunk to `query_vector` (-inf: no vector, or outside `mask`).
+
+        With `exact_top`, segments that have an int8 scan copy (long-lived readers) are
+        scanned approximately and every row the error bounds cannot rule out of the
+        `exact_top` best is rescored exactly (`_rescore_top`): the best `exact_top` rows and
+        their scores are the exact scan's, the other rows' scores are within a few 1e-3."""
         query = query_vector.astype(np.float32)
         scores = np.full(self.size, -np.inf, dtype=np.float32)
+        bounds: np.ndarray | None = None
         buffer = None
         for start, segment in zip(self.segment_starts, self.segments, strict=True):
             segment_vectors = segment.vectors
             if not segment.size or segment_vectors.dim != len(query):
                 continue
+            distinct_bounds = None
             if self.one_shot:
                 if buffer is None:
                     buffer = np.empty((vectors.STREAM_BLOCK_ROWS, len(query)), np.float32)
@@ -340,22 +355,63 @@ class IndexReader:
                     raise segments.SegmentError(
                         segment.info.shard, segment.info.path, str(error)
                     ) from error
+            elif exact_top is not None and segment_vectors.approximate:
+                if buffer is None:
+                    buffer = np.empty((vectors.SCAN_BLOCK_ROWS, len(query)), np.float32)
+                distinct_scores, distinct_bounds = segment_vectors.approximate_scores(query, buffer)
             else:
                 distinct_scores = segment_vectors.scores(query)
             vector_of_row = segment.vector_of_row
+            has_vector = vector_of_row >= 0
             scores[start : start + segment.size] = np.where(
-                vector_of_row >= 0, distinct_scores[vector_of_row], -np.inf
+                has_vector, distinct_scores[vector_of_row], -np.inf
             )
+            if distinct_bounds is not None:
+                if bounds is None:
+                    bounds = np.zeros(self.size, dtype=np.float32)
+                bounds[start : start + segment.size] = np.where(
+                    has_vector, distinct_bounds[vector_of_row], 0.0
+                )
         if mask is not None:
             scores = np.where(mask, scores, -np.inf)
+        if bounds is not None and exact_top:
+            self._rescore_top(scores, bounds, query, exact_top)
         return scores
+
+    def _rescore_top(
+        self, scores: np.ndarray, bounds: np.ndarray, query: np.ndarray, top: int
+    ) -> None:
+        """Replace, in place, the approximate score of every row that may be among the `top`
+        best by its exact score. At least `top` rows score ≥ `floor` (the `top`-th highest
+        lower bound), so a row whose upper bound is below `floor` cannot be among them."""
+        valid = np.isfinite(scores)
+        count = int(valid.sum())
+        if not count:
+            return
+        lower = np.where(valid, scores - bounds, -np.inf)
+        top = min(top, count)
+        floor = np.partition(lower, len(lower) - top)[len(lower) - top]
+        candidates = np.flatnonzero(valid & (bounds > 0) & (scores + bounds >= floor))
+        owners = np.searchsorted(self.segment_starts, candidates, side="right") - 1
+        for owner in np.unique(owners):
+            segment = self.segments[owner]
+            rows = candidates[owners == owner]
+            distinct_rows = segment.vector_of_row[rows - self.segment_starts[owner]]
+            wanted, position = np.unique(distinct_rows, return_inverse=True)
+            try:
+                exact = segment.vectors.exact_scores(wanted, query)
+            except OSError as error:
+                raise segments.SegmentError(
+                    segment.info.shard, segment.info.path, str(error)
+                ) from error
+            scores[rows] = exact[position]
 
     def vector_ranking(
         self, query_vector: np.ndarray, depth: int, mask: np.ndarray | None
     ) -> list[tuple[int, float]]:
         if self.size == 0:
             return []
-        return self._top(self.vector_scores(query_vector, mask), depth)
+        return self._top(self.vector_scores(query_vector, mask, exact_top=depth), depth)
 
     def _bm25_parts(self) -> list[tuple[int, segments.Postings | segments.PostingsFile]]:
         return [
@@ -542,7 +598,7 @@ class IndexReader:
         vector_scores: np.ndarray | None = None
         if mode in ("vector", "hybrid"):
             vector = self._need_vector(query_vector)
-            vector_scores = self.vector_scores(vector, mask) if self.size else None
+            vector_scores = self.vector_scores(vector, mask, exact_top=depth) if self.size else None
             rankings.append([] if vector_scores is None else self._top(vector_scores, depth))
             vector_weight = ranking.vector_weight
             if query_info.kind == "identifier":

@@ -524,3 +524,49 @@ def test_reader_bm25_follows_the_ranking_k1_and_b(fixture_index) -> None:
     reader.set_ranking(_default())
     again = reader.bm25_scores(terms)
     assert again is not None and np.array_equal(default, again)
+
+
+def test_the_int8_scan_gives_the_exact_top_rows(fixture_index, monkeypatch) -> None:
+    """A long-lived reader scans the int8 copy and rescores what may be in the top: the
+    top rows and their scores are those of an exact scan, for real and random queries."""
+    reader = fixture_index.reader
+    reader.set_ranking(_default())
+    assert not reader.one_shot
+    assert all(segment.vectors.approximate for segment in reader.segments if segment.vectors.count)
+    monkeypatch.setenv("CODERAG_EXACT_VECTORS", "1")
+    exact_reader = IndexReader(reader.index_path)
+    assert not any(segment.vectors.approximate for segment in exact_reader.segments)
+    try:
+        embedder = fixture_index.embedder()
+        queries = [
+            embedder.embed_query(text)
+            for text in ("retry with exponential backoff", "parse a duration", "http client")
+        ]
+        dim = len(queries[0])
+        randoms = np.random.default_rng(5).normal(size=(20, dim)).astype(np.float32)
+        queries += list(randoms / np.linalg.norm(randoms, axis=1, keepdims=True))
+        approximate_rows = 0
+        for query in queries:
+            for depth in (1, 5, 20):
+                fast = reader.vector_ranking(query, depth, None)
+                exact = exact_reader.vector_ranking(query, depth, None)
+                assert [row for row, _ in fast] == [row for row, _ in exact]
+                # scores agree to float32 rounding (summed in another order)
+                assert np.allclose([s for _, s in fast], [s for _, s in exact], atol=1e-6)
+            everything = exact_reader.vector_scores(query, None)
+            scanned = reader.vector_scores(query, None, exact_top=5)
+            approximate_rows += int((scanned != everything).sum())
+            assert np.allclose(scanned, everything, atol=0.02)
+        assert approximate_rows  # rows outside the top kept the cheaper approximate scores
+        exact_reader.set_ranking(_default())
+        for text in ("retry with exponential backoff", "duration parsing", "HttpClient"):
+            vector = embedder.embed_query(text)
+            for mode in ("vector", "hybrid"):
+                fast = reader.search(text, mode=mode, query_vector=vector, limit=10)
+                exact = exact_reader.search(text, mode=mode, query_vector=vector, limit=10)
+                assert fast and [(r.path, r.start_line) for r in fast] == [
+                    (r.path, r.start_line) for r in exact
+                ]
+                assert np.allclose([r.score for r in fast], [r.score for r in exact], atol=1e-5)
+    finally:
+        exact_reader.close()

@@ -240,6 +240,7 @@ def _build_segment(
     )
     has_vector = vector_of_row >= 0
     vectors.save(directory, matrix)
+    scan_copy = vectors.save_scan_copy(directory, matrix)
 
     # ranking features
     paths = chunk_rows.column("path").to_pylist()
@@ -325,6 +326,7 @@ def _build_segment(
     written = list(SEGMENT_FILES)
     if has_occurrences:
         written.append(OCCURRENCES_FILE)
+    written.extend(scan_copy)
 
     chunk_file = (
         None

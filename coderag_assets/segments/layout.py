@@ -14,7 +14,7 @@ from coderag_assets.store import (
     IndexNotFoundError,
     IndexStore,
 )
-from coderag_assets.vectors import VECTORS_FILE
+from coderag_assets.vectors import SCAN_CODES_FILE, SCAN_SCALES_FILE, VECTORS_FILE
 
 SEGMENT_FORMAT = 3
 SEGMENTS_DIR = "segments"
@@ -48,7 +48,7 @@ SEGMENT_FILES = (
     NAME_TF_FILE,
 )
 #: Segment files that segments written before they existed lack; checked when recorded.
-OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE,)
+OPTIONAL_SEGMENT_FILES = (OCCURRENCES_FILE, SCAN_CODES_FILE, SCAN_SCALES_FILE)
 INPUT_KINDS = ("manifest", "chunks", "symbols", "occurrences", "embeddings")
 CHUNK_ROW_GROUP_ROWS = 256  # rows per Parquet row group: what fetching one result decodes
 TEXT_COLUMNS = ("content", "bm25_text")  # chunks.parquet columns written without statistics

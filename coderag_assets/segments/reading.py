@@ -204,15 +204,18 @@ def allow_open_files(segment_count: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def open_segment(base: Path, shard: str, relative_dir: str, *, mapped: bool = True) -> OpenSegment:
+def open_segment(
+    base: Path, shard: str, relative_dir: str, *, mapped: bool = True, scan_copy: bool = False
+) -> OpenSegment:
     """Open one segment of a manifest; SegmentError (naming the shard) when it is damaged.
-    `mapped`: map reader.arrow (long-lived readers) or read it by position (see ReaderRows)."""
+    `mapped`: map reader.arrow (long-lived readers) or read it by position (see ReaderRows);
+    `scan_copy`: load the int8 scan copy of the vectors, when the segment has one."""
     path = base / relative_dir
     info = SegmentInfo.load(shard, path)
     verify_segment(info)
     try:
         rows = ReaderRows(path / READER_FILE, info.chunks, mapped=mapped)
-        segment_vectors = SegmentVectors.load(path, dim=info.dim)
+        segment_vectors = SegmentVectors.load(path, dim=info.dim, scan_copy=scan_copy)
         postings = PostingsFile(
             path, rows.features["body_len"], rows.features["name_len"], mapped=mapped
         )
