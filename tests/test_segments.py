@@ -8,8 +8,10 @@ pseudo-random unit vectors per content hash, and `publish_index` publishes them.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +33,7 @@ from coderag_assets.indexing import chunk_row, classify_language, publish_index,
 from coderag_assets.partitions import shard_keys, shard_of
 from coderag_assets.query import index_status
 from coderag_assets.search import DEFAULT_RANKING, IndexReader
+from coderag_assets.segments.layout import INFO_FILE, SEGMENT_FORMAT
 from coderag_assets.store import (
     CHUNK_SCHEMA,
     MANIFEST_SCHEMA,
@@ -427,6 +430,48 @@ def test_mapped_and_read_postings_find_the_same_ranges(tmp_path) -> None:
     assert postings.lookup("beta") is not None and postings.lookup("delta") is None
 
 
+@pytest.mark.parametrize("utf32", [False, True], ids=["utf8", "utf32-format3"])
+def test_vocabulary_is_utf8_and_utf32_vocabularies_still_read(tmp_path, utf32) -> None:
+    """Format 4 stores terms as UTF-8 bytes (a quarter of UTF-32); a format-3 segment's
+    UTF-32 vocabulary is looked up the same way, mapped or read by position."""
+    texts = ["naïve café straße", "café 東京 alpha", "zeta 𝛼lpha alpha", "straße omega"]
+    postings = segments.build_postings(texts, ["", "Tokyo", "", ""], stemmed=False)
+    assert postings.terms.dtype.kind == "S"
+    terms = [term.decode() for term in postings.terms]
+    assert terms == sorted(terms) and "東京" in terms
+    wide = np.array(terms, dtype=str)
+    assert postings.terms.nbytes * 2 < wide.nbytes  # 4x on ASCII; these are mostly not
+    if utf32:
+        postings = dataclasses.replace(postings, terms=wide)
+    postings.save(tmp_path)
+    lengths = (postings.body_len, postings.name_len)
+    read = segments.PostingsFile(tmp_path, *lengths)
+    mapped = segments.PostingsFile(tmp_path, *lengths, mapped=True)
+    assert read.terms.dtype.kind == mapped.terms.dtype.kind == ("U" if utf32 else "S")
+    for term in [*terms, "", "caf", "cafe", "東", "zzz", "ü"]:
+        expected = postings.lookup(term)
+        assert read.lookup(term) == mapped.lookup(term) == expected, term
+        assert (expected is not None) == (term in terms)
+
+
+def test_segments_of_format_3_open_and_unknown_formats_are_refused(indexed) -> None:
+    store, _ = indexed
+    version = segments.read_current(store.base)
+    shard, relative = min(version.segments.items())
+    info_path = store.base / relative / INFO_FILE
+    payload = json.loads(info_path.read_text())
+    assert payload["format"] == SEGMENT_FORMAT == 4
+    original = info_path.read_text()
+    try:
+        info_path.write_text(json.dumps({**payload, "format": 3}))
+        assert segments.SegmentInfo.load(shard, info_path.parent).chunks == payload["chunks"]
+        info_path.write_text(json.dumps({**payload, "format": 99}))
+        with pytest.raises(segments.SegmentError, match="another segment format"):
+            segments.SegmentInfo.load(shard, info_path.parent)
+    finally:
+        info_path.write_text(original)
+
+
 def test_search_results_equal_a_from_scratch_build(indexed, tmp_path) -> None:
     store, root = indexed
     path = root / "pyutils" / "cache.py"
@@ -704,7 +749,9 @@ def test_chunks_with_equal_content_share_one_stored_vector(tmp_path) -> None:
 
 def test_a_one_shot_reader_answers_like_a_mapped_one(tmp_path, monkeypatch) -> None:
     """One-shot readers read vectors in blocks and rows by record batch instead of mapping;
-    small batches and a small cache make every lookup cross batches and evict."""
+    small batches and a small cache make every lookup cross batches and evict. (Both scan the
+    vectors exactly here; the mapped reader's int8 scan is compared in test_search.)"""
+    monkeypatch.setenv("CODERAG_EXACT_VECTORS", "1")
     monkeypatch.setattr(segments.build, "READER_BATCH_ROWS", 8)
     monkeypatch.setattr(segments.reading, "READER_BATCH_ROWS", 8)
     monkeypatch.setattr(segments.reading, "READER_BATCHES_CACHED", 2)

@@ -17,7 +17,11 @@ Layout, next to the shard Parquet files of one index (see `store`)::
                                       vectors.npy (-1: none yet)
       vectors.npy                     float32 (distinct vectors × dim): each distinct vector
                                       once (see `vectors`)
-      terms.npy                       sorted BM25 vocabulary of the segment (stemmed terms)
+      vectors_i8.npy                  int8 codes of vectors.npy: what long-lived readers scan
+      vectors_i8_scales.npy           float32 (distinct vectors × 2): each one's scale and
+                                      error bound (both absent in segments built before)
+      terms.npy                       sorted BM25 vocabulary of the segment (stemmed terms),
+                                      fixed-width UTF-8 bytes (UTF-32 in format-3 segments)
       postings_offsets.npy            int64, len(terms) + 1: term i owns rows[off[i]:off[i+1]]
       postings_rows.npy               int32 chunk rows, ascending within a term
       postings_tf.npy                 float32 term count in the chunk's token stream

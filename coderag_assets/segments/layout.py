@@ -16,7 +16,9 @@ from coderag_assets.store import (
 )
 from coderag_assets.vectors import SCAN_CODES_FILE, SCAN_SCALES_FILE, VECTORS_FILE
 
-SEGMENT_FORMAT = 3
+#: 4: terms.npy holds UTF-8 byte strings (was UTF-32, 4× the bytes). Readers also open 3.
+SEGMENT_FORMAT = 4
+READABLE_SEGMENT_FORMATS = (3, 4)
 SEGMENTS_DIR = "segments"
 MANIFESTS_DIR = "manifests"
 CURRENT_FILE = "CURRENT"
@@ -169,7 +171,7 @@ class SegmentInfo:
             payload = json.loads((path / INFO_FILE).read_text())
         except (OSError, ValueError) as error:
             raise SegmentError(shard, path, f"cannot read {INFO_FILE}: {error}") from error
-        if payload.pop("format", None) != SEGMENT_FORMAT:
+        if payload.pop("format", None) not in READABLE_SEGMENT_FORMATS:
             raise SegmentError(shard, path, "written by another segment format")
         payload["path"] = path
         return cls(**payload)

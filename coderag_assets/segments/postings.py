@@ -33,6 +33,20 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 
 
+def term_key(terms: np.ndarray | _NpyFile, term: str) -> str | bytes:
+    """`term` as the vocabulary `terms` stores it: UTF-8 bytes (dtype `S`, segment format 4:
+    a quarter of the fixed-width UTF-32 size; UTF-8 sorts in code point order, so the sorted
+    vocabulary stays sorted) or str (dtype `U`, segments written before)."""
+    return term.encode() if terms.dtype.kind == "S" else term
+
+
+def vocabulary_array(vocabulary: Sequence[str]) -> np.ndarray:
+    """The sorted `vocabulary` as a fixed-width UTF-8 byte-string array (see `term_key`)."""
+    if not vocabulary:
+        return np.zeros(0, dtype="S1")
+    return np.array([term.encode() for term in vocabulary], dtype=np.bytes_)
+
+
 @dataclass(frozen=True)
 class Postings:
     """Term counts of one segment in CSC layout: term `terms[i]` occurs in chunk rows
@@ -49,8 +63,9 @@ class Postings:
 
     def lookup(self, term: str) -> slice | None:
         """The posting range of `term`, None when the segment does not have it."""
-        index = int(np.searchsorted(self.terms, term))
-        if index >= len(self.terms) or self.terms[index] != term:
+        key = term_key(self.terms, term)
+        index = int(np.searchsorted(self.terms, key))
+        if index >= len(self.terms) or self.terms[index] != key:
             return None
         return slice(int(self.offsets[index]), int(self.offsets[index + 1]))
 
@@ -136,19 +151,20 @@ class PostingsFile:
     def lookup(self, term: str) -> slice | None:
         """The posting range of `term`, None when the segment does not have it."""
         terms = self.terms
+        key = term_key(terms, term)
         if isinstance(terms, np.ndarray):
-            index = int(np.searchsorted(terms, term))
-            if index >= len(terms) or terms[index] != term:
+            index = int(np.searchsorted(terms, key))
+            if index >= len(terms) or terms[index] != key:
                 return None
             return slice(int(self.offsets[index]), int(self.offsets[index + 1]))
         low, high = 0, len(terms)
         while low < high:  # first index whose term is >= `term`
             middle = (low + high) // 2
-            if str(terms.read(middle, middle + 1)[0]) < term:
+            if terms.read(middle, middle + 1)[0] < key:
                 low = middle + 1
             else:
                 high = middle
-        if low >= len(terms) or str(terms.read(low, low + 1)[0]) != term:
+        if low >= len(terms) or terms.read(low, low + 1)[0] != key:
             return None
         return slice(int(self.offsets[low]), int(self.offsets[low + 1]))
 
@@ -207,7 +223,7 @@ def build_postings(
     np.cumsum(np.bincount(terms, minlength=len(vocabulary)), out=offsets[1:])
     empty = np.zeros(0, dtype=np.float32)
     return Postings(
-        terms=np.array(vocabulary, dtype=str) if vocabulary else np.zeros(0, dtype="<U1"),
+        terms=vocabulary_array(vocabulary),
         offsets=offsets,
         rows=rows[order].astype(np.int32),
         tf=np.concatenate(batch_tf)[order] if batch_tf else empty,
