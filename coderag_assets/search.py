@@ -334,12 +334,12 @@ class IndexReader:
         """Cosine of every chunk to `query_vector` (-inf: no vector, or outside `mask`).
 
         With `exact_top`, segments that have an int8 scan copy (long-lived readers) are
-        scanned approximately and every row the error bounds cannot rule out of the
-        `exact_top` best is rescored exactly (`_rescore_top`): the best `exact_top` rows and
-        their scores are the exact scan's, the other rows' scores are within a few 1e-3."""
+        scanned approximately and every vector the error bounds cannot rule out of the
+        `exact_top` best rows is rescored exactly (`_rescore_distinct`, or `_rescore_top`
+        under a mask): the best `exact_top` rows and their scores are the exact scan's, the
+        other rows' scores are within a few 1e-3."""
         query = query_vector.astype(np.float32)
-        scores = np.full(self.size, -np.inf, dtype=np.float32)
-        bounds: np.ndarray | None = None
+        parts: list[tuple[int, segments.OpenSegment, np.ndarray, np.ndarray | None]] = []
         buffer = None
         for start, segment in zip(self.segment_starts, self.segments, strict=True):
             segment_vectors = segment.vectors
@@ -361,28 +361,64 @@ class IndexReader:
                 distinct_scores, distinct_bounds = segment_vectors.approximate_scores(query, buffer)
             else:
                 distinct_scores = segment_vectors.scores(query)
+            parts.append((int(start), segment, distinct_scores, distinct_bounds))
+        approximate = exact_top and any(part[3] is not None for part in parts)
+        if approximate and mask is None:
+            self._rescore_distinct(parts, query, exact_top)  # type: ignore[arg-type]
+        scores = np.full(self.size, -np.inf, dtype=np.float32)
+        bounds = np.zeros(self.size, dtype=np.float32) if approximate and mask is not None else None
+        for start, segment, distinct_scores, distinct_bounds in parts:
             vector_of_row = segment.vector_of_row
             has_vector = vector_of_row >= 0
             scores[start : start + segment.size] = np.where(
                 has_vector, distinct_scores[vector_of_row], -np.inf
             )
-            if distinct_bounds is not None:
-                if bounds is None:
-                    bounds = np.zeros(self.size, dtype=np.float32)
+            if bounds is not None and distinct_bounds is not None:
                 bounds[start : start + segment.size] = np.where(
                     has_vector, distinct_bounds[vector_of_row], 0.0
                 )
         if mask is not None:
             scores = np.where(mask, scores, -np.inf)
-        if bounds is not None and exact_top:
-            self._rescore_top(scores, bounds, query, exact_top)
+        if bounds is not None:
+            self._rescore_top(scores, bounds, query, exact_top)  # type: ignore[arg-type]
         return scores
+
+    @staticmethod
+    def _rescore_distinct(
+        parts: list[tuple[int, segments.OpenSegment, np.ndarray, np.ndarray | None]],
+        query: np.ndarray,
+        top: int,
+    ) -> None:
+        """Replace, in place, each segment's approximate score of every distinct vector that
+        may score among the `top` best rows by its exact score. Every stored vector belongs
+        to at least one row, so at least `top` rows score ≥ `floor` (the `top`-th highest
+        lower bound over the distinct vectors); a vector whose upper bound is below it
+        cannot be among them. Works on distinct vectors, not rows: an index of many copies
+        has far fewer. (No mask: a masked-out row would count.)"""
+        lowers = [scores if bounds is None else scores - bounds for _, _, scores, bounds in parts]
+        lower = np.concatenate(lowers) if lowers else np.zeros(0, np.float32)
+        top = min(top, len(lower))
+        if not top:
+            return
+        floor = np.partition(lower, len(lower) - top)[len(lower) - top]
+        for _, segment, scores, bounds in parts:
+            if bounds is None:
+                continue
+            wanted = np.flatnonzero(scores + bounds >= floor)
+            if not len(wanted):
+                continue
+            try:
+                scores[wanted] = segment.vectors.exact_scores(wanted, query)
+            except OSError as error:
+                raise segments.SegmentError(
+                    segment.info.shard, segment.info.path, str(error)
+                ) from error
 
     def _rescore_top(
         self, scores: np.ndarray, bounds: np.ndarray, query: np.ndarray, top: int
     ) -> None:
         """Replace, in place, the approximate score of every row that may be among the `top`
-        best by its exact score. At least `top` rows score ≥ `floor` (the `top`-th highest
+        best by its exact score (under a mask: rows outside it are -inf here). At least `top` rows score ≥ `floor` (the `top`-th highest
         lower bound), so a row whose upper bound is below `floor` cannot be among them."""
         valid = np.isfinite(scores)
         count = int(valid.sum())

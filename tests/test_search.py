@@ -547,9 +547,10 @@ def test_the_int8_scan_gives_the_exact_top_rows(fixture_index, monkeypatch) -> N
         queries += list(randoms / np.linalg.norm(randoms, axis=1, keepdims=True))
         approximate_rows = 0
         for query in queries:
-            for depth in (1, 5, 20):
-                fast = reader.vector_ranking(query, depth, None)
-                exact = exact_reader.vector_ranking(query, depth, None)
+            for depth, language in ((1, None), (5, None), (20, None), (5, "python"), (3, "rust")):
+                mask = reader._mask(language, None)  # under a mask rows are rescored instead
+                fast = reader.vector_ranking(query, depth, mask)
+                exact = exact_reader.vector_ranking(query, depth, mask)
                 assert [row for row, _ in fast] == [row for row, _ in exact]
                 # scores agree to float32 rounding (summed in another order)
                 assert np.allclose([s for _, s in fast], [s for _, s in exact], atol=1e-6)
