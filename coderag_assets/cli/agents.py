@@ -143,9 +143,11 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from coderag_assets.backend import unmap_large_allocations
     from coderag_assets.cli.common import CliError, resolve_store, settings_from_args
     from coderag_assets.web.server import ServerConfigError
 
+    unmap_large_allocations()  # a long-lived process: freed per-query arrays go back
     web = getattr(args, "web_command", False)
     http = args.http or web
     settings = settings_from_args(args)
