@@ -49,7 +49,7 @@ class PrepareConfig(dg.Config):
     schedule, full rebuilds) or unusable (gone, torn, too old): the step walks the root."""
 
 
-EARLY_PUBLISH_MIN_VECTORS = 512  # fewer chunks than this to embed: no early publish
+EARLY_PUBLISH_MIN_VECTORS = 512  # fewer distinct texts than this to embed: no early publish
 
 
 @contextmanager
@@ -117,20 +117,28 @@ def _prepare(
         workers=coderag.workers,
     )
     pending = sum(item.pending_vectors for item in prepared)
+    chunks = sum(item.chunks.chunks for item in prepared)
     context.log.info(
         f"{sum(item.manifest.files for item in prepared)} files, "
-        f"{sum(item.chunks.chunks for item in prepared)} chunks in {len(shards)} shards; "
-        f"{pending} chunks need a vector"
+        f"{chunks} chunks in {len(shards)} shards; {pending} chunks need a vector"
     )
     # With a golden file the first version a run publishes is one its gates passed.
-    if pending >= EARLY_PUBLISH_MIN_VECTORS and not (store.root / gates.GOLDEN_FILE).is_file():
-        early = indexing.publish_index(
-            store, shard_keys(coderag.shard_count), spec, run_id=context.run_id, early=True
-        )
+    if pending < EARLY_PUBLISH_MIN_VECTORS or (store.root / gates.GOLDEN_FILE).is_file():
+        return prepared
+    distinct = indexing.distinct_pending_vectors(store, shards, spec.model_id)
+    if not indexing.early_publish_pays(distinct, chunks, min_vectors=EARLY_PUBLISH_MIN_VECTORS):
         context.log.info(
-            f"published version {early.version} early: searchable by keywords, symbols and "
-            f"references now; {pending} chunks wait for their vectors"
+            f"no early publish: {distinct} distinct texts to embed for {chunks} chunks "
+            "(the vectors come sooner than a second segment pass would finish)"
         )
+        return prepared
+    early = indexing.publish_index(
+        store, shard_keys(coderag.shard_count), spec, run_id=context.run_id, early=True
+    )
+    context.log.info(
+        f"published version {early.version} early: searchable by keywords, symbols and "
+        f"references now; {pending} chunks wait for their vectors ({distinct} distinct texts)"
+    )
     return prepared
 
 

@@ -646,6 +646,44 @@ def pending_vectors(store: IndexStore, shard: str, model_id: str | None) -> int:
     return chunk_hashes.height
 
 
+def distinct_pending_vectors(
+    store: IndexStore, shards: Sequence[str], model_id: str | None
+) -> int:
+    """How many distinct texts the shards' steps will embed at most: the content hashes of
+    their chunks that their embeddings files lack (:func:`pending_vectors`), counted once
+    across shards (copies of a file share their vectors). Hashes are compared as 64-bit
+    digests, so the count holds a few bytes per chunk, not the hash strings."""
+    digests: list[pl.Series] = []
+    for shard in shards:
+        chunk_hashes = pl.from_arrow(
+            store.read_shard("chunks", shard, CHUNK_SCHEMA).select(["content_hash"])
+        ).get_column("content_hash")
+        embedded = store.read_shard("embeddings", shard, vector_schema(1))
+        if embedded.num_rows and model_id and embedded.column("model_id")[0].as_py() == model_id:
+            known = pl.from_arrow(embedded.select(["content_hash"])).get_column("content_hash")
+            chunk_hashes = chunk_hashes.filter(~chunk_hashes.is_in(known.implode()))
+        digests.append(chunk_hashes.hash(seed=0).unique())
+    return pl.concat(digests).n_unique() if digests else 0
+
+
+#: An early publish writes every prepared shard's segment once more (without vectors) before
+#: the shard steps write them with vectors. Measured here, a segment costs ~0.15 ms of CPU per
+#: chunk and a vector ~10 ms, so the extra pass costs as much as embedding 1 text in ~67
+#: chunks; below 1 in 20 the wait for vectors is short next to the pass, and it is skipped.
+#: (requests ×1350: 733 distinct texts for 1M chunks, so no second pass over 1M chunks.)
+EARLY_PUBLISH_MIN_VECTOR_SHARE = 0.05
+
+
+def early_publish_pays(distinct_pending: int, chunks: int, *, min_vectors: int) -> bool:
+    """Whether publishing before embedding is worth a second segment pass: at least
+    `min_vectors` distinct texts to embed, and at least `EARLY_PUBLISH_MIN_VECTOR_SHARE` of
+    the `chunks` whose segments the pass would write."""
+    return (
+        distinct_pending >= min_vectors
+        and distinct_pending >= EARLY_PUBLISH_MIN_VECTOR_SHARE * chunks
+    )
+
+
 def embed_shard(
     store: IndexStore, prepared: PreparedShard, spec: EmbedderSpec, *, run_id: str
 ) -> ShardStats:

@@ -1,4 +1,5 @@
-"""The shard assets' steps: an index that is still being embedded is already searchable."""
+"""The shard assets' steps: an index that is still being embedded is already searchable, unless
+so few distinct texts wait that the early publish would cost more than it gives."""
 
 from __future__ import annotations
 
@@ -48,3 +49,46 @@ def test_keywords_answer_before_embedding_finishes(
     assert paths[0] == "engine/src/matrix.rs"  # ... and already found by keywords
     final = index_status(store, with_freshness=False)
     assert final["pending_vectors"] == 0 and final["version"] == summary.version
+
+
+def test_copies_of_few_texts_skip_the_early_publish(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three copies of one repository: a third of the chunks are distinct texts. With the
+    share set above that, the run does not write every segment twice: nothing is published
+    before the first shard is embedded, and the one version published is complete."""
+    root = tmp_path / "copies"
+    root.mkdir()
+    for copy in range(3):
+        copy_fixture_repo(root / f"copy_{copy}")
+    root = root.resolve()
+    data = tmp_path / "data"
+    data.mkdir()
+    if (data_dir / "models").is_dir():
+        shutil.copytree(data_dir / "models", data / "models")
+    settings = load_settings(data_dir=data, executor="in_process").with_root(root)
+    store = IndexStore.for_root(data, root)
+    monkeypatch.setattr(assets, "EARLY_PUBLISH_MIN_VECTORS", 1)
+    monkeypatch.setattr(indexing, "EARLY_PUBLISH_MIN_VECTOR_SHARE", 0.5)
+    live_while_embedding: list[int | None] = []
+    real_build_embeddings = indexing.build_embeddings
+
+    def build_embeddings_after_looking(*args, **kwargs):
+        live_while_embedding.append(indexing.live_version(store))
+        return real_build_embeddings(*args, **kwargs)
+
+    monkeypatch.setattr(indexing, "build_embeddings", build_embeddings_after_looking)
+    summary = run_index(settings, instance=get_instance(settings))
+    assert summary.success, summary.error
+    assert live_while_embedding and set(live_while_embedding) == {None}
+    assert summary.embedded * 3 <= summary.chunks  # each text embedded once for 3 copies
+    final = index_status(store, with_freshness=False)
+    assert final["pending_vectors"] == 0 and final["version"] == summary.version
+
+    # Control: the same tree with the default share (1 in 20) is published early.
+    monkeypatch.setattr(indexing, "EARLY_PUBLISH_MIN_VECTOR_SHARE", 0.05)
+    shutil.rmtree(store.base)
+    live_while_embedding.clear()
+    summary = run_index(settings, instance=get_instance(settings))
+    assert summary.success, summary.error
+    assert live_while_embedding[0] is not None

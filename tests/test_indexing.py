@@ -1,17 +1,20 @@
 """The shard stages of `indexing`: preparing shards on several processes writes exactly the
-files one process writes, and reports the same numbers."""
+files one process writes, and reports the same numbers; the distinct texts left to embed
+decide whether an early publish is worth its second segment pass."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from coderag_assets import indexing
 from coderag_assets.files import scan_tree
 from coderag_assets.partitions import shard_keys, shard_of
-from coderag_assets.store import IndexStore
+from coderag_assets.store import CHUNK_SCHEMA, IndexStore, vectors_table
 
 SHARD_COUNT = 16
 KINDS = ("manifest", "chunks", "symbols", "occurrences")
@@ -71,3 +74,42 @@ def test_small_updates_and_daemonic_processes_prepare_in_one_process(
 
     monkeypatch.setattr(indexing.multiprocessing, "current_process", lambda: Daemonic())
     assert indexing.prepare_workers(8, 16, 10_000) == 1
+
+
+def test_distinct_pending_vectors_counts_copies_once_and_skips_embedded_hashes(
+    tmp_path: Path, repo_copy: Path
+) -> None:
+    root = tmp_path / "copies"
+    root.mkdir()
+    for copy in range(3):  # three copies of one repository: the same texts three times
+        shutil.copytree(repo_copy, root / f"copy_{copy}", symlinks=True)
+    store, prepared = prepare(tmp_path / "data", root.resolve(), workers=1)
+    keys = shard_keys(SHARD_COUNT)
+    hashes_by_shard = {
+        key: set(store.read_shard("chunks", key, CHUNK_SCHEMA).column("content_hash").to_pylist())
+        for key in keys
+    }
+    every_hash = set().union(*hashes_by_shard.values())
+    chunks = sum(item.chunks.chunks for item in prepared)
+    assert chunks >= 3 * len(every_hash) > 0  # each text at least three times
+    assert indexing.distinct_pending_vectors(store, keys, "model-a") == len(every_hash)
+
+    # A shard whose embeddings file (same model) has its hashes no longer counts them ...
+    shard = max(keys, key=lambda key: len(hashes_by_shard[key]))
+    embedded = sorted(hashes_by_shard[shard])
+    vectors = np.ones((len(embedded), 4), np.float32)
+    store.write_shard("embeddings", shard, vectors_table(embedded, vectors, "model-a", "run-1"))
+    rest = set().union(*(hashes_by_shard[key] for key in keys if key != shard))
+    assert indexing.distinct_pending_vectors(store, keys, "model-a") == len(rest)
+    # ... while vectors of another model count for nothing.
+    assert indexing.distinct_pending_vectors(store, keys, "model-b") == len(every_hash)
+
+
+def test_early_publish_pays_only_when_enough_distinct_texts_wait() -> None:
+    share = indexing.EARLY_PUBLISH_MIN_VECTOR_SHARE
+    assert indexing.early_publish_pays(40_000, 40_000, min_vectors=512)  # a cold repository
+    assert not indexing.early_publish_pays(511, 600, min_vectors=512)  # little to embed
+    # requests ×1350: 733 distinct texts for a million chunks
+    assert not indexing.early_publish_pays(733, 1_000_000, min_vectors=512)
+    assert indexing.early_publish_pays(int(share * 100_000), 100_000, min_vectors=512)
+    assert not indexing.early_publish_pays(int(share * 100_000) - 1, 100_000, min_vectors=512)
