@@ -646,9 +646,7 @@ def pending_vectors(store: IndexStore, shard: str, model_id: str | None) -> int:
     return chunk_hashes.height
 
 
-def distinct_pending_vectors(
-    store: IndexStore, shards: Sequence[str], model_id: str | None
-) -> int:
+def distinct_pending_vectors(store: IndexStore, shards: Sequence[str], model_id: str | None) -> int:
     """How many distinct texts the shards' steps will embed at most: the content hashes of
     their chunks that their embeddings files lack (:func:`pending_vectors`), counted once
     across shards (copies of a file share their vectors). Hashes are compared as 64-bit
