@@ -12,6 +12,7 @@ order assigns each the context of the innermost such node holding it.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -146,6 +147,13 @@ def _special_query(language: Language) -> Query | None:
 _Region = tuple[int, int, int, Context]
 
 
+@functools.lru_cache(maxsize=1024)
+def _string_part(kind: str) -> bool:
+    """`contexts._is_string_part`, remembered per node kind (a grammar has a few hundred; a
+    repository's strings have millions of children)."""
+    return _is_string_part(kind)
+
+
 def _context_regions(tree: Tree, language: Language) -> list[_Region]:
     """The regions that give a token a context other than the default "code", mirroring
     ``contexts._context_of``: the innermost comment/interpolation/string node above a token
@@ -166,9 +174,10 @@ def _context_regions(tree: Tree, language: Language) -> list[_Region]:
             regions.append((start, end, 1, "code"))
         else:
             regions.append((start, end, 1, "string"))
-            for child in node.named_children:
-                if not _is_string_part(child.type) and child.start_byte < child.end_byte:
-                    regions.append((child.start_byte, child.end_byte, 0, "code"))
+            if node.named_child_count:
+                for child in node.named_children:
+                    if not _string_part(child.type) and child.start_byte < child.end_byte:
+                        regions.append((child.start_byte, child.end_byte, 0, "code"))
     regions.sort(key=lambda region: (region[0], -region[1], region[2]))
     return regions
 
