@@ -636,14 +636,20 @@ def prepare_shards(
 
 def pending_vectors(store: IndexStore, shard: str, model_id: str | None) -> int:
     """Chunks of the shard whose content hash has no vector in its embeddings file yet."""
+    return _pending_hashes(store, shard, model_id).len()
+
+
+def _pending_hashes(store: IndexStore, shard: str, model_id: str | None) -> pl.Series:
+    """The content hash of each of the shard's chunks that its embeddings file (made with
+    `model_id`) has no vector for, one per chunk."""
     chunk_hashes = pl.from_arrow(
         store.read_shard("chunks", shard, CHUNK_SCHEMA).select(["content_hash"])
-    )
+    ).get_column("content_hash")
     embedded = store.read_shard("embeddings", shard, vector_schema(1))
     if embedded.num_rows and model_id and embedded.column("model_id")[0].as_py() == model_id:
         known = pl.from_arrow(embedded.select(["content_hash"])).get_column("content_hash")
-        chunk_hashes = chunk_hashes.filter(~pl.col("content_hash").is_in(known.implode()))
-    return chunk_hashes.height
+        chunk_hashes = chunk_hashes.filter(~chunk_hashes.is_in(known.implode()))
+    return chunk_hashes
 
 
 def distinct_pending_vectors(store: IndexStore, shards: Sequence[str], model_id: str | None) -> int:
@@ -651,16 +657,7 @@ def distinct_pending_vectors(store: IndexStore, shards: Sequence[str], model_id:
     their chunks that their embeddings files lack (:func:`pending_vectors`), counted once
     across shards (copies of a file share their vectors). Hashes are compared as 64-bit
     digests, so the count holds a few bytes per chunk, not the hash strings."""
-    digests: list[pl.Series] = []
-    for shard in shards:
-        chunk_hashes = pl.from_arrow(
-            store.read_shard("chunks", shard, CHUNK_SCHEMA).select(["content_hash"])
-        ).get_column("content_hash")
-        embedded = store.read_shard("embeddings", shard, vector_schema(1))
-        if embedded.num_rows and model_id and embedded.column("model_id")[0].as_py() == model_id:
-            known = pl.from_arrow(embedded.select(["content_hash"])).get_column("content_hash")
-            chunk_hashes = chunk_hashes.filter(~chunk_hashes.is_in(known.implode()))
-        digests.append(chunk_hashes.hash(seed=0).unique())
+    digests = [_pending_hashes(store, shard, model_id).hash(seed=0).unique() for shard in shards]
     return pl.concat(digests).n_unique() if digests else 0
 
 
