@@ -21,13 +21,14 @@ full rebuild, which re-hashes every file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -85,21 +86,33 @@ def describe_counts(modified: int, added: int, deleted: int, empty: str = "no fi
 
 @dataclass(frozen=True)
 class TreeSnapshot:
-    """One stat-only walk of a root: every listed file and the fingerprint of every shard.
+    """One stat-only walk of a root: every listed file, grouped into shards.
 
     `paths_by_shard` lists each shard's paths in :func:`scan_tree`'s order (sorted);
     `skip_reasons` holds the stat-level skip reason of each path that has one, so that
-    :meth:`file_stats` gives back exactly the rows the walk listed.
+    :meth:`file_stats` gives back exactly the rows the walk listed. :attr:`fingerprints`
+    (what the change sensor compares) are computed on first use: `coderag index` plans
+    from the changed paths and never needs them.
     """
 
     root: Path
     files: dict[str, StatRow]
     paths_by_shard: dict[str, list[str]]
-    fingerprints: dict[str, str]
     scanned_at: float
     scan_seconds: float
     skip_reasons: dict[str, str] = field(default_factory=dict)
     detection: Detection | None = None  # how the tree was looked at (walk_cache given)
+    known_fingerprints: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def fingerprints(self) -> dict[str, str]:
+        """The fingerprint of every shard (`known_fingerprints` where given, which a
+        `LiveTree` carries over for shards whose rows did not change)."""
+        return {
+            shard: self.known_fingerprints.get(shard)
+            or shard_fingerprint((path, *self.files[path]) for path in paths)
+            for shard, paths in self.paths_by_shard.items()
+        }
 
     def shard_files(self, shards: Iterable[str]) -> dict[str, StatRow]:
         """`(size, mtime_ns)` per path of the files in `shards`."""
@@ -118,8 +131,15 @@ class TreeSnapshot:
 
     def regrouped(self, shard_keys: Sequence[str], shard_of: ShardOf) -> TreeSnapshot:
         """The same walk grouped into other shards (a new index sized after its first walk)."""
-        paths_by_shard, fingerprints = _group(self.files, shard_keys, shard_of)
-        return replace(self, paths_by_shard=paths_by_shard, fingerprints=fingerprints)
+        return TreeSnapshot(
+            root=self.root,
+            files=self.files,
+            paths_by_shard=_group(self.files, shard_keys, shard_of),
+            scanned_at=self.scanned_at,
+            scan_seconds=self.scan_seconds,
+            skip_reasons=self.skip_reasons,
+            detection=self.detection,
+        )
 
 
 def snapshot_tree(
@@ -153,18 +173,19 @@ def snapshot_tree(
     files = {stat.path: (stat.size, stat.mtime_ns) for stat in stats}
     skip_reasons = {stat.path: stat.skip_reason for stat in stats if stat.skip_reason}
     previous = live.previous(shard_keys) if live is not None else None
-    paths_by_shard, fingerprints = _group(files, shard_keys, shard_of, previous)
+    paths_by_shard = _group(files, shard_keys, shard_of, previous)
     snapshot = TreeSnapshot(
         root=root,
         files=files,
         paths_by_shard=paths_by_shard,
-        fingerprints=fingerprints,
         scanned_at=time.time(),
         scan_seconds=time.perf_counter() - started,
         skip_reasons=skip_reasons,
         detection=detection,
+        known_fingerprints=_unchanged_fingerprints(files, paths_by_shard, previous),
     )
     if live is not None:
+        snapshot.fingerprints  # noqa: B018 - computed now: the next snapshot reuses them
         live.keep(snapshot, shard_keys)
     return snapshot
 
@@ -193,10 +214,9 @@ def _group(
     shard_keys: Sequence[str],
     shard_of: ShardOf,
     previous: TreeSnapshot | None = None,
-) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """(paths of each shard in `files`' order, fingerprint of each shard). With `previous`
-    (a snapshot grouped by the same `shard_of`), a path it holds keeps its shard, and a
-    shard with the same paths and rows keeps its fingerprint."""
+) -> dict[str, list[str]]:
+    """The paths of each shard in `files`' order. With `previous` (a snapshot grouped by
+    the same `shard_of`), a path it holds keeps its shard without hashing it again."""
     known = (
         {path: shard for shard, paths in previous.paths_by_shard.items() for path in paths}
         if previous is not None
@@ -206,17 +226,23 @@ def _group(
     for path in files:
         shard = known.get(path)
         paths_by_shard.setdefault(shard if shard is not None else shard_of(path), []).append(path)
-    fingerprints = {}
-    for shard, paths in paths_by_shard.items():
-        if (
-            previous is not None
-            and previous.paths_by_shard.get(shard) == paths
-            and all(files[path] == previous.files[path] for path in paths)
-        ):
-            fingerprints[shard] = previous.fingerprints[shard]
-        else:
-            fingerprints[shard] = shard_fingerprint((path, *files[path]) for path in paths)
-    return paths_by_shard, fingerprints
+    return paths_by_shard
+
+
+def _unchanged_fingerprints(
+    files: Mapping[str, StatRow],
+    paths_by_shard: Mapping[str, list[str]],
+    previous: TreeSnapshot | None,
+) -> dict[str, str]:
+    """The fingerprints of `previous` for the shards whose paths and rows did not change."""
+    if previous is None:
+        return {}
+    return {
+        shard: previous.fingerprints[shard]
+        for shard, paths in paths_by_shard.items()
+        if previous.paths_by_shard.get(shard) == paths
+        and all(files[path] == previous.files[path] for path in paths)
+    }
 
 
 # ------------------------------------------------------------------ what was indexed
