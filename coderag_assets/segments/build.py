@@ -40,6 +40,7 @@ from coderag_assets.segments.layout import (
     LOCATION_COLUMNS,
     OCCURRENCE_ROW_GROUP_ROWS,
     OCCURRENCE_SCHEMA,
+    OCCURRENCE_STRING_COLUMNS,
     OCCURRENCES_FILE,
     READER_BATCH_ROWS,
     READER_COLUMNS,
@@ -60,8 +61,10 @@ from coderag_assets.store import (
     MANIFEST_SCHEMA,
     SYMBOL_SCHEMA,
     IndexStore,
+    dictionary_encoded,
     release_unused_memory,
     reporting_disk_full,
+    sort_rows,
     vector_matrix,
     with_bm25_text,
     write_bytes_atomic,
@@ -192,13 +195,15 @@ def _build_segment(
     # Occurrences first, on their own: the largest input once decoded, and sorting copies it.
     has_occurrences = inputs["occurrences"] is not None
     if has_occurrences:
-        occurrence_rows = _read_input(inputs["occurrences"], OCCURRENCE_SCHEMA)
-        occurrence_rows = occurrence_rows.select(OCCURRENCE_SCHEMA.names).cast(OCCURRENCE_SCHEMA)
-        occurrence_rows = occurrence_rows.sort_by(
-            [(name, "ascending") for name in ("name", "path", "line", "column")]
+        encoded = dictionary_encoded(OCCURRENCE_SCHEMA, OCCURRENCE_STRING_COLUMNS)
+        occurrence_rows = pq.read_table(
+            pa.BufferReader(inputs["occurrences"]), read_dictionary=OCCURRENCE_STRING_COLUMNS
+        )
+        occurrence_rows = sort_rows(
+            occurrence_rows.select(encoded.names).cast(encoded), ("name", "path", "line", "column")
         )
         pq.write_table(
-            occurrence_rows,
+            occurrence_rows.cast(OCCURRENCE_SCHEMA),
             directory / OCCURRENCES_FILE,
             compression="zstd",
             row_group_size=OCCURRENCE_ROW_GROUP_ROWS,

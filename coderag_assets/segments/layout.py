@@ -73,6 +73,8 @@ OCCURRENCE_SCHEMA = pa.schema(
         ("context", pa.string()),
     ]
 )
+#: Its string columns with few distinct values: read and sorted as dictionaries.
+OCCURRENCE_STRING_COLUMNS = ("name", "path", "language", "context")
 CHUNK_VIEW_COLUMNS = (
     "chunk_id",
     "path",

@@ -54,7 +54,9 @@ from coderag_assets.store.schemas import (
 from coderag_assets.store.sql import connect_index, index_cursor, read_meta, validate_index
 from coderag_assets.store.tables import (
     chunk_bm25_text,
+    dictionary_encoded,
     first_row_per_hash,
+    sort_rows,
     vector_matrix,
     vectors_table,
     with_bm25_text,
@@ -83,6 +85,7 @@ __all__ = [
     "VectorCacheStats",
     "chunk_bm25_text",
     "connect_index",
+    "dictionary_encoded",
     "find_index",
     "first_row_per_hash",
     "index_cursor",
@@ -90,6 +93,7 @@ __all__ = [
     "read_meta",
     "release_unused_memory",
     "reporting_disk_full",
+    "sort_rows",
     "validate_index",
     "vector_matrix",
     "vector_schema",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from coderag_assets.tokens import bm25_text
 
@@ -83,3 +84,61 @@ def with_bm25_text(chunk_rows: pa.Table) -> pa.Table:
             chunk_rows.column_names.index("bm25_text"), "bm25_text", column
         )
     return chunk_rows.append_column("bm25_text", column)
+
+
+def dictionary_encoded(schema: pa.Schema, columns: tuple[str, ...]) -> pa.Schema:
+    """`schema` with its string `columns` as dictionary-encoded strings: how a table with
+    few distinct values per column (paths, names of an occurrence table) is read and
+    sorted cheaply. `cast` back to `schema` before writing it."""
+    return pa.schema(
+        [
+            field.with_type(pa.dictionary(pa.int32(), field.type))
+            if field.name in columns and pa.types.is_string(field.type)
+            else field
+            for field in schema
+        ]
+    )
+
+
+def _sort_key(column: pa.ChunkedArray) -> np.ndarray:
+    """Integers that order the rows of `column` as Arrow's sort does (strings by their
+    bytes): a dictionary column's indices mapped to the rank of their value."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_string(array.type):
+        array = pc.dictionary_encode(array)
+    if not pa.types.is_dictionary(array.type):
+        return array.to_numpy(zero_copy_only=False)
+    dictionary = array.dictionary
+    by_value = pc.array_sort_indices(dictionary)
+    values = dictionary.take(by_value)
+    # dense ranks: a value repeated in the dictionary gets one rank
+    steps = np.zeros(len(values), dtype=np.int64)
+    if len(values) > 1:
+        steps[1:] = pc.not_equal(values[1:], values[:-1]).to_numpy(zero_copy_only=False)
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[by_value.to_numpy()] = np.cumsum(steps)
+    return ranks[array.indices.to_numpy(zero_copy_only=False)]
+
+
+def sort_rows(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """`table` sorted by `keys` (ascending, stable): the rows `table.sort_by` gives, in a
+    fraction of its time for string keys with few distinct values (each string column is
+    ranked through a dictionary, then the integer keys are sorted). Dictionary-encoded
+    columns of differing dictionaries (concatenated tables) are unified first."""
+    if table.num_rows < 2 or any(table.column(key).null_count for key in keys):
+        return table.sort_by([(key, "ascending") for key in keys])
+    table = table.unify_dictionaries()
+    return table.take(pa.array(_row_order([_sort_key(table.column(key)) for key in keys])))
+
+
+def _row_order(keys: list[np.ndarray]) -> np.ndarray:
+    """The stable order of rows by integer `keys` (most significant first): one argsort of
+    the keys packed into one int64 when they fit (several times faster than `lexsort`)."""
+    widths = [int(key.max()).bit_length() if len(key) and key.min() >= 0 else 64 for key in keys]
+    if sum(widths) > 63:
+        return np.lexsort(list(reversed(keys)))
+    packed = np.zeros(len(keys[0]), dtype=np.int64)
+    for key, width in zip(keys, widths, strict=True):
+        packed <<= width
+        packed |= key.astype(np.int64, copy=False)
+    return np.argsort(packed, kind="stable")
