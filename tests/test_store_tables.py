@@ -79,9 +79,7 @@ def test_sort_rows_with_wide_keys_and_nulls_still_matches() -> None:
     )  # 41 + 31 + 4 bits: too wide to pack into one int64
     assert sort_rows(wide, ("a", "b", "c")).equals(sorted_by(wide, ("a", "b", "c")))
     with_nulls = pa.table({"name": pa.array(["b", None, "a"]), "line": pa.array([1, 2, 3])})
-    assert sort_rows(with_nulls, ("name", "line")).equals(
-        sorted_by(with_nulls, ("name", "line"))
-    )
+    assert sort_rows(with_nulls, ("name", "line")).equals(sorted_by(with_nulls, ("name", "line")))
 
 
 def test_dictionary_encoded_changes_only_the_named_string_columns() -> None:
