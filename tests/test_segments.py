@@ -27,6 +27,7 @@ import pytest
 from coderag_assets import segments
 from coderag_assets.chunking import chunk_file
 from coderag_assets.embedding import EmbedderSpec
+from coderag_assets.features import name_tokens
 from coderag_assets.files import SkippedFile, read_source, scan_tree
 from coderag_assets.freshness import quarantine_torn_files
 from coderag_assets.indexing import chunk_row, classify_language, publish_index, symbol_row
@@ -45,7 +46,7 @@ from coderag_assets.store import (
     connect_index,
     vectors_table,
 )
-from coderag_assets.tokens import query_terms
+from coderag_assets.tokens import query_terms, stem
 from tests.conftest import copy_fixture_repo
 
 SHARDS = 16
@@ -410,6 +411,33 @@ def test_bm25_scores_across_segments_equal_a_single_segment_build(tmp_path) -> N
                 assert left is None and right is None
                 continue
             assert by_chunk(many, left) == by_chunk(one, right)
+
+
+def test_postings_equal_term_counts_computed_row_by_row() -> None:
+    """Every (term, row) pair once, sorted by term then row, with its body and name counts,
+    on documents whose names share terms with bodies (the union of the two key sets)."""
+    rng = np.random.default_rng(7)
+    words = ["cache", "caches", "cached", "parse", "header", "retry", "evict", "x", "é"]
+    names = ["", "CacheEntry", "parse_header", "retryCache", "x"]
+    texts = [
+        " ".join(words[i] for i in rng.integers(0, len(words), rng.integers(0, 12)))
+        for _ in range(300)
+    ]
+    symbols = [names[i] for i in rng.integers(0, len(names), len(texts))]
+    postings = segments.build_postings(texts, symbols, stemmed=True, batch_rows=64)
+    expected: dict[str, dict[int, list[float]]] = defaultdict(dict)
+    for row, (text, symbol) in enumerate(zip(texts, symbols, strict=True)):
+        for token in text.split(" "):
+            if token:
+                expected[stem(token)].setdefault(row, [0.0, 0.0])[0] += 1
+        for token in name_tokens(symbol) if symbol else []:
+            expected[stem(token)].setdefault(row, [0.0, 0.0])[1] += 1
+    assert postings.terms.tolist() == sorted(expected)
+    for term, by_row in expected.items():
+        rows, tf, name_tf = postings.term_postings(postings.lookup(term))
+        assert rows.tolist() == sorted(by_row), term
+        assert tf.tolist() == [by_row[row][0] for row in sorted(by_row)], term
+        assert name_tf.tolist() == [by_row[row][1] for row in sorted(by_row)], term
 
 
 def test_mapped_and_read_postings_find_the_same_ranges(tmp_path) -> None:
