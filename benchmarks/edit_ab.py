@@ -8,8 +8,10 @@ the same index size. Each edit appends one function to the same file and runs
 
     PYTHONPATH=<code> python -m coderag_assets.cli --data-dir <data> index <root> --json -q
 
-and checks that the new function is found. Prints every wall time, the median per code
-version and the ratio to the first one, plus the load average at start and end.
+and checks that the new function is found. Prints every wall time and CPU time (user + sys
+of the `coderag index` process), the median of each per code version and the ratio to the
+first one, plus the load average at start and end: under shared load wall ratios are noise,
+CPU seconds much less so.
 
     .venv/bin/python benchmarks/edit_ab.py --copies 540 --code /work/wt-base --code . --rounds 4
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,8 +33,9 @@ from index_throughput import CACHE, fetch_sdist
 from scale import build_monorepo, edit_target, env
 
 
-def coderag(code: Path, *arguments: str) -> tuple[float, str]:
-    """(wall s, stdout) of one `coderag` command run with the package at `code`."""
+def coderag(code: Path, *arguments: str) -> tuple[float, float, str]:
+    """(wall s, CPU s, stdout) of one `coderag` command run with the package at `code`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "coderag_assets.cli", *arguments],
@@ -41,9 +45,11 @@ def coderag(code: Path, *arguments: str) -> tuple[float, str]:
         check=False,
     )
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"{code}: coderag {' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-    return wall, done.stdout
+    return wall, cpu, done.stdout
 
 
 def main() -> int:
@@ -66,36 +72,43 @@ def main() -> int:
     data = args.work / "data"
     if not (args.reuse and root.exists() and (data / "indexes").exists()):
         build_monorepo(fetch_sdist(args.package), root, args.copies)
-        wall, stdout = coderag(args.build_with or codes[-1], "--data-dir", str(data), "index",
+        wall, _, stdout = coderag(args.build_with or codes[-1], "--data-dir", str(data), "index",
                                str(root), "--json", "-q")  # fmt: skip
         print(f"cold index: {json.loads(stdout)['chunks']} chunks in {wall:.1f} s", flush=True)
     target = edit_target(root)
     print(f"load average at start: {os.getloadavg()}", flush=True)
     walls: dict[Path, list[float]] = {code: [] for code in codes}
+    cpus: dict[Path, list[float]] = {code: [] for code in codes}
     for number in range(args.warmup + args.rounds):
         for code in codes:
             marker = f"edit_ab_marker_{int(time.time() * 1000)}_{number}"
             with target.open("a") as handle:
                 handle.write(f"\n\ndef {marker}(items):\n    return [i for i in items if i]\n")
-            wall, _ = coderag(code, "--data-dir", str(data), "index", str(root), "--json", "-q")
-            _, found = coderag(code, "--data-dir", str(data), "search", marker, "--mode", "bm25",
+            wall, cpu, _ = coderag(
+                code, "--data-dir", str(data), "index", str(root), "--json", "-q"
+            )
+            _, _, found = coderag(code, "--data-dir", str(data), "search", marker, "--mode", "bm25",
                                "--root", str(root), "--json")  # fmt: skip
             hit = any(marker in row["content"] for row in json.loads(found))
             counted = number >= args.warmup
             if counted:
                 walls[code].append(wall)
+                cpus[code].append(cpu)
             label = f"round {number - args.warmup + 1}" if counted else "warm-up"
-            print(f"{label} {code}: {wall:.2f} s (found: {hit})", flush=True)
+            print(f"{label} {code}: {wall:.2f} s, CPU {cpu:.2f} s (found: {hit})", flush=True)
             if not hit:
                 raise SystemExit(f"{code}: the edit was not found after its update")
     print(f"load average at end: {os.getloadavg()}")
     if not args.rounds:
         return 0
     base = statistics.median(walls[codes[0]])
+    base_cpu = statistics.median(cpus[codes[0]])
     for code in codes:
-        median = statistics.median(walls[code])
+        median, median_cpu = statistics.median(walls[code]), statistics.median(cpus[code])
         print(f"{code}: median {median:.2f} s over {len(walls[code])} edits, "
-              f"{median / base:.2f}x the first, all {[round(w, 2) for w in walls[code]]}")  # fmt: skip
+              f"{median / base:.2f}x the first, all {[round(w, 2) for w in walls[code]]}; "
+              f"CPU median {median_cpu:.2f} s, {median_cpu / base_cpu:.2f}x the first, "
+              f"all {[round(c, 2) for c in cpus[code]]}")  # fmt: skip
     return 0
 
 
