@@ -113,3 +113,40 @@ def test_early_publish_pays_only_when_enough_distinct_texts_wait() -> None:
     assert not indexing.early_publish_pays(733, 1_000_000, min_vectors=512)
     assert indexing.early_publish_pays(int(share * 100_000), 100_000, min_vectors=512)
     assert not indexing.early_publish_pays(int(share * 100_000) - 1, 100_000, min_vectors=512)
+
+
+def test_an_update_writes_the_rows_a_fresh_prepare_writes(tmp_path: Path, repo_copy: Path) -> None:
+    """The shard files of an update (kept rows of unchanged files merged with the new rows of
+    edited, added and renamed ones, deleted files' rows gone) are what preparing the changed
+    tree from nothing writes; only the chunks' run ids tell them apart."""
+    root = repo_copy.resolve()
+    store, _ = prepare(tmp_path / "updated", root, workers=1)
+    with (root / "pyutils" / "cache.py").open("a") as handle:
+        handle.write("\n\ndef evict_all(cache):\n    cache.clear()\n    return cache\n")
+    (root / "pyutils" / "retry.py").rename(root / "pyutils" / "retrying.py")
+    (root / "lib" / "slugify.rb").unlink()
+    (root / "server" / "health.go").write_text(
+        'package server\n\nfunc Health() string {\n\treturn "ok"\n}\n'
+    )
+    keys = shard_keys(SHARD_COUNT)
+    by_shard: dict[str, list] = {key: [] for key in keys}
+    for stat in scan_tree(root):
+        by_shard[shard_of(stat.path, SHARD_COUNT)].append(stat)
+    indexing.prepare_shards(store, keys, by_shard, run_id="run-2", max_file_bytes=1_000_000)
+    fresh, _ = prepare(tmp_path / "fresh", root, workers=1)
+
+    for shard in keys:
+        for kind in KINDS:
+            updated_file, fresh_file = store.shard_file(kind, shard), fresh.shard_file(kind, shard)
+            assert updated_file.exists() == fresh_file.exists(), (kind, shard)
+            if not fresh_file.exists():
+                continue
+            updated, expected = pq.read_table(updated_file), pq.read_table(fresh_file)
+            if kind == "chunks":
+                updated, expected = (
+                    updated.drop_columns(["run_id"]),
+                    expected.drop_columns(["run_id"]),
+                )
+            assert updated.equals(expected), (kind, shard)
+    occurrences = pq.read_table(store.shard_file("occurrences", shard_of("pyutils/cache.py", 16)))
+    assert "evict_all" in occurrences.column("name").to_pylist()
