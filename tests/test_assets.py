@@ -13,17 +13,14 @@ from coderag_assets.query import QueryService, index_status
 from coderag_assets.runs import get_instance, run_index
 from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore
-from tests.conftest import copy_fixture_repo
+from tests.conftest import copy_fixture_repo, data_dir_sharing_model
 
 
 def test_keywords_answer_before_embedding_finishes(
     tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = copy_fixture_repo(tmp_path / "repo").resolve()
-    data = tmp_path / "data"
-    data.mkdir()
-    if (data_dir / "models").is_dir():
-        shutil.copytree(data_dir / "models", data / "models")
+    data = data_dir_sharing_model(tmp_path / "data", data_dir)
     settings = load_settings(data_dir=data, executor="in_process").with_root(root)
     store = IndexStore.for_root(data, root)
     monkeypatch.setattr(assets, "EARLY_PUBLISH_MIN_VECTORS", 1)  # the fixture is small
@@ -62,10 +59,7 @@ def test_copies_of_few_texts_skip_the_early_publish(
     for copy in range(3):
         copy_fixture_repo(root / f"copy_{copy}")
     root = root.resolve()
-    data = tmp_path / "data"
-    data.mkdir()
-    if (data_dir / "models").is_dir():
-        shutil.copytree(data_dir / "models", data / "models")
+    data = data_dir_sharing_model(tmp_path / "data", data_dir)
     settings = load_settings(data_dir=data, executor="in_process").with_root(root)
     store = IndexStore.for_root(data, root)
     monkeypatch.setattr(assets, "EARLY_PUBLISH_MIN_VECTORS", 1)
