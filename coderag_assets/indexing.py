@@ -384,11 +384,7 @@ def _reused_rows(
 ) -> pa.Table:
     """The rows of the shard's previous `kind` file whose path is in `paths`, as `schema`
     (whose dictionary-encoded string columns are read as such: a fraction of the time)."""
-    path = store.shard_file(kind, shard)
-    if not path.exists():
-        return schema.empty_table()
-    encoded = [field.name for field in schema if pa.types.is_dictionary(field.type)]
-    previous = pq.read_table(path, read_dictionary=encoded or None)
+    previous = store.read_shard(kind, shard, schema)
     kept = previous.filter(pc.is_in(previous.column("path"), value_set=paths))
     return kept.select(schema.names).cast(schema)
 

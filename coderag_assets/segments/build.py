@@ -61,6 +61,7 @@ from coderag_assets.store import (
     MANIFEST_SCHEMA,
     SYMBOL_SCHEMA,
     IndexStore,
+    dictionary_columns,
     dictionary_encoded,
     release_unused_memory,
     reporting_disk_full,
@@ -179,7 +180,11 @@ def _existing_segment(shard: str, path: Path) -> SegmentInfo | None:
 
 
 def _read_input(data: bytes | None, schema: pa.Schema) -> pa.Table:
-    return schema.empty_table() if data is None else pq.read_table(pa.BufferReader(data))
+    """The input's table (its columns `schema` dictionary-encodes read as dictionaries), or an
+    empty table of `schema`."""
+    if data is None:
+        return schema.empty_table()
+    return pq.read_table(pa.BufferReader(data), read_dictionary=dictionary_columns(schema))
 
 
 def _build_segment(
@@ -196,9 +201,7 @@ def _build_segment(
     has_occurrences = inputs["occurrences"] is not None
     if has_occurrences:
         encoded = dictionary_encoded(OCCURRENCE_SCHEMA, OCCURRENCE_STRING_COLUMNS)
-        occurrence_rows = pq.read_table(
-            pa.BufferReader(inputs["occurrences"]), read_dictionary=OCCURRENCE_STRING_COLUMNS
-        )
+        occurrence_rows = _read_input(inputs["occurrences"], encoded)
         occurrence_rows = sort_rows(
             occurrence_rows.select(encoded.names).cast(encoded), ("name", "path", "line", "column")
         )

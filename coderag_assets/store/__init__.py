@@ -54,6 +54,7 @@ from coderag_assets.store.schemas import (
 from coderag_assets.store.sql import connect_index, index_cursor, read_meta, validate_index
 from coderag_assets.store.tables import (
     chunk_bm25_text,
+    dictionary_columns,
     dictionary_encoded,
     first_row_per_hash,
     sort_rows,
@@ -85,6 +86,7 @@ __all__ = [
     "VectorCacheStats",
     "chunk_bm25_text",
     "connect_index",
+    "dictionary_columns",
     "dictionary_encoded",
     "find_index",
     "first_row_per_hash",

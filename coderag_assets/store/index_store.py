@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from coderag_assets.store.atomic import replacing, write_bytes_atomic
 from coderag_assets.store.schemas import SHARD_KINDS
-from coderag_assets.store.tables import union
+from coderag_assets.store.tables import dictionary_columns, union
 from coderag_assets.store.vector_cache import VectorCache
 
 INDEX_FILE_NAME = "index.duckdb"
@@ -92,11 +92,12 @@ class IndexStore:
             pq.write_table(table, tmp_path, compression="zstd")
 
     def read_shard(self, kind: str, shard: str, schema: pa.Schema) -> pa.Table:
-        """The shard's table, or an empty table of `schema` if it was never written."""
+        """The shard's table, or an empty table of `schema` if it was never written; the
+        columns `schema` dictionary-encodes are read as dictionaries."""
         path = self.shard_file(kind, shard)
         if not path.exists():
             return schema.empty_table()
-        return pq.read_table(path)
+        return pq.read_table(path, read_dictionary=dictionary_columns(schema))
 
     def read_all_shards(self, kind: str, shards: Iterable[str], schema: pa.Schema) -> pa.Table:
         return union([self.read_shard(kind, shard, schema) for shard in shards], schema)

@@ -100,6 +100,12 @@ def dictionary_encoded(schema: pa.Schema, columns: tuple[str, ...]) -> pa.Schema
     )
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str] | None:
+    """The names of `schema`'s dictionary-encoded columns (Parquet's `read_dictionary`: such
+    columns are read as dictionaries, a fraction of decoding every string), None if none."""
+    return [field.name for field in schema if pa.types.is_dictionary(field.type)] or None
+
+
 def _sort_key(column: pa.ChunkedArray) -> np.ndarray:
     """Integers that order the rows of `column` as Arrow's sort does (strings by their
     bytes): a dictionary column's indices mapped to the rank of their value."""
