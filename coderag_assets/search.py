@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -145,6 +146,21 @@ class _RowSets:
                 self._cache.clear()
             self._cache[row] = words
         return words
+
+
+@contextmanager
+def _vector_file_errors(segment: segments.OpenSegment) -> Iterator[None]:
+    """A read of the segment's vector files that fails (truncated, deleted) raises
+    `SegmentError` naming the shard, which the index repairs by rebuilding it."""
+    try:
+        yield
+    except OSError as error:
+        raise segments.SegmentError(segment.info.shard, segment.info.path, str(error)) from error
+
+
+def _kth_highest(values: np.ndarray, k: int) -> float:
+    """The `k`-th highest of `values` (1 ≤ k ≤ len(values))."""
+    return np.partition(values, len(values) - k)[len(values) - k]
 
 
 class IndexReader:
@@ -349,12 +365,8 @@ class IndexReader:
             if self.one_shot:
                 if buffer is None:
                     buffer = np.empty((vectors.STREAM_BLOCK_ROWS, len(query)), np.float32)
-                try:
+                with _vector_file_errors(segment):
                     distinct_scores = segment_vectors.streamed_scores(query, buffer)
-                except OSError as error:
-                    raise segments.SegmentError(
-                        segment.info.shard, segment.info.path, str(error)
-                    ) from error
             elif exact_top is not None and segment_vectors.approximate:
                 if buffer is None:
                     buffer = np.empty((vectors.SCAN_BLOCK_ROWS, len(query)), np.float32)
@@ -400,33 +412,29 @@ class IndexReader:
         top = min(top, len(lower))
         if not top:
             return
-        floor = np.partition(lower, len(lower) - top)[len(lower) - top]
+        floor = _kth_highest(lower, top)
         for _, segment, scores, bounds in parts:
             if bounds is None:
                 continue
             wanted = np.flatnonzero(scores + bounds >= floor)
             if not len(wanted):
                 continue
-            try:
+            with _vector_file_errors(segment):
                 scores[wanted] = segment.vectors.exact_scores(wanted, query)
-            except OSError as error:
-                raise segments.SegmentError(
-                    segment.info.shard, segment.info.path, str(error)
-                ) from error
 
     def _rescore_top(
         self, scores: np.ndarray, bounds: np.ndarray, query: np.ndarray, top: int
     ) -> None:
         """Replace, in place, the approximate score of every row that may be among the `top`
-        best by its exact score (under a mask: rows outside it are -inf here). At least `top` rows score ≥ `floor` (the `top`-th highest
-        lower bound), so a row whose upper bound is below `floor` cannot be among them."""
+        best by its exact score (under a mask: rows outside it are -inf here). At least `top`
+        rows score ≥ `floor` (the `top`-th highest lower bound), so a row whose upper bound is
+        below `floor` cannot be among them."""
         valid = np.isfinite(scores)
         count = int(valid.sum())
         if not count:
             return
         lower = np.where(valid, scores - bounds, -np.inf)
-        top = min(top, count)
-        floor = np.partition(lower, len(lower) - top)[len(lower) - top]
+        floor = _kth_highest(lower, min(top, count))
         candidates = np.flatnonzero(valid & (bounds > 0) & (scores + bounds >= floor))
         owners = np.searchsorted(self.segment_starts, candidates, side="right") - 1
         for owner in np.unique(owners):
@@ -434,12 +442,8 @@ class IndexReader:
             rows = candidates[owners == owner]
             distinct_rows = segment.vector_of_row[rows - self.segment_starts[owner]]
             wanted, position = np.unique(distinct_rows, return_inverse=True)
-            try:
+            with _vector_file_errors(segment):
                 exact = segment.vectors.exact_scores(wanted, query)
-            except OSError as error:
-                raise segments.SegmentError(
-                    segment.info.shard, segment.info.path, str(error)
-                ) from error
             scores[rows] = exact[position]
 
     def vector_ranking(
