@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -131,14 +131,9 @@ class TreeSnapshot:
 
     def regrouped(self, shard_keys: Sequence[str], shard_of: ShardOf) -> TreeSnapshot:
         """The same walk grouped into other shards (a new index sized after its first walk)."""
-        return TreeSnapshot(
-            root=self.root,
-            files=self.files,
-            paths_by_shard=_group(self.files, shard_keys, shard_of),
-            scanned_at=self.scanned_at,
-            scan_seconds=self.scan_seconds,
-            skip_reasons=self.skip_reasons,
-            detection=self.detection,
+        # fingerprints are computed again (on first use) for the new grouping
+        return replace(
+            self, paths_by_shard=_group(self.files, shard_keys, shard_of), known_fingerprints={}
         )
 
 
