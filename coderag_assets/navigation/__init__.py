@@ -22,62 +22,137 @@ Modules: :mod:`.records` (the answers' records), :mod:`.errors`, :mod:`.limits`,
 reading files). This package re-exports their public names.
 """
 
-from coderag_assets.navigation.errors import (
-    FileGoneError,
-    FileNotIndexedError,
-    InvalidPathError,
-    NavigationError,
-    PathOutsideRootError,
-    PathRefusedError,
-    SecretFileError,
-)
-from coderag_assets.navigation.files import get_file, list_files
-from coderag_assets.navigation.limits import (
-    DEFAULT_DEFINITION_LINES,
-    DEFAULT_FILE_LIMIT,
-    DEFAULT_REFERENCE_LIMIT,
-    DEFAULT_SLICE_LINES,
-    DEFAULT_SYMBOL_LIMIT,
-    FUZZY_MIN_SCORE,
-    MAX_FILE_LIMIT,
-    MAX_LINE_CHARS,
-    MAX_OUTLINE_SYMBOLS,
-    MAX_REFERENCE_LIMIT,
-    MAX_SLICE_CHARS,
-    MAX_SLICE_LINES,
-    MAX_SYMBOL_LIMIT,
-)
-from coderag_assets.navigation.paths import check_glob, confine_path, normalize_rel_path
-from coderag_assets.navigation.records import (
-    SYMBOL_MATCH_MODES,
-    DefinitionHeader,
-    FileListing,
-    FileOutline,
-    FileSlice,
-    IndexedFile,
-    OutlineSymbol,
-    Reference,
-    ReferenceMatches,
-    SymbolInfo,
-    SymbolMatches,
-    SymbolMatchMode,
-)
-from coderag_assets.navigation.references import (
-    _scan_references,
-    find_references,
-    identifier_of,
-    identifier_pattern,
-)
-from coderag_assets.navigation.symbols import (
-    definition_source,
-    definition_sources,
-    enclosing_definitions,
-    find_symbols,
-    fuzzy_score,
-    indexed_lines,
-    list_symbols,
-    symbol_kinds,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below, for type checkers; at run time they load on first use
+    from coderag_assets.navigation.errors import (
+        FileGoneError,
+        FileNotIndexedError,
+        InvalidPathError,
+        NavigationError,
+        PathOutsideRootError,
+        PathRefusedError,
+        SecretFileError,
+    )
+    from coderag_assets.navigation.files import get_file, list_files
+    from coderag_assets.navigation.limits import (
+        DEFAULT_DEFINITION_LINES,
+        DEFAULT_FILE_LIMIT,
+        DEFAULT_REFERENCE_LIMIT,
+        DEFAULT_SLICE_LINES,
+        DEFAULT_SYMBOL_LIMIT,
+        FUZZY_MIN_SCORE,
+        MAX_FILE_LIMIT,
+        MAX_LINE_CHARS,
+        MAX_OUTLINE_SYMBOLS,
+        MAX_REFERENCE_LIMIT,
+        MAX_SLICE_CHARS,
+        MAX_SLICE_LINES,
+        MAX_SYMBOL_LIMIT,
+    )
+    from coderag_assets.navigation.paths import check_glob, confine_path, normalize_rel_path
+    from coderag_assets.navigation.records import (
+        SYMBOL_MATCH_MODES,
+        DefinitionHeader,
+        FileListing,
+        FileOutline,
+        FileSlice,
+        IndexedFile,
+        OutlineSymbol,
+        Reference,
+        ReferenceMatches,
+        SymbolInfo,
+        SymbolMatches,
+        SymbolMatchMode,
+    )
+    from coderag_assets.navigation.references import (
+        _scan_references,
+        find_references,
+        identifier_of,
+        identifier_pattern,
+    )
+    from coderag_assets.navigation.symbols import (
+        definition_source,
+        definition_sources,
+        enclosing_definitions,
+        find_symbols,
+        fuzzy_score,
+        indexed_lines,
+        list_symbols,
+        symbol_kinds,
+    )
+
+#: Where each re-exported name lives: importing the package loads none of its modules, so
+#: `coderag index` (whose parser names navigation's limits) does not import search, pydantic
+#: and DuckDB readers it never uses; a name's module loads when the name is first used.
+_HOME: dict[str, str] = {
+    "FileGoneError": "errors",
+    "FileNotIndexedError": "errors",
+    "InvalidPathError": "errors",
+    "NavigationError": "errors",
+    "PathOutsideRootError": "errors",
+    "PathRefusedError": "errors",
+    "SecretFileError": "errors",
+    "get_file": "files",
+    "list_files": "files",
+    "DEFAULT_DEFINITION_LINES": "limits",
+    "DEFAULT_FILE_LIMIT": "limits",
+    "DEFAULT_REFERENCE_LIMIT": "limits",
+    "DEFAULT_SLICE_LINES": "limits",
+    "DEFAULT_SYMBOL_LIMIT": "limits",
+    "FUZZY_MIN_SCORE": "limits",
+    "MAX_FILE_LIMIT": "limits",
+    "MAX_LINE_CHARS": "limits",
+    "MAX_OUTLINE_SYMBOLS": "limits",
+    "MAX_REFERENCE_LIMIT": "limits",
+    "MAX_SLICE_CHARS": "limits",
+    "MAX_SLICE_LINES": "limits",
+    "MAX_SYMBOL_LIMIT": "limits",
+    "check_glob": "paths",
+    "confine_path": "paths",
+    "normalize_rel_path": "paths",
+    "DefinitionHeader": "records",
+    "FileListing": "records",
+    "FileOutline": "records",
+    "FileSlice": "records",
+    "IndexedFile": "records",
+    "OutlineSymbol": "records",
+    "Reference": "records",
+    "ReferenceMatches": "records",
+    "SYMBOL_MATCH_MODES": "limits",
+    "SymbolInfo": "records",
+    "SymbolMatchMode": "limits",
+    "SymbolMatches": "records",
+    "_scan_references": "references",
+    "find_references": "references",
+    "identifier_of": "references",
+    "identifier_pattern": "references",
+    "definition_source": "symbols",
+    "definition_sources": "symbols",
+    "enclosing_definitions": "symbols",
+    "find_symbols": "symbols",
+    "fuzzy_score": "symbols",
+    "indexed_lines": "symbols",
+    "list_symbols": "symbols",
+    "symbol_kinds": "symbols",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "DEFAULT_DEFINITION_LINES",

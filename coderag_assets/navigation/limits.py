@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Literal, get_args
 
 from coderag_assets.navigation.errors import NavigationError
+
+#: How `find_symbols` matches a name.
+SymbolMatchMode = Literal["exact", "prefix", "contains", "fuzzy"]
+SYMBOL_MATCH_MODES: tuple[SymbolMatchMode, ...] = get_args(SymbolMatchMode)
 
 DEFAULT_SYMBOL_LIMIT = 20
 MAX_SYMBOL_LIMIT = 200

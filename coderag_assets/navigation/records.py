@@ -3,16 +3,11 @@ API print (one definition each; see :class:`coderag_assets.records.Record`)."""
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 from pydantic import Field
 
 from coderag_assets.chunking.contexts import Context
-from coderag_assets.navigation.limits import MAX_LINE_CHARS
+from coderag_assets.navigation.limits import MAX_LINE_CHARS, SymbolMatchMode
 from coderag_assets.records import Record
-
-SymbolMatchMode = Literal["exact", "prefix", "contains", "fuzzy"]
-SYMBOL_MATCH_MODES: tuple[SymbolMatchMode, ...] = get_args(SymbolMatchMode)
 
 
 class SymbolInfo(Record):

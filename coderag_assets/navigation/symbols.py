@@ -20,6 +20,8 @@ from coderag_assets.navigation.limits import (
     MAX_NAME_CHARS,
     MAX_OUTLINE_SYMBOLS,
     MAX_SYMBOL_LIMIT,
+    SYMBOL_MATCH_MODES,
+    SymbolMatchMode,
     _check_limit,
 )
 from coderag_assets.navigation.paths import (
@@ -27,13 +29,11 @@ from coderag_assets.navigation.paths import (
     normalize_rel_path,
 )
 from coderag_assets.navigation.records import (
-    SYMBOL_MATCH_MODES,
     DefinitionHeader,
     FileOutline,
     OutlineSymbol,
     SymbolInfo,
     SymbolMatches,
-    SymbolMatchMode,
 )
 
 _SYMBOL_COLUMNS = (
