@@ -937,6 +937,8 @@ def _reuse_listing(
     """The rows of an unchanged directory's files from fresh stats (``fstatat`` relative to
     the directory: one path component per call), or None when one of them is no longer a
     regular file or the directory cannot be opened (it is then listed again)."""
+    if not prior.files:
+        return []  # only subdirectories (a third of Django's): nothing to stat here
     prefix = dir_rel + "/" if dir_rel else ""
     rows = []
     try:

@@ -130,7 +130,10 @@ def walk_root(
     previous, reason = load_walk(cache_path)
     walk = walk_tree(root, max_file_bytes=max_file_bytes, previous=previous)
     reason = walk.relisted_reason or reason
-    save_walk(cache_path, walk)
+    if previous is None or walk.listed_dirs:
+        # A walk that listed nothing again holds exactly the saved listings: the file stays
+        # (its older start time only makes the racy-mtime rule stricter, never looser).
+        save_walk(cache_path, walk)
     method = METHOD_REUSED if walk.reused_dirs else METHOD_WALK
     if method == METHOD_WALK and not reason:
         reason = "every directory changed since the previous walk"

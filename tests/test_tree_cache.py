@@ -251,6 +251,37 @@ def test_walk_root_saves_reuses_and_says_why_it_could_not(tmp_path: Path) -> Non
     assert walk.files == scan_tree(other, max_file_bytes=MAX_FILE_BYTES)
 
 
+def test_a_walk_that_lists_nothing_again_keeps_the_saved_walk(tmp_path: Path) -> None:
+    """An in-place edit lists no directory: the saved walk is left as it is (no rewrite of
+    32k listings per one-file update); every walk in a chain of changes after that still
+    equals a full walk."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    generated_tree(root)
+    (root / "pkg0" / "link.py").unlink()  # a directory holding a symlink is listed every time
+    backdate(root)
+    cache = tmp_path / "index" / TREE_CACHE_FILE
+    walk_root(root, cache, max_file_bytes=MAX_FILE_BYTES)
+    saved = cache.read_bytes()
+
+    edit(root)
+    walk, detection = walk_root(root, cache, max_file_bytes=MAX_FILE_BYTES)
+    assert detection.method == METHOD_REUSED and detection.listed_dirs == 0
+    assert cache.read_bytes() == saved
+    assert walk.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES)
+
+    for change in (edit_same_size, add, delete, edit, rename_dir, edit, grow_past_size_limit):
+        change(root)
+        walk, _ = walk_root(root, cache, max_file_bytes=MAX_FILE_BYTES)
+        assert walk.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES), change.__name__
+    backdate(root)
+    walk_root(root, cache, max_file_bytes=MAX_FILE_BYTES)  # lists the back-dated directories
+    edit(root)
+    walk, detection = walk_root(root, cache, max_file_bytes=MAX_FILE_BYTES)
+    assert detection.listed_dirs == 0
+    assert walk.files == scan_tree(root, max_file_bytes=MAX_FILE_BYTES)
+
+
 # ------------------------------------------------------------------ event-driven walks
 
 
