@@ -1,11 +1,17 @@
-"""Path-hash shards: which partition a file belongs to, and the Dagster partitions definition."""
+"""Path-hash shards: which partition a file belongs to, and the Dagster partitions definition.
+
+Dagster is imported only by :func:`shards_partitions`: planning an update (which shard each
+file is in) needs none of it.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+from typing import TYPE_CHECKING
 
-import dagster as dg
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 def shard_keys(shard_count: int) -> list[str]:
@@ -28,4 +34,6 @@ def _keys_of(shard_count: int) -> tuple[str, ...]:
 
 
 def shards_partitions(shard_count: int) -> dg.StaticPartitionsDefinition:
+    import dagster as dg
+
     return dg.StaticPartitionsDefinition(shard_keys(shard_count))

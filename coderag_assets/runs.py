@@ -31,12 +31,11 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Self, TextIO
+from typing import Self, TextIO
 
 import dagster as dg
-import duckdb
 
 from coderag_assets.disk_space import FullDisk, find_full_disk
 from coderag_assets.execution import (
@@ -67,9 +66,13 @@ from coderag_assets.tags import (
     TRIGGER_TAG,
     range_tags,
 )
-
-if TYPE_CHECKING:
-    from coderag_assets.freshness import TreeSnapshot
+from coderag_assets.updates import (
+    IndexSummary,
+    PlannedUpdate,
+    fill_from_index,
+    plan_index_update,
+    unusable_root_summary,
+)
 
 __all__ = ["INVOCATION_TAG", "LOCK_WAIT_NOTICE_S", "root_lock"]  # launch's, used by tests
 SHARD_STEP = "index_shard"
@@ -78,61 +81,6 @@ SHARD_STEP = "index_shard"
 def _is_shard_step(step_key: str) -> bool:
     """`shard_assets.index_shard[shard_3]` — one mapped shard step."""
     return step_key.split(".")[-1].startswith(SHARD_STEP + "[")
-
-
-@dataclass
-class IndexSummary:
-    """What one update did. Totals (files, chunks, skipped) describe the published index;
-    `embedded`/`reused` describe this update; `shards` are the shards it ran."""
-
-    root: Path
-    index_path: Path
-    success: bool
-    run_id: str
-    seconds: float
-    files: int = 0
-    indexable_files: int = 0
-    chunks: int = 0
-    embedded: int = 0
-    reused: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    error: str = ""
-    up_to_date: bool = False
-    version: int | None = None
-    shards: list[str] = field(default_factory=list)
-    shard_count: int = 0  # the index's shards (chosen from the tree's size for a new index)
-    reason: str = ""
-    changes: dict[str, object] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    detection: dict[str, object] = field(default_factory=dict)  # how changes were found
-    out_of_space: bool = False  # the run failed because a file system is full (see `error`)
-    gates: dict[str, dict[str, object]] = field(default_factory=dict)  # check -> passed, detail
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "root": str(self.root),
-            "index_path": str(self.index_path),
-            "success": self.success,
-            "run_id": self.run_id,
-            "seconds": round(self.seconds, 3),
-            "files": self.files,
-            "indexable_files": self.indexable_files,
-            "chunks": self.chunks,
-            "embedded": self.embedded,
-            "reused": self.reused,
-            "skipped": self.skipped,
-            "error": self.error,
-            "up_to_date": self.up_to_date,
-            "version": self.version,
-            "shards": self.shards,
-            "shard_count": self.shard_count,
-            "reason": self.reason,
-            "changes": self.changes,
-            "detection": self.detection,
-            "timings": {name: round(value, 3) for name, value in self.timings.items()},
-            "out_of_space": self.out_of_space,
-            "gates": self.gates,
-        }
 
 
 def get_instance(settings: Settings) -> dg.DagsterInstance:
@@ -165,47 +113,42 @@ def run_index(
     full: bool = False,
     instance: dg.DagsterInstance | None = None,
     skip_gates: Sequence[str] = (),
+    planned: PlannedUpdate | None = None,
 ) -> IndexSummary:
     """Bring the index of `settings.root` up to date; never raises for run failures.
 
-    Runs only the shards whose files differ from the published index (plus shards left
-    unfinished by a killed run), then rebuilds the index, in one run; returns an
-    `up_to_date` summary without a run when nothing changed. The walk that planned the
-    update is handed to the run (:mod:`coderag_assets.scans`), so the tree is walked once.
-    `full` runs every shard and re-hashes every file (vectors are still reused by content
-    hash); it skips planning, and its run walks the tree itself. `skip_gates` names
-    promotion gates that report but do not block this update.
+    Detect → plan (:func:`coderag_assets.updates.plan_index_update`, or `planned` when the
+    caller already did) → lock → run: runs only the shards whose files differ from the
+    published index (plus shards left unfinished by a killed run), then rebuilds the index,
+    in one run; returns an `up_to_date` summary without a run — and without touching the
+    Dagster instance — when nothing changed. The walk that planned the update is handed to
+    the run (:mod:`coderag_assets.scans`), so the tree is walked once. `full` runs every
+    shard and re-hashes every file (vectors are still reused by content hash); its run walks
+    the tree itself. `skip_gates` names promotion gates that report but do not block this
+    update.
     """
-    from coderag_assets.chunking import CHUNKER_VERSION
-    from coderag_assets.embedding import EmbeddingError
-    from coderag_assets.freshness import plan_update
-    from coderag_assets.partitions import shard_of
-    from coderag_assets.resources import CodeRagResource
+    from coderag_assets.indexing import shards_already_written
     from coderag_assets.scans import save_scan
 
     assert settings.root is not None, "run_index needs settings.root"
-    started = time.perf_counter()
-    settings = settings.with_root(settings.root)  # the recorded shard count, if indexed since
+    if planned is None:
+        try:
+            planned = plan_index_update(settings, full=full)
+        except RootError as error:
+            return unusable_root_summary(settings, error)
+    if planned.up_to_date:
+        return planned.up_to_date_summary()
+    settings, store, snapshot, plan = (
+        planned.settings,
+        planned.store,
+        planned.snapshot,
+        planned.plan,
+    )
     instance = instance or get_instance(settings)
-    store = IndexStore.for_root(settings.data_dir, settings.root)
-    # 1. What the tree holds now (reusing the previous walk's unchanged directories).
-    try:
-        settings, snapshot = look_at_tree(settings, store)
-    except RootError as error:
-        return IndexSummary(
-            root=settings.root,
-            index_path=store.index_path,
-            success=False,
-            run_id="",
-            seconds=time.perf_counter() - started,
-            error=str(error),
-        )
-    keys = shard_keys(settings.shard_count)
-    detection = snapshot.detection.to_json() if snapshot.detection else {}
-    if full:
+    if plan is None:  # a full rebuild
         return run_shards(
             settings,
-            keys,
+            planned.keys,
             instance=instance,
             reporter=reporter,
             verify_hashes=True,
@@ -213,51 +156,20 @@ def run_index(
             reason="full rebuild",
             skip_gates=skip_gates,
         )
-    # 2. Which shards differ from the published index.
-    try:
-        model_id = CodeRagResource.from_settings(settings).embedder_spec().model_id
-    except EmbeddingError:
-        model_id = ""  # unknown model: plan everything, the run reports the error clearly
-    plan = plan_update(
-        store,
-        snapshot,
-        keys,
-        lambda path: shard_of(path, len(keys)),
-        model_id=model_id,
-        chunker_version=CHUNKER_VERSION,
-    )
-    if plan.up_to_date:
-        summary = IndexSummary(
-            root=settings.root,
-            index_path=store.index_path,
-            success=True,
-            run_id="",
-            seconds=0.0,
-            up_to_date=True,
-            shard_count=len(keys),
-            reason=plan.reason,
-            detection=detection,
-        )
-        _fill_from_index(summary, store)
-        summary.reused = _distinct_content_hashes(store)
-        summary.seconds = time.perf_counter() - started
-        return summary
     # Shards a failed run already finished (their step ran on these very files) need no
     # step again, only the publish: the next run redoes just what failed.
-    from coderag_assets.indexing import shards_already_written
-
     finished = shards_already_written(
-        store, plan.shards, lambda shard: snapshot.shard_files([shard]), model_id=model_id
+        store, plan.shards, lambda shard: snapshot.shard_files([shard]), model_id=planned.model_id
     )
     if finished:
         plan = replace(plan, shards=[shard for shard in plan.shards if shard not in finished])
-    # 3. One run of those shards under the root's lock (run_shards); it reads the rows of
-    # its shards from this walk instead of walking again.
+    # One run of those shards under the root's lock (run_shards); it reads the rows of its
+    # shards from this walk instead of walking again.
     scan = save_scan(
         store,
         snapshot,
         plan.shards,
-        shard_count=len(keys),
+        shard_count=len(planned.keys),
         max_file_bytes=settings.max_file_bytes,
     )
     summary = run_shards(
@@ -271,42 +183,9 @@ def run_index(
         skip_gates=skip_gates,
     )
     summary.changes = plan.changes.to_json()
-    summary.detection = detection
-    summary.seconds = time.perf_counter() - started
+    summary.detection = planned.detection
+    summary.seconds = time.perf_counter() - planned.started
     return summary
-
-
-def look_at_tree(settings: Settings, store: IndexStore) -> tuple[Settings, TreeSnapshot]:
-    """One stat-only look at `settings.root`, reusing the directories of the previous look
-    that did not change (:mod:`coderag_assets.tree_cache`), grouped into the index's
-    shards; a new index gets the shard count its size calls for (the settings returned).
-    Raises RootError when the root is unusable."""
-    from coderag_assets.freshness import snapshot_tree
-    from coderag_assets.partitions import shard_of
-    from coderag_assets.scope import estimate_chunks
-    from coderag_assets.tree_cache import TREE_CACHE_FILE
-
-    assert settings.root is not None, "look_at_tree needs settings.root"
-    count = settings.shard_count
-    snapshot = snapshot_tree(
-        settings.root,
-        shard_keys(count),
-        lambda path: shard_of(path, count),
-        max_file_bytes=settings.max_file_bytes,
-        walk_cache=store.base / TREE_CACHE_FILE,
-    )
-    if settings.shards_unsized:  # a new index: as many shards as its size calls for
-        settings = settings.sized(
-            estimate_chunks(
-                (path, size)
-                for path, (size, _) in snapshot.files.items()
-                if path not in snapshot.skip_reasons
-            )
-        )
-        if settings.shard_count != count:
-            count = settings.shard_count
-            snapshot = snapshot.regrouped(shard_keys(count), lambda path: shard_of(path, count))
-    return settings, snapshot
 
 
 # ------------------------------------------------------------------ one update run
@@ -539,7 +418,7 @@ def run_shards(
     _fill_from_metadata(summary, metadata)
     summary.gates = _gate_results(result)
     if result.success and include_index:
-        _fill_from_index(summary, store)
+        fill_from_index(summary, store)
     else:
         summary.error = _failure_message(result)
         if event_log_errors.lines:  # the run's own record is incomplete: say why
@@ -725,49 +604,6 @@ def _fill_from_metadata(summary: IndexSummary, metadata: dict[str, dict[str, obj
     summary.reused = int(embeddings.get("reused", 0))  # type: ignore[call-overload]
     version = metadata.get("search_index", {}).get("version")
     summary.version = int(version) if isinstance(version, int | float) else None
-
-
-def _fill_from_index(summary: IndexSummary, store: IndexStore) -> None:
-    """Totals of the published index (an incremental run's metadata covers only its shards):
-    from its manifest (O(shards)), or by SQL over it when its segments predate skip counts."""
-    from coderag_assets.freshness import open_published
-    from coderag_assets.segments import read_current
-    from coderag_assets.store import IndexNotFoundError, read_meta
-
-    try:
-        meta = read_current(store.base).meta
-    except IndexNotFoundError:
-        meta = {}
-    totals = meta.get("totals")
-    if isinstance(totals, dict) and isinstance(totals.get("skipped"), dict):
-        skipped = {str(reason): int(count) for reason, count in totals["skipped"].items()}
-        summary.files, summary.chunks = int(totals["files"]), int(totals["chunks"])
-        summary.indexable_files = summary.files - sum(skipped.values())
-        summary.skipped = skipped
-        summary.version = int(meta["version"])
-        return
-    try:
-        with open_published(store) as con:
-            files, indexable = con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE skip_reason IS NULL) FROM files"
-            ).fetchone()
-            summary.files, summary.indexable_files = int(files), int(indexable)
-            summary.chunks = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
-            rows = con.execute(
-                "SELECT skip_reason, count(*) FROM files WHERE skip_reason IS NOT NULL GROUP BY 1"
-            ).fetchall()
-            summary.skipped = {reason: int(count) for reason, count in sorted(rows)}
-            version = read_meta(con).get("version")
-    except (IndexNotFoundError, duckdb.Error):
-        return  # a damaged live version: the plan repairs it, the summary stays as the run left it
-    summary.version = int(version) if isinstance(version, int | float) else summary.version
-
-
-def _distinct_content_hashes(store: IndexStore) -> int:
-    from coderag_assets.freshness import open_published
-
-    with open_published(store) as con:
-        return int(con.execute("SELECT count(DISTINCT content_hash) FROM chunks").fetchone()[0])
 
 
 def _run_timings(

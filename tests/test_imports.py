@@ -32,6 +32,7 @@ PLAIN_MODULES = (
     "settings",
     "store",
     "tokens",
+    "updates",
 )
 
 

@@ -9,6 +9,7 @@ The fixture repository is indexed once for the module; every test starts from th
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import signal
@@ -33,7 +34,7 @@ from coderag_assets.query import QueryService, index_status
 from coderag_assets.runs import get_instance, run_index, run_shards, sized_for_tree
 from coderag_assets.scans import save_scan
 from coderag_assets.sensors import FRESHNESS_CHECK_NAME
-from coderag_assets.settings import Settings, load_settings
+from coderag_assets.settings import Settings, load_settings, settings_env
 from coderag_assets.store import IndexStore, connect_index, read_meta
 from coderag_assets.watcher import Watcher
 from tests.conftest import copy_fixture_repo
@@ -206,6 +207,32 @@ def test_index_of_an_unchanged_tree_is_up_to_date_without_a_run(repo) -> None:
     assert summary.success and summary.up_to_date and summary.embedded == 0
     assert summary.run_id == "" and instance.get_runs_count() == runs_before
     assert summary.chunks == index_status(store)["chunks"] and summary.reused > 0
+
+
+def test_coderag_index_of_an_unchanged_tree_never_imports_dagster(repo) -> None:
+    """The no-op `coderag index` (an agent's "make sure it is fresh" before each search)
+    plans without Dagster: neither its import nor its instance (≈ 1 s at 68k files)."""
+    settings, *_ = repo
+    probe = (
+        "import json, sys\n"
+        "from coderag_assets.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print('dagster loaded:', 'dagster' in sys.modules, file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "--data-dir", str(settings.data_dir), "index",
+         str(settings.root), "--json", "-q"],
+        env={**os.environ, **settings_env(settings)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["up_to_date"] and summary["run_id"] == "" and summary["chunks"] > 0
+    assert summary["reused"] > 0 and summary["detection"]["method"] == "reused_walk"
+    assert "dagster loaded: False" in done.stderr
 
 
 def test_index_totals_come_from_the_manifest_and_agree_with_sql(repo) -> None:

@@ -20,6 +20,7 @@ from coderag_assets.cli.common import (
     settings_from_args,
 )
 from coderag_assets.settings import Settings, shard_count_advice, shard_count_for
+from coderag_assets.updates import IndexSummary, PlannedUpdate
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -27,6 +28,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     root = root_path(args.path or ".")
     if args.dry_run:
         return _dry_run(settings, root)
+    from coderag_assets.files import RootError
+    from coderag_assets.updates import plan_index_update, unusable_root_summary
+
+    settings = settings.with_root(root)
+    try:
+        planned = plan_index_update(settings, full=args.full)
+    except RootError as error:
+        return _report(args, unusable_root_summary(settings, error))
+    if planned.up_to_date:  # nothing to run: Dagster is never imported
+        return _report(args, planned.up_to_date_summary())
+    return _report(args, _run(args, planned))
+
+
+def _run(args: argparse.Namespace, planned: PlannedUpdate) -> IndexSummary:
+    """Run the planned update (:func:`coderag_assets.runs.run_index`) with progress bars."""
     from coderag_assets.runs import run_index
 
     progress = Progress(
@@ -39,12 +55,17 @@ def cmd_index(args: argparse.Namespace) -> int:
         transient=False,
     )
     with progress:
-        summary = run_index(
-            settings.with_root(root),
+        return run_index(
+            planned.settings,
             reporter=RichReporter(progress),
             full=args.full,
             skip_gates=args.skip_gate,
+            planned=planned,
         )
+
+
+def _report(args: argparse.Namespace, summary: IndexSummary) -> int:
+    """Print the summary (a table, or JSON with --json); the exit code."""
     if summary.out_of_space:  # one line: which file system, what to free; the last version lives
         if args.json:
             print(json.dumps(summary.to_json(), indent=2))
