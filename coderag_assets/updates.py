@@ -22,7 +22,7 @@ import duckdb
 
 from coderag_assets.partitions import shard_keys
 from coderag_assets.settings import Settings
-from coderag_assets.store import IndexStore
+from coderag_assets.store import IndexNotFoundError, IndexStore
 
 if TYPE_CHECKING:
     from coderag_assets.freshness import TreeSnapshot, UpdatePlan
@@ -119,7 +119,7 @@ class PlannedUpdate:
             detection=self.detection,
         )
         fill_from_index(summary, self.store)
-        summary.reused = distinct_content_hashes(self.store)
+        summary.reused = stored_vectors(self.store)
         summary.seconds = time.perf_counter() - self.started
         return summary
 
@@ -211,7 +211,7 @@ def fill_from_index(summary: IndexSummary, store: IndexStore) -> None:
     from its manifest (O(shards)), or by SQL over it when its segments predate skip counts."""
     from coderag_assets.freshness import open_published
     from coderag_assets.segments import read_current
-    from coderag_assets.store import IndexNotFoundError, read_meta
+    from coderag_assets.store import read_meta
 
     try:
         meta = read_current(store.base).meta
@@ -242,8 +242,23 @@ def fill_from_index(summary: IndexSummary, store: IndexStore) -> None:
     summary.version = int(version) if isinstance(version, int | float) else summary.version
 
 
-def distinct_content_hashes(store: IndexStore) -> int:
-    from coderag_assets.freshness import open_published
+def stored_vectors(store: IndexStore) -> int:
+    """The vectors the published index holds, shard by shard: what an update that re-ran
+    every shard would report as `reused` (a text in two shards counts in each, as a run's
+    per-shard counts do). The sum of the segments' `distinct_vectors`, read from their
+    records (one small file per shard) instead of a DISTINCT over every chunk (≈ 0.4 s at
+    389k chunks); when a record cannot be read, the index's distinct texts by SQL."""
+    from coderag_assets.segments import SegmentInfo, read_current
 
-    with open_published(store) as con:
-        return int(con.execute("SELECT count(DISTINCT content_hash) FROM chunks").fetchone()[0])
+    try:
+        current = read_current(store.base)
+        return sum(
+            SegmentInfo.load(shard, store.base / directory).distinct_vectors
+            for shard, directory in current.segments.items()
+        )
+    except IndexNotFoundError:  # SegmentError included
+        from coderag_assets.freshness import open_published
+
+        with open_published(store) as con:
+            query = "SELECT count(DISTINCT content_hash) FROM chunks"  # across shards: a floor
+            return int(con.execute(query).fetchone()[0])
