@@ -355,9 +355,10 @@ class FileChanges:
 
 def diff_files(current: Mapping[str, StatRow], indexed: Mapping[str, StatRow]) -> FileChanges:
     """What changed from `indexed` to `current` (both path → (size, mtime_ns))."""
+    changed = current.items() - indexed.items()  # one set operation in C over 68k rows
     return FileChanges(
-        added=sorted(current.keys() - indexed.keys()),
-        modified=sorted(p for p in current.keys() & indexed.keys() if current[p] != indexed[p]),
+        added=sorted(path for path, _ in changed if path not in indexed),
+        modified=sorted(path for path, _ in changed if path in indexed),
         deleted=sorted(indexed.keys() - current.keys()),
     )
 

@@ -28,7 +28,7 @@ import pytest
 from coderag_assets import indexing
 from coderag_assets import settings as settings_module
 from coderag_assets.checks import shard_consistency
-from coderag_assets.freshness import TORN_SUFFIX, index_freshness, snapshot_tree
+from coderag_assets.freshness import TORN_SUFFIX, diff_files, index_freshness, snapshot_tree
 from coderag_assets.partitions import shard_of
 from coderag_assets.query import QueryService, index_status
 from coderag_assets.runs import get_instance, run_index, run_shards, sized_for_tree
@@ -760,3 +760,13 @@ def test_a_small_new_index_gets_one_shard(
         "file_manifest"
     )
     assert shard_assets.partitions_def.get_partition_keys() == ["0"]  # the UI's partitions
+
+
+def test_diff_files_names_each_kind_of_change_once() -> None:
+    indexed = {"same.py": (10, 1), "grown.py": (10, 1), "touched.py": (10, 1), "gone.py": (5, 1)}
+    current = {"same.py": (10, 1), "grown.py": (11, 1), "touched.py": (10, 2), "new.py": (3, 4)}
+    changes = diff_files(current, indexed)
+    assert changes.added == ["new.py"]
+    assert changes.modified == ["grown.py", "touched.py"]
+    assert changes.deleted == ["gone.py"]
+    assert diff_files(indexed, indexed).count == 0
