@@ -21,6 +21,7 @@ This module is plain Python: no Dagster, no other CodeRAG module.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import fnmatch
 import hashlib
@@ -29,7 +30,7 @@ import posixpath
 import re
 import stat
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -684,6 +685,17 @@ class DirListing:
 
 
 @dataclass(frozen=True)
+class WalkDelta:
+    """How an event-driven walk differs from the walk it patched (`based_on`: that walk's
+    `started_ns`): `removed` are the paths whose previous rows it dropped, `rows` the rows it
+    made again (a path in both was looked at again; only `rows` say what it is now)."""
+
+    based_on: int
+    removed: frozenset[str]
+    rows: tuple[FileStat, ...]
+
+
+@dataclass(frozen=True)
 class TreeWalk:
     """One walk of a root: the rows :func:`scan_tree` returns, plus what the next walk of
     the same root needs to skip unchanged directories (:func:`walk_tree`'s `previous`)."""
@@ -697,6 +709,10 @@ class TreeWalk:
     reused_dirs: int = 0
     relisted_reason: str = ""  # why a previous walk could not be used at all ("" = it was)
     untouched_dirs: int = 0  # of reused_dirs, taken as they were (no event named them)
+    # Directories the next event-driven walk must look at even if no event names them (see
+    # `_trusted`); None: not worked out yet (computed from `listings` when needed).
+    volatile_dirs: frozenset[str] | None = None
+    delta: WalkDelta | None = None  # set by an event-driven walk: what it changed
 
 
 class _IgnoreRulesChanged(Exception):
@@ -777,145 +793,31 @@ def _walk(
     relisted_reason: str,
     changed_dirs: Collection[str] | None = None,
 ) -> TreeWalk:
+    if changed_dirs is not None and previous is not None and previous.files:
+        return _walk_changed(real_root, max_file_bytes, previous, started_ns, changed_dirs)
     rules = IgnoreRules(Path(real_root))
     found: list[FileStat] = []
     listings: dict[str, DirListing] = {}
     old = previous.listings if previous is not None else {}
     racy_after_ns = previous.started_ns - RACY_DIR_MTIME_NS if previous is not None else 0
-    # Rows of the previous walk by path, for directories no event named (built on first use).
-    old_rows: dict[str, FileStat] | None = None
     pending: list[tuple[str, str]] = [(real_root, "")]  # (absolute dir, rel dir)
-    listed = reused = untouched = 0
+    listed = reused = 0
 
     while pending:
         dir_abs, dir_rel = pending.pop()
-        prior = old.get(dir_rel)
-        if (
-            changed_dirs is not None
-            and previous is not None
-            and prior is not None
-            and prior.reusable
-            and prior.mtime_ns < racy_after_ns
-            and dir_rel not in changed_dirs
-        ):
-            if old_rows is None:
-                old_rows = {row.path: row for row in previous.files}
-            prefix = dir_rel + "/" if dir_rel else ""
-            kept = [old_rows.get(prefix + name) for name in prior.files]
-            if None not in kept:
-                found.extend(kept)  # type: ignore[arg-type]
-                listings[dir_rel] = prior
-                pending.extend((os.path.join(dir_abs, name), prefix + name) for name in prior.dirs)
-                reused += 1
-                untouched += 1
-                continue
-        try:
-            dir_mtime_ns = os.lstat(dir_abs).st_mtime_ns
-        except FileNotFoundError:
-            if not dir_rel:
-                raise RootError(real_root, "vanished during the scan") from None
-            continue
-        except OSError:
-            dir_mtime_ns = -1
-        if (
-            prior is not None
-            and prior.reusable
-            and prior.mtime_ns == dir_mtime_ns
-            and prior.mtime_ns < racy_after_ns
-        ):
-            rows = _reuse_listing(dir_abs, dir_rel, prior, max_file_bytes)
-            if rows is not None:
-                if _ignore_file_stats(dir_abs, [n for n, _, _ in prior.ignore_files]) != (
-                    prior.ignore_files
-                ):
-                    raise _IgnoreRulesChanged(f"an ignore file in {dir_rel or '.'} changed")
-                found.extend(rows)
-                listings[dir_rel] = prior
-                prefix = dir_rel + "/" if dir_rel else ""
-                pending.extend((os.path.join(dir_abs, name), prefix + name) for name in prior.dirs)
-                reused += 1
-                continue
-        listed += 1
-        try:
-            with os.scandir(dir_abs) as iterator:
-                entries = list(iterator)
-        except (FileNotFoundError, NotADirectoryError):
-            if not dir_rel:
-                raise RootError(real_root, "vanished during the scan") from None
-            continue  # vanished during the walk
-        except OSError as exc:
-            if not dir_rel:
-                raise RootError(real_root, exc.strerror or str(exc)) from None
-            if dir_mtime_ns < 0:
-                continue
-            found.append(FileStat(dir_rel, 0, dir_mtime_ns, SKIP_UNREADABLE))
-            listings[dir_rel] = DirListing(dir_mtime_ns, reusable=False)
-            continue
-
-        names = {entry.name for entry in entries}
-        ignore_files = _ignore_file_stats(dir_abs, names)
-        if prior is not None and ignore_files != prior.ignore_files:
-            raise _IgnoreRulesChanged(f"ignore files in {dir_rel or '.'} changed")
-        if dir_rel and not ENVIRONMENT_MARKERS.isdisjoint(names):
-            listings[dir_rel] = DirListing(dir_mtime_ns, ignore_files=ignore_files)
-            continue  # a virtualenv / conda environment below the root
-        layers = rules._layers_for_dir(dir_rel, names)
-        prefix = dir_rel + "/" if dir_rel else ""
-        file_names: list[str] = []
-        name_skips: list[str | None] = []
-        dir_names: list[str] = []
-        reusable = dir_mtime_ns >= 0
-
-        for entry in entries:
-            name = entry.name
-            if name in VCS_DIR_NAMES or not _is_utf8_name(name):
-                continue
-            rel_path = prefix + name
-            try:
-                is_symlink = entry.is_symlink()
-                is_dir = not is_symlink and entry.is_dir(follow_symlinks=False)
-            except OSError:
-                reusable = False
-                continue
-            if is_dir:
-                if name in DEFAULT_IGNORED_DIRS:
-                    continue
-                if layers and _layers_match(layers, rel_path, True):
-                    continue
-                pending.append((entry.path, rel_path))
-                dir_names.append(name)
-                continue
-            if layers and _layers_match(layers, rel_path, False):
-                continue
-            if is_symlink:
-                reusable = False  # its target may change while this directory does not
-                file_stat = _symlink_stat(entry, rel_path, real_root, max_file_bytes)
-                if file_stat is not None:
-                    found.append(file_stat)
-                continue
-            try:
-                if not entry.is_file(follow_symlinks=False):
-                    continue  # fifo, socket, device
-                entry_stat = entry.stat(follow_symlinks=False)
-            except OSError:
-                reusable = False
-                continue  # vanished
-            name_skip = name_skip_reason(name)
-            size = entry_stat.st_size
-            reason = name_skip or (
-                SKIP_TOO_LARGE if size > max_file_bytes else SKIP_EMPTY if size == 0 else None
-            )
-            found.append(FileStat(rel_path, size, entry_stat.st_mtime_ns, reason))
-            file_names.append(name)
-            name_skips.append(name_skip)
-        listings[dir_rel] = DirListing(
-            dir_mtime_ns,
-            tuple(file_names),
-            tuple(dir_names),
-            ignore_files,
-            reusable,
-            tuple(name_skips),
+        visit = _visit_dir(
+            real_root, dir_abs, dir_rel, old.get(dir_rel), racy_after_ns, rules, max_file_bytes
         )
+        if visit is None:
+            continue  # vanished during the walk
+        found.extend(visit.rows)
+        listings[dir_rel] = visit.listing
+        prefix = dir_rel + "/" if dir_rel else ""
+        pending.extend((os.path.join(dir_abs, name), prefix + name) for name in visit.listing.dirs)
+        if visit.listed:
+            listed += 1
+        else:
+            reused += 1
 
     found.sort(key=lambda file_stat: file_stat.path)
     return TreeWalk(
@@ -927,8 +829,258 @@ def _walk(
         listed_dirs=listed,
         reused_dirs=reused,
         relisted_reason=relisted_reason,
-        untouched_dirs=untouched,
     )
+
+
+def _walk_changed(
+    real_root: str,
+    max_file_bytes: int,
+    previous: TreeWalk,
+    started_ns: int,
+    changed_dirs: Collection[str],
+) -> TreeWalk:
+    """:func:`walk_tree` for a caller that receives file-system events: `previous` (a walk
+    of the same root made in this process, rows included) patched where it may have changed.
+
+    Looked at, parents before children, as a full walk would: the directories events named,
+    the ones `previous` could not trust (holding symlinks, unreadable, or modified within
+    :data:`RACY_DIR_MTIME_NS` of its start), and every directory new since. Everything else
+    — with its rows, and its subdirectories' — is taken from `previous` without a ``stat``.
+    The cost follows what changed, not the tree: no pass over every directory, and one over
+    the rows (a C-level filter and a nearly sorted sort) to splice the changes in.
+    """
+    rules = IgnoreRules(Path(real_root))
+    old = previous.listings
+    racy_after_ns = previous.started_ns - RACY_DIR_MTIME_NS
+    volatile = previous.volatile_dirs
+    if volatile is None:
+        volatile = {d for d, listing in old.items() if not _trusted(listing, racy_after_ns)}
+    to_visit = sorted(
+        ({d for d in changed_dirs if d in old} | volatile), key=lambda d: (d.count("/"), d)
+    )
+    listings = dict(old)
+    dropped_rows: set[str] = set()  # paths whose previous row is replaced or gone
+    removed_prefixes: list[str] = []  # subtrees that are gone ("dir/")
+    new_rows: list[FileStat] = []
+    listed = reused = 0
+    queue: list[str] = list(reversed(to_visit))  # popped from the end: shallowest first
+    seen: set[str] = set()
+    found_dirs: set[str] = set()  # directories new since `previous` (no listing there yet)
+
+    while queue:
+        dir_rel = queue.pop()
+        if dir_rel in seen or any(dir_rel.startswith(prefix) for prefix in removed_prefixes):
+            continue
+        seen.add(dir_rel)
+        if dir_rel not in listings and dir_rel not in found_dirs:
+            continue  # not reached from the root (its parent no longer lists it)
+        prior = old.get(dir_rel)
+        prefix = dir_rel + "/" if dir_rel else ""
+        dir_abs = os.path.join(real_root, dir_rel) if dir_rel else real_root
+        visit = _visit_dir(real_root, dir_abs, dir_rel, prior, racy_after_ns, rules, max_file_bytes)
+        dropped_rows.update(_direct_row_paths(previous.files, dir_rel))
+        if visit is None:  # vanished: the parent's listing (an event named it) drops it
+            _remove_subtree(listings, dir_rel, removed_prefixes, keep_self=False)
+            continue
+        listings[dir_rel] = visit.listing
+        new_rows.extend(visit.rows)
+        if visit.listed:
+            listed += 1
+        else:
+            reused += 1
+        now = set(visit.listing.dirs)
+        before = set(prior.dirs) if prior is not None else set()
+        for gone in sorted(before - now):
+            _remove_subtree(listings, prefix + gone, removed_prefixes, keep_self=False)
+        # New subdirectories are walked whole (they have no listing to reuse); named ones
+        # that stayed are already queued.
+        added_dirs = [prefix + name for name in sorted(now - before, reverse=True)]
+        found_dirs.update(added_dirs)
+        queue.extend(added_dirs)
+
+    new_racy_after_ns = started_ns - RACY_DIR_MTIME_NS
+    still_volatile = frozenset(
+        d for d in seen if d in listings and not _trusted(listings[d], new_racy_after_ns)
+    )  # a directory nobody looked at was trusted and stays so (the threshold only grows)
+    prefixes = tuple(removed_prefixes)
+    if prefixes:
+        dropped_rows.update(row.path for row in previous.files if row.path.startswith(prefixes))
+    found = [row for row in previous.files if row.path not in dropped_rows]
+    found.extend(new_rows)
+    found.sort(key=lambda file_stat: file_stat.path)
+    walk = TreeWalk(
+        root=real_root,
+        files=found,
+        listings=listings,
+        exclude_file=previous.exclude_file,
+        started_ns=started_ns,
+        listed_dirs=listed,
+        reused_dirs=len(listings) - listed,
+        untouched_dirs=len(listings) - listed - reused,
+        volatile_dirs=still_volatile,
+        delta=WalkDelta(previous.started_ns, frozenset(dropped_rows), tuple(new_rows)),
+    )
+    return walk
+
+
+def _direct_row_paths(rows: Sequence[FileStat], dir_rel: str) -> list[str]:
+    """The paths of `rows` (sorted by path) that `dir_rel`'s own look produced: its files and
+    symlinks, and the row naming `dir_rel` itself when it was unreadable."""
+    prefix = dir_rel + "/" if dir_rel else ""
+    found = [dir_rel] if dir_rel else []
+    start = bisect.bisect_left(rows, prefix, key=lambda row: row.path)
+    for index in range(start, len(rows)):
+        path = rows[index].path
+        if not path.startswith(prefix):
+            break
+        if "/" not in path[len(prefix) :]:
+            found.append(path)
+    return found
+
+
+def _trusted(listing: DirListing, racy_after_ns: int) -> bool:
+    """Whether a walk may take `listing` as it was when no event named its directory."""
+    return listing.reusable and listing.mtime_ns < racy_after_ns
+
+
+def _remove_subtree(
+    listings: dict[str, DirListing], dir_rel: str, removed_prefixes: list[str], *, keep_self: bool
+) -> None:
+    """Forget `dir_rel`'s listing (unless `keep_self`) and every listing below it."""
+    prefix = dir_rel + "/"
+    removed_prefixes.append(prefix)
+    for key in [key for key in listings if key.startswith(prefix)]:
+        del listings[key]
+    if not keep_self:
+        listings.pop(dir_rel, None)
+
+
+@dataclass
+class _Visit:
+    """One directory looked at: its rows (direct files), its listing, and whether it was
+    listed (`listed`) or only its files stat'ed again (a reused listing)."""
+
+    rows: list[FileStat]
+    listing: DirListing
+    listed: bool
+
+
+def _visit_dir(
+    real_root: str,
+    dir_abs: str,
+    dir_rel: str,
+    prior: DirListing | None,
+    racy_after_ns: int,
+    rules: IgnoreRules,
+    max_file_bytes: int,
+) -> _Visit | None:
+    """Look at one directory: reuse `prior` (its files stat'ed again) when its mtime stands
+    and is not racy, else list it. None when it vanished. Raises RootError for the root, and
+    _IgnoreRulesChanged when its ignore files differ from `prior`'s."""
+    try:
+        dir_mtime_ns = os.lstat(dir_abs).st_mtime_ns
+    except FileNotFoundError:
+        if not dir_rel:
+            raise RootError(real_root, "vanished during the scan") from None
+        return None
+    except OSError:
+        dir_mtime_ns = -1
+    if (
+        prior is not None
+        and prior.reusable
+        and prior.mtime_ns == dir_mtime_ns
+        and prior.mtime_ns < racy_after_ns
+    ):
+        rows = _reuse_listing(dir_abs, dir_rel, prior, max_file_bytes)
+        if rows is not None:
+            if _ignore_file_stats(dir_abs, [n for n, _, _ in prior.ignore_files]) != (
+                prior.ignore_files
+            ):
+                raise _IgnoreRulesChanged(f"an ignore file in {dir_rel or '.'} changed")
+            return _Visit(rows, prior, listed=False)
+    try:
+        with os.scandir(dir_abs) as iterator:
+            entries = list(iterator)
+    except (FileNotFoundError, NotADirectoryError):
+        if not dir_rel:
+            raise RootError(real_root, "vanished during the scan") from None
+        return None  # vanished during the walk
+    except OSError as exc:
+        if not dir_rel:
+            raise RootError(real_root, exc.strerror or str(exc)) from None
+        if dir_mtime_ns < 0:
+            return None
+        return _Visit(
+            [FileStat(dir_rel, 0, dir_mtime_ns, SKIP_UNREADABLE)],
+            DirListing(dir_mtime_ns, reusable=False),
+            listed=True,
+        )
+
+    names = {entry.name for entry in entries}
+    ignore_files = _ignore_file_stats(dir_abs, names)
+    if prior is not None and ignore_files != prior.ignore_files:
+        raise _IgnoreRulesChanged(f"ignore files in {dir_rel or '.'} changed")
+    if dir_rel and not ENVIRONMENT_MARKERS.isdisjoint(names):
+        # a virtualenv / conda environment below the root
+        return _Visit([], DirListing(dir_mtime_ns, ignore_files=ignore_files), listed=True)
+    layers = rules._layers_for_dir(dir_rel, names)
+    prefix = dir_rel + "/" if dir_rel else ""
+    rows: list[FileStat] = []
+    file_names: list[str] = []
+    name_skips: list[str | None] = []
+    dir_names: list[str] = []
+    reusable = dir_mtime_ns >= 0
+
+    for entry in entries:
+        name = entry.name
+        if name in VCS_DIR_NAMES or not _is_utf8_name(name):
+            continue
+        rel_path = prefix + name
+        try:
+            is_symlink = entry.is_symlink()
+            is_dir = not is_symlink and entry.is_dir(follow_symlinks=False)
+        except OSError:
+            reusable = False
+            continue
+        if is_dir:
+            if name in DEFAULT_IGNORED_DIRS:
+                continue
+            if layers and _layers_match(layers, rel_path, True):
+                continue
+            dir_names.append(name)
+            continue
+        if layers and _layers_match(layers, rel_path, False):
+            continue
+        if is_symlink:
+            reusable = False  # its target may change while this directory does not
+            file_stat = _symlink_stat(entry, rel_path, real_root, max_file_bytes)
+            if file_stat is not None:
+                rows.append(file_stat)
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue  # fifo, socket, device
+            entry_stat = entry.stat(follow_symlinks=False)
+        except OSError:
+            reusable = False
+            continue  # vanished
+        name_skip = name_skip_reason(name)
+        size = entry_stat.st_size
+        reason = name_skip or (
+            SKIP_TOO_LARGE if size > max_file_bytes else SKIP_EMPTY if size == 0 else None
+        )
+        rows.append(FileStat(rel_path, size, entry_stat.st_mtime_ns, reason))
+        file_names.append(name)
+        name_skips.append(name_skip)
+    listing = DirListing(
+        dir_mtime_ns,
+        tuple(file_names),
+        tuple(dir_names),
+        ignore_files,
+        reusable,
+        tuple(name_skips),
+    )
+    return _Visit(rows, listing, listed=True)
 
 
 def _reuse_listing(

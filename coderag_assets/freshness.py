@@ -35,7 +35,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from coderag_assets.files import MAX_FILE_BYTES, FileStat, RootError, scan_tree
+from coderag_assets.files import (
+    MAX_FILE_BYTES,
+    FileStat,
+    RootError,
+    TreeWalk,
+    WalkDelta,
+    scan_tree,
+)
 from coderag_assets.store import TORN_SUFFIX, IndexNotFoundError, IndexStore, connect_index
 from coderag_assets.tree_cache import Detection, EventWalker, walk_root
 
@@ -157,6 +164,7 @@ def snapshot_tree(
     """
     started = time.perf_counter()
     detection = None
+    walk: TreeWalk | None = None
     if walk_cache is None:
         stats: list[FileStat] = scan_tree(root, max_file_bytes=max_file_bytes)
     elif live is not None:
@@ -165,24 +173,77 @@ def snapshot_tree(
     else:
         walk, detection = walk_root(root, walk_cache, max_file_bytes=max_file_bytes)
         stats = walk.files
-    files = {stat.path: (stat.size, stat.mtime_ns) for stat in stats}
-    skip_reasons = {stat.path: stat.skip_reason for stat in stats if stat.skip_reason}
     previous = live.previous(shard_keys) if live is not None else None
-    paths_by_shard = _group(files, shard_keys, shard_of, previous)
-    snapshot = TreeSnapshot(
-        root=root,
+    delta = walk.delta if live is not None and walk is not None else None
+    if (
+        live is not None
+        and previous is not None
+        and delta is not None
+        and delta.based_on == live.last_walk_ns
+    ):
+        snapshot = _patched(previous, delta, shard_of, time.perf_counter() - started, detection)
+    else:
+        files = {stat.path: (stat.size, stat.mtime_ns) for stat in stats}
+        skip_reasons = {stat.path: stat.skip_reason for stat in stats if stat.skip_reason}
+        paths_by_shard = _group(files, shard_keys, shard_of, previous)
+        snapshot = TreeSnapshot(
+            root=root,
+            files=files,
+            paths_by_shard=paths_by_shard,
+            scanned_at=time.time(),
+            scan_seconds=time.perf_counter() - started,
+            skip_reasons=skip_reasons,
+            detection=detection,
+            known_fingerprints=_unchanged_fingerprints(files, paths_by_shard, previous),
+        )
+    if live is not None:
+        snapshot.fingerprints  # noqa: B018 - computed now: the next snapshot reuses them
+        live.keep(snapshot, shard_keys, walk.started_ns if walk is not None else -1)
+    return snapshot
+
+
+def _patched(
+    previous: TreeSnapshot,
+    delta: WalkDelta,
+    shard_of: ShardOf,
+    seconds: float,
+    detection: Detection | None,
+) -> TreeSnapshot:
+    """`previous` with an event-driven walk's changes applied: the same snapshot a full
+    grouping of the new walk gives, at the cost of what changed (unchanged shards keep their
+    path lists and fingerprints; a snapshot's lists are never modified)."""
+    files = dict(previous.files)
+    skip_reasons = dict(previous.skip_reasons)
+    for path in delta.removed:
+        files.pop(path, None)
+        skip_reasons.pop(path, None)
+    for row in delta.rows:
+        files[row.path] = (row.size, row.mtime_ns)
+        skip_reasons.pop(row.path, None)
+        if row.skip_reason:
+            skip_reasons[row.path] = row.skip_reason
+    touched = delta.removed | {row.path for row in delta.rows}
+    by_shard: dict[str, set[str]] = {}
+    for path in touched:
+        by_shard.setdefault(shard_of(path), set()).add(path)
+    paths_by_shard = dict(previous.paths_by_shard)
+    for shard, paths in by_shard.items():
+        kept = [path for path in paths_by_shard.get(shard, []) if path not in paths]
+        paths_by_shard[shard] = sorted(kept + [path for path in paths if path in files])
+    return TreeSnapshot(
+        root=previous.root,
         files=files,
         paths_by_shard=paths_by_shard,
         scanned_at=time.time(),
-        scan_seconds=time.perf_counter() - started,
+        scan_seconds=seconds,
         skip_reasons=skip_reasons,
         detection=detection,
-        known_fingerprints=_unchanged_fingerprints(files, paths_by_shard, previous),
+        known_fingerprints={
+            shard: fingerprint
+            for shard, fingerprint in previous.fingerprints.items()
+            if shard not in by_shard
+        },
     )
-    if live is not None:
-        snapshot.fingerprints  # noqa: B018 - computed now: the next snapshot reuses them
-        live.keep(snapshot, shard_keys)
-    return snapshot
 
 
 @dataclass
@@ -195,13 +256,15 @@ class LiveTree:
     walker: EventWalker
     last: TreeSnapshot | None = None
     last_shard_keys: tuple[str, ...] = ()
+    last_walk_ns: int = -1  # `started_ns` of the walk `last` was made from
 
     def previous(self, shard_keys: Sequence[str]) -> TreeSnapshot | None:
         """The last snapshot, if it was grouped into the same shards."""
         return self.last if tuple(shard_keys) == self.last_shard_keys else None
 
-    def keep(self, snapshot: TreeSnapshot, shard_keys: Sequence[str]) -> None:
+    def keep(self, snapshot: TreeSnapshot, shard_keys: Sequence[str], walk_ns: int) -> None:
         self.last, self.last_shard_keys = snapshot, tuple(shard_keys)
+        self.last_walk_ns = walk_ns
 
 
 def _group(
