@@ -42,6 +42,26 @@ def test_lookup_returns_only_wanted_hashes_and_skips_torn_files(store: IndexStor
     assert found.schema.field("vector").type.list_size == 4
 
 
+def test_lookup_reads_only_matching_row_groups_and_returns_their_rows_exactly(
+    store: IndexStore,
+) -> None:
+    """A cache file of many row groups: the rows found are those a full read filtered by
+    hash gives, vectors and run ids included, in file order; a miss returns nothing."""
+    hashes = [f"h{i:03}" for i in range(100)]
+    vectors = np.random.default_rng(7).random((100, 4), dtype=np.float32)
+    directory = store.vector_cache_dir(MODEL)
+    directory.mkdir(parents=True)
+    table = vectors_table(hashes, vectors, MODEL, "r1")
+    pq.write_table(table, directory / "1-grouped.parquet", row_group_size=10)
+    wanted = {"h005", "h042", "h043", "h099", "absent"}
+    found = store.vector_cache(MODEL).cached(wanted)
+    expected = table.filter(pa.array([h in wanted for h in hashes]))
+    assert found.column("content_hash").to_pylist() == ["h005", "h042", "h043", "h099"]
+    assert found.column("vector").to_pylist() == expected.column("vector").to_pylist()
+    assert found.column("run_id").to_pylist() == expected.column("run_id").to_pylist()
+    assert store.vector_cache(MODEL).cached({"absent"}).num_rows == 0
+
+
 def test_compaction_keeps_referenced_and_recent_vectors_and_drops_stale_ones(
     store: IndexStore, tmp_path: Path
 ) -> None:

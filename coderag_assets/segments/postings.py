@@ -7,6 +7,7 @@ exactly the scores of a single-segment build.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from coderag_assets.segments.layout import (
 from coderag_assets.tokens import stem
 
 POSTINGS_BATCH_ROWS = 2048  # chunks tokenised at once while building postings
+STEM_CACHE_SIZE = 1 << 16  # distinct tokens whose stem a process remembers (~8 MB at most)
 BM25_K1 = 1.2
 BM25_B = 0.75
 
@@ -233,6 +235,11 @@ def build_postings(
     )
 
 
+_cached_stem = functools.lru_cache(maxsize=STEM_CACHE_SIZE)(stem)
+"""`tokens.stem` remembered per token: a segment's batches, and every rebuild of an edited
+shard in a long-lived process (`coderag watch`), stem the same few thousand tokens again."""
+
+
 @dataclass(frozen=True)
 class _BatchPostings:
     """Postings of a batch of chunks: `vocabulary` (its terms), and per (term, row) pair the
@@ -267,7 +274,7 @@ def _batch_postings(texts: pa.Array, symbols: Sequence[str], stemmed: bool) -> _
     is_name = np.zeros(len(rows), dtype=bool)
     is_name[len(body_rows) :] = True
     encoded = tokens.dictionary_encode()
-    token_terms = [stem(t) if stemmed else t for t in encoded.dictionary.to_pylist()]
+    token_terms = [_cached_stem(t) if stemmed else t for t in encoded.dictionary.to_pylist()]
     vocabulary = sorted(set(token_terms))
     term_id = {term: index for index, term in enumerate(vocabulary)}
     term_of_token = np.array([term_id[t] for t in token_terms], dtype=np.int64)

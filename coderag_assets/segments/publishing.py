@@ -68,6 +68,26 @@ class PublishedVersion:
     checks: list[CheckOutcome]
 
 
+_STORED_ROWS_CACHED = 4096  # segment files whose row count a process remembers
+_stored_rows_cache: dict[tuple[str, int, int, int], int] = {}
+
+
+def _stored_rows(path: Path) -> int:
+    """The row count in the Parquet footer of `path`. Segment files are written once and never
+    changed in place, so the count is remembered per (path, inode, size, mtime): a process that
+    publishes again and again (`coderag watch`) reads the footers of the unchanged segments
+    once, not twice per publish. Raises OSError / ArrowException as reading the footer does."""
+    info = path.stat()
+    key = (str(path), info.st_ino, info.st_size, info.st_mtime_ns)
+    rows = _stored_rows_cache.get(key)
+    if rows is None:
+        rows = pq.ParquetFile(path).metadata.num_rows
+        if len(_stored_rows_cache) >= _STORED_ROWS_CACHED:
+            _stored_rows_cache.clear()
+        _stored_rows_cache[key] = rows
+    return rows
+
+
 def validate_segments(
     store: IndexStore,
     shard_segments: Mapping[str, SegmentInfo],
@@ -90,7 +110,7 @@ def validate_segments(
     for shard, info in sorted(shard_segments.items()):
         try:
             verify_segment(info)
-            stored_rows = pq.ParquetFile(info.path / CHUNKS_FILE).metadata.num_rows
+            stored_rows = _stored_rows(info.path / CHUNKS_FILE)
         except (SegmentError, OSError, pa.ArrowException) as error:
             missing.append(f"{shard} ({error})")
             stored_rows = 0

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from coderag_assets.store.atomic import replacing
@@ -34,26 +36,22 @@ class VectorCache:
 
     def cached(self, wanted: set[str]) -> pa.Table:
         """Rows of the vector cache (`vector_schema`, one per content hash) for any of the
-        `wanted` content hashes with this model; each cache file is a lazy scan filtered by
-        content hash, so only matching rows are materialized."""
-        import polars as pl  # lazy: searching never needs it (35 MB, 80 ms)
-
+        `wanted` content hashes with this model. Each cache file's `content_hash` column is
+        read first; only the row groups holding a wanted hash are decoded further, so a
+        lookup that finds nothing (the common case of a small edit: its new text was never
+        embedded) reads no vector."""
         cache_dir = self.directory
         if not wanted or not cache_dir.is_dir():
             return vector_schema(1).empty_table()
-        wanted_hashes = pl.Series("wanted", sorted(wanted), dtype=pl.String).implode()
+        wanted_hashes = pa.array(sorted(wanted), pa.string())
         found: list[pa.Table] = []
         for path in sorted(cache_dir.glob("*.parquet")):
             try:
-                rows = (
-                    pl.scan_parquet(path)
-                    .filter(pl.col("content_hash").is_in(wanted_hashes))
-                    .collect()
-                )
-            except (OSError, pl.exceptions.PolarsError):
+                rows = _matching_rows(path, wanted_hashes)
+            except (OSError, pa.ArrowException):
                 continue  # a torn file from a killed run: its vectors are simply recomputed
-            if rows.height:
-                found.append(rows.to_arrow())
+            if rows is not None and rows.num_rows:
+                found.append(rows)
         if not found:
             return vector_schema(1).empty_table()
         return first_row_per_hash(pa.concat_tables(found, promote_options="permissive"))
@@ -188,6 +186,22 @@ class VectorCacheStats:
     files: int
     kept: int = 0
     dropped: int = 0
+
+
+def _matching_rows(path: Path, wanted: pa.Array) -> pa.Table | None:
+    """The rows of the cache file `path` whose content hash is in `wanted` (file order), or
+    None when there are none. Reads the hash column, then only the row groups with a match."""
+    parquet = pq.ParquetFile(path)
+    hashes = parquet.read(columns=["content_hash"]).column("content_hash")
+    mask = pc.is_in(hashes, value_set=wanted).to_numpy(zero_copy_only=False)
+    if not mask.any():
+        return None
+    metadata = parquet.metadata
+    bounds = np.cumsum([0] + [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)])
+    groups = [i for i in range(metadata.num_row_groups) if mask[bounds[i] : bounds[i + 1]].any()]
+    rows = parquet.read_row_groups(groups)
+    selected = np.concatenate([mask[bounds[i] : bounds[i + 1]] for i in groups])
+    return rows.filter(pa.array(selected))
 
 
 def _is_readable_parquet(path: Path) -> bool:
