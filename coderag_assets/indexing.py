@@ -588,6 +588,34 @@ def prepare_workers(workers: int, shards: int, files: int) -> int:
     return max(1, min(workers, available_cores(), shards))
 
 
+def files_to_prepare(
+    store: IndexStore, shard: str, file_stats: Sequence[FileStat], *, verify_hashes: bool = False
+) -> int:
+    """How many of the shard's `file_stats` its :func:`prepare_shard` will read and chunk: the
+    files whose path, size or mtime its manifest does not record (all of them when the shard
+    was never prepared, is re-hashed, lacks its occurrences or was chunked by another chunker
+    version). An edit of a few files in big shards (`coderag watch`, a rename that moves a
+    file to another shard) counts those few, not the thousands kept, so it does not start
+    worker processes (about 1 s of imports each) to reuse rows."""
+    if verify_hashes or not store.shard_file("occurrences", shard).exists():
+        return len(file_stats)
+    try:
+        manifest = pq.read_table(
+            store.shard_file("manifest", shard), columns=["path", "size", "mtime_ns"]
+        )
+        versions = pq.read_table(store.shard_file("chunks", shard), columns=["chunker_version"])
+    except (OSError, pa.ArrowException):
+        return len(file_stats)
+    if versions.num_rows and pc.any(
+        pc.not_equal(versions.column("chunker_version"), CHUNKER_VERSION)
+    ).as_py():
+        return len(file_stats)
+    recorded = set(
+        zip(*(manifest.column(name).to_pylist() for name in ("path", "size", "mtime_ns")))
+    )
+    return sum((stat.path, stat.size, stat.mtime_ns) not in recorded for stat in file_stats)
+
+
 def prepare_shards(
     store: IndexStore,
     shards: Sequence[str],
@@ -616,7 +644,11 @@ def prepare_shards(
         "verify_hashes": verify_hashes,
         "model_id": model_id,
     }
-    count = prepare_workers(workers, len(shards), sum(len(file_stats[shard]) for shard in shards))
+    work = sum(
+        files_to_prepare(store, shard, file_stats[shard], verify_hashes=verify_hashes)
+        for shard in shards
+    )
+    count = prepare_workers(workers, len(shards), work)
     if count <= 1:  # the stages report their own progress, file by file
         return [prepare_shard(store, shard, file_stats[shard], **kwargs) for shard in shards]
     report().start("prepare shards", len(shards))  # workers report nothing: count shards

@@ -150,3 +150,32 @@ def test_an_update_writes_the_rows_a_fresh_prepare_writes(tmp_path: Path, repo_c
             assert updated.equals(expected), (kind, shard)
     occurrences = pq.read_table(store.shard_file("occurrences", shard_of("pyutils/cache.py", 16)))
     assert "evict_all" in occurrences.column("name").to_pylist()
+
+
+def test_workers_are_counted_from_the_files_an_update_reads_not_the_files_it_keeps(
+    tmp_path: Path, repo_copy: Path
+) -> None:
+    """`files_to_prepare`: every file of a shard never prepared (or re-hashed), then only the
+    files whose path, size or mtime the manifest does not record: an edit of one file in a
+    big shard does not start worker processes to keep its other rows."""
+    root = repo_copy.resolve()
+    store = IndexStore.for_root(tmp_path / "data", root)
+    keys = shard_keys(SHARD_COUNT)
+    edited = "pyutils/cache.py"
+    shard = shard_of(edited, SHARD_COUNT)
+
+    def stats() -> list:
+        return [s for s in scan_tree(root) if shard_of(s.path, SHARD_COUNT) == shard]
+
+    assert indexing.files_to_prepare(store, shard, stats()) == len(stats())  # never prepared
+    prepare(tmp_path / "data", root, workers=1)
+    assert indexing.files_to_prepare(store, shard, stats()) == 0
+    assert indexing.files_to_prepare(store, shard, stats(), verify_hashes=True) == len(stats())
+    with (root / edited).open("a") as handle:
+        handle.write("\n\ndef evict_all(cache):\n    cache.clear()\n")
+    (root / "pyutils" / "new_module.py").write_text("def added():\n    return 1\n")
+    expected = 1 + (shard_of("pyutils/new_module.py", SHARD_COUNT) == shard)
+    assert indexing.files_to_prepare(store, shard, stats()) == expected
+    for other in keys:  # a shard without occurrences (chunked before they existed): all
+        store.shard_file("occurrences", other).unlink(missing_ok=True)
+    assert indexing.files_to_prepare(store, shard, stats()) == len(stats())

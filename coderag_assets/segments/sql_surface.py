@@ -44,9 +44,12 @@ def create_sql_surface(con: duckdb.DuckDBPyConnection, base: Path, version: Inde
         listed = ", ".join(_sql_path(path) for path in occurrence_files)
         con.execute(f"CREATE OR REPLACE VIEW occurrences AS SELECT * FROM read_parquet([{listed}])")
     con.execute("CREATE OR REPLACE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    con.executemany(
-        "INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in version.meta.items()]
-    )
+    rows = [(key, json.dumps(value)) for key, value in version.meta.items()]
+    if rows:  # one statement: `executemany` runs one per row (~40 ms in a new database file)
+        con.execute(
+            "INSERT INTO meta VALUES " + ", ".join(["(?, ?)"] * len(rows)),
+            [item for row in rows for item in row],
+        )
 
 
 def connect_version(base: Path, version: IndexVersion) -> duckdb.DuckDBPyConnection:
