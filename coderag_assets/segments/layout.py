@@ -5,6 +5,7 @@ and the integrity check every reader and writer applies (`verify_segment`).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -182,10 +183,10 @@ class SegmentInfo:
 def verify_segment(info: SegmentInfo) -> None:
     """Raise SegmentError if any file of the segment is missing or not the size it was written."""
     optional = tuple(name for name in OPTIONAL_SEGMENT_FILES if name in info.file_sizes)
+    directory = os.fspath(info.path)  # str joins: a publish verifies each segment ~4 times
     for name in SEGMENT_FILES + optional:
-        file_path = info.path / name
         try:
-            size = file_path.stat().st_size
+            size = os.stat(os.path.join(directory, name)).st_size
         except FileNotFoundError as error:
             raise SegmentError(info.shard, info.path, f"{name} is missing") from error
         if size != info.file_sizes.get(name):
