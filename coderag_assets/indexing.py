@@ -606,9 +606,10 @@ def files_to_prepare(
         versions = pq.read_table(store.shard_file("chunks", shard), columns=["chunker_version"])
     except (OSError, pa.ArrowException):
         return len(file_stats)
-    if versions.num_rows and pc.any(
-        pc.not_equal(versions.column("chunker_version"), CHUNKER_VERSION)
-    ).as_py():
+    if (
+        versions.num_rows
+        and pc.any(pc.not_equal(versions.column("chunker_version"), CHUNKER_VERSION)).as_py()
+    ):
         return len(file_stats)
     recorded = set(
         zip(*(manifest.column(name).to_pylist() for name in ("path", "size", "mtime_ns")))

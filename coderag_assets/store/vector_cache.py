@@ -197,7 +197,9 @@ def _matching_rows(path: Path, wanted: pa.Array) -> pa.Table | None:
     if not mask.any():
         return None
     metadata = parquet.metadata
-    bounds = np.cumsum([0] + [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)])
+    bounds = np.cumsum(
+        [0] + [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    )
     groups = [i for i in range(metadata.num_row_groups) if mask[bounds[i] : bounds[i + 1]].any()]
     rows = parquet.read_row_groups(groups)
     selected = np.concatenate([mask[bounds[i] : bounds[i + 1]] for i in groups])
