@@ -172,7 +172,7 @@ def test_the_command_line_loads_no_query_side_module_until_a_command_needs_it() 
 
 def test_navigation_still_exports_every_name_it_lists() -> None:
     """The package's names load on first use; each one it lists must resolve."""
-    import coderag_assets.navigation as navigation
+    from coderag_assets import navigation
 
     for name in navigation.__all__:
         assert getattr(navigation, name) is not None, name
