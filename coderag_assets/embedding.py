@@ -264,7 +264,7 @@ def prepare_model(spec: EmbedderSpec) -> None:
     convert_once(
         _converted_dir(spec, source),
         lambda directory: _read_manifest(directory) is not None,
-        lambda work_dir: _convert(spec.backend, source, work_dir),
+        functools.partial(_convert, spec.backend, source),
         what=f"{source.name!r} ({source.path}) for backend {spec.backend!r}",
         error=EmbeddingError,
     )

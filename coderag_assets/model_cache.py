@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import multiprocessing
 import os
 import re
 import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +162,7 @@ def convert_once(
         work_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}{WORK_DIR_MARK}", dir=cache_dir))
         try:
             work_dir.chmod(0o755)  # mkdtemp makes it private; the cache is shared
-            with quiet_conversion():
-                convert(work_dir)
+            run_conversion(convert, work_dir)
             os.replace(work_dir, target)
         except ModelError:
             raise
@@ -172,6 +173,33 @@ def convert_once(
             ) from failure
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
+
+
+#: Whether `run_conversion` converts in a child process (tests with a fake, unpicklable
+#: converter turn it off).
+CONVERT_IN_CHILD = True
+
+
+def run_conversion(convert: Callable[[Path], None], work_dir: Path) -> None:
+    """``convert(work_dir)``, quietly (`quiet_conversion`), in a spawned child process that
+    exits when it is done, so that what a conversion costs stays out of this process: torch,
+    transformers and the traced model peak at ~1 GB and a process that converted keeps several
+    hundred MB of them after (measured in docs/memory.md). ``convert`` must be picklable (a
+    module-level function or a `functools.partial` of one); its exception is raised here. In a
+    daemonic process (a Celery worker's pool process may not start children), or with
+    `CONVERT_IN_CHILD` off, it runs in this process.
+    """
+    if not CONVERT_IN_CHILD or multiprocessing.current_process().daemon:
+        _convert_quietly(convert, work_dir)
+        return
+    context = multiprocessing.get_context("spawn")  # no forked copy of the caller's threads
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        pool.submit(_convert_quietly, convert, work_dir).result()
+
+
+def _convert_quietly(convert: Callable[[Path], None], work_dir: Path) -> None:
+    with quiet_conversion():
+        convert(work_dir)
 
 
 def import_backend_package(package: str, error: type[ModelError]) -> Any:

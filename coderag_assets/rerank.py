@@ -15,6 +15,7 @@ loading it needs no torch) and ``"torch"`` (the reference).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Sequence
@@ -157,7 +158,7 @@ def prepare_reranker(spec: RerankerSpec) -> None:
     convert_once(
         _converted_dir(spec, source),
         lambda directory: _read_manifest(directory) is not None,
-        lambda work_dir: _convert(source, work_dir),
+        functools.partial(_convert, source),
         what=f"reranker {source.name!r} ({source}) for backend {spec.backend!r}",
         error=RerankError,
     )

@@ -319,6 +319,7 @@ def test_concurrent_prepare_converts_once(tmp_path: Path, monkeypatch: pytest.Mo
         (work_dir / embedding.MANIFEST_FILE).write_text(json.dumps(manifest))
 
     monkeypatch.setattr(embedding, "_convert", slow_fake_convert)
+    monkeypatch.setattr(model_cache, "CONVERT_IN_CHILD", False)  # a fake can't be pickled
     spec = EmbedderSpec(backend="openvino", cache_dir=tmp_path)
     workers = [threading.Thread(target=prepare_model, args=(spec,)) for _ in range(3)]
     for worker in workers:
@@ -337,9 +338,64 @@ def test_failed_conversion_raises_and_leaves_nothing_behind(
         raise RuntimeError("tracing exploded")
 
     monkeypatch.setattr(embedding, "_convert", broken_convert)
+    monkeypatch.setattr(model_cache, "CONVERT_IN_CHILD", False)
     with pytest.raises(EmbeddingError, match="tracing exploded"):
         prepare_model(EmbedderSpec(backend="openvino", cache_dir=tmp_path))
     assert [path for path in tmp_path.iterdir() if path.is_dir()] == []
+
+
+def test_conversion_in_a_child_process_leaves_torch_out_and_gives_the_same_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh process converts the model (in a child it starts), loads it offline and embeds
+    without ever importing torch; its vectors are those of a model converted in-process."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from pathlib import Path
+        from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
+        spec = EmbedderSpec(backend="openvino", cache_dir=Path({str(tmp_path / "child")!r}))
+        prepare_model(spec)
+        heavy = sorted({{"torch", "transformers", "sentence_transformers"}} & set(sys.modules))
+        assert not heavy, heavy
+        vectors = load_embedder(spec).embed({CODE_SNIPPETS!r})
+        np.save({str(tmp_path / "child.npy")!r}, vectors)
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+    monkeypatch.setattr(model_cache, "CONVERT_IN_CHILD", False)
+    in_process = EmbedderSpec(backend="openvino", cache_dir=tmp_path / "in-process")
+    prepare_model(in_process)
+    expected = load_embedder(in_process).embed(CODE_SNIPPETS)
+    np.testing.assert_allclose(np.load(tmp_path / "child.npy"), expected, atol=1e-5)
+
+
+def test_a_conversion_failing_in_the_child_raises_its_error_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    weights = tmp_path / "broken-model"
+    source = embedding.resolve_model_path(DEFAULT_MODEL)
+    for path in source.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".txt"):
+            (weights / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            (weights / path.relative_to(source)).write_bytes(path.read_bytes())
+    (weights / "model.safetensors").write_bytes(b"not a safetensors file")
+    cache = tmp_path / "models"
+    with pytest.raises(EmbeddingError, match="cannot load model"):
+        prepare_model(EmbedderSpec(model=str(weights), backend="openvino", cache_dir=cache))
+    assert [path.name for path in cache.iterdir() if path.is_dir()] == []
 
 
 def test_prepared_openvino_runtime_does_not_import_torch(openvino_spec: EmbedderSpec) -> None:
