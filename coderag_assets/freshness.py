@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -45,6 +45,9 @@ from coderag_assets.files import (
 )
 from coderag_assets.store import TORN_SUFFIX, IndexNotFoundError, IndexStore, connect_index
 from coderag_assets.tree_cache import Detection, EventWalker, walk_root
+
+if TYPE_CHECKING:  # imported where used: a chunking worker never loads DuckDB (-47 MiB)
+    import duckdb
 
 FINGERPRINT_HEX_CHARS = 12  # 48 bits per shard: collisions are not a practical concern
 EMPTY_SHARD = "empty"  # fingerprint of a shard with no files
@@ -360,6 +363,8 @@ def open_published(store: IndexStore) -> Iterator[duckdb.DuckDBPyConnection]:
 
 def read_published(store: IndexStore) -> PublishedIndex | None:
     """The published index's meta and `(size, mtime_ns)` per path; None if there is none."""
+    import duckdb
+
     try:
         with open_published(store) as con:
             meta = {

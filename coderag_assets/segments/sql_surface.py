@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from coderag_assets.segments.layout import (
     CHUNK_VIEW_COLUMNS,
@@ -17,6 +16,9 @@ from coderag_assets.segments.layout import (
     SYMBOLS_FILE,
 )
 from coderag_assets.segments.versions import IndexVersion
+
+if TYPE_CHECKING:  # imported where used: a chunking worker never loads DuckDB (-47 MiB)
+    import duckdb
 
 
 def _sql_path(path: Path) -> str:
@@ -55,6 +57,8 @@ def create_sql_surface(con: duckdb.DuckDBPyConnection, base: Path, version: Inde
 def connect_version(base: Path, version: IndexVersion) -> duckdb.DuckDBPyConnection:
     """An in-memory connection whose `published` database shows exactly `version` (the same
     shape as `store.connect_index`, whose file may already name a newer version)."""
+    import duckdb
+
     con = duckdb.connect(":memory:")
     con.execute("ATTACH ':memory:' AS published")
     con.execute("USE published")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from coderag_assets.store.errors import CheckOutcome, IndexNotFoundError
+
+if TYPE_CHECKING:  # imported where used: a chunking worker never loads DuckDB (-47 MiB)
+    import duckdb
 
 
 def connect_index(index_path: Path) -> duckdb.DuckDBPyConnection:
@@ -19,6 +21,8 @@ def connect_index(index_path: Path) -> duckdb.DuckDBPyConnection:
     """
     if not index_path.exists():
         raise IndexNotFoundError(f"no index at {index_path}")
+    import duckdb
+
     con = duckdb.connect(":memory:")
     try:
         quoted = str(index_path).replace("'", "''")

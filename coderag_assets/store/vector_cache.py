@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -96,6 +95,8 @@ class VectorCache:
         if not readable:
             return VectorCacheStats(files=len(files))
         spill = cache_dir / f".compact-spill-{uuid.uuid4().hex[:8]}"
+        import duckdb  # here: a chunking worker never loads DuckDB (-47 MiB)
+
         con = duckdb.connect(
             config={
                 "memory_limit": VECTOR_CACHE_MEMORY_LIMIT,
