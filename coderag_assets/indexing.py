@@ -62,6 +62,10 @@ from coderag_assets.store import (
 
 SKIP_UNSUPPORTED_TYPE = "unsupported_type"
 CHUNK_BATCH_ROWS = 4096  # chunk rows held as Python objects before becoming an Arrow table
+#: Occurrence rows held as plain strings before a batch is dictionary-encoded. A shard has
+#: ~60 a chunk (560k for 8.7k Django chunks: 43 MiB as plain strings, most of it the file's
+#: path repeated on every row; ~15 MiB encoded), and a chunking worker held them all plain.
+OCCURRENCE_BATCH_ROWS = 65_536
 CACHE_FLUSH_VECTORS = 2048  # new vectors are persisted at least this often (crash safety)
 
 
@@ -307,7 +311,9 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     chunk_tables: list[pa.Table] = []
     symbol_rows: list[dict] = []
     occurrence_tables: list[pa.Table] = []
-    file_occurrences: list[pa.Table] = []  # per file, merged into one table per batch
+    file_occurrences: list[pa.Table] = []  # per file, merged into one encoded table per batch
+    pending_occurrences = 0  # rows in file_occurrences
+    encoded = dictionary_encoded(segments.OCCURRENCE_SCHEMA, segments.OCCURRENCE_STRING_COLUMNS)
     to_chunk = manifest.filter(~pl.col("path").is_in(reusable_paths.implode()))
     for entry in to_chunk.select("path", "language").iter_rows(named=True):
         try:
@@ -323,16 +329,19 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
         file_occurrences.append(
             occurrence_table(entry["path"], entry["language"], chunked.occurrences)
         )
+        pending_occurrences += file_occurrences[-1].num_rows
         if len(chunk_rows) >= CHUNK_BATCH_ROWS:  # rows as Arrow, not Python objects
             chunk_tables.append(pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA))
             chunk_rows.clear()
-            occurrence_tables.append(pa.concat_tables(file_occurrences).combine_chunks())
+        if pending_occurrences >= OCCURRENCE_BATCH_ROWS:
+            occurrence_tables.append(_encoded_batch(file_occurrences, encoded))
             file_occurrences.clear()
+            pending_occurrences = 0
         report().advance("chunk")
     report().advance("chunk", stats.files_reused)
     chunk_tables.append(pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA))
     if file_occurrences:
-        occurrence_tables.append(pa.concat_tables(file_occurrences).combine_chunks())
+        occurrence_tables.append(_encoded_batch(file_occurrences, encoded))
     del chunk_rows, file_occurrences
     # One kind at a time: the previous file's kept rows, then the new ones, sorted (a copy),
     # written and let go before the next kind is read.
@@ -353,12 +362,8 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     stats.symbols = symbols.num_rows
     del symbols, symbol_rows
     # The largest kind (~60 rows a chunk): read and sorted with its strings as dictionaries.
-    encoded = dictionary_encoded(segments.OCCURRENCE_SCHEMA, segments.OCCURRENCE_STRING_COLUMNS)
     occurrences = pa.concat_tables(
-        [
-            _reused_rows(store, "occurrences", shard, encoded, reused),
-            *(table.cast(encoded) for table in occurrence_tables),
-        ]
+        [_reused_rows(store, "occurrences", shard, encoded, reused), *occurrence_tables]
     )
     del occurrence_tables
     occurrences = sort_rows(occurrences, ("path", "line", "column"))
@@ -368,6 +373,11 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     report().finish("chunk")
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _encoded_batch(tables: list[pa.Table], encoded: pa.Schema) -> pa.Table:
+    """Files' occurrence tables as one table of `encoded` (its strings as dictionaries)."""
+    return pa.concat_tables(tables).combine_chunks().cast(encoded)
 
 
 def _previous_chunk_files(store: IndexStore, shard: str) -> pa.Table:

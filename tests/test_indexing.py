@@ -5,6 +5,8 @@ decide whether an early publish is worth its second segment pass."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,36 @@ def test_parallel_prepare_writes_what_one_process_writes(
                     kind,
                     shard,
                 )
+
+
+def test_occurrences_encoded_batch_by_batch_are_written_as_in_one_batch(
+    tmp_path: Path, repo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = repo_copy.resolve()
+    whole_store, whole = prepare(tmp_path / "whole", root, workers=1)
+    monkeypatch.setattr(indexing, "OCCURRENCE_BATCH_ROWS", 3)  # a batch every file or so
+    batched_store, batched = prepare(tmp_path / "batched", root, workers=1)
+    written = 0
+    for shard in shard_keys(SHARD_COUNT):
+        whole_file = whole_store.shard_file("occurrences", shard)
+        if whole_file.exists():
+            table = pq.read_table(batched_store.shard_file("occurrences", shard))
+            assert table.equals(pq.read_table(whole_file)), shard
+            written += table.num_rows
+    assert written > 100
+
+
+def test_a_chunking_worker_loads_neither_duckdb_nor_torch() -> None:
+    """What a spawned `prepare_shards` worker imports (its RSS: ~100 MiB before any shard;
+    DuckDB alone added ~30 MiB to each worker)."""
+    script = (
+        "import sys, coderag_assets.indexing; "
+        "print(sorted({'duckdb', 'torch', 'transformers', 'openvino', 'dagster'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_small_updates_and_daemonic_processes_prepare_in_one_process(
