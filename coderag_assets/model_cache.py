@@ -12,14 +12,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import multiprocessing
 import os
+import pickle
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -178,23 +179,63 @@ def convert_once(
 #: Whether `run_conversion` converts in a child process (tests with a fake, unpicklable
 #: converter turn it off).
 CONVERT_IN_CHILD = True
+_CHILD_MAIN = "from coderag_assets.model_cache import _conversion_child; _conversion_child()"
 
 
 def run_conversion(convert: Callable[[Path], None], work_dir: Path) -> None:
-    """``convert(work_dir)``, quietly (`quiet_conversion`), in a spawned child process that
+    """``convert(work_dir)``, quietly (`quiet_conversion`), in a child Python process that
     exits when it is done, so that what a conversion costs stays out of this process: torch,
-    transformers and the traced model peak at ~1 GB and a process that converted keeps several
-    hundred MB of them after (measured in docs/memory.md). ``convert`` must be picklable (a
-    module-level function or a `functools.partial` of one); its exception is raised here. In a
-    daemonic process (a Celery worker's pool process may not start children), or with
-    `CONVERT_IN_CHILD` off, it runs in this process.
+    transformers and the traced model, ~1 GB while converting, of which a process that
+    converted keeps most until it exits (docs/memory.md). ``convert`` must be picklable (a
+    module-level function or a `functools.partial` of one); the exception it raises is raised
+    here. A plain subprocess rather than `multiprocessing`: it imports nothing of the caller's
+    main module (a script without a ``__main__`` guard) and may start in a daemonic process.
+
+    Raises:
+        RuntimeError: the child died without an answer (killed, out of memory); the message
+        holds the end of its stderr.
     """
-    if not CONVERT_IN_CHILD or multiprocessing.current_process().daemon:
+    if not CONVERT_IN_CHILD:
         _convert_quietly(convert, work_dir)
         return
-    context = multiprocessing.get_context("spawn")  # no forked copy of the caller's threads
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        pool.submit(_convert_quietly, convert, work_dir).result()
+    package_parent = str(Path(__file__).resolve().parents[1])
+    python_path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD_MAIN],
+        input=pickle.dumps((convert, work_dir)),
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": python_path},
+        check=False,
+    )
+    if child.returncode == 0:
+        return
+    try:
+        failure = pickle.loads(child.stdout)
+    except Exception:
+        stderr = child.stderr.decode(errors="replace").strip()[-2000:]
+        raise RuntimeError(
+            f"the conversion process exited with status {child.returncode}: {stderr}"
+        ) from None
+    raise failure
+
+
+def _conversion_child() -> None:
+    """The child side of `run_conversion`: (convert, work_dir) from stdin; on failure the
+    exception, pickled, on stdout (its type and message when it cannot be pickled); whatever
+    the conversion itself prints goes to stderr."""
+    convert, work_dir = pickle.load(sys.stdin.buffer)
+    answer_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        _convert_quietly(convert, work_dir)
+    except Exception as failure:  # every failure goes back to the parent, which raises it
+        try:
+            answer = pickle.dumps(failure)
+        except Exception:
+            answer = pickle.dumps(RuntimeError(f"{type(failure).__name__}: {failure}"))
+        with os.fdopen(answer_fd, "wb") as answer_stream:
+            answer_stream.write(answer)
+        raise SystemExit(1) from None
 
 
 def _convert_quietly(convert: Callable[[Path], None], work_dir: Path) -> None:
