@@ -3,13 +3,18 @@
 Two measurements, each run with every code tree given by `--code` (PYTHONPATH=<tree>),
 alternated round by round so a baseline is measured in the same sitting:
 
-- `index`: a cold `coderag index ROOT` into a fresh data directory (the converted model is
-  copied in first, so no conversion or compile is measured). The RSS of the process tree is
+- `index`: a cold `coderag index ROOT` into a fresh data directory. With `--models-from`
+  the converted model is copied in first, so no conversion or compile is measured; that
+  only works when those models were converted by a code tree at the same path (a model's
+  directory name includes its weights' path, so another checkout converts again, and the
+  row says "CONVERTED THE MODEL"). Without it every run converts, as the first index on a
+  new data directory does. The RSS of the process tree is
   sampled every 20 ms and each sample is attributed to a stage by the run's own Dagster step
   events (read from the run's event-log database): `before_run` (imports, walk, plan),
   `prepare_shards`, `index_shard` (all shard steps), `record_shards`, `search_index`
   (publish), `after_run`. Prints the peak RSS of the `coderag` process and of the tree per
-  stage, and VmHWM (the kernel's own peak) of the process.
+  stage (and, at the tree's peak, the process's and its largest child's share), and VmHWM
+  (the kernel's own peak) of the process.
 - `serve`: `coderag serve --http` on an existing index, `--queries` warm hybrid searches
   through the MCP SDK client, then `/proc/PID/smaps` of the server grouped by what is
   mapped: anonymous memory (heap: Python objects, NumPy arrays, the compiled model's
@@ -150,7 +155,13 @@ def rollup_kib(pid: int) -> dict[str, int]:
 
 
 class TreeSampler(threading.Thread):
-    """Samples (time, RSS of the root process, RSS of the process tree) every 20 ms."""
+    """Samples (time, RSS of the root process, RSS of the process tree, RSS of its largest
+    child) every 20 ms.
+
+    A child counts from its second sample on: a process forked to run another program
+    (`subprocess`, ctypes' `find_library` running ldconfig, multiprocessing's spawn) shows
+    its parent's whole RSS, shared copy-on-write, for the few ms before it execs. Counted,
+    such a fork doubled the tree's peak (3.7 GB for a 1.5 GB process)."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -158,6 +169,7 @@ class TreeSampler(threading.Thread):
         self.samples: list[tuple[float, int, int]] = []
         self.hwm_kib = 0
         self.stopping = False
+        self.previous_children: set[int] = set()
 
     def run(self) -> None:
         while not self.stopping:
@@ -165,13 +177,21 @@ class TreeSampler(threading.Thread):
                 parent = psutil.Process(self.pid)
                 own = parent.memory_info().rss
                 tree = own
+                largest_child = 0
+                seen = set()
                 for child in parent.children(recursive=True):
+                    seen.add(child.pid)
+                    if child.pid not in self.previous_children:
+                        continue
                     try:
-                        tree += child.memory_info().rss
+                        child_rss = child.memory_info().rss
                     except psutil.Error:
-                        pass
+                        continue
+                    tree += child_rss
+                    largest_child = max(largest_child, child_rss)
+                self.previous_children = seen
                 self.hwm_kib = max(self.hwm_kib, status_kib(self.pid).get("VmHWM", 0))
-                self.samples.append((time.time(), own, tree))
+                self.samples.append((time.time(), own, tree, largest_child))
             except (psutil.Error, OSError):
                 pass
             time.sleep(SAMPLE_INTERVAL_S)
@@ -225,7 +245,7 @@ def children_cpu_s() -> float:
 
 
 def measure_index(
-    code: Path, root: Path, models_from: Path, work: Path, keep_in: Path | None = None
+    code: Path, root: Path, models_from: Path | None, work: Path, keep_in: Path | None = None
 ) -> dict[str, object]:
     """A cold index into a fresh data directory; with `keep_in`, into that one, kept after."""
     if keep_in is None:
@@ -236,8 +256,9 @@ def measure_index(
         if (data_dir / "indexes").exists():
             raise SystemExit(f"--keep-in {data_dir} already holds an index: not a cold run")
     data_dir.mkdir(parents=True, exist_ok=True)
-    if not (data_dir / "models").exists():
+    if models_from is not None and not (data_dir / "models").exists():
         shutil.copytree(models_from, data_dir / "models")
+    models_before = model_dirs(data_dir)
     cpu_before = children_cpu_s()
     started = time.time()
     process = subprocess.Popen(
@@ -261,10 +282,13 @@ def measure_index(
     windows = step_windows(data_dir, result["run_id"])
     per_stage: dict[str, list[int]] = {}
     per_step: dict[str, int] = {}
-    for moment, own, tree in sampler.samples:
+    for moment, own, tree, largest_child in sampler.samples:
         step = stage_of(moment, windows)
-        stage = per_stage.setdefault(stage_name(step), [0, 0])
-        stage[0], stage[1] = max(stage[0], own), max(stage[1], tree)
+        # peak process, peak tree, and at the tree's peak: the process and its largest child
+        stage = per_stage.setdefault(stage_name(step), [0, 0, 0, 0])
+        stage[0] = max(stage[0], own)
+        if tree > stage[1]:
+            stage[1:] = [tree, own, largest_child]
         per_step[step] = max(per_step.get(step, 0), own)
     top_steps = sorted(per_step.items(), key=lambda item: -item[1])[:3]
     row: dict[str, object] = {
@@ -277,9 +301,17 @@ def measure_index(
         "peak_process_mib": round(max((s[1] for s in sampler.samples), default=0) / MIB),
         "peak_tree_mib": round(max((s[2] for s in sampler.samples), default=0) / MIB),
         "vmhwm_mib": round(sampler.hwm_kib / 1024),
+        # a run that had to convert the model (no --models-from, or one converted for
+        # another weights path: the directory name includes it) peaks higher
+        "converted_model": model_dirs(data_dir) != models_before,
         "stages": {
-            stage: {"process_mib": round(own / MIB), "tree_mib": round(tree / MIB)}
-            for stage, (own, tree) in per_stage.items()
+            stage: {
+                "process_mib": round(own / MIB),
+                "tree_mib": round(tree / MIB),
+                "at_tree_peak_process_mib": round(own_then / MIB),
+                "at_tree_peak_largest_child_mib": round(child_then / MIB),
+            }
+            for stage, (own, tree, own_then, child_then) in per_stage.items()
         },
         "top_steps_mib": {step: round(own / MIB) for step, own in top_steps},
     }
@@ -288,15 +320,23 @@ def measure_index(
     return row
 
 
+def model_dirs(data_dir: Path) -> list[str]:
+    models = data_dir / "models"
+    return sorted(path.name for path in models.iterdir()) if models.is_dir() else []
+
+
 def print_index(row: dict[str, object]) -> None:
     print(
         f"  {row['code']}: {row['chunks']} chunks ({row['embedded']} embedded), "
         f"{row['wall_s']} s wall, {row['cpu_s']} CPU s (process tree); peak process {row['peak_process_mib']} MiB "
         f"(VmHWM {row['vmhwm_mib']}), tree {row['peak_tree_mib']} MiB"
+        + ("; CONVERTED THE MODEL in this run" if row["converted_model"] else "")
     )
     for stage, peaks in row["stages"].items():  # type: ignore[union-attr]
         print(
             f"      {stage:16s} process {peaks['process_mib']:6d}  tree {peaks['tree_mib']:6d} MiB"
+            f"  (at the tree's peak: process {peaks['at_tree_peak_process_mib']}, largest "
+            f"child {peaks['at_tree_peak_largest_child_mib']})"
         )
     steps = ", ".join(f"{step} {mib}" for step, mib in row["top_steps_mib"].items())  # type: ignore[union-attr]
     print(f"      highest steps (process MiB): {steps}")
@@ -456,7 +496,12 @@ def main() -> int:
     parser.add_argument("what", choices=("index", "serve", "files"))
     parser.add_argument("--root", type=Path, required=True, help="the indexed tree")
     parser.add_argument("--data-dir", type=Path, help="serve/files: the data directory")
-    parser.add_argument("--models-from", type=Path, help="index: a data directory's models/")
+    parser.add_argument(
+        "--models-from",
+        type=Path,
+        help="index: a data directory's models/, converted by the same code tree path (the "
+        "model's directory name includes the weights' path); without it each run converts",
+    )
     parser.add_argument("--code", type=Path, action="append", help="code trees (default .)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--queries", type=int, default=100)
@@ -505,7 +550,7 @@ def main() -> int:
                     row = measure_index(
                         code,
                         root,
-                        args.models_from.resolve(),
+                        args.models_from.resolve() if args.models_from else None,
                         work,
                         args.keep_in.resolve() if args.keep_in else None,
                     )
