@@ -209,30 +209,29 @@ def run_conversion(convert: Callable[[Path], None], work_dir: Path) -> None:
     )
     if child.returncode == 0:
         return
-    try:
-        failure = pickle.loads(child.stdout)
-    except Exception:
+    if not child.stdout:  # no answer: the child died (killed, out of memory, bad interpreter)
         stderr = child.stderr.decode(errors="replace").strip()[-2000:]
         raise RuntimeError(
             f"the conversion process exited with status {child.returncode}: {stderr}"
-        ) from None
-    raise failure
+        )
+    raise pickle.loads(child.stdout)
 
 
 def _conversion_child() -> None:
     """The child side of `run_conversion`: (convert, work_dir) from stdin; on failure the
-    exception, pickled, on stdout (its type and message when it cannot be pickled); whatever
-    the conversion itself prints goes to stderr."""
+    exception, pickled, on stdout (its type and message when it cannot be pickled and
+    unpickled); whatever the conversion itself prints goes to stderr."""
     convert, work_dir = pickle.load(sys.stdin.buffer)
     answer_fd = os.dup(1)
     os.dup2(2, 1)
     try:
         _convert_quietly(convert, work_dir)
-    except Exception as failure:  # every failure goes back to the parent, which raises it
-        try:
-            answer = pickle.dumps(failure)
-        except Exception:
-            answer = pickle.dumps(RuntimeError(f"{type(failure).__name__}: {failure}"))
+    except Exception as failure:  # noqa: BLE001  (every failure goes back to the parent)
+        answer = pickle.dumps(RuntimeError(f"{type(failure).__name__}: {failure}"))
+        with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
+            candidate = pickle.dumps(failure)
+            pickle.loads(candidate)  # an exception whose __init__ cannot take its args back
+            answer = candidate
         with os.fdopen(answer_fd, "wb") as answer_stream:
             answer_stream.write(answer)
         raise SystemExit(1) from None

@@ -398,6 +398,11 @@ def test_a_conversion_failing_in_the_child_raises_its_error_and_leaves_nothing_b
     assert [path.name for path in cache.iterdir() if path.is_dir()] == []
 
 
+def test_a_conversion_child_that_dies_without_an_answer_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="exited with status 1"):
+        model_cache.run_conversion(sys.exit, tmp_path)  # the child exits, printing the path
+
+
 def test_prepared_openvino_runtime_does_not_import_torch(openvino_spec: EmbedderSpec) -> None:
     script = textwrap.dedent(
         f"""

@@ -66,9 +66,9 @@ def test_occurrences_encoded_batch_by_batch_are_written_as_in_one_batch(
     tmp_path: Path, repo_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = repo_copy.resolve()
-    whole_store, whole = prepare(tmp_path / "whole", root, workers=1)
+    whole_store, _ = prepare(tmp_path / "whole", root, workers=1)
     monkeypatch.setattr(indexing, "OCCURRENCE_BATCH_ROWS", 3)  # a batch every file or so
-    batched_store, batched = prepare(tmp_path / "batched", root, workers=1)
+    batched_store, _ = prepare(tmp_path / "batched", root, workers=1)
     written = 0
     for shard in shard_keys(SHARD_COUNT):
         whole_file = whole_store.shard_file("occurrences", shard)
