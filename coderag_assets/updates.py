@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
-
 from coderag_assets.partitions import shard_keys
 from coderag_assets.settings import Settings
-from coderag_assets.store import IndexNotFoundError, IndexStore
+from coderag_assets.store import IndexNotFoundError, IndexStore, duckdb_errors
 
 if TYPE_CHECKING:
     from coderag_assets.freshness import TreeSnapshot, UpdatePlan
@@ -237,7 +235,7 @@ def fill_from_index(summary: IndexSummary, store: IndexStore) -> None:
             ).fetchall()
             summary.skipped = {reason: int(count) for reason, count in sorted(rows)}
             version = read_meta(con).get("version")
-    except (IndexNotFoundError, duckdb.Error):
+    except (IndexNotFoundError, *duckdb_errors()):
         return  # a damaged live version: the plan repairs it, the summary stays as the run left it
     summary.version = int(version) if isinstance(version, int | float) else summary.version
 

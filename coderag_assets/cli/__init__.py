@@ -15,8 +15,6 @@ import warnings
 from pathlib import Path
 from typing import NoReturn
 
-import duckdb
-
 from coderag_assets.cli.agents import add_agent_commands
 from coderag_assets.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, err
 from coderag_assets.cli.housekeeping import add_housekeeping_commands
@@ -27,7 +25,7 @@ from coderag_assets.cli.watch import add_watch_commands
 from coderag_assets.embedding import EmbeddingError
 from coderag_assets.execution import ServiceUnavailableError, UpdateBlockedError
 from coderag_assets.settings import SettingsError
-from coderag_assets.store import IndexNotFoundError
+from coderag_assets.store import IndexNotFoundError, duckdb_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,8 +158,10 @@ def dispatch(args: argparse.Namespace) -> int:
 
 #: Errors printed as one `error:` line with exit code 2 (bad input, nothing to search).
 USAGE_ERRORS = (IndexNotFoundError, SettingsError, ValueError)  # ValueError: SearchError...
-#: Errors printed as one `error:` line with exit code 1 (the command failed).
-FAILURES = (EmbeddingError, duckdb.Error, OSError, ServiceUnavailableError, UpdateBlockedError)
+#: Errors printed as one `error:` line with exit code 1 (the command failed); DuckDB's too
+#: (`duckdb_errors`: only once DuckDB is loaded, so importing the CLI does not load it — a
+#: spawned chunking worker of the `coderag` script imports this package).
+FAILURES = (EmbeddingError, OSError, ServiceUnavailableError, UpdateBlockedError)
 
 
 def _exit_code_for(exc: Exception) -> int | None:
@@ -170,7 +170,7 @@ def _exit_code_for(exc: Exception) -> int | None:
         return exc.exit_code
     if isinstance(exc, USAGE_ERRORS):
         return EXIT_USAGE
-    if isinstance(exc, FAILURES):
+    if isinstance(exc, (*FAILURES, *duckdb_errors())):
         return EXIT_FAILED
     return None
 

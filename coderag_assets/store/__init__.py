@@ -29,6 +29,7 @@ from coderag_assets.store.errors import (
     DiskFullError,
     IndexNotFoundError,
     IndexValidationError,
+    duckdb_errors,
     is_disk_full,
     reporting_disk_full,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "connect_index",
     "dictionary_columns",
     "dictionary_encoded",
+    "duckdb_errors",
     "find_index",
     "first_row_per_hash",
     "index_cursor",

@@ -43,10 +43,10 @@ def is_disk_full(error: BaseException) -> bool:
     (an IOException, or a FatalException when a CHECKPOINT cannot write)."""
     if isinstance(error, OSError):
         return error.errno in DISK_FULL_ERRNOS
-    return isinstance(error, _duckdb_errors()) and "No space left on device" in str(error)
+    return isinstance(error, duckdb_errors()) and "No space left on device" in str(error)
 
 
-def _duckdb_errors() -> tuple[type[BaseException], ...]:
+def duckdb_errors() -> tuple[type[BaseException], ...]:
     """DuckDB's error class once DuckDB is loaded (only then can one be raised); modules that
     use DuckDB import it where they use it, so a chunking worker never loads it (-47 MiB)."""
     duckdb = sys.modules.get("duckdb")
@@ -59,7 +59,7 @@ def reporting_disk_full(step: str, path: Path) -> Iterator[None]:
     (other errors pass unchanged). Cleaning up what the block half wrote is the block's job."""
     try:
         yield
-    except (OSError, *_duckdb_errors()) as error:
+    except (OSError, *duckdb_errors()) as error:
         if isinstance(error, DiskFullError) or not is_disk_full(error):
             raise
         raise DiskFullError(step, path) from error
