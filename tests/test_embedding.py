@@ -364,17 +364,7 @@ def test_conversion_in_a_child_process_leaves_torch_out_and_gives_the_same_vecto
         print("ok")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_offline_script(script, timeout_s=300)
     monkeypatch.setattr(model_cache, "CONVERT_IN_CHILD", False)
     in_process = EmbedderSpec(backend="openvino", cache_dir=tmp_path / "in-process")
     prepare_model(in_process)
@@ -417,17 +407,7 @@ def test_prepared_openvino_runtime_does_not_import_torch(openvino_spec: Embedder
         print("ok")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_offline_script(script, timeout_s=120)
 
 
 def test_unknown_backend_is_a_clear_error() -> None:
@@ -475,3 +455,18 @@ def test_shipped_code_model_loads_offline_under_its_own_id(cache_dir: Path) -> N
     prepare_model(minilm_spec)
     minilm_vectors = load_embedder(minilm_spec).embed(CODE_SNIPPETS)
     assert np.sum(vectors * minilm_vectors, axis=1).mean() < 0.99
+
+
+def run_offline_script(script: str, *, timeout_s: float) -> None:
+    """Run `script` in a fresh interpreter from the project root, offline; it must print ok."""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
