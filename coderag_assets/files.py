@@ -880,7 +880,7 @@ def _walk_changed(
         visit = _visit_dir(real_root, dir_abs, dir_rel, prior, racy_after_ns, rules, max_file_bytes)
         dropped_rows.update(_direct_row_paths(previous.files, dir_rel))
         if visit is None:  # vanished: the parent's listing (an event named it) drops it
-            _remove_subtree(listings, dir_rel, removed_prefixes, keep_self=False)
+            _remove_subtree(listings, dir_rel, removed_prefixes)
             continue
         listings[dir_rel] = visit.listing
         new_rows.extend(visit.rows)
@@ -891,7 +891,7 @@ def _walk_changed(
         now = set(visit.listing.dirs)
         before = set(prior.dirs) if prior is not None else set()
         for gone in sorted(before - now):
-            _remove_subtree(listings, prefix + gone, removed_prefixes, keep_self=False)
+            _remove_subtree(listings, prefix + gone, removed_prefixes)
         # New subdirectories are walked whole (they have no listing to reuse); named ones
         # that stayed are already queued.
         added_dirs = [prefix + name for name in sorted(now - before, reverse=True)]
@@ -908,7 +908,7 @@ def _walk_changed(
     found = [row for row in previous.files if row.path not in dropped_rows]
     found.extend(new_rows)
     found.sort(key=lambda file_stat: file_stat.path)
-    walk = TreeWalk(
+    return TreeWalk(
         root=real_root,
         files=found,
         listings=listings,
@@ -920,7 +920,6 @@ def _walk_changed(
         volatile_dirs=still_volatile,
         delta=WalkDelta(previous.started_ns, frozenset(dropped_rows), tuple(new_rows)),
     )
-    return walk
 
 
 def _direct_row_paths(rows: Sequence[FileStat], dir_rel: str) -> list[str]:
@@ -944,15 +943,15 @@ def _trusted(listing: DirListing, racy_after_ns: int) -> bool:
 
 
 def _remove_subtree(
-    listings: dict[str, DirListing], dir_rel: str, removed_prefixes: list[str], *, keep_self: bool
+    listings: dict[str, DirListing], dir_rel: str, removed_prefixes: list[str]
 ) -> None:
-    """Forget `dir_rel`'s listing (unless `keep_self`) and every listing below it."""
+    """Forget `dir_rel`'s listing and every listing below it (their rows go by
+    `removed_prefixes`)."""
     prefix = dir_rel + "/"
     removed_prefixes.append(prefix)
     for key in [key for key in listings if key.startswith(prefix)]:
         del listings[key]
-    if not keep_self:
-        listings.pop(dir_rel, None)
+    listings.pop(dir_rel, None)
 
 
 @dataclass
@@ -985,12 +984,7 @@ def _visit_dir(
         return None
     except OSError:
         dir_mtime_ns = -1
-    if (
-        prior is not None
-        and prior.reusable
-        and prior.mtime_ns == dir_mtime_ns
-        and prior.mtime_ns < racy_after_ns
-    ):
+    if prior is not None and prior.mtime_ns == dir_mtime_ns and _trusted(prior, racy_after_ns):
         rows = _reuse_listing(dir_abs, dir_rel, prior, max_file_bytes)
         if rows is not None:
             if _ignore_file_stats(dir_abs, [n for n, _, _ in prior.ignore_files]) != (

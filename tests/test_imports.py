@@ -177,5 +177,6 @@ def test_navigation_still_exports_every_name_it_lists() -> None:
     """The package's names load on first use; each one it lists must resolve."""
     from coderag_assets import navigation
 
+    assert sorted(navigation.__all__) == sorted(navigation._HOME)  # one list, kept in step
     for name in navigation.__all__:
         assert getattr(navigation, name) is not None, name

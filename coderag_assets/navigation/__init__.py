@@ -52,10 +52,11 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load o
         MAX_SLICE_CHARS,
         MAX_SLICE_LINES,
         MAX_SYMBOL_LIMIT,
+        SYMBOL_MATCH_MODES,
+        SymbolMatchMode,
     )
     from coderag_assets.navigation.paths import check_glob, confine_path, normalize_rel_path
     from coderag_assets.navigation.records import (
-        SYMBOL_MATCH_MODES,
         DefinitionHeader,
         FileListing,
         FileOutline,
@@ -66,7 +67,6 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load o
         ReferenceMatches,
         SymbolInfo,
         SymbolMatches,
-        SymbolMatchMode,
     )
     from coderag_assets.navigation.references import (
         _scan_references,
