@@ -366,8 +366,14 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
         [_reused_rows(store, "occurrences", shard, encoded, reused), *occurrence_tables]
     )
     del occurrence_tables
-    occurrences = sort_rows(occurrences, ("path", "line", "column"))
-    store.write_shard("occurrences", shard, occurrences.cast(segments.OCCURRENCE_SCHEMA))
+    # In the segment's order and layout: the segment build takes the file as it is.
+    occurrences = sort_rows(occurrences, segments.OCCURRENCE_ORDER)
+    store.write_shard(
+        "occurrences",
+        shard,
+        segments.occurrence_file_table(occurrences),
+        **segments.OCCURRENCE_WRITE_OPTIONS,
+    )
     del occurrences
     release_unused_memory()
     report().finish("chunk")

@@ -179,3 +179,49 @@ def test_build_chunks_writes_occurrences_and_reuses_them_for_unchanged_files(
     names = pq.read_table(info.path / segments.OCCURRENCES_FILE).column("name").to_pylist()
     assert names == sorted(names) and "alpha" in names
     segments.verify_segment(info)
+
+
+def test_a_segment_takes_the_shards_occurrence_file_as_it_is_and_sorts_an_older_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk step writes occurrences in the segment's order and layout, so the segment's
+    occurrences.parquet is the shard file's bytes (no second decode, sort and encode); a shard
+    file from before that layout (sorted by path, unmarked) still gives the same rows."""
+    import pyarrow.parquet as pq
+
+    from coderag_assets import segments
+    from coderag_assets.indexing import build_chunks, build_manifest, scan_shards
+    from coderag_assets.store import IndexStore
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "b.py").write_text("def zeta(alpha):\n    return alpha.beta  # gamma\n")
+    (root / "a.py").write_text("import b\n\ndef alpha():\n    return b.zeta(1)\n")
+    (root / "c.md").write_text("alpha and omega\n")
+    store = IndexStore.for_root(tmp_path / "data", root)
+    stats = scan_shards(root, ["0"], lambda _: "0", max_file_bytes=10_000)["0"]
+    build_manifest(store, "0", stats, max_file_bytes=10_000)
+    build_chunks(store, "0", run_id="r", max_file_bytes=10_000)
+    shard_file = store.shard_file("occurrences", "0")
+    shard_bytes = shard_file.read_bytes()
+    assert segments.in_occurrence_layout(shard_bytes)
+
+    def no_sorting(*_: object) -> None:
+        raise AssertionError("the segment build decoded and sorted the occurrences again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("coderag_assets.segments.build.sort_rows", no_sorting)
+        current = segments.write_segment(store, "0", model_id="m", run_id="r")
+    assert (current.path / segments.OCCURRENCES_FILE).read_bytes() == shard_bytes
+    rows = pq.read_table(current.path / segments.OCCURRENCES_FILE)
+    keys = [tuple(row[key] for key in segments.OCCURRENCE_ORDER) for row in rows.to_pylist()]
+    assert keys == sorted(keys) and len(keys) > 10
+
+    # The layout before: sorted by path, no marker, default row groups.
+    older = rows.sort_by([("path", "ascending"), ("line", "ascending"), ("column", "ascending")])
+    pq.write_table(older.replace_schema_metadata(None), shard_file, compression="zstd")
+    assert not segments.in_occurrence_layout(shard_file.read_bytes())
+    rebuilt = segments.write_segment(store, "0", model_id="m", run_id="r")
+    assert rebuilt.segment_id != current.segment_id
+    assert pq.read_table(rebuilt.path / segments.OCCURRENCES_FILE).equals(rows)
+    segments.verify_segment(rebuilt)

@@ -38,9 +38,10 @@ from coderag_assets.segments.layout import (
     INPUT_KINDS,
     LATEST_FILE,
     LOCATION_COLUMNS,
-    OCCURRENCE_ROW_GROUP_ROWS,
+    OCCURRENCE_ORDER,
     OCCURRENCE_SCHEMA,
     OCCURRENCE_STRING_COLUMNS,
+    OCCURRENCE_WRITE_OPTIONS,
     OCCURRENCES_FILE,
     READER_BATCH_ROWS,
     READER_COLUMNS,
@@ -51,7 +52,9 @@ from coderag_assets.segments.layout import (
     TEXT_COLUMNS,
     SegmentError,
     SegmentInfo,
+    in_occurrence_layout,
     latest_segment,
+    occurrence_file_table,
     segments_dir,
     verify_segment,
 )
@@ -198,18 +201,21 @@ def _build_segment(
     """Write every file of one segment into `directory` (created here), `segment.json` last."""
     directory.mkdir(parents=True)
     # Occurrences first, on their own: the largest input once decoded, and sorting copies it.
-    has_occurrences = inputs["occurrences"] is not None
-    if has_occurrences:
+    # A shard file in the segment's layout (what `indexing.build_chunks` writes) is the file.
+    occurrence_input = inputs["occurrences"]
+    has_occurrences = occurrence_input is not None
+    if occurrence_input is not None and in_occurrence_layout(occurrence_input):
+        (directory / OCCURRENCES_FILE).write_bytes(occurrence_input)
+    elif occurrence_input is not None:  # a shard chunked before the layout: sorted here
         encoded = dictionary_encoded(OCCURRENCE_SCHEMA, OCCURRENCE_STRING_COLUMNS)
-        occurrence_rows = _read_input(inputs["occurrences"], encoded)
+        occurrence_rows = _read_input(occurrence_input, encoded)
         occurrence_rows = sort_rows(
-            occurrence_rows.select(encoded.names).cast(encoded), ("name", "path", "line", "column")
+            occurrence_rows.select(encoded.names).cast(encoded), OCCURRENCE_ORDER
         )
         pq.write_table(
-            occurrence_rows.cast(OCCURRENCE_SCHEMA),
+            occurrence_file_table(occurrence_rows),
             directory / OCCURRENCES_FILE,
-            compression="zstd",
-            row_group_size=OCCURRENCE_ROW_GROUP_ROWS,
+            **OCCURRENCE_WRITE_OPTIONS,
         )
         del occurrence_rows
     manifest = _read_input(inputs["manifest"], MANIFEST_SCHEMA)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from coderag_assets.store import (
     IndexNotFoundError,
@@ -76,6 +77,15 @@ OCCURRENCE_SCHEMA = pa.schema(
 )
 #: Its string columns with few distinct values: read and sorted as dictionaries.
 OCCURRENCE_STRING_COLUMNS = ("name", "path", "language", "context")
+#: The order of occurrences.parquet's rows (a name lookup reads one run of rows).
+OCCURRENCE_ORDER = ("name", "path", "line", "column")
+#: Footer key of an occurrence file written in the segment's layout (`occurrence_file_table`):
+#: its value names the order and row group size, so a shard file that carries it can become a
+#: segment's occurrences.parquet byte for byte.
+_OCCURRENCE_LAYOUT_KEY = b"coderag.occurrence_layout"
+_OCCURRENCE_LAYOUT = (
+    f"order={','.join(OCCURRENCE_ORDER)};row_group_rows={OCCURRENCE_ROW_GROUP_ROWS}".encode()
+)
 CHUNK_VIEW_COLUMNS = (
     "chunk_id",
     "path",
@@ -178,6 +188,30 @@ class SegmentInfo:
             raise SegmentError(shard, path, "written by another segment format")
         payload["path"] = path
         return cls(**payload)
+
+
+def occurrence_file_table(rows: pa.Table) -> pa.Table:
+    """`rows` (already in `OCCURRENCE_ORDER`) as `OCCURRENCE_SCHEMA`, marked as being in the
+    segment's layout; write it with `write_occurrence_file` or with `OCCURRENCE_WRITE_OPTIONS`."""
+    return rows.cast(OCCURRENCE_SCHEMA).replace_schema_metadata(
+        {_OCCURRENCE_LAYOUT_KEY: _OCCURRENCE_LAYOUT}
+    )
+
+
+#: How an occurrence file is written (`pyarrow.parquet.write_table` keywords).
+OCCURRENCE_WRITE_OPTIONS = {"compression": "zstd", "row_group_size": OCCURRENCE_ROW_GROUP_ROWS}
+
+
+def in_occurrence_layout(data: bytes) -> bool:
+    """True when the Parquet file `data` was written from `occurrence_file_table` with
+    `OCCURRENCE_WRITE_OPTIONS` by this layout: its rows, order and row groups are what a
+    segment's occurrences.parquet holds. Reads the footer only."""
+    try:
+        schema = pq.read_schema(pa.BufferReader(data))
+    except (pa.ArrowException, OSError):
+        return False
+    marked = (schema.metadata or {}).get(_OCCURRENCE_LAYOUT_KEY) == _OCCURRENCE_LAYOUT
+    return marked and schema.remove_metadata().equals(OCCURRENCE_SCHEMA)
 
 
 def verify_segment(info: SegmentInfo) -> None:

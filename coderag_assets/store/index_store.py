@@ -85,11 +85,15 @@ class IndexStore:
         return count if isinstance(count, int) else None
 
     # ----- shard Parquet files
-    def write_shard(self, kind: str, shard: str, table: pa.Table) -> None:
-        """Replace the shard's file whole; DiskFullError (nothing replaced) when space runs out."""
+    def write_shard(
+        self, kind: str, shard: str, table: pa.Table, **write_options: object
+    ) -> None:
+        """Replace the shard's file whole (zstd, unless `write_options` for
+        `pyarrow.parquet.write_table` say otherwise); DiskFullError (nothing replaced) when
+        space runs out."""
         path = self.shard_file(kind, shard)
         with replacing(path, f"writing the {kind} file of shard {shard}") as tmp_path:
-            pq.write_table(table, tmp_path, compression="zstd")
+            pq.write_table(table, tmp_path, **{"compression": "zstd", **write_options})
 
     def read_shard(self, kind: str, shard: str, schema: pa.Schema) -> pa.Table:
         """The shard's table, or an empty table of `schema` if it was never written; the
