@@ -177,6 +177,29 @@ def test_publish_flips_current_to_a_new_manifest(indexed) -> None:
     assert files[0] == result.files
 
 
+def test_chunk_rowids_name_the_segment_and_row_and_follow_path_order(indexed) -> None:
+    """`chunks.rowid` = (the segment's place among the version's sorted shards << 32) + its
+    row in that segment's chunks.parquet: unique, and in shard, path, line order."""
+    store, _ = indexed
+    version = segments.read_current(store.base)
+    con = segments.connect_version(store.base, version)
+    try:
+        rows = con.execute("SELECT rowid, path, start_line FROM chunks ORDER BY rowid").fetchall()
+    finally:
+        con.close()
+    place = {shard: index for index, shard in enumerate(sorted(version.segments))}
+    expected = []
+    for shard in sorted(version.segments):
+        table = segments.open_segment(store.base, shard, version.segments[shard]).rows
+        for row, (path, line) in enumerate(
+            zip(table.column("path").to_pylist(), table.column("start_line").to_pylist())
+        ):
+            expected.append(((place[shard] << 32) + row, path, line))
+    assert len({rowid for rowid, _, _ in rows}) == len(rows) > 0
+    assert rows == expected
+    assert sum(1 for rowid, _, _ in rows if rowid >> 32 > 0) > 0  # more than one segment
+
+
 @pytest.mark.parametrize("totals", ["recorded", "absent"])
 def test_index_status_counts_equal_a_count_over_the_views(indexed, totals) -> None:
     """index_status reads the manifest's totals (no chunk file opened); an index published

@@ -32,12 +32,14 @@ def create_sql_surface(con: duckdb.DuckDBPyConnection, base: Path, version: Inde
     `chunks.rowid` is unique and follows path/line order."""
     dirs = [base / relative for _, relative in sorted(version.segments.items())]
     columns = ", ".join(CHUNK_VIEW_COLUMNS)
-    chunk_selects = [
-        f"SELECT {columns}, ({index}::BIGINT << 32) + file_row_number AS rowid "
-        f"FROM read_parquet({_sql_path(d / CHUNKS_FILE)}, file_row_number = true)"
-        for index, d in enumerate(dirs)
-    ]
-    con.execute("CREATE OR REPLACE VIEW chunks AS " + " UNION ALL ".join(chunk_selects))
+    # One scan over the list: binding reads one footer, not one per segment (64 at ~400k
+    # chunks, ~0.1 s per publish and per reader); `file_index` is the segment's place in it.
+    chunk_files = ", ".join(_sql_path(d / CHUNKS_FILE) for d in dirs)
+    con.execute(
+        f"CREATE OR REPLACE VIEW chunks AS SELECT {columns}, "
+        "(file_index::BIGINT << 32) + file_row_number AS rowid "
+        f"FROM read_parquet([{chunk_files}], file_row_number = true)"
+    )
     for view, file_name in (("files", FILES_FILE), ("symbols", SYMBOLS_FILE)):
         listed = ", ".join(_sql_path(d / file_name) for d in dirs)
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{listed}])")
