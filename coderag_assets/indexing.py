@@ -444,6 +444,19 @@ def occurrence_table(path: str, language: str | None, occurrences: FileOccurrenc
     )
 
 
+#: The chunk columns an embedding text is made of (`chunk_from_row`), and the hash.
+EMBED_COLUMNS = (
+    "content_hash",
+    "path",
+    "language",
+    "start_line",
+    "end_line",
+    "symbol",
+    "kind",
+    "content",
+)
+
+
 def chunk_from_row(row: dict) -> Chunk:
     return Chunk(
         path=row["path"],
@@ -480,9 +493,11 @@ def build_embeddings(
     """
     started = time.perf_counter()
     model_id = spec.model_id
-    chunks = pl.from_arrow(store.read_shard("chunks", shard, CHUNK_SCHEMA))
-    hashes = chunks.get_column("content_hash").unique().sort()
-    stats = EmbedStats(chunks=chunks.height, unique_hashes=hashes.len(), model_id=model_id)
+    chunk_hashes = pl.from_arrow(
+        store.read_shard("chunks", shard, CHUNK_SCHEMA, columns=["content_hash"])
+    ).get_column("content_hash")
+    hashes = chunk_hashes.unique().sort()
+    stats = EmbedStats(chunks=chunk_hashes.len(), unique_hashes=hashes.len(), model_id=model_id)
     known: list[pa.Table] = []
     previous = store.read_shard("embeddings", shard, vector_schema(1))
     if previous.num_rows and previous.column("model_id")[0].as_py() == model_id:
@@ -496,10 +511,15 @@ def build_embeddings(
     if cached.num_rows:
         known.append(cached)
         have.update(cached.column("content_hash").to_pylist())
+    unseen = hashes.filter(~hashes.is_in(list(have)))
+    # Texts are read only for the hashes without a vector (none, most of the time).
     missing = (
-        chunks.filter(~pl.col("content_hash").is_in(list(have)))
+        pl.from_arrow(store.read_shard("chunks", shard, CHUNK_SCHEMA, columns=EMBED_COLUMNS))
+        .filter(pl.col("content_hash").is_in(unseen.implode()))
         .unique("content_hash", keep="first", maintain_order=True)
         .sort("content_hash")
+        if unseen.len()
+        else pl.DataFrame(schema={"content_hash": pl.String})
     )
     report().start("embed", missing.height)
     if missing.height:
@@ -697,9 +717,11 @@ def _pending_hashes(store: IndexStore, shard: str, model_id: str | None) -> pl.S
     """The content hash of each of the shard's chunks that its embeddings file (made with
     `model_id`) has no vector for, one per chunk."""
     chunk_hashes = pl.from_arrow(
-        store.read_shard("chunks", shard, CHUNK_SCHEMA).select(["content_hash"])
+        store.read_shard("chunks", shard, CHUNK_SCHEMA, columns=["content_hash"])
     ).get_column("content_hash")
-    embedded = store.read_shard("embeddings", shard, vector_schema(1))
+    embedded = store.read_shard(
+        "embeddings", shard, vector_schema(1), columns=["content_hash", "model_id"]
+    )
     if embedded.num_rows and model_id and embedded.column("model_id")[0].as_py() == model_id:
         known = pl.from_arrow(embedded.select(["content_hash"])).get_column("content_hash")
         chunk_hashes = chunk_hashes.filter(~chunk_hashes.is_in(known.implode()))

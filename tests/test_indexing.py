@@ -211,3 +211,52 @@ def test_workers_are_counted_from_the_files_an_update_reads_not_the_files_it_kee
     for other in keys:  # a shard without occurrences (chunked before they existed): all
         store.shard_file("occurrences", other).unlink(missing_ok=True)
     assert indexing.files_to_prepare(store, shard, stats()) == len(stats())
+
+
+def test_embedding_reads_texts_only_for_hashes_without_a_vector(
+    tmp_path: Path, repo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`build_embeddings` learns a shard's hashes from one column; chunk texts are read and
+    the model is loaded only for hashes that no file has a vector for."""
+    from coderag_assets.embedding import EmbedderSpec
+
+    store, _ = prepare(tmp_path / "data", repo_copy.resolve(), workers=1)
+    shard = max(
+        shard_keys(SHARD_COUNT),
+        key=lambda key: store.read_shard("chunks", key, CHUNK_SCHEMA).num_rows,
+    )
+    rows = store.read_shard("chunks", shard, CHUNK_SCHEMA).to_pylist()
+    hashes = sorted({row["content_hash"] for row in rows})
+    assert len(hashes) >= 2
+    spec = EmbedderSpec()
+    known = hashes[1:]  # the first hash has no vector anywhere
+    vectors = np.ones((len(known), 4), np.float32)
+    store.write_shard("embeddings", shard, vectors_table(known, vectors, spec.model_id, "r0"))
+
+    texts: list[list[str]] = []
+
+    class CountingEmbedder:
+        def embed(self, batch: list[str], on_progress=None) -> np.ndarray:
+            texts.append(list(batch))
+            return np.full((len(batch), 4), 0.5, np.float32)
+
+        def release_memory(self) -> None:
+            pass
+
+    monkeypatch.setattr(indexing, "prepare_model", lambda spec: None)
+    monkeypatch.setattr(indexing, "load_embedder", lambda spec: CountingEmbedder())
+    stats = indexing.build_embeddings(store, shard, spec, run_id="r1")
+    first = next(row for row in rows if row["content_hash"] == hashes[0])
+    assert texts == [[indexing.chunk_from_row(first).embedding_text]]
+    assert (stats.embedded, stats.reused, stats.chunks) == (1, len(known), len(rows))
+    written = pq.read_table(store.shard_file("embeddings", shard), columns=["content_hash"])
+    assert written.column("content_hash").to_pylist() == hashes
+
+    # Every hash has a vector now: no text is made and no model is loaded.
+    def no_model(spec: EmbedderSpec) -> None:
+        raise AssertionError("the model was loaded for a shard with every vector")
+
+    monkeypatch.setattr(indexing, "load_embedder", no_model)
+    monkeypatch.setattr(indexing, "chunk_from_row", no_model)
+    again = indexing.build_embeddings(store, shard, spec, run_id="r2")
+    assert (again.embedded, again.reused) == (0, len(hashes))

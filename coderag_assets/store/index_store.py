@@ -6,7 +6,7 @@ import fcntl
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,9 +85,7 @@ class IndexStore:
         return count if isinstance(count, int) else None
 
     # ----- shard Parquet files
-    def write_shard(
-        self, kind: str, shard: str, table: pa.Table, **write_options: object
-    ) -> None:
+    def write_shard(self, kind: str, shard: str, table: pa.Table, **write_options: object) -> None:
         """Replace the shard's file whole (zstd, unless `write_options` for
         `pyarrow.parquet.write_table` say otherwise); DiskFullError (nothing replaced) when
         space runs out."""
@@ -95,13 +93,20 @@ class IndexStore:
         with replacing(path, f"writing the {kind} file of shard {shard}") as tmp_path:
             pq.write_table(table, tmp_path, **{"compression": "zstd", **write_options})
 
-    def read_shard(self, kind: str, shard: str, schema: pa.Schema) -> pa.Table:
-        """The shard's table, or an empty table of `schema` if it was never written; the
-        columns `schema` dictionary-encodes are read as dictionaries."""
+    def read_shard(
+        self, kind: str, shard: str, schema: pa.Schema, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """The shard's table (only `columns` when given), or an empty table of `schema` if it
+        was never written; the columns `schema` dictionary-encodes are read as dictionaries."""
         path = self.shard_file(kind, shard)
         if not path.exists():
-            return schema.empty_table()
-        return pq.read_table(path, read_dictionary=dictionary_columns(schema))
+            empty = schema.empty_table()
+            return empty.select(list(columns)) if columns is not None else empty
+        return pq.read_table(
+            path,
+            columns=list(columns) if columns is not None else None,
+            read_dictionary=dictionary_columns(schema),
+        )
 
     def read_all_shards(self, kind: str, shards: Iterable[str], schema: pa.Schema) -> pa.Table:
         return union([self.read_shard(kind, shard, schema) for shard in shards], schema)
