@@ -527,6 +527,12 @@ def build_embeddings(
         embedder = load_embedder(spec)
         texts = [chunk_from_row(row).embedding_text for row in missing.iter_rows(named=True)]
         missing_hashes = missing.get_column("content_hash").to_list()
+        # Longest first across the shard, so each window holds texts of similar length and
+        # its batches pad as little as one sort of the whole shard would (`Embedder.embed`
+        # sorts by tokens within a window; characters are the proxy here).
+        order = sorted(range(len(texts)), key=lambda row: -len(texts[row]))
+        texts = [texts[row] for row in order]
+        missing_hashes = [missing_hashes[row] for row in order]
         for start in range(0, len(texts), CACHE_FLUSH_VECTORS):
             vectors = embedder.embed(
                 texts[start : start + CACHE_FLUSH_VECTORS],
