@@ -13,8 +13,9 @@ alternated round by round so a baseline is measured in the same sitting:
   events (read from the run's event-log database): `before_run` (imports, walk, plan),
   `prepare_shards`, `index_shard` (all shard steps), `record_shards`, `search_index`
   (publish), `after_run`. Prints the peak RSS of the `coderag` process and of the tree per
-  stage (and, at the tree's peak, the process's and its largest child's share), and VmHWM
-  (the kernel's own peak) of the process.
+  stage (and, at the tree's peak, the process's and its largest child's share), VmHWM
+  (the kernel's own peak) of the process, and the tree's peak PSS (shared pages split
+  between the processes that map them; see `TreeSampler`).
 - `serve`: `coderag serve --http` on an existing index, `--queries` warm hybrid searches
   through the MCP SDK client, then `/proc/PID/smaps` of the server grouped by what is
   mapped: anonymous memory (heap: Python objects, NumPy arrays, the compiled model's
@@ -156,7 +157,12 @@ def rollup_kib(pid: int) -> dict[str, int]:
 
 class TreeSampler(threading.Thread):
     """Samples (time, RSS of the root process, RSS of the process tree, RSS of its largest
-    child) every 20 ms.
+    child) every 20 ms, and the peak PSS of the tree (`tree_pss_peak`).
+
+    The tree's RSS counts every page once per process that maps it: shared libraries in each
+    chunking worker, and all of a parent's memory in a `vfork`ed child (the model conversion's
+    child starts ~25 tools that way: RSS sums of 2-2.5 GB for ~1.1 GB of memory). PSS splits a
+    shared page between its processes, so the tree's PSS is the memory the tree really holds.
 
     A child counts from its second sample on: a process forked to run another program
     (`subprocess`, ctypes' `find_library` running ldconfig, multiprocessing's spawn) shows
@@ -170,6 +176,7 @@ class TreeSampler(threading.Thread):
         self.hwm_kib = 0
         self.stopping = False
         self.previous_children: set[int] = set()
+        self.tree_pss_peak = 0
 
     def run(self) -> None:
         while not self.stopping:
@@ -177,6 +184,7 @@ class TreeSampler(threading.Thread):
                 parent = psutil.Process(self.pid)
                 own = parent.memory_info().rss
                 tree = own
+                tree_pss = _pss(parent)
                 largest_child = 0
                 seen = set()
                 for child in parent.children(recursive=True):
@@ -188,13 +196,23 @@ class TreeSampler(threading.Thread):
                     except psutil.Error:
                         continue
                     tree += child_rss
+                    tree_pss += _pss(child)
                     largest_child = max(largest_child, child_rss)
+                self.tree_pss_peak = max(self.tree_pss_peak, tree_pss)
                 self.previous_children = seen
                 self.hwm_kib = max(self.hwm_kib, status_kib(self.pid).get("VmHWM", 0))
                 self.samples.append((time.time(), own, tree, largest_child))
             except (psutil.Error, OSError):
                 pass
             time.sleep(SAMPLE_INTERVAL_S)
+
+
+def _pss(process: psutil.Process) -> int:
+    """Proportional set size in bytes (0 when the process is gone or unreadable)."""
+    try:
+        return int(process.memory_full_info().pss)
+    except (psutil.Error, AttributeError):
+        return 0
 
 
 def step_windows(data_dir: Path, run_id: str) -> list[tuple[str, float, float]]:
@@ -300,6 +318,7 @@ def measure_index(
         "load_after": round(os.getloadavg()[0], 2),
         "peak_process_mib": round(max((s[1] for s in sampler.samples), default=0) / MIB),
         "peak_tree_mib": round(max((s[2] for s in sampler.samples), default=0) / MIB),
+        "peak_tree_pss_mib": round(sampler.tree_pss_peak / MIB),
         "vmhwm_mib": round(sampler.hwm_kib / 1024),
         # a run that had to convert the model (no --models-from, or one converted for
         # another weights path: the directory name includes it) peaks higher
@@ -329,7 +348,8 @@ def print_index(row: dict[str, object]) -> None:
     print(
         f"  {row['code']}: {row['chunks']} chunks ({row['embedded']} embedded), "
         f"{row['wall_s']} s wall, {row['cpu_s']} CPU s (process tree); peak process {row['peak_process_mib']} MiB "
-        f"(VmHWM {row['vmhwm_mib']}), tree {row['peak_tree_mib']} MiB"
+        f"(VmHWM {row['vmhwm_mib']}), tree {row['peak_tree_mib']} MiB "
+        f"(PSS {row['peak_tree_pss_mib']} MiB)"
         + ("; CONVERTED THE MODEL in this run" if row["converted_model"] else "")
     )
     for stage, peaks in row["stages"].items():  # type: ignore[union-attr]
