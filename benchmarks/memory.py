@@ -160,9 +160,9 @@ class TreeSampler(threading.Thread):
     child) every 20 ms, and the peak PSS of the tree (`tree_pss_peak`).
 
     The tree's RSS counts every page once per process that maps it: shared libraries in each
-    chunking worker, and all of a parent's memory in a `vfork`ed child (the model conversion's
-    child starts ~25 tools that way: RSS sums of 2-2.5 GB for ~1.1 GB of memory). PSS splits a
-    shared page between its processes, so the tree's PSS is the memory the tree really holds.
+    chunking worker, and a parent's pages in a child forked before it calls exec (the model
+    conversion's child starts ~25 such children: RSS sums of 2-2.5 GB for ~1.1 GB of memory).
+    PSS splits a shared page between its processes: the memory the tree really holds.
 
     A child counts from its second sample on: a process forked to run another program
     (`subprocess`, ctypes' `find_library` running ldconfig, multiprocessing's spawn) shows

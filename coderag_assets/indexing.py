@@ -45,6 +45,7 @@ from coderag_assets.files import FileStat, SkippedFile, read_source, scan_tree
 from coderag_assets.model_cache import available_cores
 from coderag_assets.progress import report
 from coderag_assets.scans import ScanUnusableError, load_scan
+from coderag_assets.segments.layout import LOCATION_COLUMNS
 from coderag_assets.store import (
     CHUNK_SCHEMA,
     MANIFEST_SCHEMA,
@@ -445,16 +446,7 @@ def occurrence_table(path: str, language: str | None, occurrences: FileOccurrenc
 
 
 #: The chunk columns an embedding text is made of (`chunk_from_row`), and the hash.
-EMBED_COLUMNS = (
-    "content_hash",
-    "path",
-    "language",
-    "start_line",
-    "end_line",
-    "symbol",
-    "kind",
-    "content",
-)
+EMBED_COLUMNS = ("content_hash", *LOCATION_COLUMNS, "content")
 
 
 def chunk_from_row(row: dict) -> Chunk:
