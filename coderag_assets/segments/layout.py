@@ -192,7 +192,7 @@ class SegmentInfo:
 
 def occurrence_file_table(rows: pa.Table) -> pa.Table:
     """`rows` (already in `OCCURRENCE_ORDER`) as `OCCURRENCE_SCHEMA`, marked as being in the
-    segment's layout; write it with `write_occurrence_file` or with `OCCURRENCE_WRITE_OPTIONS`."""
+    segment's layout; write it with `OCCURRENCE_WRITE_OPTIONS`."""
     return rows.cast(OCCURRENCE_SCHEMA).replace_schema_metadata(
         {_OCCURRENCE_LAYOUT_KEY: _OCCURRENCE_LAYOUT}
     )

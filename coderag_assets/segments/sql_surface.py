@@ -33,7 +33,8 @@ def create_sql_surface(con: duckdb.DuckDBPyConnection, base: Path, version: Inde
     dirs = [base / relative for _, relative in sorted(version.segments.items())]
     columns = ", ".join(CHUNK_VIEW_COLUMNS)
     # One scan over the list: binding reads one footer, not one per segment (64 at ~400k
-    # chunks, ~0.1 s per publish and per reader); `file_index` is the segment's place in it.
+    # chunks), on every publish and every reader's first query; `file_index` is the
+    # segment's place in the list.
     chunk_files = ", ".join(_sql_path(d / CHUNKS_FILE) for d in dirs)
     con.execute(
         f"CREATE OR REPLACE VIEW chunks AS SELECT {columns}, "
