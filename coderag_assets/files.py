@@ -1114,18 +1114,73 @@ def _reuse_listing(
 # --------------------------------------------------------------------------------------
 
 
-def _resolve_inside_root(root: Path, rel_path: str) -> tuple[str, str, str]:
-    """Normalize ``rel_path`` and resolve it. Returns (rel, full path, real path). Raises
-    ``SkippedFile(symlink_outside_root)`` when it resolves outside the root and
-    ``ValueError`` for a rel path that is absolute or leaves the root."""
+def _resolve_inside_root(
+    root: Path, rel_path: str, resolver: RealPaths | None = None
+) -> tuple[str, str, str]:
+    """Normalize ``rel_path`` and resolve it (with `resolver`'s resolved directories, if
+    given). Returns (rel, full path, real path). Raises ``SkippedFile(symlink_outside_root)``
+    when it resolves outside the root and ``ValueError`` for a rel path that is absolute or
+    leaves the root."""
     parts = _split_rel_path(rel_path)
     rel = "/".join(parts)
-    real_root = os.path.realpath(root)
-    full_path = os.path.join(real_root, *parts)
-    real_path = os.path.realpath(full_path)
-    if not _is_within(real_path, real_root):
+    resolver = resolver or RealPaths(root)
+    full_path = os.path.join(resolver.real_root, *parts)
+    real_path = resolver.real_path(full_path)
+    if not _is_within(real_path, resolver.real_root):
         raise SkippedFile(rel, SKIP_SYMLINK, f"resolves to {real_path}, outside the root")
     return rel, full_path, real_path
+
+
+class RealPaths:
+    """`os.path.realpath` of files under one root, for one pass over many of its files: each
+    directory is resolved once (a file's real path is its directory's plus its name unless
+    the file is itself a symlink), instead of an `lstat` of every component per file.
+
+    A directory replaced by a symlink while the pass runs keeps the real path it had when
+    first resolved; a pass is one stage of one shard (seconds), and a new pass resolves again.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.real_root = os.path.realpath(root)
+        self._directories: dict[str, str] = {}
+
+    def real_path(self, full_path: str) -> str:
+        directory, _, name = full_path.rpartition("/")
+        real_directory = self._directories.get(directory)
+        if real_directory is None:
+            real_directory = self._directories[directory] = os.path.realpath(directory)
+        path = os.path.join(real_directory, name)
+        return os.path.realpath(path) if os.path.islink(path) else path
+
+
+#: How much file text (characters) a `SourceReader` keeps from one stage for the next.
+KEEP_SOURCE_CHARS = 64 * 2**20
+
+
+class SourceReader:
+    """Reads one tree's files for one pass over a shard (its manifest, then its chunks):
+    :func:`read_source` with :class:`RealPaths`, and the files a stage read with ``keep``
+    handed to the next stage's read of the same path instead of being read again (up to
+    `KEEP_SOURCE_CHARS` characters held; beyond that they are read twice)."""
+
+    def __init__(self, root: Path, *, max_file_bytes: int = MAX_FILE_BYTES) -> None:
+        self.root = root
+        self.max_file_bytes = max_file_bytes
+        self._real_paths = RealPaths(root)
+        self._kept: dict[str, SourceFile] = {}
+        self._kept_chars = 0
+
+    def read(self, rel_path: str, *, keep: bool = False) -> SourceFile:
+        """`read_source` of `rel_path`, or the file an earlier ``keep`` read kept (once)."""
+        kept = self._kept.pop(rel_path, None)
+        if kept is not None:
+            self._kept_chars -= len(kept.text)
+            return kept
+        source = _read_source(self.root, rel_path, self.max_file_bytes, self._real_paths)
+        if keep and self._kept_chars + len(source.text) <= KEEP_SOURCE_CHARS:
+            self._kept[rel_path] = source
+            self._kept_chars += len(source.text)
+        return source
 
 
 def _open_regular_file(rel: str, full_path: str) -> int:
@@ -1223,8 +1278,15 @@ def read_source(root: Path, rel_path: str, *, max_file_bytes: int = MAX_FILE_BYT
     :data:`MINIFIED_AVG_MIN_BYTES`).
 
     ``rel_path`` is repo-relative posix; ``ValueError`` if it is absolute or leaves the root.
+    A pass over many files reads them with a :class:`SourceReader`.
     """
-    rel, full_path, real_path = _resolve_inside_root(root, rel_path)
+    return _read_source(root, rel_path, max_file_bytes, None)
+
+
+def _read_source(
+    root: Path, rel_path: str, max_file_bytes: int, resolver: RealPaths | None
+) -> SourceFile:
+    rel, full_path, real_path = _resolve_inside_root(root, rel_path, resolver)
     name = rel.rpartition("/")[2]
     for checked_name in dict.fromkeys((name, os.path.basename(real_path))):
         name_reason = name_skip_reason(checked_name)

@@ -41,7 +41,7 @@ from coderag_assets.chunking import (
     language_for_path,
 )
 from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
-from coderag_assets.files import FileStat, SkippedFile, read_source, scan_tree
+from coderag_assets.files import FileStat, SkippedFile, SourceReader, scan_tree
 from coderag_assets.model_cache import available_cores
 from coderag_assets.progress import report
 from coderag_assets.scans import ScanUnusableError, load_scan
@@ -68,6 +68,10 @@ CHUNK_BATCH_ROWS = 4096  # chunk rows held as Python objects before becoming an 
 #: path repeated on every row; ~15 MiB encoded), and a chunking worker held them all plain.
 OCCURRENCE_BATCH_ROWS = 65_536
 CACHE_FLUSH_VECTORS = 2048  # new vectors are persisted at least this often (crash safety)
+#: Occurrence rows as a chunk step holds them: strings with few distinct values as dictionaries.
+OCCURRENCE_ENCODED_SCHEMA = dictionary_encoded(
+    segments.OCCURRENCE_SCHEMA, segments.OCCURRENCE_STRING_COLUMNS
+)
 
 
 @dataclass
@@ -182,12 +186,15 @@ def build_manifest(
     *,
     max_file_bytes: int,
     verify_hashes: bool = False,
+    reader: SourceReader | None = None,
 ) -> ManifestStats:
     """Write `manifest/<shard>.parquet` for the shard's `file_stats` (from :func:`scan_shards`).
 
     A file whose size and mtime match the previous manifest keeps its sha256 and skip reason
-    without being read (unless `verify_hashes`); every other readable file is hashed.
+    without being read (unless `verify_hashes`); every other readable file is hashed, read
+    with `reader`, which keeps it for the chunk stage.
     """
+    reader = reader or SourceReader(store.root, max_file_bytes=max_file_bytes)
     report().start("scan", len(file_stats))
     languages = [classify_language(stat.path) for stat in file_stats]
     current = pl.DataFrame(
@@ -240,9 +247,9 @@ def build_manifest(
     skip_detail = rows["skip_detail"].to_list()
     for row in np.flatnonzero(rows["needs_hash"].to_numpy()):
         try:
-            sha256[row] = read_source(
-                store.root, file_stats[row].path, max_file_bytes=max_file_bytes
-            ).sha256
+            # kept for the chunk stage when it will chunk the file (a known type)
+            source = reader.read(file_stats[row].path, keep=languages[row][1] is None)
+            sha256[row] = source.sha256
         except SkippedFile as skipped:
             skip_reason[row], skip_detail[row] = skipped.reason, skipped.detail
     manifest = pl.DataFrame(
@@ -274,11 +281,20 @@ def build_manifest(
 # ------------------------------------------------------------------ chunks
 
 
-def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: int) -> ChunkStats:
+def build_chunks(
+    store: IndexStore,
+    shard: str,
+    *,
+    run_id: str,
+    max_file_bytes: int,
+    reader: SourceReader | None = None,
+) -> ChunkStats:
     """Chunk the shard's indexable files into `chunks/`, `symbols/` and `occurrences/<shard>`;
     a file whose sha256 and chunker version are unchanged keeps its previous chunk, symbol and
     occurrence rows (selected by a join, not re-read). A shard chunked before occurrences were
-    recorded (no occurrences file) is chunked again whole, once."""
+    recorded (no occurrences file) is chunked again whole, once. Files are read with `reader`
+    (the manifest stage's, which hands over the files it read)."""
+    reader = reader or SourceReader(store.root, max_file_bytes=max_file_bytes)
     started = time.perf_counter()
     stats = ChunkStats()
     manifest = pl.from_arrow(store.read_shard("manifest", shard, MANIFEST_SCHEMA)).filter(
@@ -312,13 +328,11 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     chunk_tables: list[pa.Table] = []
     symbol_rows: list[dict] = []
     occurrence_tables: list[pa.Table] = []
-    file_occurrences: list[pa.Table] = []  # per file, merged into one encoded table per batch
-    pending_occurrences = 0  # rows in file_occurrences
-    encoded = dictionary_encoded(segments.OCCURRENCE_SCHEMA, segments.OCCURRENCE_STRING_COLUMNS)
+    batch = OccurrenceBatch()  # files' occurrences, one encoded table per batch
     to_chunk = manifest.filter(~pl.col("path").is_in(reusable_paths.implode()))
     for entry in to_chunk.select("path", "language").iter_rows(named=True):
         try:
-            source = read_source(store.root, entry["path"], max_file_bytes=max_file_bytes)
+            source = reader.read(entry["path"])
         except SkippedFile as skipped:
             stats.skipped[skipped.reason] += 1
             continue
@@ -327,23 +341,19 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
         stats.parse_error_files += int(chunked.parse_errors > 0)
         chunk_rows.extend(chunk_row(chunk, source.sha256, run_id) for chunk in chunked.chunks)
         symbol_rows.extend(symbol_row(symbol) for symbol in chunked.symbols)
-        file_occurrences.append(
-            occurrence_table(entry["path"], entry["language"], chunked.occurrences)
-        )
-        pending_occurrences += file_occurrences[-1].num_rows
+        batch.add(entry["path"], entry["language"], chunked.occurrences)
         if len(chunk_rows) >= CHUNK_BATCH_ROWS:  # rows as Arrow, not Python objects
             chunk_tables.append(pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA))
             chunk_rows.clear()
-        if pending_occurrences >= OCCURRENCE_BATCH_ROWS:
-            occurrence_tables.append(_encoded_batch(file_occurrences, encoded))
-            file_occurrences.clear()
-            pending_occurrences = 0
+        if batch.rows >= OCCURRENCE_BATCH_ROWS:
+            occurrence_tables.append(batch.encoded_table())
+            batch = OccurrenceBatch()
         report().advance("chunk")
     report().advance("chunk", stats.files_reused)
     chunk_tables.append(pa.Table.from_pylist(chunk_rows, schema=CHUNK_SCHEMA))
-    if file_occurrences:
-        occurrence_tables.append(_encoded_batch(file_occurrences, encoded))
-    del chunk_rows, file_occurrences
+    if batch.rows:
+        occurrence_tables.append(batch.encoded_table())
+    del chunk_rows, batch
     # One kind at a time: the previous file's kept rows, then the new ones, sorted (a copy),
     # written and let go before the next kind is read.
     chunk_tables.insert(0, _reused_rows(store, "chunks", shard, CHUNK_SCHEMA, reused))
@@ -364,7 +374,10 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     del symbols, symbol_rows
     # The largest kind (~60 rows a chunk): read and sorted with its strings as dictionaries.
     occurrences = pa.concat_tables(
-        [_reused_rows(store, "occurrences", shard, encoded, reused), *occurrence_tables]
+        [
+            _reused_rows(store, "occurrences", shard, OCCURRENCE_ENCODED_SCHEMA, reused),
+            *occurrence_tables,
+        ]
     )
     del occurrence_tables
     # In the segment's order and layout: the segment build takes the file as it is.
@@ -380,11 +393,6 @@ def build_chunks(store: IndexStore, shard: str, *, run_id: str, max_file_bytes: 
     report().finish("chunk")
     stats.seconds = time.perf_counter() - started
     return stats
-
-
-def _encoded_batch(tables: list[pa.Table], encoded: pa.Schema) -> pa.Table:
-    """Files' occurrence tables as one table of `encoded` (its strings as dictionaries)."""
-    return pa.concat_tables(tables).combine_chunks().cast(encoded)
 
 
 def _previous_chunk_files(store: IndexStore, shard: str) -> pa.Table:
@@ -428,21 +436,56 @@ def symbol_row(symbol: object) -> dict:
     return {name: getattr(symbol, name) for name in SYMBOL_SCHEMA.names}
 
 
-def occurrence_table(path: str, language: str | None, occurrences: FileOccurrences) -> pa.Table:
-    """One file's occurrences as rows of `segments.OCCURRENCE_SCHEMA` (the language as its
-    chunks record it: "text" for a file without one)."""
-    count = len(occurrences)
-    return pa.table(
-        {
-            "name": pa.array(occurrences.names, pa.string()),
-            "path": pa.array([path] * count, pa.string()),
-            "language": pa.array([language or "text"] * count, pa.string()),
-            "line": pa.array(occurrences.lines, pa.int32()),
-            "column": pa.array(occurrences.columns, pa.int32()),
-            "context": pa.array(occurrences.contexts, pa.string()),
-        },
-        schema=segments.OCCURRENCE_SCHEMA,
-    )
+@dataclass
+class OccurrenceBatch:
+    """Files' occurrences gathered column by column (no table per file), then made into one
+    table of `segments.OCCURRENCE_SCHEMA` with its string columns as dictionaries
+    (:meth:`encoded_table`). Each file's path and language is held once."""
+
+    names: list[str] = field(default_factory=list)
+    contexts: list[str] = field(default_factory=list)
+    lines: list[np.ndarray] = field(default_factory=list)
+    columns: list[np.ndarray] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    rows: int = 0
+
+    def add(self, path: str, language: str | None, occurrences: FileOccurrences) -> None:
+        """One file's occurrences (the language as its chunks record it: "text" without one)."""
+        if not len(occurrences):
+            return
+        self.names.extend(occurrences.names)
+        self.contexts.extend(occurrences.contexts)
+        self.lines.append(occurrences.lines)
+        self.columns.append(occurrences.columns)
+        self.paths.append(path)
+        self.languages.append(language or "text")
+        self.counts.append(len(occurrences))
+        self.rows += len(occurrences)
+
+    def encoded_table(self) -> pa.Table:
+        """The rows gathered, in the order added, as `OCCURRENCE_ENCODED_SCHEMA`."""
+        files = np.repeat(np.arange(len(self.paths), dtype=np.int32), self.counts)
+        languages = list(dict.fromkeys(self.languages))
+        language_of_file = np.array([languages.index(lang) for lang in self.languages], np.int32)
+        return pa.table(
+            {
+                "name": pa.array(self.names, pa.string()).dictionary_encode(),
+                "path": pa.DictionaryArray.from_arrays(files, pa.array(self.paths, pa.string())),
+                "language": pa.DictionaryArray.from_arrays(
+                    language_of_file[files], pa.array(languages, pa.string())
+                ),
+                "line": pa.array(_joined(self.lines), pa.int32()),
+                "column": pa.array(_joined(self.columns), pa.int32()),
+                "context": pa.array(self.contexts, pa.string()).dictionary_encode(),
+            },
+            schema=OCCURRENCE_ENCODED_SCHEMA,
+        )
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, np.int32)
 
 
 #: The chunk columns an embedding text is made of (`chunk_from_row`), and the hash.
@@ -597,10 +640,16 @@ def prepare_shard(
 ) -> PreparedShard:
     """Manifest → chunks of one shard (cheap: no model), and how many of its chunks still
     need a vector (compared with the shard's embeddings file for `model_id`)."""
+    reader = SourceReader(store.root, max_file_bytes=max_file_bytes)
     manifest = build_manifest(
-        store, shard, file_stats, max_file_bytes=max_file_bytes, verify_hashes=verify_hashes
+        store,
+        shard,
+        file_stats,
+        max_file_bytes=max_file_bytes,
+        verify_hashes=verify_hashes,
+        reader=reader,
     )
-    chunks = build_chunks(store, shard, run_id=run_id, max_file_bytes=max_file_bytes)
+    chunks = build_chunks(store, shard, run_id=run_id, max_file_bytes=max_file_bytes, reader=reader)
     return PreparedShard(shard, manifest, chunks, pending_vectors(store, shard, model_id))
 
 

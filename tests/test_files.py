@@ -33,6 +33,7 @@ from coderag_assets.files import (
     RootError,
     SkippedFile,
     SourceFile,
+    SourceReader,
     file_sha256,
     read_source,
     resolve_root,
@@ -563,6 +564,64 @@ def test_symlink_into_git_metadata_is_not_listed(tmp_path: Path) -> None:
     make_tree(tmp_path, {".git/config": "[remote]\nurl = https://token@host/x\n"})
     (tmp_path / "config.txt").symlink_to(tmp_path / ".git/config")
     assert listed(tmp_path) == {}
+
+
+def _read_outcome(read, rel_path: str) -> object:
+    try:
+        return read(rel_path)
+    except SkippedFile as skipped:
+        return (skipped.reason, skipped.detail)
+
+
+def test_a_source_reader_reads_as_read_source_through_symlinked_directories(tmp_path: Path) -> None:
+    """`SourceReader` resolves each directory once: files under a symlinked directory (inside
+    or outside the root), file symlinks and plain files read exactly as `read_source` reads
+    them, including which are outside the root."""
+    root = tmp_path / "repo"
+    make_tree(
+        tmp_path,
+        {
+            "outside/lib/out.py": "o = 1\n",
+            "repo/pkg/mod.py": "x = 1\n",
+            "repo/pkg/sub/deep.py": "d = 1\n",
+            "repo/real/target.py": "t = 1\n",
+        },
+    )
+    (root / "pkg_alias").symlink_to(root / "pkg")
+    (root / "out_alias").symlink_to(tmp_path / "outside/lib")
+    (root / "pkg/file_alias.py").symlink_to(root / "real/target.py")
+    (root / "pkg/escape.py").symlink_to(tmp_path / "outside/lib/out.py")
+    paths = [
+        "pkg/mod.py",
+        "pkg_alias/mod.py",
+        "pkg_alias/sub/deep.py",
+        "out_alias/out.py",
+        "pkg/file_alias.py",
+        "pkg/escape.py",
+        "pkg/sub/deep.py",
+        "real/target.py",
+    ]
+    reader = SourceReader(root)
+    outcomes = {path: _read_outcome(reader.read, path) for path in paths}
+    assert outcomes == {path: _read_outcome(lambda p: read_source(root, p), path) for path in paths}
+    assert outcomes["out_alias/out.py"][0] == SKIP_SYMLINK
+    assert outcomes["pkg/escape.py"][0] == SKIP_SYMLINK
+    assert outcomes["pkg_alias/mod.py"].text == "x = 1\n"
+
+
+def test_a_source_reader_hands_a_kept_file_to_the_next_read_once(tmp_path: Path) -> None:
+    """A file read with `keep` (the manifest's hash) is what the next read of the path gets
+    (the chunk stage chunks the bytes the manifest hashed); the read after that reads the
+    disk again."""
+    make_tree(tmp_path, {"a.py": "a = 1\n"})
+    reader = SourceReader(tmp_path)
+    first = reader.read("a.py", keep=True)
+    (tmp_path / "a.py").write_text("a = 2\n")
+    assert reader.read("a.py") == first
+    assert reader.read("a.py").text == "a = 2\n"
+    reader.read("a.py")  # not kept: read again each time
+    (tmp_path / "a.py").write_text("a = 3\n")
+    assert reader.read("a.py").text == "a = 3\n"
 
 
 # ----------------------------------------------------------------------------- races, errors

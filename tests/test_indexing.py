@@ -260,3 +260,39 @@ def test_embedding_reads_texts_only_for_hashes_without_a_vector(
     monkeypatch.setattr(indexing, "chunk_from_row", no_model)
     again = indexing.build_embeddings(store, shard, spec, run_id="r2")
     assert (again.embedded, again.reused) == (0, len(hashes))
+
+
+def test_an_occurrence_batch_is_its_files_rows_in_order() -> None:
+    """`OccurrenceBatch` gathers files' occurrences column by column: its table holds each
+    file's rows (path and language repeated, "text" for a file without a language) in the
+    order the files were added, and a file without occurrences adds none."""
+    from coderag_assets import segments
+    from coderag_assets.chunking import chunk_file
+
+    files = [
+        ("pkg/a.py", "python", "def get(url):\n    return url  # get it\n"),
+        ("blank.py", "python", "   \n"),
+        ("README", None, "Call get() twice.\n"),
+        ("pkg/b.py", "python", "x = get('s')\n"),
+    ]
+    batch = indexing.OccurrenceBatch()
+    expected = []
+    for path, language, text in files:
+        occurrences = chunk_file(path, text, language).occurrences
+        batch.add(path, language, occurrences)
+        expected += [
+            {
+                "name": name,
+                "path": path,
+                "language": language or "text",
+                "line": line,
+                "column": column,
+                "context": context,
+            }
+            for name, line, column, context in occurrences.rows()
+        ]
+    table = batch.encoded_table()
+    assert table.schema == indexing.OCCURRENCE_ENCODED_SCHEMA
+    assert batch.rows == len(expected) == table.num_rows
+    assert table.cast(segments.OCCURRENCE_SCHEMA).to_pylist() == expected
+    assert {r["context"] for r in expected} == {"code", "comment", "string", "text"}

@@ -20,7 +20,7 @@ from coderag_assets.chunking import chunk_file, language_for_path
 from coderag_assets.chunking.contexts import occurrence_contexts
 from coderag_assets.cli import main as cli_main
 from coderag_assets.files import name_skip_reason
-from coderag_assets.indexing import chunk_row, occurrence_table, symbol_row
+from coderag_assets.indexing import OccurrenceBatch, chunk_row, symbol_row
 from coderag_assets.store import (
     CHUNK_SCHEMA,
     MANIFEST_SCHEMA,
@@ -121,7 +121,10 @@ def build_test_index(
         chunk_rows.extend(chunk_row(chunk, file_sha, "test-run") for chunk in chunked.chunks)
         symbol_rows.extend(symbol_row(symbol) for symbol in chunked.symbols)
         if with_occurrences:
-            occurrence_tables.append((rel, occurrence_table(rel, language, chunked.occurrences)))
+            batch = OccurrenceBatch()
+            batch.add(rel, language, chunked.occurrences)
+            table = batch.encoded_table().cast(segments.OCCURRENCE_SCHEMA)
+            occurrence_tables.append((rel, table))
     if sources is None:
         for rel, reason in SKIPPED.items():
             manifest.append(_manifest_row(root, rel, None, reason))

@@ -5,6 +5,7 @@ the per-occurrence classifier (`contexts.occurrence_contexts`) on every chunking
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,32 @@ def test_a_segment_takes_the_shards_occurrence_file_as_it_is_and_sorts_an_older_
     assert rebuilt.segment_id != current.segment_id
     assert pq.read_table(rebuilt.path / segments.OCCURRENCES_FILE).equals(rows)
     segments.verify_segment(rebuilt)
+
+
+def _reference_rows(text: str) -> list[tuple[str, int, int]]:
+    """Occurrence tokens the plain way: each line's word runs, numbers dropped."""
+    rows = []
+    for row, line in enumerate(text.split("\n"), start=1):
+        for match in re.finditer(r"\w+", line):
+            if not match.group()[0].isdigit():
+                rows.append((match.group(), row, match.start() + 1))
+    return rows
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "def get(url):\n    return 42 + x9 + _9 + 9x\n",
+        "naïve = café + ünï_côdé(ß)\r\n# ２番 ٣x x٣ ²abc ①y ₃z\n\n  𝔘nicode = '\ud800lone'\n",
+        "tab\tsep\x0bvert\x0cfeed  é\n" * 3,
+        "x",
+        "!!!\n\n",
+    ],
+)
+def test_occurrence_tokens_are_the_word_runs_of_each_line(text: str) -> None:
+    """Tokens are found over the whole text in NumPy; they are the `\\w+` runs of each
+    line that do not start with a digit (`str.isdigit`: superscripts, other scripts'
+    digits), at 1-based lines and character columns, in files with and without a grammar."""
+    for path, language in (("a.py", "python"), ("notes.txt", None)):
+        rows = chunk_file(path, text, language).occurrences.rows()
+        assert [(name, line, column) for name, line, column, _ in rows] == _reference_rows(text)

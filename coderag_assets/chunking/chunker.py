@@ -74,7 +74,7 @@ def chunk_file(path: str, text: str, language: str | None) -> ChunkedFile:
         for piece in text_pieces(source, chunk_language)
     ]
     return ChunkedFile(
-        [chunk for chunk in chunks if chunk is not None], [], 0, text_occurrences(source.lines)
+        [chunk for chunk in chunks if chunk is not None], [], 0, text_occurrences(source.text)
     )
 
 
@@ -91,7 +91,7 @@ def _chunk_syntax_tree(path: str, source: SourceText, language: str) -> ChunkedF
     pieces = AstChunker(source, grammar, by_outer).pieces(tree.root_node)
     chunks = _pieces_to_chunks(path, language, source, pieces)
     symbols = [_make_symbol(path, language, source, definition) for definition in definitions]
-    occurrences = syntax_occurrences(source.lines, tree, ts_language)
+    occurrences = syntax_occurrences(source.text, tree, ts_language)
     return ChunkedFile(chunks, symbols, count_parse_errors(tree.root_node, language), occurrences)
 
 

@@ -15,13 +15,20 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from itertools import compress
 
+import numpy as np
 from tree_sitter import Language, Query, QueryCursor, QueryError, Tree
 
 from .contexts import _INTERPOLATION_TYPES, _STRING_TYPES, Context, _is_string_part
 
 #: Occurrence tokens: a word-character run that starts with a letter or ``_``.
 WORD = re.compile(r"\w+")
+#: Whether each byte is a word character in an ASCII text (what `WORD` matches).
+_ASCII_WORD_CHARACTERS = np.array(
+    [chr(byte).isalnum() or chr(byte) == "_" for byte in range(256)], np.bool_
+)
+_ASCII_WORD_CHARACTERS[0x80:] = False
 
 _SPECIAL_QUERIES: dict[int, Query | None] = {}
 
@@ -30,13 +37,13 @@ _SPECIAL_QUERIES: dict[int, Query | None] = {}
 class FileOccurrences:
     """Occurrences of one file as parallel columns, in (line, column) order.
 
-    ``lines``/``columns`` are 1-based; ``columns`` counts characters (as ``Symbol.column`` and
-    ``navigation.Reference.column``). ``contexts[i]`` is one of ``Context``.
+    ``lines``/``columns`` are 1-based (int32 arrays); ``columns`` counts characters (as
+    ``Symbol.column`` and ``navigation.Reference.column``). ``contexts[i]`` is one of ``Context``.
     """
 
     names: list[str] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-    columns: list[int] = field(default_factory=list)
+    lines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    columns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     contexts: list[Context] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -44,63 +51,100 @@ class FileOccurrences:
 
     def rows(self) -> list[tuple[str, int, int, Context]]:
         """(name, line, column, context) per occurrence."""
-        return list(zip(self.names, self.lines, self.columns, self.contexts, strict=True))
+        return list(
+            zip(self.names, self.lines.tolist(), self.columns.tolist(), self.contexts, strict=True)
+        )
 
 
-def _tokens(lines: list[str]) -> tuple[list[str], list[int], list[int]]:
-    names: list[str] = []
-    rows: list[int] = []
-    char_columns: list[int] = []
-    for row, line in enumerate(lines):
-        for match in WORD.finditer(line):
-            token = match.group()
-            if token[0].isdigit():
-                continue
-            names.append(token)
-            rows.append(row)
-            char_columns.append(match.start())
-    return names, rows, char_columns
+@dataclass(slots=True)
+class _Tokens:
+    """A text's occurrence tokens: names, and 0-based character offsets in the text."""
+
+    names: list[str]
+    starts: np.ndarray  # int64
 
 
-def text_occurrences(lines: list[str]) -> FileOccurrences:
+def _tokens(text: str, characters: np.ndarray) -> _Tokens:
+    """The `WORD` runs of `text` that do not start with a digit; `characters` are its code
+    points (:func:`_characters`).
+
+    The runs are found in NumPy (where a word character follows another kind) and named by
+    one `findall`: no match object is made per token, as a file has thousands and holding
+    them keeps the garbage collector busy."""
+    word = _is_word_character(characters).view(np.int8)
+    edges = np.diff(word, prepend=np.int8(0), append=np.int8(0))
+    starts = np.flatnonzero(edges == 1)
+    names = WORD.findall(text)
+    number = _is_digit(characters[starts])
+    if number.any():
+        names = list(compress(names, (~number).tolist()))
+        starts = starts[~number]
+    return _Tokens(names, starts)
+
+
+def _is_word_character(characters: np.ndarray) -> np.ndarray:
+    """What `WORD` matches (`str.isalnum` or ``_``), per code point."""
+    if characters.dtype == np.uint8:
+        return _ASCII_WORD_CHARACTERS[characters]
+    distinct, where = np.unique(characters, return_inverse=True)
+    word = [chr(code).isalnum() or code == ord("_") for code in distinct.tolist()]
+    return np.array(word, np.bool_)[where]
+
+
+def _is_digit(characters: np.ndarray) -> np.ndarray:
+    """`str.isdigit` per code point."""
+    digit = (characters >= ord("0")) & (characters <= ord("9"))
+    other = np.flatnonzero(characters >= 0x80)
+    if other.size:  # other scripts' digits, superscripts ...: looked up once per character
+        distinct, where = np.unique(characters[other], return_inverse=True)
+        digit[other] = np.array([chr(code).isdigit() for code in distinct.tolist()])[where]
+    return digit
+
+
+def _characters(text: str) -> np.ndarray:
+    """The code point of each character of `text` (bytes when it is ASCII)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), np.uint8)
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+
+
+def _located(characters: np.ndarray, tokens: _Tokens) -> tuple[np.ndarray, np.ndarray]:
+    """1-based line and character column of each token (lines split on ``"\\n"``)."""
+    line_starts = np.concatenate(([0], np.flatnonzero(characters == 10) + 1))
+    rows = np.searchsorted(line_starts, tokens.starts, side="right") - 1
+    columns = tokens.starts - line_starts[rows]
+    return (rows + 1).astype(np.int32), (columns + 1).astype(np.int32)
+
+
+def text_occurrences(text: str) -> FileOccurrences:
     """Occurrences of a file without a grammar (docs, config, ...): every one is "text"."""
-    names, rows, char_columns = _tokens(lines)
-    return FileOccurrences(
-        names, [row + 1 for row in rows], [c + 1 for c in char_columns], ["text"] * len(names)
-    )
-
-
-def syntax_occurrences(lines: list[str], tree: Tree, language: Language) -> FileOccurrences:
-    """Occurrences of a parsed file; ``lines`` are its text split on ``"\\n"`` (the rows the
-    tree counts), ``tree`` the parse of that text encoded as UTF-8 (surrogatepass)."""
-    names, rows, char_columns = _tokens(lines)
-    if not names:
+    characters = _characters(text)
+    tokens = _tokens(text, characters)
+    if not tokens.names:
         return FileOccurrences()
-    # Byte offset of each token in the encoded text (the tree's coordinates).
-    row_start: list[int] = []
-    offset = 0
-    ascii_rows: list[bool] = []
-    for line in lines:
-        row_start.append(offset)
-        is_ascii = line.isascii()
-        ascii_rows.append(is_ascii)
-        offset += (len(line) if is_ascii else len(line.encode("utf-8", "surrogatepass"))) + 1
-    starts: list[int] = []
-    ends: list[int] = []
-    for name, row, column in zip(names, rows, char_columns, strict=True):
-        if ascii_rows[row]:
-            start = row_start[row] + column
-            end = start + len(name)
-        else:
-            line = lines[row]
-            start = row_start[row] + len(line[:column].encode("utf-8", "surrogatepass"))
-            end = start + len(name.encode("utf-8", "surrogatepass"))
-        starts.append(start)
-        ends.append(end)
-    contexts = _sweep(_context_regions(tree, language), starts, ends)
-    return FileOccurrences(
-        names, [row + 1 for row in rows], [c + 1 for c in char_columns], contexts
-    )
+    lines, columns = _located(characters, tokens)
+    return FileOccurrences(tokens.names, lines, columns, ["text"] * len(tokens.names))
+
+
+def syntax_occurrences(text: str, tree: Tree, language: Language) -> FileOccurrences:
+    """Occurrences of a parsed file; ``tree`` is the parse of ``text`` encoded as UTF-8
+    (surrogatepass), whose rows are the text split on ``"\\n"``."""
+    characters = _characters(text)
+    tokens = _tokens(text, characters)
+    if not tokens.names:
+        return FileOccurrences()
+    lengths = np.fromiter(map(len, tokens.names), np.int64, len(tokens.names))
+    if characters.dtype == np.uint8:  # ASCII: the tree's byte offsets are character offsets
+        starts = tokens.starts
+        ends = starts + lengths
+    else:  # byte offset of every character: its UTF-8 width (a surrogate takes 3), summed
+        widths = 1 + (characters >= 0x80) + (characters >= 0x800) + (characters >= 0x10000)
+        offsets = np.concatenate(([0], np.cumsum(widths, dtype=np.int64)))
+        starts = offsets[tokens.starts]
+        ends = offsets[tokens.starts + lengths]
+    contexts = _sweep(_context_regions(tree, language), starts.tolist(), ends.tolist())
+    lines, columns = _located(characters, tokens)
+    return FileOccurrences(tokens.names, lines, columns, contexts)
 
 
 # ------------------------------------------------------------------ context regions
