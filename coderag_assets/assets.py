@@ -106,6 +106,15 @@ def _prepare(
     )
     context.log.info(source)
     spec = coderag.embedder_spec()
+    # With a golden file the first version a run publishes is one its gates passed.
+    gated = (store.root / gates.GOLDEN_FILE).is_file()
+    early_segments = (
+        None
+        if gated
+        else indexing.EarlySegments(
+            store, spec.model_id, context.run_id, min_vectors=EARLY_PUBLISH_MIN_VECTORS
+        )
+    )
     prepared = indexing.prepare_shards(
         store,
         shards,
@@ -115,6 +124,7 @@ def _prepare(
         verify_hashes=config.verify_hashes,
         model_id=spec.model_id,
         workers=coderag.workers,
+        early_segments=early_segments,
     )
     pending = sum(item.pending_vectors for item in prepared)
     chunks = sum(item.chunks.chunks for item in prepared)
@@ -122,8 +132,7 @@ def _prepare(
         f"{sum(item.manifest.files for item in prepared)} files, "
         f"{chunks} chunks in {len(shards)} shards; {pending} chunks need a vector"
     )
-    # With a golden file the first version a run publishes is one its gates passed.
-    if pending < EARLY_PUBLISH_MIN_VECTORS or (store.root / gates.GOLDEN_FILE).is_file():
+    if pending < EARLY_PUBLISH_MIN_VECTORS or gated:
         return prepared
     distinct = indexing.distinct_pending_vectors(store, shards, spec.model_id)
     if not indexing.early_publish_pays(distinct, chunks, min_vectors=EARLY_PUBLISH_MIN_VECTORS):
@@ -135,9 +144,11 @@ def _prepare(
     early = indexing.publish_index(
         store, shard_keys(coderag.shard_count), spec, run_id=context.run_id, early=True
     )
+    while_chunking = len(early_segments.written) if early_segments else 0
     context.log.info(
         f"published version {early.version} early: searchable by keywords, symbols and "
-        f"references now; {pending} chunks wait for their vectors ({distinct} distinct texts)"
+        f"references now; {pending} chunks wait for their vectors ({distinct} distinct texts); "
+        f"{while_chunking} of its segments were written while shards were being chunked"
     )
     return prepared
 

@@ -700,6 +700,40 @@ def files_to_prepare(
     return sum((stat.path, stat.size, stat.mtime_ns) not in recorded for stat in file_stats)
 
 
+@dataclass
+class EarlySegments:
+    """The early publish's segment writes, made while chunking workers still run: the
+    parent process of :func:`prepare_shards` waits on its workers and has a core's worth of
+    gaps. As each shard comes back prepared, the distinct texts the shards so far still have
+    to embed are counted and, once :func:`early_publish_pays` on them, the prepared shards'
+    segments are written without vectors; `publish_index(early=True)` then finds them
+    current. The publish decides on every shard; a shard written for a publish that does not
+    happen cost one segment write, as its step writes its segment with vectors anyway."""
+
+    store: IndexStore
+    model_id: str
+    run_id: str
+    min_vectors: int
+    chunks: int = 0
+    digests: list[pl.Series] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+
+    def prepared(self, item: PreparedShard) -> None:
+        self.digests.append(
+            _pending_hashes(self.store, item.shard, self.model_id).hash(seed=0).unique()
+        )
+        self.chunks += item.chunks.chunks
+        self.waiting.append(item.shard)
+        distinct = pl.concat(self.digests).unique().len()
+        if not early_publish_pays(distinct, self.chunks, min_vectors=self.min_vectors):
+            return
+        for shard in self.waiting:
+            segments.write_segment(self.store, shard, model_id=self.model_id, run_id=self.run_id)
+        self.written += self.waiting
+        self.waiting = []
+
+
 def prepare_shards(
     store: IndexStore,
     shards: Sequence[str],
@@ -710,12 +744,14 @@ def prepare_shards(
     verify_hashes: bool = False,
     model_id: str | None = None,
     workers: int = 1,
+    early_segments: EarlySegments | None = None,
 ) -> list[PreparedShard]:
     """:func:`prepare_shard` for each of `shards` (in their order), on up to `workers`
     processes at once (:func:`prepare_workers`): reading, hashing, parsing and chunking are
     CPU-bound Python, and shards share nothing, so each worker prepares whole shards and
     writes their files itself. Only the stats travel back. An error in any shard is raised
-    here, as it would be by :func:`prepare_shard`.
+    here, as it would be by :func:`prepare_shard`. With workers, this process hands each
+    shard that comes back to `early_segments` meanwhile.
 
     Why a pool inside the step rather than Dagster's executor: the default executor runs
     the whole job in one process (one model, every core for inference), where steps run one
@@ -746,6 +782,8 @@ def prepare_shards(
         try:
             for future in as_completed(futures):
                 by_shard[futures[future]] = future.result()
+                if early_segments is not None:
+                    early_segments.prepared(by_shard[futures[future]])
                 report().advance("prepare shards")
         except BaseException:
             for future in futures:

@@ -11,6 +11,7 @@ import pytest
 from coderag_assets import assets, indexing
 from coderag_assets.query import QueryService, index_status
 from coderag_assets.runs import get_instance, run_index
+from coderag_assets.segments import build as segments_build
 from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore
 from tests.conftest import copy_fixture_repo, data_dir_sharing_model
@@ -86,3 +87,54 @@ def test_copies_of_few_texts_skip_the_early_publish(
     summary = run_index(settings, instance=get_instance(settings))
     assert summary.success, summary.error
     assert live_while_embedding[0] is not None
+
+
+def test_the_early_publish_segments_are_written_while_workers_chunk(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With chunking workers, the run's own process writes each prepared shard's early
+    segment as the shard comes back (`indexing.EarlySegments`); the early publish then finds
+    every one current and writes none, and keywords answer before embedding as without
+    workers."""
+    root = copy_fixture_repo(tmp_path / "repo").resolve()
+    data = data_dir_sharing_model(tmp_path / "data", data_dir)
+    settings = load_settings(data_dir=data, executor="in_process", workers=2).with_root(root)
+    store = IndexStore.for_root(data, root)
+    monkeypatch.setattr(assets, "EARLY_PUBLISH_MIN_VECTORS", 1)
+    monkeypatch.setattr(indexing, "PARALLEL_PREPARE_MIN_FILES", 1)  # the fixture is small
+    monkeypatch.setattr(indexing, "available_cores", lambda: 2)
+    phase = ["prepare"]
+    writes: list[tuple[str, str]] = []
+    published: list[str] = []
+    real_write_segment = segments_build.write_segment
+    real_publish_index = indexing.publish_index
+    real_build_embeddings = indexing.build_embeddings
+
+    def recording_write_segment(store, shard, **kwargs):
+        writes.append((phase[0], shard))
+        return real_write_segment(store, shard, **kwargs)
+
+    def publish_index(*args, **kwargs):
+        phase[0] = "early publish" if kwargs.get("early") else "publish"
+        published.append(phase[0])
+        return real_publish_index(*args, **kwargs)
+
+    def build_embeddings(*args, **kwargs):
+        phase[0] = "shard steps"
+        return real_build_embeddings(*args, **kwargs)
+
+    monkeypatch.setattr(segments_build, "write_segment", recording_write_segment)
+    monkeypatch.setattr(indexing.segments, "write_segment", recording_write_segment)
+    monkeypatch.setattr(indexing, "publish_index", publish_index)
+    monkeypatch.setattr(indexing, "build_embeddings", build_embeddings)
+    summary = run_index(settings, instance=get_instance(settings))
+    assert summary.success, summary.error
+    written_while_chunking = {shard for stage, shard in writes if stage == "prepare"}
+    shards_with_chunks = {
+        shard.name.removesuffix(".parquet") for shard in (store.base / "chunks").glob("*.parquet")
+    }
+    assert written_while_chunking == shards_with_chunks
+    assert "early publish" in published  # ... and it published early
+    assert not [s for stage, s in writes if stage == "early publish" and s in shards_with_chunks]
+    final = index_status(store, with_freshness=False)
+    assert final["pending_vectors"] == 0 and final["version"] == summary.version
