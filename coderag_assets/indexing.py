@@ -22,7 +22,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -524,8 +524,7 @@ def build_embeddings(
     Vectors come from, in order: the shard's previous embeddings file (same model), the
     append-only vector cache, and finally the model (loaded once per process with `spec`,
     whose `threads` the caller sets). New vectors are persisted to the cache every
-    `CACHE_FLUSH_VECTORS` (each window is written while the next one is embedded), so a
-    killed step keeps what it computed up to the last two windows.
+    `CACHE_FLUSH_VECTORS`, so a killed step keeps what it computed.
     """
     started = time.perf_counter()
     model_id = spec.model_id
@@ -569,25 +568,16 @@ def build_embeddings(
         order = sorted(range(len(texts)), key=lambda row: -len(texts[row]))
         texts = [texts[row] for row in order]
         missing_hashes = [missing_hashes[row] for row in order]
-        cache = store.vector_cache(model_id)
-        # Each window's vectors are written to the cache on a thread while the next window is
-        # embedded (the write is single-threaded: an inference core would wait for it).
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vector-cache") as writer:
-            written: Future[None] | None = None
-            for start in range(0, len(texts), CACHE_FLUSH_VECTORS):
-                vectors = embedder.embed(
-                    texts[start : start + CACHE_FLUSH_VECTORS],
-                    on_progress=lambda n: report().advance("embed", n),
-                )
-                table = vectors_table(
-                    missing_hashes[start : start + CACHE_FLUSH_VECTORS], vectors, model_id, run_id
-                )
-                if written is not None:
-                    written.result()  # one write behind at most; its error stops the step
-                written = writer.submit(cache.add, run_id, table)
-                known.append(table)
-            if written is not None:
-                written.result()
+        for start in range(0, len(texts), CACHE_FLUSH_VECTORS):
+            vectors = embedder.embed(
+                texts[start : start + CACHE_FLUSH_VECTORS],
+                on_progress=lambda n: report().advance("embed", n),
+            )
+            table = vectors_table(
+                missing_hashes[start : start + CACHE_FLUSH_VECTORS], vectors, model_id, run_id
+            )
+            store.vector_cache(model_id).add(run_id, table)
+            known.append(table)
         del texts
         embedder.release_memory()  # the segment build comes next, in this process
         release_unused_memory()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -297,64 +296,3 @@ def test_an_occurrence_batch_is_its_files_rows_in_order() -> None:
     assert batch.rows == len(expected) == table.num_rows
     assert table.cast(segments.OCCURRENCE_SCHEMA).to_pylist() == expected
     assert {r["context"] for r in expected} == {"code", "comment", "string", "text"}
-
-
-def test_each_embedded_window_is_cached_while_the_next_is_embedded(
-    tmp_path: Path, repo_copy: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`build_embeddings` writes window k's vectors to the cache on a thread while window
-    k+1 is embedded: every window ends up in the cache, each write starts after its window
-    was embedded and before the window after next, and a failed write fails the step."""
-    from coderag_assets.embedding import EmbedderSpec
-    from coderag_assets.store.vector_cache import VectorCache
-
-    store, _ = prepare(tmp_path / "data", repo_copy.resolve(), workers=1)
-    shard = max(
-        shard_keys(SHARD_COUNT),
-        key=lambda key: store.read_shard("chunks", key, CHUNK_SCHEMA).num_rows,
-    )
-    hashes = set(store.read_shard("chunks", shard, CHUNK_SCHEMA).column("content_hash").to_pylist())
-    assert len(hashes) >= 3
-    events: list[str] = []
-    writers: set[str] = set()
-
-    class CountingEmbedder:
-        def embed(self, batch: list[str], on_progress=None) -> np.ndarray:
-            events.append("embed")
-            return np.full((len(batch), 4), 0.5, np.float32)
-
-        def release_memory(self) -> None:
-            pass
-
-    real_add = VectorCache.add
-
-    def add(cache, run_id, table):
-        events.append("write")
-        writers.add(threading.current_thread().name)
-        real_add(cache, run_id, table)
-
-    monkeypatch.setattr(indexing, "CACHE_FLUSH_VECTORS", 1)
-    monkeypatch.setattr(indexing, "prepare_model", lambda spec: None)
-    monkeypatch.setattr(indexing, "load_embedder", lambda spec: CountingEmbedder())
-    monkeypatch.setattr(VectorCache, "add", add)
-    spec = EmbedderSpec()
-    stats = indexing.build_embeddings(store, shard, spec, run_id="r1")
-    windows = len(hashes)  # one text a window
-    assert stats.embedded == len(hashes)
-    assert events.count("embed") == events.count("write") == windows
-    for k in range(windows):  # write k after embed k, and before embed k + 2
-        embeds = [i for i, event in enumerate(events) if event == "embed"]
-        writes = [i for i, event in enumerate(events) if event == "write"]
-        assert embeds[k] < writes[k]
-        assert k + 2 >= windows or writes[k] < embeds[k + 2]
-    assert store.vector_cache(spec.model_id).cached(hashes).num_rows == len(hashes)
-    assert writers and all(name.startswith("vector-cache") for name in writers)  # not this one
-
-    def full_disk(cache, run_id, table):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(VectorCache, "add", full_disk)
-    shutil.rmtree(store.vector_cache_dir(spec.model_id))
-    store.shard_file("embeddings", shard).unlink()
-    with pytest.raises(OSError, match="No space left"):
-        indexing.build_embeddings(store, shard, spec, run_id="r2")
