@@ -255,3 +255,16 @@ def test_occurrence_tokens_are_the_word_runs_of_each_line(text: str) -> None:
     for path, language in (("a.py", "python"), ("notes.txt", None)):
         rows = chunk_file(path, text, language).occurrences.rows()
         assert [(name, line, column) for name, line, column, _ in rows] == _reference_rows(text)
+
+
+def test_tokens_fall_back_to_the_regex_when_the_word_table_disagrees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should the NumPy word-character test ever count runs differently from `\\w+` (a
+    character they judge apart), the tokens come from the matches themselves."""
+    from coderag_assets.chunking import occurrences
+
+    text = "def get(url):\n    return url  # get it\n"
+    expected = chunk_file("a.py", text, "python").occurrences.rows()
+    monkeypatch.setattr(occurrences, "_is_word_character", lambda chars: chars == ord("d"))
+    assert chunk_file("a.py", text, "python").occurrences.rows() == expected

@@ -75,6 +75,10 @@ def _tokens(text: str, characters: np.ndarray) -> _Tokens:
     edges = np.diff(word, prepend=np.int8(0), append=np.int8(0))
     starts = np.flatnonzero(edges == 1)
     names = WORD.findall(text)
+    if len(names) != starts.size:  # a character `\w` and `str.isalnum` judge apart: exact path
+        matches = list(WORD.finditer(text))
+        names = [match.group() for match in matches]
+        starts = np.array([match.start() for match in matches], np.int64)
     number = _is_digit(characters[starts])
     if number.any():
         names = list(compress(names, (~number).tolist()))
