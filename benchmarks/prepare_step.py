@@ -72,7 +72,8 @@ def measure(root: Path, shard_count: int, workers: int, data: Path) -> dict[str,
     prepared = indexing.prepare_shards(store, keys, by_shard, **kwargs)
     chunked = time.perf_counter() - started
     chunks = sum(item.chunks.chunks for item in prepared)
-    distinct = indexing.distinct_pending_vectors(store, keys, spec.model_id)
+    known = {"known": early.digests} if early else {}  # as coderag_assets.assets does
+    distinct = indexing.distinct_pending_vectors(store, keys, spec.model_id, **known)
     published = indexing.early_publish_pays(distinct, chunks, min_vectors=EARLY_PUBLISH_MIN_VECTORS)
     if published:
         indexing.publish_index(store, keys, spec, run_id="prepare-step", early=True)

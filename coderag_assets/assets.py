@@ -134,7 +134,9 @@ def _prepare(
     )
     if pending < EARLY_PUBLISH_MIN_VECTORS or gated:
         return prepared
-    distinct = indexing.distinct_pending_vectors(store, shards, spec.model_id)
+    distinct = indexing.distinct_pending_vectors(  # shards the workers returned are counted
+        store, shards, spec.model_id, known=early_segments.digests if early_segments else None
+    )
     if not indexing.early_publish_pays(distinct, chunks, min_vectors=EARLY_PUBLISH_MIN_VECTORS):
         context.log.info(
             f"no early publish: {distinct} distinct texts to embed for {chunks} chunks "

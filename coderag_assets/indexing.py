@@ -715,17 +715,16 @@ class EarlySegments:
     run_id: str
     min_vectors: int
     chunks: int = 0
-    digests: list[pl.Series] = field(default_factory=list)
+    #: each prepared shard's `pending_digests`, for `distinct_pending_vectors(known=)`
+    digests: dict[str, pl.Series] = field(default_factory=dict)
     waiting: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
 
     def prepared(self, item: PreparedShard) -> None:
-        self.digests.append(
-            _pending_hashes(self.store, item.shard, self.model_id).hash(seed=0).unique()
-        )
+        self.digests[item.shard] = pending_digests(self.store, item.shard, self.model_id)
         self.chunks += item.chunks.chunks
         self.waiting.append(item.shard)
-        distinct = pl.concat(self.digests).unique().len()
+        distinct = pl.concat(list(self.digests.values())).n_unique()
         if not early_publish_pays(distinct, self.chunks, min_vectors=self.min_vectors):
             return
         for shard in self.waiting:
@@ -813,13 +812,28 @@ def _pending_hashes(store: IndexStore, shard: str, model_id: str | None) -> pl.S
     return chunk_hashes
 
 
-def distinct_pending_vectors(store: IndexStore, shards: Sequence[str], model_id: str | None) -> int:
+def distinct_pending_vectors(
+    store: IndexStore,
+    shards: Sequence[str],
+    model_id: str | None,
+    known: Mapping[str, pl.Series] | None = None,
+) -> int:
     """How many distinct texts the shards' steps will embed at most: the content hashes of
     their chunks that their embeddings files lack (:func:`pending_vectors`), counted once
     across shards (copies of a file share their vectors). Hashes are compared as 64-bit
-    digests, so the count holds a few bytes per chunk, not the hash strings."""
-    digests = [_pending_hashes(store, shard, model_id).hash(seed=0).unique() for shard in shards]
+    digests (:func:`pending_digests`), so the count holds a few bytes per chunk, not the hash
+    strings; `known` holds shards' digests already computed (`EarlySegments.digests`)."""
+    known = known or {}
+    digests = [
+        known[shard] if shard in known else pending_digests(store, shard, model_id)
+        for shard in shards
+    ]
     return pl.concat(digests).n_unique() if digests else 0
+
+
+def pending_digests(store: IndexStore, shard: str, model_id: str | None) -> pl.Series:
+    """The distinct 64-bit digests of the shard's pending content hashes (`_pending_hashes`)."""
+    return _pending_hashes(store, shard, model_id).hash(seed=0).unique()
 
 
 #: An early publish writes every prepared shard's segment once more (without vectors) before

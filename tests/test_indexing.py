@@ -125,6 +125,9 @@ def test_distinct_pending_vectors_counts_copies_once_and_skips_embedded_hashes(
     chunks = sum(item.chunks.chunks for item in prepared)
     assert chunks >= 3 * len(every_hash) > 0  # each text at least three times
     assert indexing.distinct_pending_vectors(store, keys, "model-a") == len(every_hash)
+    # shards whose digests were computed already (as the workers returned them) count the same
+    known = {key: indexing.pending_digests(store, key, "model-a") for key in keys[::2]}
+    assert indexing.distinct_pending_vectors(store, keys, "model-a", known=known) == len(every_hash)
 
     # A shard whose embeddings file (same model) has its hashes no longer counts them ...
     shard = max(keys, key=lambda key: len(hashes_by_shard[key]))
