@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from coderag_assets.model_cache import (
+    PAD_MULTIPLE_TOKENS,
     ModelError,
     available_cores,
     compile_openvino,
@@ -75,7 +76,19 @@ SUPPORTED_POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens", "lastto
 MIN_SEQ_TOKENS = 2  # room for the special tokens around the text
 # Fallback when a model declares no usable maximum length anywhere.
 FALLBACK_MAX_SEQ_TOKENS = 512
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_BATCH_SIZE = 32  # texts per batch where lengths are not tokens (the torch backend)
+# Where lengths are tokens, a batch holds about this many (padded) tokens: many short texts
+# or a few long ones. On 2 cores of an AVX-512/BF16 CPU, OpenVINO's cost per token is lowest
+# around 2,048 tokens a batch at every length from 8 to 256 tokens: 8-9 % below 32 texts a
+# batch for texts of 8-16 tokens, 1-2 % for 128-256 (benchmarks/embed_batches.py).
+BATCH_TOKENS = 2048
+MAX_BATCH_TEXTS = 256
+# A batch's length is rounded up to a multiple of this many tokens. One query at a time keeps
+# `model_cache.PAD_MULTIPLE_TOKENS` (32: few input shapes, so a warm server keeps few
+# per-shape buffers); a batch of similar lengths wastes less at 8, and indexing releases the
+# buffers after each shard. Django's texts: 6.61 M padded tokens at 32, 6.29 M at 8, for
+# 6.19 M real ones.
+BATCH_PAD_MULTIPLE = 8
 
 
 class EmbeddingError(ModelError):
@@ -142,13 +155,15 @@ class _Runtime(Protocol):
     """A loaded backend: turns texts into normalized vectors, one batch at a time."""
 
     dim: int
+    lengths_are_tokens: bool  # whether `prepare`'s lengths count tokens (else characters)
 
     def prepare(self, texts: Sequence[str]) -> tuple[list[Any], list[int]]:
         """Per-text inputs for `run` and their lengths (used to sort texts into batches)."""
         ...
 
-    def run(self, items: Sequence[Any]) -> np.ndarray:
-        """Vectors (len(items), dim), float32, L2-normalized, in the order of ``items``."""
+    def run(self, items: Sequence[Any], pad_multiple: int) -> np.ndarray:
+        """Vectors (len(items), dim), float32, L2-normalized, in the order of ``items``; a
+        backend that pads a batch rounds its length up to ``pad_multiple`` tokens."""
         ...
 
     def release_memory(self) -> None:
@@ -181,30 +196,45 @@ class Embedder:
         self,
         texts: Sequence[str],
         *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """Embed ``texts``; row i is the vector of ``texts[i]``.
 
-        Texts are sorted by length into batches of ``batch_size`` so each batch pads little;
-        texts longer than the token limit are truncated. ``on_progress(n)`` is called after each
-        batch with the number of texts it finished.
+        Texts are sorted by length, longest first, and cut into batches that pad little: of
+        about `BATCH_TOKENS` tokens each (at most `MAX_BATCH_TEXTS` texts) where the backend
+        counts tokens, else of `DEFAULT_BATCH_SIZE` texts; ``batch_size`` fixes the number of
+        texts per batch instead. Texts longer than the token limit are truncated.
+        ``on_progress(n)`` is called after each batch with the number of texts it finished.
 
         Returns:
             float32 array of shape (len(texts), dim), rows L2-normalized; (0, dim) for no texts.
         """
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         if len(texts) == 0:
             return vectors
         items, lengths = self._runtime.prepare(texts)
         # Longest first: the slowest batches start early and progress speeds up, not down.
-        order = np.argsort(-np.asarray(lengths), kind="stable")
-        for start in range(0, len(order), batch_size):
-            batch_rows = order[start : start + batch_size]
+        sorted_lengths = np.asarray(lengths, dtype=np.int64)
+        order = np.argsort(-sorted_lengths, kind="stable")
+        sorted_lengths = sorted_lengths[order]
+        if batch_size is None and self._runtime.lengths_are_tokens:
+            bounds = token_budget_batches(
+                sorted_lengths, BATCH_TOKENS, MAX_BATCH_TEXTS, BATCH_PAD_MULTIPLE
+            )
+        else:
+            size = batch_size or DEFAULT_BATCH_SIZE
+            bounds = [
+                (start, min(start + size, len(order))) for start in range(0, len(order), size)
+            ]
+        for start, end in bounds:
+            batch_rows = order[start:end]
             with self._run_lock:
-                vectors[batch_rows] = self._runtime.run([items[row] for row in batch_rows])
+                vectors[batch_rows] = self._runtime.run(
+                    [items[row] for row in batch_rows], BATCH_PAD_MULTIPLE
+                )
             if on_progress is not None:
                 on_progress(len(batch_rows))
         return vectors
@@ -221,7 +251,25 @@ class Embedder:
         """Embed one query; returns a float32 L2-normalized vector of shape (dim,)."""
         items, _ = self._runtime.prepare([text])
         with self._run_lock:
-            return self._runtime.run(items)[0]
+            return self._runtime.run(items, PAD_MULTIPLE_TOKENS)[0]
+
+
+def token_budget_batches(
+    lengths: np.ndarray, budget: int, max_texts: int, pad_multiple: int = 1
+) -> list[tuple[int, int]]:
+    """Cut texts sorted by length, longest first, into batches ``[start, end)`` of at most
+    ``max_texts`` texts whose padded size (texts x the first text's length rounded up to
+    ``pad_multiple``) stays within ``budget`` tokens; a text longer than ``budget`` gets a
+    batch of its own."""
+    bounds: list[tuple[int, int]] = []
+    start, count = 0, len(lengths)
+    while start < count:
+        padded = -(-max(int(lengths[start]), 1) // pad_multiple) * pad_multiple
+        size = min(max_texts, max(1, budget // padded))
+        end = min(start + size, count)
+        bounds.append((start, end))
+        start = end
+    return bounds
 
 
 _loaded_embedders: dict[EmbedderSpec, Embedder] = {}
@@ -589,6 +637,8 @@ def _load_runtime(spec: EmbedderSpec) -> _Runtime:
 class _TorchRuntime:
     """sentence-transformers at fp32 on CPU: the reference backend."""
 
+    lengths_are_tokens = False  # it tokenizes inside `encode`; `prepare` counts characters
+
     def __init__(self, source: _ModelSource, threads: int | None, max_tokens: int) -> None:
         self._model = _load_sentence_transformer(source, threads)
         self._model.max_seq_length = max_tokens
@@ -600,7 +650,7 @@ class _TorchRuntime:
     def prepare(self, texts: Sequence[str]) -> tuple[list[Any], list[int]]:
         return list(texts), [len(text) for text in texts]
 
-    def run(self, items: Sequence[Any]) -> np.ndarray:
+    def run(self, items: Sequence[Any], pad_multiple: int) -> np.ndarray:
         vectors = self._model.encode(
             list(items),
             batch_size=max(1, len(items)),
@@ -616,6 +666,8 @@ class _TorchRuntime:
 
 class _TokenizedRuntime:
     """Shared by converted backends: tokenize with `tokenizers`, pad per batch, pool in numpy."""
+
+    lengths_are_tokens = True
 
     def __init__(self, directory: Path, manifest: _Manifest, max_tokens: int) -> None:
         from tokenizers import Tokenizer
@@ -634,9 +686,11 @@ class _TokenizedRuntime:
         encodings = self._tokenizer.encode_batch_fast(list(texts))
         return encodings, [len(encoding.ids) for encoding in encodings]
 
-    def run(self, items: Sequence[Any]) -> np.ndarray:
+    def run(self, items: Sequence[Any], pad_multiple: int) -> np.ndarray:
         encodings: Sequence[tokenizers.Encoding] = items
-        arrays = padded_token_arrays(encodings, self._manifest.pad_token_id, limit=self._max_tokens)
+        arrays = padded_token_arrays(
+            encodings, self._manifest.pad_token_id, limit=self._max_tokens, multiple=pad_multiple
+        )
         inputs = {name: arrays[name] for name in self._manifest.input_names}
         token_vectors = self._forward(inputs)
         mode = self._manifest.pooling_mode

@@ -290,20 +290,25 @@ def traceable(model: Any, output: str) -> Any:
 
 
 def padded_token_arrays(
-    encodings: Sequence[Any], pad_token_id: int, *, limit: int | None = None
+    encodings: Sequence[Any],
+    pad_token_id: int,
+    *,
+    limit: int | None = None,
+    multiple: int = PAD_MULTIPLE_TOKENS,
 ) -> dict[str, np.ndarray]:
     """``input_ids`` (right-padded with ``pad_token_id``), ``attention_mask`` and
     ``token_type_ids`` (batch, length) int64 arrays of `tokenizers` encodings, where length is
-    the longest encoding rounded up to `PAD_MULTIPLE_TOKENS` (at most `limit`, never less than
-    the longest).
+    the longest encoding rounded up to ``multiple`` (at most `limit`, never less than the
+    longest).
 
     Rounding keeps the input shapes few: OpenVINO's CPU plugin keeps intermediate buffers for
     every input shape it has run until `release_memory`, so one shape per token count grew a
     warm server by ~70 MiB over 200 queries of different lengths (~5 MiB rounded) and an
     indexing step's peak by ~55 MiB per 2,500 chunks; it also runs faster. The padding is
-    masked: vectors agree with unpadded ones to cosine ≥ 0.99999, as batching already does."""
+    masked: vectors agree with unpadded ones to cosine ≥ 0.99999, as batching already does.
+    Batches of many texts pass a smaller ``multiple`` (see `embedding.BATCH_PAD_MULTIPLE`)."""
     longest = max(len(encoding.ids) for encoding in encodings)
-    length = -(-longest // PAD_MULTIPLE_TOKENS) * PAD_MULTIPLE_TOKENS
+    length = -(-longest // multiple) * multiple
     if limit is not None:
         length = max(longest, min(length, limit))
     input_ids = np.full((len(encodings), length), pad_token_id, dtype=np.int64)

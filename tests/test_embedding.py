@@ -248,10 +248,36 @@ def test_padding_leaves_the_vectors_as_they_were(
 ) -> None:
     embedder = load_embedder(openvino_spec)
     texts = [*CODE_SNIPPETS, *(query for query, _ in QUERIES)]
-    padded = np.stack([embedder.embed_query(text) for text in texts])
-    monkeypatch.setattr(model_cache, "PAD_MULTIPLE_TOKENS", 1)  # each text at its own length
-    unpadded = np.stack([embedder.embed_query(text) for text in texts])
-    assert np.sum(padded * unpadded, axis=1).min() >= 0.9999
+    queries = np.stack([embedder.embed_query(text) for text in texts])  # padded to 32
+    batched = embedder.embed(texts)  # batches by token budget, padded to 8
+    monkeypatch.setattr(embedding, "BATCH_PAD_MULTIPLE", 1)
+    unpadded = embedder.embed(texts, batch_size=1)  # each text at its own length
+    assert np.sum(queries * unpadded, axis=1).min() >= 0.9999
+    assert np.sum(batched * unpadded, axis=1).min() >= 0.9999
+
+
+def test_batches_hold_about_a_token_budget() -> None:
+    lengths = np.array([300, 256, 256, 100, 60, 9, 8, 8, 3, 1, 1])
+    bounds = embedding.token_budget_batches(lengths, budget=512, max_texts=4, pad_multiple=8)
+    # 300 tokens (304 padded) fit the budget once: alone; 2 x 256; 4 x 104 (4 texts at most)
+    assert bounds == [(0, 1), (1, 3), (3, 7), (7, 11)]
+    assert embedding.token_budget_batches(lengths[:0], 512, 4) == []
+
+
+def test_embed_batches_short_texts_together_and_long_ones_apart(
+    openvino_spec: EmbedderSpec,
+) -> None:
+    embedder = load_embedder(openvino_spec)
+    short, long = "x = 1", "total = total + value\n" * 200  # truncated at 256 tokens
+    done: list[int] = []
+    embedder.embed([short] * 300, on_progress=done.append)
+    assert done == [256, 44]  # 2,048 tokens a batch, at most 256 texts
+    done.clear()
+    embedder.embed([long] * 20, on_progress=done.append)
+    assert done == [8, 8, 4]  # 8 x 256 tokens
+    done.clear()
+    embedder.embed([short] * 10, batch_size=3, on_progress=done.append)
+    assert done == [3, 3, 3, 1]
 
 
 def test_empty_input_gives_empty_matrix(openvino_spec: EmbedderSpec) -> None:
