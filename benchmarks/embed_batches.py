@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from index_throughput import fetch_sdist
+from index_throughput import chunk_texts, fetch_sdist
 
 BATCHINGS = {  # name: (texts per batch or None for the token budget, pad multiple)
     "fixed32/pad32": (32, 32),
@@ -39,29 +39,6 @@ BATCHINGS = {  # name: (texts per batch or None for the token budget, pad multip
     "budget/pad8": (None, 8),
 }
 GRID = {8: (32, 256), 32: (32, 64), 128: (8, 16, 32), 256: (4, 8, 32)}
-
-
-def chunk_texts(root: Path, data: Path) -> list[str]:
-    """The distinct embedding texts of `root`'s chunks, as a cold index makes them."""
-    import pyarrow.parquet as pq
-
-    from coderag_assets import indexing
-    from coderag_assets.partitions import shard_keys, shard_of
-    from coderag_assets.store import IndexStore
-
-    store = IndexStore.for_root(data, root)
-    store.register(16)
-    keys = list(shard_keys(16))
-    by_shard = indexing.scan_shards(
-        root, keys, lambda path: shard_of(path, 16), max_file_bytes=1_000_000
-    )
-    texts: dict[str, str] = {}
-    for key in keys:
-        indexing.prepare_shard(store, key, by_shard[key], run_id="bench", max_file_bytes=1_000_000)
-    for path in sorted((store.base / "chunks").glob("*.parquet")):
-        for row in pq.read_table(path).to_pylist():
-            texts.setdefault(row["content_hash"], indexing.chunk_from_row(row).embedding_text)
-    return list(texts.values())
 
 
 def print_grid(embedder) -> None:
@@ -121,7 +98,7 @@ def main() -> int:
     root = args.path.resolve() if args.path else fetch_sdist(args.package)
     data = Path(tempfile.mkdtemp(prefix="embed-batches-"))
     try:
-        texts = chunk_texts(root, data)[:: args.every]
+        texts = list(chunk_texts(root, data).values())[:: args.every]
         spec = EmbedderSpec(cache_dir=args.models.resolve())
         prepare_model(spec)
         embedder = load_embedder(spec)

@@ -1,10 +1,19 @@
 """End-to-end indexing throughput vs a bare `encode` of the same texts, measured in one run.
 
 Downloads a pinned sdist with pip (PyPI), indexes it with `coderag index` in a fresh data
-directory (only the converted model is reused), then embeds the very same chunk texts with a
-plain `Embedder.embed` call on the same backend, and prints:
+directory (only the converted model is reused), and embeds the very same chunk texts with
+plain `Embedder.embed` calls on the same backend, and prints:
 
     files, chunks, wall seconds, chunks/s, peak RSS, ratio = end-to-end chunks/s / bare chunks/s
+
+The bare encode brackets the index: half of the texts (every other one) are embedded just
+before `coderag index` starts and the other half just after it ends, and the two halves'
+seconds add up to the bare encode's. This machine's speed drifts by several per cent over
+minutes (one process embedding the same slices back to back gets 160-182 texts/s); an
+encode that runs only after the index takes whatever state the machine is in then, and the
+ratio moved by ±4 % with it. Bracketed, a drift that is steady over the run weighs on both
+sides alike. The texts are chunked here first, in this process (untimed), and checked
+against the index's afterwards. `--after-only` embeds them all after the index instead.
 
 Usage: .venv/bin/python benchmarks/index_throughput.py [--package django==5.1.4] [--backend openvino]
        [--path DIR]   (index a local tree instead of a downloaded sdist)
@@ -89,6 +98,37 @@ class RssSampler(threading.Thread):
             time.sleep(0.05)
 
 
+def chunk_texts(root: Path, data: Path) -> dict[str, str]:
+    """The embedding text of each distinct chunk of `root`, by content hash, chunked as a cold
+    index chunks it (16 shards, into a scratch store under `data`)."""
+    from coderag_assets import indexing
+    from coderag_assets.partitions import shard_keys, shard_of
+    from coderag_assets.store import IndexStore
+
+    store = IndexStore.for_root(data, root)
+    store.register(16)
+    keys = list(shard_keys(16))
+    by_shard = indexing.scan_shards(
+        root, keys, lambda path: shard_of(path, 16), max_file_bytes=1_000_000
+    )
+    for key in keys:
+        indexing.prepare_shard(store, key, by_shard[key], run_id="bench", max_file_bytes=1_000_000)
+    return index_texts(store)
+
+
+def index_texts(store) -> dict[str, str]:
+    """The embedding text of each distinct chunk in `store`'s chunk shards, by content hash."""
+    import pyarrow.parquet as pq
+
+    from coderag_assets.indexing import chunk_from_row
+
+    texts: dict[str, str] = {}
+    for path in sorted((store.base / "chunks").glob("*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            texts.setdefault(row["content_hash"], chunk_from_row(row).embedding_text)
+    return texts
+
+
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -105,6 +145,11 @@ def main() -> int:
         type=Path,
         default=CACHE / "data",
         help="data directory (default benchmarks/.cache/data); its indexes/ are removed first",
+    )
+    parser.add_argument(
+        "--after-only",
+        action="store_true",
+        help="embed all texts after the index (the way before the bracketing)",
     )
     args = parser.parse_args()
 
@@ -128,9 +173,31 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
     )
     from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
+    from coderag_assets.store import IndexStore
 
     spec = EmbedderSpec(backend=args.backend, cache_dir=data_dir / "models")
     prepare_model(spec)
+    scratch = data_dir / "bench-chunks"
+    shutil.rmtree(scratch, ignore_errors=True)
+    expected = chunk_texts(source.resolve(), scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
+    hashes = sorted(expected)
+    halves = [[], hashes] if args.after_only else [hashes[0::2], hashes[1::2]]
+    embedder = load_embedder(spec)
+    embedder.embed(["def warm(up): pass"])
+    encode_seconds = encode_cpu = 0.0
+
+    def bare_encode(part: list[str]) -> float:
+        nonlocal encode_seconds, encode_cpu
+        started, cpu_started = time.perf_counter(), time.process_time()
+        embedder.embed([expected[digest] for digest in part])
+        embedder.release_memory()
+        took = time.perf_counter() - started
+        encode_seconds += took
+        encode_cpu += time.process_time() - cpu_started
+        return took
+
+    before_seconds = bare_encode(halves[0])
 
     load_before = os.getloadavg()[0]
     children_cpu = _children_cpu_seconds()
@@ -152,23 +219,17 @@ def main() -> int:
         return 1
     summary = json.loads(stdout)
 
-    # Bare encode of the same texts, same backend, all cores, one process.
-    import pyarrow.parquet as pq
-
-    from coderag_assets.indexing import chunk_from_row
-    from coderag_assets.store import IndexStore
-
-    store = IndexStore.for_root(data_dir, source.resolve())
-    texts: dict[str, str] = {}
-    for path in sorted((store.base / "chunks").glob("*.parquet")):
-        for row in pq.read_table(path).to_pylist():
-            texts.setdefault(row["content_hash"], chunk_from_row(row).embedding_text)
-    embedder = load_embedder(EmbedderSpec(backend=args.backend, cache_dir=data_dir / "models"))
     load_between = os.getloadavg()[0]
-    encode_started, encode_cpu_started = time.perf_counter(), time.process_time()
-    embedder.embed(list(texts.values()))
-    encode_seconds = time.perf_counter() - encode_started
-    encode_cpu = time.process_time() - encode_cpu_started
+    after_seconds = bare_encode(halves[1])
+    # The bare encode must have embedded exactly the texts the index did.
+    indexed = index_texts(IndexStore.for_root(data_dir, source.resolve()))
+    if set(indexed) != set(expected):
+        print(
+            f"the index's texts differ from the ones chunked here: {len(set(indexed) - set(expected))}"
+            f" only in the index, {len(set(expected) - set(indexed))} only here"
+        )
+        return 1
+    texts = expected
 
     chunks = summary["chunks"]
     e2e_rate = summary["embedded"] / wall
@@ -184,6 +245,15 @@ def main() -> int:
         ("end-to-end wall s", f"{wall:.1f}"),
         ("end-to-end chunks/s", f"{e2e_rate:.1f}"),
         ("bare encode s", f"{encode_seconds:.1f}"),
+        (
+            "bare encode halves s (before / after the index)",
+            f"{before_seconds:.1f} / {after_seconds:.1f}"
+            + (
+                f" ({len(halves[0]) / before_seconds:.1f} / {len(halves[1]) / after_seconds:.1f} texts/s)"
+                if halves[0]
+                else ""
+            ),
+        ),
         ("bare encode chunks/s", f"{bare_rate:.1f}"),
         ("ratio e2e / bare", f"{e2e_rate / bare_rate:.3f}"),
         # CPU seconds (all threads; the e2e process and its children): steadier than wall
@@ -200,7 +270,7 @@ def main() -> int:
         ),
         # other work on the machine takes CPU from whichever phase runs beside it
         (
-            "load before / between / after",
+            "load before / after the index / at the end",
             f"{load_before:.2f} / {load_between:.2f} / {os.getloadavg()[0]:.2f}",
         ),
         ("peak RSS, largest process MiB", f"{sampler.peak_single / 2**20:.0f}"),
