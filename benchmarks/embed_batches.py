@@ -36,6 +36,7 @@ from index_throughput import chunk_texts, fetch_sdist
 BATCHINGS = {  # name: (texts per batch or None for the token budget, pad multiple)
     "fixed32/pad32": (32, 32),
     "budget/pad32": (None, 32),
+    "budget/pad16": (None, 16),
     "budget/pad8": (None, 8),
 }
 GRID = {8: (32, 256), 32: (32, 64), 128: (8, 16, 32), 256: (4, 8, 32)}
@@ -85,6 +86,16 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=1, help="take every n-th distinct text")
     parser.add_argument("--grid", action="store_true")
     parser.add_argument(
+        "--only", help="comma-separated batchings to run (default: all), the first is the baseline"
+    )
+    parser.add_argument(
+        "--release",
+        choices=("trim", "model", "none"),
+        default="trim",
+        help="after each slice, as an indexing step after each shard: hand back the model's "
+        "buffers and the C heap's free memory (trim), the model's buffers only, or nothing",
+    )
+    parser.add_argument(
         "--models",
         type=Path,
         default=Path(__file__).resolve().parent / ".cache" / "data" / "models",
@@ -94,6 +105,7 @@ def main() -> int:
 
     from coderag_assets import embedding
     from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
+    from coderag_assets.store import release_unused_memory
 
     root = args.path.resolve() if args.path else fetch_sdist(args.package)
     data = Path(tempfile.mkdtemp(prefix="embed-batches-"))
@@ -107,7 +119,10 @@ def main() -> int:
             print_grid(embedder)
         seconds = dict.fromkeys(BATCHINGS, 0.0)
         vectors = {name: np.zeros((len(texts), embedder.dim), np.float32) for name in BATCHINGS}
-        names = list(BATCHINGS)
+        unknown = set(args.only.split(",") if args.only else []) - set(BATCHINGS)
+        if unknown:
+            parser.error(f"unknown batchings {sorted(unknown)}; choose from {list(BATCHINGS)}")
+        names = args.only.split(",") if args.only else list(BATCHINGS)
         for index in range(args.slices):
             rows = np.arange(index, len(texts), args.slices)
             part = [texts[row] for row in rows]
@@ -116,9 +131,12 @@ def main() -> int:
             for name in names[shift:] + names[:shift]:
                 size, multiple = BATCHINGS[name]
                 embedding.BATCH_PAD_MULTIPLE = multiple
-                embedder.release_memory()
                 started = time.perf_counter()
                 vectors[name][rows] = embedder.embed(part, batch_size=size)
+                if args.release != "none":
+                    embedder.release_memory()
+                if args.release == "trim":
+                    release_unused_memory()
                 took = time.perf_counter() - started
                 seconds[name] += took
                 cells.append(f"{name} {took:.2f}")
