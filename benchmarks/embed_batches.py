@@ -64,6 +64,7 @@ def print_grid(embedder) -> None:
 
 def padded_tokens(embedder, texts: list[str], size: int | None, multiple: int) -> int:
     from coderag_assets import embedding
+    from coderag_assets.model_cache import padded_length
 
     _, lengths = embedder._runtime.prepare(texts)
     ordered = np.sort(np.asarray(lengths))[::-1]
@@ -72,9 +73,9 @@ def padded_tokens(embedder, texts: list[str], size: int | None, multiple: int) -
             ordered, embedding.BATCH_TOKENS, embedding.MAX_BATCH_TEXTS, multiple
         )
     else:
-        bounds = [(s, min(s + size, len(ordered))) for s in range(0, len(ordered), size)]
+        bounds = embedding.fixed_size_batches(len(ordered), size)
     return sum(
-        (end - start) * -(-int(ordered[start]) // multiple) * multiple for start, end in bounds
+        (end - start) * padded_length(int(ordered[start]), multiple) for start, end in bounds
     )
 
 

@@ -43,6 +43,7 @@ from coderag_assets.model_cache import (
     converted_dir,
     export_openvino,
     import_backend_package,
+    padded_length,
     padded_token_arrays,
     traceable,
     weights_fingerprint,
@@ -225,10 +226,7 @@ class Embedder:
                 sorted_lengths, BATCH_TOKENS, MAX_BATCH_TEXTS, BATCH_PAD_MULTIPLE
             )
         else:
-            size = batch_size or DEFAULT_BATCH_SIZE
-            bounds = [
-                (start, min(start + size, len(order))) for start in range(0, len(order), size)
-            ]
+            bounds = fixed_size_batches(len(order), batch_size or DEFAULT_BATCH_SIZE)
         for start, end in bounds:
             batch_rows = order[start:end]
             with self._run_lock:
@@ -264,12 +262,17 @@ def token_budget_batches(
     bounds: list[tuple[int, int]] = []
     start, count = 0, len(lengths)
     while start < count:
-        padded = -(-max(int(lengths[start]), 1) // pad_multiple) * pad_multiple
+        padded = padded_length(max(int(lengths[start]), 1), pad_multiple)
         size = min(max_texts, max(1, budget // padded))
         end = min(start + size, count)
         bounds.append((start, end))
         start = end
     return bounds
+
+
+def fixed_size_batches(count: int, size: int) -> list[tuple[int, int]]:
+    """Batches ``[start, end)`` of ``size`` texts (the last one shorter) over ``count``."""
+    return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 _loaded_embedders: dict[EmbedderSpec, Embedder] = {}

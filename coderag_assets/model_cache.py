@@ -289,6 +289,11 @@ def traceable(model: Any, output: str) -> Any:
     return Traceable().eval()
 
 
+def padded_length(length: int, multiple: int) -> int:
+    """``length`` rounded up to a multiple of ``multiple``."""
+    return -(-length // multiple) * multiple
+
+
 def padded_token_arrays(
     encodings: Sequence[Any],
     pad_token_id: int,
@@ -308,7 +313,7 @@ def padded_token_arrays(
     masked: vectors agree with unpadded ones to cosine ≥ 0.99999, as batching already does.
     Batches of many texts pass a smaller ``multiple`` (see `embedding.BATCH_PAD_MULTIPLE`)."""
     longest = max(len(encoding.ids) for encoding in encodings)
-    length = -(-longest // multiple) * multiple
+    length = padded_length(longest, multiple)
     if limit is not None:
         length = max(longest, min(length, limit))
     input_ids = np.full((len(encodings), length), pad_token_id, dtype=np.int64)
