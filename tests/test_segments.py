@@ -848,3 +848,59 @@ def test_content_cache_drops_the_least_recently_used_first() -> None:
     cache.put("c", group["c"])
     assert cache.get("b") is None and cache.get("a") is group["a"] and len(cache) == 2
     assert cache.bytes == group["a"].nbytes + group["c"].nbytes <= 250
+
+
+def test_a_segment_with_new_vectors_derived_from_its_early_twin_equals_a_fresh_build(
+    tmp_path, monkeypatch
+) -> None:
+    """The early publish writes each shard's segment without vectors; the shard's step then
+    writes it with vectors, taking the postings, features and sorted rows from the early one.
+    Every file must equal a build from scratch, and no tokenising may happen."""
+    root = copy_fixture_repo(tmp_path / "repo").resolve()
+    fresh = IndexStore.for_root(tmp_path / "fresh", root)
+    write_shards(fresh, 4)
+    derived = IndexStore.for_root(tmp_path / "derived", root)
+    write_shards(derived, 4)
+    embeddings = {shard: derived.shard_file("embeddings", shard).read_bytes() for shard in "0123"}
+    for shard in "0123":
+        derived.shard_file("embeddings", shard).unlink()
+        early = segments.write_segment(derived, shard, model_id=SPEC.model_id, run_id="early")
+        assert early.chunks_without_vector == early.chunks > 0
+        derived.shard_file("embeddings", shard).write_bytes(embeddings[shard])
+
+    from coderag_assets.segments import build as segment_build
+
+    def no_postings(*args, **kwargs):
+        raise AssertionError("postings rebuilt for a segment whose early twin has them")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(segment_build, "build_postings", no_postings)
+        late = {
+            shard: segments.write_segment(derived, shard, model_id=SPEC.model_id, run_id="late")
+            for shard in "0123"
+        }
+    for shard, info in late.items():
+        expected = segments.write_segment(fresh, shard, model_id=SPEC.model_id, run_id="late")
+        assert info.segment_id == expected.segment_id
+        assert info.chunks_without_vector == 0 and info.dim == DIM
+        got, want = tree_digest(info.path), tree_digest(expected.path)
+        del got[INFO_FILE], want[INFO_FILE]
+        assert got == want
+        got_info, want_info = dataclasses.asdict(info), dataclasses.asdict(expected)
+        for name in ("path", "created_at"):
+            del got_info[name], want_info[name]
+        assert got_info == want_info
+        segments.verify_segment(info)
+    # the early segment's files are unharmed by the links
+    for shard in "0123":
+        for early in (derived.base / "segments" / shard).iterdir():
+            if early.is_dir() and early.name != late[shard].segment_id:
+                segments.verify_segment(segments.SegmentInfo.load(shard, early))
+    reader_fresh = IndexReader(publish_and_path(fresh))
+    reader_derived = IndexReader(publish_and_path(derived))
+    assert all_searches(reader_derived) == all_searches(reader_fresh)
+
+
+def publish_and_path(store: IndexStore) -> Path:
+    publish_index(store, shard_keys(4), SPEC, run_id="late")
+    return store.index_path

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from coderag_assets.segments.layout import (
     OCCURRENCE_STRING_COLUMNS,
     OCCURRENCE_WRITE_OPTIONS,
     OCCURRENCES_FILE,
+    POSTINGS_FILES,
     READER_BATCH_ROWS,
     READER_COLUMNS,
     READER_FILE,
@@ -141,6 +143,7 @@ def write_segment(store: IndexStore, shard: str, *, model_id: str, run_id: str) 
         digest.update(f"{kind}:{-1 if data is None else len(data)}:".encode())
         digest.update(data or b"")
     segment_id = digest.hexdigest()
+    chunk_file = _chunk_file_digest(inputs["chunks"])
     shard_dir = segments_dir(store.base, shard)
     final = shard_dir / segment_id
     with reporting_disk_full(f"writing the segment of shard {shard}", final):
@@ -149,7 +152,13 @@ def write_segment(store: IndexStore, shard: str, *, model_id: str, run_id: str) 
             shard_dir.mkdir(parents=True, exist_ok=True)
             building = shard_dir / f".building-{uuid.uuid4().hex}"
             try:
-                _build_segment(building, shard, segment_id, inputs, model_id, run_id)
+                sibling = _sibling_segment(store, shard, stamps, chunk_file, model_id)
+                if sibling is not None:
+                    _derive_segment(
+                        building, sibling, segment_id, inputs["embeddings"], model_id, run_id
+                    )
+                else:
+                    _build_segment(building, shard, segment_id, inputs, model_id, run_id)
                 try:
                     os.rename(building, final)
                 except OSError:
@@ -162,6 +171,11 @@ def write_segment(store: IndexStore, shard: str, *, model_id: str, run_id: str) 
         latest = {"segment_id": segment_id, "model_id": model_id, "inputs": stamps}
         write_bytes_atomic(shard_dir / LATEST_FILE, json.dumps(latest).encode("utf-8"))
     return info
+
+
+def _chunk_file_digest(data: bytes | None) -> str | None:
+    """`SegmentInfo.chunk_file` of a chunks shard file's bytes (as `read_shard_pinned`)."""
+    return None if data is None else hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _existing_segment(shard: str, path: Path) -> SegmentInfo | None:
@@ -188,6 +202,177 @@ def _read_input(data: bytes | None, schema: pa.Schema) -> pa.Table:
     if data is None:
         return schema.empty_table()
     return pq.read_table(pa.BufferReader(data), read_dictionary=dictionary_columns(schema))
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where each chunk row's vector lies among a segment's distinct vectors."""
+
+    embedded_model_id: str | None  # the model of the shard's embeddings file (None: empty)
+    dim: int  # 0 when the embeddings are absent or of another model
+    vector_of_row: np.ndarray  # int32 per row: its vector's row in `matrix`, -1 for none
+    matrix: np.ndarray  # distinct vectors, float32
+    embed_run_ids: pa.Array  # per row: the run that embedded its vector (null: none)
+
+    @property
+    def without_vector(self) -> int:
+        return int((self.vector_of_row < 0).sum())
+
+    def embedding_dim(self) -> pa.Array:
+        """chunks.parquet's `embedding_dim`: the dimension, null for a row without a vector."""
+        has_vector = self.vector_of_row >= 0
+        return pa.array(np.where(has_vector, self.dim, 0).astype(np.int32), mask=~has_vector)
+
+    def save(self, directory: Path) -> list[str]:
+        """Write the vectors and their scan copy into `directory`; the file names."""
+        return [
+            vectors.save(directory, self.matrix),
+            *vectors.save_scan_copy(directory, self.matrix),
+        ]
+
+
+def _placed_vectors(
+    content_hashes: pa.ChunkedArray, embeddings: pa.Table, model_id: str
+) -> _Placement:
+    """Each row's vector (by its content hash) from the shard's embeddings table, when that
+    was made with `model_id`; each distinct vector kept once."""
+    count = len(content_hashes)
+    embedded_model_id = None
+    dim = 0
+    vector_rows = np.full(count, -1, dtype=np.int64)
+    embed_run_ids: pa.Array = pa.nulls(count, pa.string())
+    if embeddings.num_rows:
+        embedded_model_id = embeddings.column("model_id")[0].as_py()
+        if embedded_model_id == model_id:
+            dim = embeddings.schema.field("vector").type.list_size
+            found = pc.index_in(content_hashes, embeddings.column("content_hash"))
+            vector_rows = found.fill_null(-1).to_numpy().astype(np.int64)
+            embed_run_ids = pc.take(embeddings.column("run_id"), found).combine_chunks()
+    sources, vector_of_row = vectors.distinct(vector_rows)
+    matrix = (
+        vector_matrix(embeddings.column("vector"))[sources]
+        if dim
+        else np.zeros((0, 0), dtype=np.float32)
+    )
+    return _Placement(embedded_model_id, dim, vector_of_row, matrix, embed_run_ids)
+
+
+def _write_chunk_file(directory: Path, chunk_table: pa.Table) -> None:
+    pq.write_table(
+        chunk_table,
+        directory / CHUNKS_FILE,
+        compression="zstd",
+        row_group_size=CHUNK_ROW_GROUP_ROWS,
+        # no min/max of chunk texts in the footer: kilobytes per row group that no filter uses
+        write_statistics=[name for name in chunk_table.column_names if name not in TEXT_COLUMNS],
+    )
+
+
+def _write_reader_file(directory: Path, reader_table: pa.Table) -> None:
+    with (
+        pa.OSFile(str(directory / READER_FILE), "wb") as sink,
+        pa.ipc.new_file(sink, reader_table.schema) as writer,
+    ):
+        writer.write_table(reader_table.combine_chunks(), max_chunksize=READER_BATCH_ROWS)
+
+
+#: Segment files that depend only on the chunk, manifest, symbol and occurrence inputs: a
+#: segment of the same inputs with other embeddings shares them (`_derive_segment`).
+_SHARED_FILES = (*POSTINGS_FILES, FILES_FILE, SYMBOLS_FILE, OCCURRENCES_FILE)
+
+
+def _sibling_segment(
+    store: IndexStore,
+    shard: str,
+    stamps: Mapping[str, list[int] | None],
+    chunk_file: str | None,
+    model_id: str,
+) -> SegmentInfo | None:
+    """The shard's LATEST segment when it was written, in this format and for `model_id`,
+    from the same chunk, manifest, symbol and occurrence files as now, with other embeddings:
+    in a cold index, the early publish's segment without vectors. None otherwise, or when
+    it is damaged or its chunk file's digest differs from `chunk_file`."""
+    latest = latest_segment(store, shard)
+    if latest is None or chunk_file is None:
+        return None
+    segment_id, payload = latest
+    recorded = payload.get("inputs") or {}
+    if payload.get("model_id") != model_id or any(
+        recorded.get(kind) != stamps[kind] for kind in INPUT_KINDS if kind != "embeddings"
+    ):
+        return None
+    path = segments_dir(store.base, shard) / segment_id
+    try:
+        if json.loads((path / INFO_FILE).read_text()).get("format") != SEGMENT_FORMAT:
+            return None
+        info = SegmentInfo.load(shard, path)
+        verify_segment(info)
+    except (OSError, ValueError, SegmentError):
+        return None
+    return info if info.chunk_file == chunk_file else None
+
+
+def _share_file(source: Path, target: Path) -> None:
+    """`target` as a hard link to the immutable segment file `source` (a copy where the file
+    system has no links)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _derive_segment(
+    directory: Path,
+    sibling: SegmentInfo,
+    segment_id: str,
+    embeddings_input: bytes | None,
+    model_id: str,
+    run_id: str,
+) -> None:
+    """Write the segment of `sibling`'s inputs with other embeddings into `directory`: the
+    postings, file, symbol and occurrence files are `sibling`'s (linked); the rows, already in
+    segment order, are read back from its chunk and reader files with their vector columns
+    replaced; the vectors are placed anew. What `_build_segment` would write, without
+    re-tokenising, sorting or re-deriving the ranking features."""
+    directory.mkdir(parents=True)
+    shared = [name for name in _SHARED_FILES if name in sibling.file_sizes]
+    for name in shared:
+        _share_file(sibling.path / name, directory / name)
+    chunk_table = pq.read_table(sibling.path / CHUNKS_FILE)
+    embeddings = _read_input(embeddings_input, pa.schema([]))
+    placed = _placed_vectors(chunk_table.column("content_hash"), embeddings, model_id)
+    vector_files = placed.save(directory)
+    chunk_table = chunk_table.set_column(
+        chunk_table.schema.get_field_index("embedding_dim"), "embedding_dim", placed.embedding_dim()
+    ).set_column(
+        chunk_table.schema.get_field_index("embed_run_id"), "embed_run_id", placed.embed_run_ids
+    )
+    _write_chunk_file(directory, chunk_table)
+    del chunk_table
+    with pa.memory_map(str(sibling.path / READER_FILE)) as source:
+        reader_table = pa.ipc.open_file(source).read_all()
+        reader_table = reader_table.set_column(
+            reader_table.schema.get_field_index("vector"),
+            "vector",
+            pa.array(placed.vector_of_row, pa.int32()),
+        )
+        _write_reader_file(directory, reader_table)
+        del reader_table
+    written = [*SEGMENT_FILES, *(name for name in shared if name not in SEGMENT_FILES)]
+    written.extend(vector_files)
+    info = replace(
+        sibling,
+        segment_id=segment_id,
+        path=directory,
+        embedded_model_id=placed.embedded_model_id,
+        dim=placed.dim,
+        chunks_without_vector=placed.without_vector,
+        distinct_vectors=len(placed.matrix),
+        run_id=run_id,
+        created_at=time.time(),
+        file_sizes={name: (directory / name).stat().st_size for name in dict.fromkeys(written)},
+    )
+    (directory / INFO_FILE).write_text(json.dumps(info.to_json()))
 
 
 def _build_segment(
@@ -232,29 +417,8 @@ def _build_segment(
     source_chunk_count = source_chunks.num_rows
     del source_chunks, order
 
-    # vectors: each distinct one once, rows point at theirs
-    embedded_model_id = None
-    dim = 0
-    vector_rows = np.full(count, -1, dtype=np.int64)
-    embed_run_ids: pa.Array = pa.nulls(count, pa.string())
-    if embeddings.num_rows:
-        embedded_model_id = embeddings.column("model_id")[0].as_py()
-        if embedded_model_id == model_id:
-            dim = embeddings.schema.field("vector").type.list_size
-            found = pc.index_in(
-                chunk_rows.column("content_hash"), embeddings.column("content_hash")
-            )
-            vector_rows = found.fill_null(-1).to_numpy().astype(np.int64)
-            embed_run_ids = pc.take(embeddings.column("run_id"), found).combine_chunks()
-    sources, vector_of_row = vectors.distinct(vector_rows)
-    matrix = (
-        vector_matrix(embeddings.column("vector"))[sources]
-        if dim
-        else np.zeros((0, 0), dtype=np.float32)
-    )
-    has_vector = vector_of_row >= 0
-    vectors.save(directory, matrix)
-    scan_copy = vectors.save_scan_copy(directory, matrix)
+    placed = _placed_vectors(chunk_rows.column("content_hash"), embeddings, model_id)
+    vector_files = placed.save(directory)
 
     # ranking features
     paths = chunk_rows.column("path").to_pylist()
@@ -281,23 +445,14 @@ def _build_segment(
             "content": chunk_rows.column("content"),
             "content_hash": chunk_rows.column("content_hash"),
             "bm25_text": chunk_rows.column("bm25_text"),
-            "embedding_dim": pa.array(
-                np.where(has_vector, dim, 0).astype(np.int32), mask=~has_vector
-            ),
+            "embedding_dim": placed.embedding_dim(),
             "model_id": pa.array([model_id] * n, pa.string()),
             "chunker_version": chunk_rows.column("chunker_version"),
             "chunk_run_id": chunk_rows.column("run_id"),
-            "embed_run_id": embed_run_ids,
+            "embed_run_id": placed.embed_run_ids,
         }
     )
-    pq.write_table(
-        chunk_table,
-        directory / CHUNKS_FILE,
-        compression="zstd",
-        row_group_size=CHUNK_ROW_GROUP_ROWS,
-        # no min/max of chunk texts in the footer: kilobytes per row group that no filter uses
-        write_statistics=[name for name in chunk_table.column_names if name not in TEXT_COLUMNS],
-    )
+    _write_chunk_file(directory, chunk_table)
     del chunk_table
     reader_table = pa.table(
         {
@@ -313,14 +468,10 @@ def _build_segment(
             "run": pa.array(runs, pa.int64()),
             "body_len": pa.array(postings.body_len, pa.int32()),
             "name_len": pa.array(postings.name_len, pa.int32()),
-            "vector": pa.array(vector_of_row, pa.int32()),
+            "vector": pa.array(placed.vector_of_row, pa.int32()),
         }
     ).select(list(READER_COLUMNS))
-    with (
-        pa.OSFile(str(directory / READER_FILE), "wb") as sink,
-        pa.ipc.new_file(sink, reader_table.schema) as writer,
-    ):
-        writer.write_table(reader_table.combine_chunks(), max_chunksize=READER_BATCH_ROWS)
+    _write_reader_file(directory, reader_table)
     per_path = pc.value_counts(chunk_rows.column("path")) if n else None
     chunk_counts = (
         dict(zip(per_path.field("values").to_pylist(), per_path.field("counts").to_pylist()))
@@ -340,31 +491,26 @@ def _build_segment(
     written = list(SEGMENT_FILES)
     if has_occurrences:
         written.append(OCCURRENCES_FILE)
-    written.extend(scan_copy)
+    written.extend(vector_files)
 
-    chunk_file = (
-        None
-        if inputs["chunks"] is None
-        else hashlib.blake2b(inputs["chunks"], digest_size=16).hexdigest()
-    )
     info = SegmentInfo(
         shard=shard,
         segment_id=segment_id,
         path=directory,
         model_id=model_id,
-        embedded_model_id=embedded_model_id,
-        dim=dim,
+        embedded_model_id=placed.embedded_model_id,
+        dim=placed.dim,
         chunks=n,
         files=manifest.num_rows,
         symbols=symbols.num_rows,
         source_chunks=source_chunk_count,
-        chunks_without_vector=int(n - has_vector.sum()),
-        distinct_vectors=len(sources),
+        chunks_without_vector=placed.without_vector,
+        distinct_vectors=len(placed.matrix),
         orphan_chunks=orphans,
         runs=int(runs[-1] + 1) if n else 0,
         body_tokens=int(postings.body_len.sum()),
         name_tokens=int(postings.name_len.sum()),
-        chunk_file=chunk_file,
+        chunk_file=_chunk_file_digest(inputs["chunks"]),
         run_id=run_id,
         created_at=time.time(),
         file_sizes={name: (directory / name).stat().st_size for name in written},
