@@ -50,6 +50,7 @@ from coderag_assets.store import (
     CHUNK_SCHEMA,
     MANIFEST_SCHEMA,
     SYMBOL_SCHEMA,
+    VECTOR_WRITE_OPTIONS,
     CheckOutcome,
     IndexStore,
     chunk_bm25_text,
@@ -596,7 +597,7 @@ def build_embeddings(
         table = table.select(vector_schema(dim).names).cast(vector_schema(dim))
     else:
         table = vectors_table([], np.zeros((0, 1), np.float32), model_id, run_id)
-    store.write_shard("embeddings", shard, table)
+    store.write_shard("embeddings", shard, table, **VECTOR_WRITE_OPTIONS)
     stats.embedded = missing.height
     stats.reused = stats.unique_hashes - stats.embedded
     stats.seconds = time.perf_counter() - started

@@ -120,3 +120,24 @@ def test_compaction_without_references_keeps_everything(store: IndexStore) -> No
     long_after = time.time() + 10 * VECTOR_CACHE_GRACE_S
     stats = store.vector_cache(MODEL).compact(None, now=long_after, force=True)
     assert (stats.kept, stats.dropped) == (2, 0)
+
+
+def test_cache_files_keep_vectors_without_a_dictionary_and_read_back_exactly(store) -> None:
+    """A float column's dictionary is built, found useless and dropped by the writer (3× the
+    write time); only the repeating string columns are dictionary-encoded."""
+    hashes = [f"h{i:04d}" for i in range(300)]
+    vectors = np.random.default_rng(7).random((300, 16), dtype=np.float32)
+    store.vector_cache(MODEL).add("run", vectors_table(hashes, vectors, MODEL, "r"))
+    (path,) = store.vector_cache_dir(MODEL).glob("*.parquet")
+    row_group = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {
+        row_group.column(i).path_in_schema: row_group.column(i).encodings
+        for i in range(row_group.num_columns)
+    }
+    assert not any("DICTIONARY" in e for e in encodings["vector.list.element"])
+    assert not any("DICTIONARY" in e for e in encodings["content_hash"])
+    assert any("DICTIONARY" in e for e in encodings["model_id"])
+    found = store.vector_cache(MODEL).cached(set(hashes))
+    order = np.argsort(found.column("content_hash").to_pylist())
+    stored = np.stack(found.column("vector").to_numpy(zero_copy_only=False))[order]
+    np.testing.assert_array_equal(stored, vectors)

@@ -50,6 +50,7 @@ from coderag_assets.store.schemas import (
     MANIFEST_SCHEMA,
     SHARD_KINDS,
     SYMBOL_SCHEMA,
+    VECTOR_WRITE_OPTIONS,
     vector_schema,
 )
 from coderag_assets.store.sql import connect_index, index_cursor, read_meta, validate_index
@@ -77,6 +78,7 @@ __all__ = [
     "UPDATE_LOCK_FILE",
     "VECTORS_DIR",
     "VECTOR_CACHE_GRACE_S",
+    "VECTOR_WRITE_OPTIONS",
     "WRITER_LOCK_FILE",
     "CheckOutcome",
     "DiskFullError",

@@ -52,6 +52,15 @@ SYMBOL_SCHEMA = pa.schema(
 )
 
 
+#: `pyarrow.parquet.write_table` keywords for a `vector_schema` table: dictionaries only for
+#: the columns that repeat. The writer otherwise builds one for the vectors' floats, finds it
+#: useless and falls back: a 2,048-row table took 16 ms instead of 5.5, and 20 % more bytes.
+VECTOR_WRITE_OPTIONS: dict[str, object] = {
+    "compression": "zstd",
+    "use_dictionary": ["model_id", "run_id"],
+}
+
+
 def vector_schema(dim: int) -> pa.Schema:
     return pa.schema(
         [

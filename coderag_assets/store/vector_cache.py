@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from coderag_assets.store.atomic import replacing
-from coderag_assets.store.schemas import vector_schema
+from coderag_assets.store.schemas import VECTOR_WRITE_OPTIONS, vector_schema
 from coderag_assets.store.tables import first_row_per_hash
 
 VECTOR_CACHE_COMPACT_FILES = 64
@@ -61,7 +61,7 @@ class VectorCache:
         cache_dir = self.directory
         path = cache_dir / f"{int(time.time() * 1000)}-{run_id[:8]}-{uuid.uuid4().hex[:8]}.parquet"
         with replacing(path, "adding to the vector cache") as tmp_path:
-            pq.write_table(table, tmp_path, compression="zstd")
+            pq.write_table(table, tmp_path, **VECTOR_WRITE_OPTIONS)
 
     def compact(
         self,
