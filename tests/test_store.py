@@ -141,3 +141,33 @@ def test_cache_files_keep_vectors_without_a_dictionary_and_read_back_exactly(sto
     order = np.argsort(found.column("content_hash").to_pylist())
     stored = np.stack(found.column("vector").to_numpy(zero_copy_only=False))[order]
     np.testing.assert_array_equal(stored, vectors)
+
+
+def test_a_cache_files_hashes_are_read_once_per_process(store, monkeypatch) -> None:
+    """Shard k of a cold index looks up every file the k steps before it added; each file's
+    hash column is read from disk once, and again only when the file is replaced."""
+    from coderag_assets.store import vector_cache
+
+    add(store, ["a", "b"], 1)
+    add(store, ["c"], 2)
+    reads: list[str] = []
+    real_read_table = vector_cache.pq.read_table
+
+    def counting_read_table(path, *args, **kwargs):
+        reads.append(str(path))
+        return real_read_table(path, *args, **kwargs)
+
+    monkeypatch.setattr(vector_cache.pq, "read_table", counting_read_table)
+    cache = store.vector_cache(MODEL)
+    assert sorted(cache.cached({"a", "c", "x"}).column("content_hash").to_pylist()) == ["a", "c"]
+    assert len(reads) == 2
+    assert sorted(cache.cached({"b", "y"}).column("content_hash").to_pylist()) == ["b"]
+    assert cache.cached({"z"}).num_rows == 0
+    assert len(reads) == 2  # both files' hashes came from memory
+    # a file replaced under the same name (another inode) is read again
+    first = sorted(store.vector_cache_dir(MODEL).glob("*.parquet"))[0]
+    replacement = vectors_table(["q"], np.ones((1, 4), np.float32), MODEL, "r")
+    pq.write_table(replacement, first.with_suffix(".tmp"))
+    first.with_suffix(".tmp").replace(first)
+    found = cache.cached({"a", "q"}).column("content_hash").to_pylist()
+    assert found == ["q"] and len(reads) == 3

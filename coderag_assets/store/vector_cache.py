@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ VECTOR_CACHE_GRACE_S = 7 * 24 * 3600.0  # unreferenced vectors survive a week (b
 VECTOR_CACHE_COLUMNS = ("content_hash", "vector", "model_id", "run_id", "last_used_s")
 VECTOR_CACHE_MEMORY_LIMIT = "256MB"  # DuckDB's limit while compacting; beyond it, it spills
 VECTOR_CACHE_BATCH_ROWS = 8192
+HASH_COLUMNS_BYTES = 32 * 1024 * 1024  # content-hash columns of cache files kept in memory
 
 
 @dataclass(frozen=True)
@@ -191,12 +194,12 @@ class VectorCacheStats:
 
 def _matching_rows(path: Path, wanted: pa.Array) -> pa.Table | None:
     """The rows of the cache file `path` whose content hash is in `wanted` (file order), or
-    None when there are none. Reads the hash column, then only the row groups with a match."""
-    parquet = pq.ParquetFile(path)
-    hashes = parquet.read(columns=["content_hash"]).column("content_hash")
-    mask = pc.is_in(hashes, value_set=wanted).to_numpy(zero_copy_only=False)
+    None when there are none. Reads the hash column (once per process), then only the row
+    groups with a match."""
+    mask = pc.is_in(_content_hashes(path), value_set=wanted).to_numpy(zero_copy_only=False)
     if not mask.any():
         return None
+    parquet = pq.ParquetFile(path)
     metadata = parquet.metadata
     bounds = np.cumsum(
         [0] + [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
@@ -205,6 +208,34 @@ def _matching_rows(path: Path, wanted: pa.Array) -> pa.Table | None:
     rows = parquet.read_row_groups(groups)
     selected = np.concatenate([mask[bounds[i] : bounds[i + 1]] for i in groups])
     return rows.filter(pa.array(selected))
+
+
+#: Content-hash columns of cache files this process has read, by (path, inode, size, mtime),
+#: least recently used first. A cache file never changes once written, and the shard steps
+#: of one run look up every file the steps before them added: shard k of a cold index read
+#: the hashes of k steps' files again, each time.
+_hash_columns: OrderedDict[tuple[str, int, int, int], pa.Array] = OrderedDict()
+_hash_columns_lock = threading.Lock()
+
+
+def _content_hashes(path: Path) -> pa.Array:
+    """The `content_hash` column of the cache file `path`, from memory when this process read
+    the same file before (at most `HASH_COLUMNS_BYTES` of columns are kept)."""
+    stat = path.stat()
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    with _hash_columns_lock:
+        column = _hash_columns.get(key)
+        if column is not None:
+            _hash_columns.move_to_end(key)
+            return column
+    column = pq.read_table(path, columns=["content_hash"]).column("content_hash").combine_chunks()
+    with _hash_columns_lock:
+        _hash_columns[key] = column
+        kept = sum(array.nbytes for array in _hash_columns.values())
+        while kept > HASH_COLUMNS_BYTES and len(_hash_columns) > 1:
+            _, dropped = _hash_columns.popitem(last=False)
+            kept -= dropped.nbytes
+    return column
 
 
 def _is_readable_parquet(path: Path) -> bool:
