@@ -774,10 +774,13 @@ def prepare_shards(
     report().start("prepare shards", len(shards))  # workers report nothing: count shards
     by_shard: dict[str, PreparedShard] = {}
     context = multiprocessing.get_context("spawn")  # no forked copy of Dagster's threads
+    # Biggest shards first, so the last ones to finish are small and no worker waits long
+    # on another's big one at the end.
+    biggest_first = sorted(shards, key=lambda shard: -sum(s.size for s in file_stats[shard]))
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         futures = {
             pool.submit(prepare_shard, store, shard, list(file_stats[shard]), **kwargs): shard
-            for shard in shards
+            for shard in biggest_first
         }
         try:
             for future in as_completed(futures):
