@@ -496,3 +496,27 @@ def run_offline_script(script: str, *, timeout_s: float) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("mode", ["mean", "mean_sqrt_len_tokens", "cls", "max", "lasttoken"])
+def test_pooling_equals_a_row_by_row_reference(mode: str) -> None:
+    """Sentence vectors from right-padded token vectors: padding never counts."""
+    rng = np.random.default_rng(3)
+    lengths = [5, 1, 3, 8]
+    token_vectors = rng.normal(size=(len(lengths), 8, 6)).astype(np.float32)
+    mask = np.array([[1] * n + [0] * (8 - n) for n in lengths], dtype=np.int64)
+    expected = []
+    for row, n in enumerate(lengths):
+        real = token_vectors[row, :n].astype(np.float64)
+        expected.append(
+            {
+                "mean": real.mean(axis=0),
+                "mean_sqrt_len_tokens": real.sum(axis=0) / np.sqrt(n),
+                "cls": real[0],
+                "max": real.max(axis=0),
+                "lasttoken": real[n - 1],
+            }[mode]
+        )
+    pooled = embedding._pool(token_vectors, mask, mode)
+    assert pooled.shape == (len(lengths), 6)
+    np.testing.assert_allclose(pooled, np.array(expected), rtol=1e-5, atol=1e-6)
