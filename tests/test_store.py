@@ -165,7 +165,7 @@ def test_a_cache_files_hashes_are_read_once_per_process(store, monkeypatch) -> N
     assert cache.cached({"z"}).num_rows == 0
     assert len(reads) == 2  # both files' hashes came from memory
     # a file replaced under the same name (another inode) is read again
-    first = sorted(store.vector_cache_dir(MODEL).glob("*.parquet"))[0]
+    first = min(store.vector_cache_dir(MODEL).glob("*.parquet"))
     replacement = vectors_table(["q"], np.ones((1, 4), np.float32), MODEL, "r")
     pq.write_table(replacement, first.with_suffix(".tmp"))
     first.with_suffix(".tmp").replace(first)
