@@ -47,7 +47,11 @@ shard produce the same directory (the first rename wins, the other discards its 
 segment is built in a temporary directory and renamed into place, so a killed writer leaves
 either no segment or a complete one; `segment.json` records every file's size, which is how a
 truncated or deleted file is detected (`SegmentError`, naming the shard) and repaired by the
-next `ensure_segment`.
+next `ensure_segment`. When only a shard's embeddings changed since its `LATEST` segment (a
+cold index: the early publish wrote it without vectors), the new segment is derived from that
+one: postings, files, symbols and occurrences are hard links to its files, and the chunk and
+reader rows, already in segment order, are read back with their vector columns replaced.
+The files equal a build from scratch, byte for byte, at about half the cost.
 
 **Publishing.** `publish` validates the segments of the new version (the index's checks, per
 segment, from the counts recorded when each was written — O(shards), no chunk rows are read),
