@@ -4,8 +4,7 @@ chunk content, mapped (long-lived readers) or read by position (one-shot readers
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from coderag_assets.segments.layout import (
     verify_segment,
 )
 from coderag_assets.segments.postings import Postings, PostingsFile, build_postings
+from coderag_assets.store import ArrayCache
 from coderag_assets.vectors import SegmentVectors
 
 
@@ -98,7 +98,7 @@ class ReaderRows:
         return batch
 
 
-class ContentCache:
+class ContentCache(ArrayCache):
     """Decoded `content` row groups, shared by the segments of one reader and bounded by their
     total size: the least recently used groups go once they hold more than `budget_bytes`
     (the newest group always stays). A bound per segment instead let a warm server on a
@@ -106,27 +106,7 @@ class ContentCache:
     serialize access (a reader answers one search at a time)."""
 
     def __init__(self, budget_bytes: int = CONTENT_CACHE_BYTES):
-        self.budget_bytes = budget_bytes
-        self.bytes = 0
-        self._groups: OrderedDict[Hashable, pa.ChunkedArray] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._groups)
-
-    def get(self, key: Hashable) -> pa.ChunkedArray | None:
-        column = self._groups.get(key)
-        if column is not None:
-            self._groups.move_to_end(key)
-        return column
-
-    def put(self, key: Hashable, column: pa.ChunkedArray) -> None:
-        if key in self._groups:
-            return
-        self._groups[key] = column
-        self.bytes += column.nbytes
-        while self.bytes > self.budget_bytes and len(self._groups) > 1:
-            _, dropped = self._groups.popitem(last=False)
-            self.bytes -= dropped.nbytes
+        super().__init__(budget_bytes)
 
 
 @dataclass

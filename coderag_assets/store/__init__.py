@@ -43,7 +43,7 @@ from coderag_assets.store.index_store import (
     IndexStore,
     find_index,
 )
-from coderag_assets.store.memory import release_unused_memory
+from coderag_assets.store.memory import ArrayCache, release_unused_memory
 from coderag_assets.store.schemas import (
     CHUNK_SCHEMA,
     INDEX_SCHEMA_VERSION,
@@ -80,6 +80,7 @@ __all__ = [
     "VECTOR_CACHE_GRACE_S",
     "VECTOR_WRITE_OPTIONS",
     "WRITER_LOCK_FILE",
+    "ArrayCache",
     "CheckOutcome",
     "DiskFullError",
     "IndexNotFoundError",

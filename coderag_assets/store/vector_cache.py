@@ -6,7 +6,6 @@ import shutil
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from coderag_assets.store.atomic import replacing
+from coderag_assets.store.memory import ArrayCache
 from coderag_assets.store.schemas import VECTOR_WRITE_OPTIONS, vector_schema
 from coderag_assets.store.tables import first_row_per_hash
 
@@ -214,7 +214,7 @@ def _matching_rows(path: Path, wanted: pa.Array) -> pa.Table | None:
 #: least recently used first. A cache file never changes once written, and the shard steps
 #: of one run look up every file the steps before them added: shard k of a cold index read
 #: the hashes of k steps' files again, each time.
-_hash_columns: OrderedDict[tuple[str, int, int, int], pa.Array] = OrderedDict()
+_hash_columns = ArrayCache(HASH_COLUMNS_BYTES)
 _hash_columns_lock = threading.Lock()
 
 
@@ -225,16 +225,11 @@ def _content_hashes(path: Path) -> pa.Array:
     key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     with _hash_columns_lock:
         column = _hash_columns.get(key)
-        if column is not None:
-            _hash_columns.move_to_end(key)
-            return column
-    column = pq.read_table(path, columns=["content_hash"]).column("content_hash").combine_chunks()
-    with _hash_columns_lock:
-        _hash_columns[key] = column
-        kept = sum(array.nbytes for array in _hash_columns.values())
-        while kept > HASH_COLUMNS_BYTES and len(_hash_columns) > 1:
-            _, dropped = _hash_columns.popitem(last=False)
-            kept -= dropped.nbytes
+    if column is None:
+        column = pq.read_table(path, columns=["content_hash"]).column("content_hash")
+        column = column.combine_chunks()
+        with _hash_columns_lock:
+            _hash_columns.put(key, column)
     return column
 
 
