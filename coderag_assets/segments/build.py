@@ -158,7 +158,9 @@ def write_segment(store: IndexStore, shard: str, *, model_id: str, run_id: str) 
                         building, sibling, segment_id, inputs["embeddings"], model_id, run_id
                     )
                 else:
-                    _build_segment(building, shard, segment_id, inputs, model_id, run_id)
+                    _build_segment(
+                        building, shard, segment_id, chunk_file, inputs, model_id, run_id
+                    )
                 try:
                     os.rename(building, final)
                 except OSError:
@@ -312,6 +314,11 @@ def _sibling_segment(
     return info if info.chunk_file == chunk_file else None
 
 
+def _file_sizes(directory: Path, names: list[str]) -> dict[str, int]:
+    """`SegmentInfo.file_sizes`: the byte size of each named file of the segment (each once)."""
+    return {name: (directory / name).stat().st_size for name in dict.fromkeys(names)}
+
+
 def _share_file(source: Path, target: Path) -> None:
     """`target` as a hard link to the immutable segment file `source` (a copy where the file
     system has no links)."""
@@ -358,8 +365,7 @@ def _derive_segment(
         )
         _write_reader_file(directory, reader_table)
         del reader_table
-    written = [*SEGMENT_FILES, *(name for name in shared if name not in SEGMENT_FILES)]
-    written.extend(vector_files)
+    written = [*SEGMENT_FILES, *shared, *vector_files]
     info = replace(
         sibling,
         segment_id=segment_id,
@@ -370,7 +376,7 @@ def _derive_segment(
         distinct_vectors=len(placed.matrix),
         run_id=run_id,
         created_at=time.time(),
-        file_sizes={name: (directory / name).stat().st_size for name in dict.fromkeys(written)},
+        file_sizes=_file_sizes(directory, written),
     )
     (directory / INFO_FILE).write_text(json.dumps(info.to_json()))
 
@@ -379,11 +385,13 @@ def _build_segment(
     directory: Path,
     shard: str,
     segment_id: str,
+    chunk_file: str | None,
     inputs: Mapping[str, bytes | None],
     model_id: str,
     run_id: str,
 ) -> None:
-    """Write every file of one segment into `directory` (created here), `segment.json` last."""
+    """Write every file of one segment into `directory` (created here), `segment.json` last;
+    `chunk_file` is the digest of `inputs["chunks"]` (`_chunk_file_digest`)."""
     directory.mkdir(parents=True)
     # Occurrences first, on their own: the largest input once decoded, and sorting copies it.
     # A shard file in the segment's layout (what `indexing.build_chunks` writes) is the file.
@@ -510,10 +518,10 @@ def _build_segment(
         runs=int(runs[-1] + 1) if n else 0,
         body_tokens=int(postings.body_len.sum()),
         name_tokens=int(postings.name_len.sum()),
-        chunk_file=_chunk_file_digest(inputs["chunks"]),
+        chunk_file=chunk_file,
         run_id=run_id,
         created_at=time.time(),
-        file_sizes={name: (directory / name).stat().st_size for name in written},
+        file_sizes=_file_sizes(directory, written),
         skipped=dict(Counter(manifest.column("skip_reason").drop_null().to_pylist())),
     )
     (directory / INFO_FILE).write_text(json.dumps(info.to_json()))
