@@ -17,11 +17,13 @@ against the index's afterwards. `--after-only` embeds them all after the index i
 
 Two processes still differ: the same texts embedded by fresh processes ran 163-183 texts/s
 (session 8), so a ratio of two processes carries up to ±6 % that is neither's doing.
-`--same-process` removes that: the index runs in this process (`coderag_assets.cli.main`,
-with the garbage-collection settings of the `coderag` command), between the two bare
-halves, and embeds with the very model object the bare encode uses. Its wall then leaves
+`--same-process` removes the process from it: the index runs in this process
+(`coderag_assets.cli.main`, with the garbage-collection settings of the `coderag`
+command), between the two bare halves, and embeds with the very model object the bare
+encode uses. Its wall then leaves
 out the interpreter's start and exit and the model load, which the run reuses; the load is
-timed here and a second ratio adds it back.
+timed here and a second ratio adds it back. The machine's drift over minutes stays: in
+session 9's sitting one process's two halves still differed by up to 8 %.
 
 Either way the run's own split is printed too: the embed stage's seconds over the wall
 (`embed / wall`). It compares two spans of one process, so no drift between processes
