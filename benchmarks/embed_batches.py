@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from index_throughput import chunk_texts, fetch_sdist
+from index_throughput import add_models_argument, chunk_texts, fetch_sdist, warm_embedder
 
 BATCHINGS = {  # name: (texts per batch or None for the token budget, pad multiple)
     "fixed32/pad32": (32, 32),
@@ -96,25 +96,17 @@ def main() -> int:
         help="after each slice, as an indexing step after each shard: hand back the model's "
         "buffers and the C heap's free memory (trim), the model's buffers only, or nothing",
     )
-    parser.add_argument(
-        "--models",
-        type=Path,
-        default=Path(__file__).resolve().parent / ".cache" / "data" / "models",
-        help="converted models (converted there first if missing)",
-    )
+    add_models_argument(parser)
     args = parser.parse_args()
 
     from coderag_assets import embedding
-    from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
     from coderag_assets.store import release_unused_memory
 
     root = args.path.resolve() if args.path else fetch_sdist(args.package)
     data = Path(tempfile.mkdtemp(prefix="embed-batches-"))
     try:
         texts = list(chunk_texts(root, data).values())[:: args.every]
-        spec = EmbedderSpec(cache_dir=args.models.resolve())
-        prepare_model(spec)
-        embedder = load_embedder(spec)
+        spec, embedder = warm_embedder(args.models)
         print(f"{root}: {len(texts)} distinct texts, {args.slices} slices, {spec.model_id}")
         if args.grid:
             print_grid(embedder)

@@ -28,25 +28,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from index_throughput import chunk_texts, fetch_sdist
+from index_throughput import add_models_argument, chunk_texts, fetch_sdist, warm_embedder
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--package", default="django==5.1.4")
     parser.add_argument("--path", type=Path, help="a local tree instead of --package")
-    parser.add_argument(
-        "--models",
-        type=Path,
-        default=Path(__file__).resolve().parent / ".cache" / "data" / "models",
-        help="converted models (converted there first if missing)",
-    )
+    add_models_argument(parser)
     args = parser.parse_args()
 
     import polars as pl
 
     from coderag_assets import indexing
-    from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
     from coderag_assets.partitions import shard_keys
     from coderag_assets.store import IndexStore, release_unused_memory
 
@@ -55,10 +49,7 @@ def main() -> int:
     try:
         chunk_texts(root, work / "chunked")  # 16 shards' chunk files, as a cold index writes
         chunked = IndexStore.for_root(work / "chunked", root)
-        spec = EmbedderSpec(cache_dir=args.models.resolve())
-        prepare_model(spec)
-        embedder = load_embedder(spec)
-        embedder.embed(["def warm(up): pass"])
+        spec, embedder = warm_embedder(args.models)
         print(f"{root}: 16 shards, {spec.model_id}")
         totals = {"bare": 0.0, "stage": 0.0}
         for index, shard in enumerate(shard_keys(16)):

@@ -128,6 +128,28 @@ class RssSampler(threading.Thread):
             time.sleep(self.interval)
 
 
+def add_models_argument(parser: argparse.ArgumentParser) -> None:
+    """`--models`: where the converted models are (converted there first if missing)."""
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=CACHE / "data" / "models",
+        help="converted models (converted there first if missing)",
+    )
+
+
+def warm_embedder(models: Path):
+    """(spec, embedder) of the default model converted under `models`, loaded and warmed
+    up with one text."""
+    from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
+
+    spec = EmbedderSpec(cache_dir=models.resolve())
+    prepare_model(spec)
+    embedder = load_embedder(spec)
+    embedder.embed(["def warm(up): pass"])
+    return spec, embedder
+
+
 def chunk_texts(root: Path, data: Path) -> dict[str, str]:
     """The embedding text of each distinct chunk of `root`, by content hash, chunked as a cold
     index chunks it (16 shards, into a scratch store under `data`)."""
