@@ -13,6 +13,11 @@ of the `coderag index` process), the median of each per code version and the rat
 first one, plus the load average at start and end: under shared load wall ratios are noise,
 CPU seconds much less so.
 
+Edits run back to back, so every run finds the page cache warm from the one before.
+`--idle S` waits S seconds before each edit instead: what a person who pauses between edits
+gets on a machine that reclaims idle page cache (this VM pages out file pages left alone
+for 60 s; an edit at Django ×10 took 3.7-3.9 s after 90 s against 3.1-3.2 s back to back).
+
     .venv/bin/python benchmarks/edit_ab.py --copies 540 --code /work/wt-base --code . --rounds 4
 """
 
@@ -66,6 +71,8 @@ def main() -> int:
                         "index another version wrote may redo work)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=CACHE / "edit_ab")
     parser.add_argument("--reuse", action="store_true", help="keep an existing tree and index")
+    parser.add_argument("--idle", type=float, default=0.0,
+                        help="seconds to wait before each edit (0: back to back)")  # fmt: skip
     args = parser.parse_args()
     codes = [path.resolve() for path in args.code]
     root = args.work / f"mono-{args.copies}"
@@ -81,6 +88,7 @@ def main() -> int:
     cpus: dict[Path, list[float]] = {code: [] for code in codes}
     for number in range(args.warmup + args.rounds):
         for code in codes:
+            time.sleep(args.idle)
             marker = f"edit_ab_marker_{int(time.time() * 1000)}_{number}"
             with target.open("a") as handle:
                 handle.write(f"\n\ndef {marker}(items):\n    return [i for i in items if i]\n")
