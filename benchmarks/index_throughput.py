@@ -20,16 +20,17 @@ Two processes still differ: the same texts embedded by fresh processes ran 163-1
 `--same-process` removes the process from it: the index runs in this process
 (`coderag_assets.cli.main`, with the garbage-collection settings of the `coderag`
 command), between the two bare halves, and embeds with the very model object the bare
-encode uses. Its wall then leaves
-out the interpreter's start and exit and the model load, which the run reuses; the load is
-timed here and a second ratio adds it back. The machine's drift over minutes stays: in
-session 9's sitting one process's two halves still differed by up to 8 %.
+encode uses. Its wall then leaves out the interpreter's start and exit and the model load,
+which the run reuses; the load is timed here and a second ratio adds it back. The
+machine's drift over minutes stays: in session 9's sitting one process's two halves still
+differed by up to 8 %.
 
 Either way the run's own split is printed too: the embed stage's seconds over the wall
-(`embed / wall`). It compares two spans of one process, so no drift between processes
-or over minutes enters it; the embed stage runs at the bare encode's speed
-(`benchmarks/embed_stage.py` alternates the two in one process), so it is what the ratio
-would be on a machine whose speed holds still.
+(`embed / wall`). The stage is part of the wall, timed by the same process at the same
+time, so a machine that slows down stretches both, and neither the process-to-process
+spread nor the drift enters it. The embed stage runs at the bare encode's speed
+(`benchmarks/embed_stage.py` alternates the two in one process), so this is what the
+ratio would be on a machine whose speed holds still.
 
 Usage: .venv/bin/python benchmarks/index_throughput.py [--package django==5.1.4] [--backend openvino]
        [--path DIR]   (index a local tree instead of a downloaded sdist)
@@ -52,8 +53,12 @@ import tarfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    from coderag_assets.embedding import Embedder, EmbedderSpec
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
@@ -138,7 +143,7 @@ def add_models_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def warm_embedder(models: Path):
+def warm_embedder(models: Path) -> tuple[EmbedderSpec, Embedder]:
     """(spec, embedder) of the default model converted under `models`, loaded and warmed
     up with one text."""
     from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
