@@ -31,6 +31,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from index_throughput import add_models_argument, chunk_texts, fetch_sdist, warm_embedder
 
 
+def _scratch_store(chunked, shard: str, directory: Path, root: Path):
+    """A store under `directory` holding only `shard`'s chunk file, copied from `chunked`:
+    nothing in it is embedded or cached yet."""
+    from coderag_assets.store import IndexStore
+
+    scratch = IndexStore.for_root(directory, root)
+    scratch.register(16)
+    scratch.shard_file("chunks", shard).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(chunked.shard_file("chunks", shard), scratch.shard_file("chunks", shard))
+    return scratch
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--package", default="django==5.1.4")
@@ -62,27 +74,21 @@ def main() -> int:
                 indexing.chunk_from_row(row).embedding_text for row in rows.iter_rows(named=True)
             ]
             seconds: dict[str, float] = {}
+            scratch = _scratch_store(chunked, shard, work / f"stage-{shard}", root)
             for way in ("bare", "stage") if index % 2 == 0 else ("stage", "bare"):
+                started = time.perf_counter()
                 if way == "bare":
-                    started = time.perf_counter()
                     embedder.embed(texts)
                     embedder.release_memory()
                     release_unused_memory()
-                    seconds[way] = time.perf_counter() - started
-                    continue
-                scratch = IndexStore.for_root(work / f"stage-{shard}", root)
-                scratch.register(16)
-                scratch.shard_file("chunks", shard).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(
-                    chunked.shard_file("chunks", shard), scratch.shard_file("chunks", shard)
-                )
-                started = time.perf_counter()
-                stats = indexing.build_embeddings(scratch, shard, spec, run_id="embed-stage")
+                else:
+                    stats = indexing.build_embeddings(scratch, shard, spec, run_id="embed-stage")
+                    embedded = stats.embedded
                 seconds[way] = time.perf_counter() - started
-                shutil.rmtree(work / f"stage-{shard}")
-                if stats.embedded != len(texts):
-                    print(f"shard {shard}: the stage embedded {stats.embedded}, not {len(texts)}")
-                    return 1
+            shutil.rmtree(work / f"stage-{shard}")
+            if embedded != len(texts):
+                print(f"shard {shard}: the stage embedded {embedded}, not {len(texts)}")
+                return 1
             for way in totals:
                 totals[way] += seconds[way]
             print(

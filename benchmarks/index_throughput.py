@@ -194,8 +194,9 @@ def _children_cpu_seconds() -> float:
 def _index_in_child(
     coderag: list[str], source: Path, env: dict[str, str]
 ) -> tuple[float, float, int, str, RssSampler]:
-    """`coderag index` in a child process: (wall s, children's CPU s so far, exit code,
-    stdout, its RSS sampler)."""
+    """`coderag index` in a child process: (wall s, its CPU s, exit code, stdout, its RSS
+    sampler)."""
+    cpu_started = _children_cpu_seconds()
     started = time.perf_counter()
     process = subprocess.Popen(
         [*coderag, "index", str(source), "--json", "--quiet"],
@@ -208,7 +209,7 @@ def _index_in_child(
     stdout, _ = process.communicate()
     wall = time.perf_counter() - started
     sampler.stop_flag = True
-    return wall, _children_cpu_seconds(), process.returncode, stdout, sampler
+    return wall, _children_cpu_seconds() - cpu_started, process.returncode, stdout, sampler
 
 
 def _index_here(source: Path, env: dict[str, str]) -> tuple[float, float, int, str, RssSampler]:
@@ -320,12 +321,10 @@ def main() -> int:
     before_seconds = bare_encode(halves[0])
 
     load_before = os.getloadavg()[0]
-    children_cpu = _children_cpu_seconds()
     if args.same_process:
         wall, e2e_cpu, code, stdout, sampler = _index_here(source, env)
     else:
         wall, e2e_cpu, code, stdout, sampler = _index_in_child(coderag, source, env)
-        e2e_cpu -= children_cpu
     if code != 0:
         print(stdout)
         return 1
