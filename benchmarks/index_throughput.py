@@ -25,6 +25,19 @@ which the run reuses; the load is timed here and a second ratio adds it back. Th
 machine's drift over minutes stays: in session 9's sitting one process's two halves still
 differed by up to 8 %.
 
+`--interleave S` removes the drift instead of weighing it on both sides. The index runs
+in a child process of its own session, and the two take turns of about S seconds: the child
+runs for a turn, is stopped (`SIGSTOP` to its process group, its chunking workers
+included, and the stop is awaited), and the bare encode embeds windows of texts until its
+own turn has lasted S seconds; then the child continues (`SIGCONT`) for as long as that
+turn took. The index's wall is the sum of its turns, from the start to its exit, its
+imports, Dagster's start and the model load included. So both sides see the machine's
+speed of the same few minutes, turn by turn; what neither shares is the tail one side
+runs alone after the other has finished, which is printed. The bare encode's texts are
+sorted by length, longest first, and cut into windows of `WINDOW_TEXTS`, so its batches pad
+no more than those of one `embed` call over all of them (a window boundary adds at most
+one partial batch), and no more than the index's, which sorts within a shard.
+
 Either way the run's own split is printed too: the embed stage's seconds over the wall
 (`embed / wall`). The stage is part of the wall, timed by the same process at the same
 time, so a machine that slows down stretches both, and neither the process-to-process
@@ -34,7 +47,7 @@ ratio would be on a machine whose speed holds still.
 
 Usage: .venv/bin/python benchmarks/index_throughput.py [--package django==5.1.4] [--backend openvino]
        [--path DIR]   (index a local tree instead of a downloaded sdist)
-       [--same-process]
+       [--same-process | --interleave SECONDS]
 """
 
 from __future__ import annotations
@@ -46,12 +59,17 @@ import io
 import json
 import os
 import resource
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +81,9 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 CACHE = HERE / ".cache"
+#: Texts per `embed` call of an interleaved bare encode: about 1.5 s of Django's, so a turn
+#: ends close to its length.
+WINDOW_TEXTS = 256
 
 
 def fetch_sdist(requirement: str) -> Path:
@@ -113,15 +134,19 @@ class RssSampler(threading.Thread):
     thread that wakes 20 times a second costs them more than its own CPU. The default samples
     once a second, so a peak shorter than that can be missed; `benchmarks/memory.py` measures
     peaks. (`getrusage(RUSAGE_CHILDREN).ru_maxrss` is no substitute: a child forked from this
-    process counts this process's pages until it execs.)"""
+    process counts this process's pages until it execs.) Clearing `sampling` holds it
+    without a wake-up until it is set again (an interleaved run's bare turns)."""
 
     def __init__(self, pid: int, interval: float = 1.0):
         super().__init__(daemon=True)
         self.pid, self.peak_total, self.peak_single, self.stop_flag = pid, 0, 0, False
         self.interval = interval
+        self.sampling = threading.Event()
+        self.sampling.set()
 
     def run(self) -> None:
         while not self.stop_flag:
+            self.sampling.wait()
             try:
                 parent = psutil.Process(self.pid)
                 procs = [parent, *parent.children(recursive=True)]
@@ -212,6 +237,110 @@ def _index_in_child(
     return wall, _children_cpu_seconds() - cpu_started, process.returncode, stdout, sampler
 
 
+@dataclass
+class Turns:
+    """How an interleaved run went: the two sides' seconds and where they ran alone."""
+
+    index_seconds: float = 0.0
+    bare_seconds: float = 0.0
+    turns: int = 0
+    bare_alone: float = 0.0  # the bare encode's windows left when the index had exited
+    index_alone: float = 0.0  # the index's running time once the bare encode had no texts
+
+
+def _stop_group(pid: int) -> None:
+    """Stop the process group `pid` leads and wait until each of its processes is stopped
+    (a signal is delivered asynchronously; the bare encode must not start beside it)."""
+    os.killpg(pid, signal.SIGSTOP)
+    deadline = time.perf_counter() + 5.0
+    while time.perf_counter() < deadline:
+        try:
+            leader = psutil.Process(pid)
+            procs = [leader, *leader.children(recursive=True)]
+            states = {proc.status() for proc in procs}
+        except psutil.Error:
+            return  # gone: nothing runs beside the bare encode
+        if states <= {psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD}:
+            return
+        time.sleep(0.001)
+    raise RuntimeError(f"process group {pid} did not stop within 5 s: {states}")
+
+
+def _index_interleaved(
+    coderag: list[str],
+    source: Path,
+    env: dict[str, str],
+    turn: float,
+    windows: list[list[str]],
+    encode: Callable[[list[str]], float],
+) -> tuple[float, float, int, str, RssSampler, Turns]:
+    """`coderag index` in a child process that takes turns with the bare encode of
+    `windows` (`encode(window)` embeds one and returns its seconds): (the child's running
+    wall s, its CPU s, exit code, stdout, its RSS sampler, the turns)."""
+    cpu_started = _children_cpu_seconds()
+    pending = list(reversed(windows))  # popped from the end: in order
+    turns = Turns()
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(
+            [*coderag, "index", str(source), "--json", "--quiet"],
+            env=env,
+            stdout=out,
+            text=True,
+            start_new_session=True,  # its own process group: the stop reaches its workers
+        )
+        # Readable once the child has exited: a wait with a timeout that does not wake up
+        # meanwhile (`Popen.wait(timeout)` polls up to 20 times a second; see RssSampler).
+        exited = os.pidfd_open(process.pid)
+        sampler = RssSampler(process.pid)
+        sampler.start()
+        index_turn = turn
+        try:
+            while True:
+                started = time.perf_counter()
+                if not pending:  # nothing left to take turns with: run to the end
+                    process.wait()
+                    turns.index_alone = time.perf_counter() - started
+                    turns.index_seconds += turns.index_alone
+                    break
+                if select.select([exited], [], [], index_turn)[0]:
+                    process.wait()
+                    turns.index_seconds += time.perf_counter() - started
+                    break
+                _stop_group(process.pid)
+                turns.index_seconds += time.perf_counter() - started
+                sampler.sampling.clear()  # its RSS holds still meanwhile
+                took = 0.0
+                while pending and took < turn:
+                    took += encode(pending.pop())
+                turns.bare_seconds += took
+                turns.turns += 1
+                index_turn = max(turn, took)  # both sides' turns stay of one length
+                sampler.sampling.set()
+                os.killpg(process.pid, signal.SIGCONT)
+        finally:
+            os.close(exited)
+            if process.poll() is None:  # an error here: never leave the child stopped
+                os.killpg(process.pid, signal.SIGTERM)
+                os.killpg(process.pid, signal.SIGCONT)
+                process.wait()
+            sampler.stop_flag = True
+            sampler.sampling.set()
+        started = time.perf_counter()
+        while pending:
+            turns.bare_seconds += encode(pending.pop())
+        turns.bare_alone = time.perf_counter() - started
+        out.seek(0)
+        stdout = out.read()
+    return (
+        turns.index_seconds,
+        _children_cpu_seconds() - cpu_started,
+        process.returncode,
+        stdout,
+        sampler,
+        turns,
+    )
+
+
 def _index_here(source: Path, env: dict[str, str]) -> tuple[float, float, int, str, RssSampler]:
     """`coderag index` in this process (`cli.main`, with `cli.run`'s garbage-collection
     settings): (wall s, CPU s, exit code, stdout, an RSS sampler of this process)."""
@@ -258,12 +387,21 @@ def main() -> int:
         action="store_true",
         help="embed all texts after the index (the way before the bracketing)",
     )
-    parser.add_argument(
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument(
         "--same-process",
         action="store_true",
         help="run the index in this process, on the bare encode's loaded model",
     )
+    modes.add_argument(
+        "--interleave",
+        type=float,
+        metavar="SECONDS",
+        help="the index (a child process) and the bare encode take turns of about this long",
+    )
     args = parser.parse_args()
+    if args.interleave is not None and (args.interleave <= 0 or args.after_only):
+        parser.error("--interleave takes a positive number of seconds and no --after-only")
 
     source = args.path.resolve() if args.path else fetch_sdist(args.package)
     data_dir = args.data_dir.resolve()
@@ -308,30 +446,45 @@ def main() -> int:
     embedder.embed(["def warm(up): pass"])
     encode_seconds = encode_cpu = 0.0
 
-    def bare_encode(part: list[str]) -> float:
+    def bare_encode(part: list[str], release: bool = True) -> float:
         nonlocal encode_seconds, encode_cpu
         started, cpu_started = time.perf_counter(), time.process_time()
         embedder.embed([expected[digest] for digest in part])
-        embedder.release_memory()
+        if release:
+            embedder.release_memory()
         took = time.perf_counter() - started
         encode_seconds += took
         encode_cpu += time.process_time() - cpu_started
         return took
 
-    before_seconds = bare_encode(halves[0])
-
+    turns = None
     load_before = os.getloadavg()[0]
-    if args.same_process:
-        wall, e2e_cpu, code, stdout, sampler = _index_here(source, env)
+    if args.interleave:
+        halves = [[], []]
+        before_seconds = after_seconds = 0.0
+        by_length = sorted(hashes, key=lambda digest: -len(expected[digest]))
+        windows = [
+            by_length[start : start + WINDOW_TEXTS]
+            for start in range(0, len(by_length), WINDOW_TEXTS)
+        ]
+        wall, e2e_cpu, code, stdout, sampler, turns = _index_interleaved(
+            coderag, source, env, args.interleave, windows, lambda w: bare_encode(w, release=False)
+        )
+        embedder.release_memory()
     else:
-        wall, e2e_cpu, code, stdout, sampler = _index_in_child(coderag, source, env)
+        before_seconds = bare_encode(halves[0])
+        if args.same_process:
+            wall, e2e_cpu, code, stdout, sampler = _index_here(source, env)
+        else:
+            wall, e2e_cpu, code, stdout, sampler = _index_in_child(coderag, source, env)
     if code != 0:
         print(stdout)
         return 1
     summary = json.loads(stdout)
 
     load_between = os.getloadavg()[0]
-    after_seconds = bare_encode(halves[1])
+    if not args.interleave:
+        after_seconds = bare_encode(halves[1])
     # The bare encode must have embedded exactly the texts the index did.
     indexed = index_texts(IndexStore.for_root(data_dir, source.resolve()))
     if set(indexed) != set(expected):
@@ -356,14 +509,35 @@ def main() -> int:
         ("end-to-end wall s", f"{wall:.1f}"),
         ("end-to-end chunks/s", f"{e2e_rate:.1f}"),
         ("bare encode s", f"{encode_seconds:.1f}"),
-        (
-            "bare encode halves s (before / after the index)",
-            f"{before_seconds:.1f} / {after_seconds:.1f}"
-            + (
-                f" ({len(halves[0]) / before_seconds:.1f} / {len(halves[1]) / after_seconds:.1f} texts/s)"
-                if halves[0]
-                else ""
-            ),
+        *(
+            []
+            if args.interleave
+            else [
+                (
+                    "bare encode halves s (before / after the index)",
+                    f"{before_seconds:.1f} / {after_seconds:.1f}"
+                    + (
+                        f" ({len(halves[0]) / before_seconds:.1f} / {len(halves[1]) / after_seconds:.1f} texts/s)"
+                        if halves[0]
+                        else ""
+                    ),
+                )
+            ]
+        ),
+        *(
+            [
+                (
+                    "turns (index / bare encode, about S s each)",
+                    f"{turns.turns}, the bare encode's "
+                    + f"{(turns.bare_seconds - turns.bare_alone) / turns.turns:.1f} s on average",
+                ),
+                (
+                    "run alone s (index after the texts ran out / bare after the index)",
+                    f"{turns.index_alone:.1f} / {turns.bare_alone:.1f}",
+                ),
+            ]
+            if turns is not None and turns.turns
+            else []
         ),
         ("bare encode chunks/s", f"{bare_rate:.1f}"),
         ("ratio e2e / bare", f"{e2e_rate / bare_rate:.3f}"),
@@ -378,9 +552,15 @@ def main() -> int:
             if args.same_process
             else []
         ),
-        (
-            "embed / wall (the run's own split)",
-            f"{summary['timings'].get('embed', 0.0) / wall:.3f}",
+        *(
+            []  # the run's own timings count the stops
+            if args.interleave
+            else [
+                (
+                    "embed / wall (the run's own split)",
+                    f"{summary['timings'].get('embed', 0.0) / wall:.3f}",
+                )
+            ]
         ),
         # CPU seconds (all threads; the e2e process and its children): steadier than wall
         # seconds when other work shares the cores
@@ -388,7 +568,7 @@ def main() -> int:
         ("bare encode CPU s", f"{encode_cpu:.1f}"),
         ("CPU ratio bare / e2e", f"{encode_cpu * summary['embedded'] / len(texts) / e2e_cpu:.3f}"),
         (
-            "index stages s (prepare / shard steps / embed)",
+            "index stages s (prepare / shard steps / embed; --interleave: with the stops)",
             " / ".join(
                 f"{summary['timings'].get(name, 0.0):.1f}"
                 for name in ("prepare_shards", "shard_steps", "embed")
