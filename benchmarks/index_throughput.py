@@ -34,9 +34,8 @@ turn took. The index's wall is the sum of its turns, from the start to its exit,
 imports, Dagster's start and the model load included. So both sides see the machine's
 speed of the same few minutes, turn by turn; what neither shares is the tail one side
 runs alone after the other has finished, which is printed. The bare encode's texts are
-sorted by length, longest first, and cut into windows of `WINDOW_TEXTS`, so its batches pad
-no more than those of one `embed` call over all of them (a window boundary adds at most
-one partial batch), and no more than the index's, which sorts within a shard.
+cut at the batch boundaries of one `embed` call over all of them (`batch_windows`), so it
+runs that call's very batches, which pad no more than the index's (it sorts within a shard).
 
 Either way the run's own split is printed too: the embed stage's seconds over the wall
 (`embed / wall`). The stage is part of the wall, timed by the same process at the same
@@ -81,9 +80,9 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 CACHE = HERE / ".cache"
-#: Texts per `embed` call of an interleaved bare encode: about 1.5 s of Django's, so a turn
-#: ends close to its length.
-WINDOW_TEXTS = 256
+#: Texts per `embed` call of an interleaved bare encode, at least (whole batches): about
+#: 0.4 s of Django's, so a turn ends close to its length.
+WINDOW_TEXTS = 64
 
 
 def fetch_sdist(requirement: str) -> Path:
@@ -211,6 +210,34 @@ def index_texts(store) -> dict[str, str]:
     return texts
 
 
+def batch_windows(embedder: Embedder, texts: list[str], min_texts: int) -> list[list[int]]:
+    """Positions in `texts` cut into windows of at least `min_texts` at the batch boundaries
+    of one `embed` call over all of them: `embed` of a window sorts it the same way and, its
+    batches being cut greedily from the window's first text, runs exactly that call's
+    batches for it. (The whole call's tokens are counted here, untimed.)"""
+    import numpy as np
+
+    from coderag_assets.embedding import (
+        BATCH_PAD_MULTIPLE,
+        BATCH_TOKENS,
+        MAX_BATCH_TEXTS,
+        token_budget_batches,
+    )
+
+    _, lengths = embedder._runtime.prepare(texts)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    bounds = token_budget_batches(lengths[order], BATCH_TOKENS, MAX_BATCH_TEXTS, BATCH_PAD_MULTIPLE)
+    windows: list[list[int]] = []
+    current: list[int] = []
+    for start, end in bounds:
+        current.extend(order[start:end].tolist())
+        if len(current) >= min_texts:
+            windows.append(current)
+            current = []
+    return windows + [current] * bool(current)
+
+
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -266,23 +293,22 @@ def _stop_group(pid: int) -> None:
     raise RuntimeError(f"process group {pid} did not stop within 5 s: {states}")
 
 
-def _index_interleaved(
-    coderag: list[str],
-    source: Path,
+def _interleaved(
+    command: list[str],
     env: dict[str, str],
     turn: float,
     windows: list[list[str]],
     encode: Callable[[list[str]], float],
 ) -> tuple[float, float, int, str, RssSampler, Turns]:
-    """`coderag index` in a child process that takes turns with the bare encode of
-    `windows` (`encode(window)` embeds one and returns its seconds): (the child's running
+    """`command` (`coderag index`) in a child process that takes turns with the bare encode
+    of `windows` (`encode(window)` embeds one and returns its seconds): (the child's running
     wall s, its CPU s, exit code, stdout, its RSS sampler, the turns)."""
     cpu_started = _children_cpu_seconds()
     pending = list(reversed(windows))  # popped from the end: in order
     turns = Turns()
     with tempfile.TemporaryFile("w+") as out:
         process = subprocess.Popen(
-            [*coderag, "index", str(source), "--json", "--quiet"],
+            command,
             env=env,
             stdout=out,
             text=True,
@@ -341,6 +367,18 @@ def _index_interleaved(
     )
 
 
+def _encode_in_child(texts_file: Path, spec: EmbedderSpec) -> None:
+    """`--check-interleave`'s child: load the model and embed the texts of `texts_file` (a
+    JSON list of windows) as the bare encode does, window by window."""
+    from coderag_assets.embedding import load_embedder
+
+    windows = json.loads(texts_file.read_text())
+    embedder = load_embedder(spec)
+    for window in windows:
+        embedder.embed(window)
+    print(json.dumps({"embedded": sum(map(len, windows))}))
+
+
 def _index_here(source: Path, env: dict[str, str]) -> tuple[float, float, int, str, RssSampler]:
     """`coderag index` in this process (`cli.main`, with `cli.run`'s garbage-collection
     settings): (wall s, CPU s, exit code, stdout, an RSS sampler of this process)."""
@@ -368,6 +406,31 @@ def _index_here(source: Path, env: dict[str, str]) -> tuple[float, float, int, s
     if len(embedding._loaded_embedders) > 1:  # the spec here differs from the run's
         print("note: the run loaded a model of its own")
     return wall, cpu, code, out.getvalue(), sampler
+
+
+def _print_check(
+    wall: float, bare_seconds: float, texts: int, turns: Turns, code: int, stdout: str
+) -> int:
+    """`--check-interleave`'s report: the same texts embedded by a child taking turns with
+    this process. The child's wall includes its start and model load."""
+    if code != 0 or json.loads(stdout)["embedded"] != texts:
+        print(f"the child failed: {stdout}")
+        return 1
+    rows = [
+        ("texts", texts),
+        ("child wall s (its start and model load included)", f"{wall:.1f}"),
+        ("bare encode s (this process)", f"{bare_seconds:.1f}"),
+        ("turns", turns.turns),
+        (
+            "run alone s (child / bare)",
+            f"{turns.index_alone:.1f} / {turns.bare_alone:.1f}",
+        ),
+        ("ratio child / bare (texts/s)", f"{bare_seconds / wall:.3f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return 0
 
 
 def main() -> int:
@@ -399,12 +462,34 @@ def main() -> int:
         metavar="SECONDS",
         help="the index (a child process) and the bare encode take turns of about this long",
     )
+    parser.add_argument(
+        "--check-interleave",
+        action="store_true",
+        help="with --interleave: the child embeds the same texts instead of indexing (the"
+        " ratio then says what the turns themselves cost; 1 is none)",
+    )
+    parser.add_argument("--encode-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.interleave is not None and (args.interleave <= 0 or args.after_only):
         parser.error("--interleave takes a positive number of seconds and no --after-only")
+    if args.check_interleave and not args.interleave:
+        parser.error("--check-interleave needs --interleave")
 
-    source = args.path.resolve() if args.path else fetch_sdist(args.package)
     data_dir = args.data_dir.resolve()
+    from coderag_assets.embedding import EmbedderSpec
+    from coderag_assets.execution import executor_threads
+
+    # The spec the in-process executor's shard steps embed with (every core), so that with
+    # --same-process `load_embedder` hands the run this very model.
+    spec = EmbedderSpec(
+        backend=args.backend,
+        cache_dir=data_dir / "models",
+        threads=executor_threads("in_process", args.workers),
+    )
+    if args.encode_child:
+        _encode_in_child(args.encode_child, spec)
+        return 0
+    source = args.path.resolve() if args.path else fetch_sdist(args.package)
     shutil.rmtree(data_dir / "indexes", ignore_errors=True)
     env = {
         **os.environ,
@@ -422,17 +507,9 @@ def main() -> int:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    from coderag_assets.embedding import EmbedderSpec, load_embedder, prepare_model
-    from coderag_assets.execution import executor_threads
+    from coderag_assets.embedding import load_embedder, prepare_model
     from coderag_assets.store import IndexStore
 
-    # The spec the in-process executor's shard steps embed with (every core), so that with
-    # --same-process `load_embedder` hands the run this very model.
-    spec = EmbedderSpec(
-        backend=args.backend,
-        cache_dir=data_dir / "models",
-        threads=executor_threads("in_process", args.workers),
-    )
     prepare_model(spec)
     scratch = data_dir / "bench-chunks"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -462,15 +539,32 @@ def main() -> int:
     if args.interleave:
         halves = [[], []]
         before_seconds = after_seconds = 0.0
-        by_length = sorted(hashes, key=lambda digest: -len(expected[digest]))
-        windows = [
-            by_length[start : start + WINDOW_TEXTS]
-            for start in range(0, len(by_length), WINDOW_TEXTS)
-        ]
-        wall, e2e_cpu, code, stdout, sampler, turns = _index_interleaved(
-            coderag, source, env, args.interleave, windows, lambda w: bare_encode(w, release=False)
+        positions = batch_windows(embedder, [expected[digest] for digest in hashes], WINDOW_TEXTS)
+        windows = [[hashes[position] for position in window] for window in positions]
+        command = [*coderag, "index", str(source), "--json", "--quiet"]
+        if args.check_interleave:
+            texts_file = data_dir / "bench-texts.json"
+            texts_file.write_text(
+                json.dumps([[expected[digest] for digest in window] for window in windows])
+            )
+            command = [
+                sys.executable,
+                __file__,
+                "--encode-child",
+                str(texts_file),
+                "--backend",
+                args.backend,
+                "--data-dir",
+                str(data_dir),
+                "--workers",
+                str(args.workers),
+            ]
+        wall, e2e_cpu, code, stdout, sampler, turns = _interleaved(
+            command, env, args.interleave, windows, lambda w: bare_encode(w, release=False)
         )
         embedder.release_memory()
+        if args.check_interleave:
+            return _print_check(wall, encode_seconds, len(hashes), turns, code, stdout)
     else:
         before_seconds = bare_encode(halves[0])
         if args.same_process:
