@@ -476,15 +476,23 @@ def main() -> int:
         parser.error("--check-interleave needs --interleave")
 
     data_dir = args.data_dir.resolve()
+    from coderag_assets import embedding
     from coderag_assets.embedding import EmbedderSpec
     from coderag_assets.execution import executor_threads
 
-    # The spec the in-process executor's shard steps embed with (every core), so that with
-    # --same-process `load_embedder` hands the run this very model.
+    # The spec the in-process executor's shard steps embed with (every core, on their
+    # streams), so that with --same-process `load_embedder` hands the run this very model.
+    threads = executor_threads("in_process", args.workers)
+    streams = int(os.environ.get("CODERAG_INFERENCE_STREAMS", "1"))  # as the run's steps
     spec = EmbedderSpec(
         backend=args.backend,
         cache_dir=data_dir / "models",
-        threads=executor_threads("in_process", args.workers),
+        threads=threads,
+        **(
+            {"streams": embedding.bulk_streams(threads, streams)}
+            if hasattr(embedding, "bulk_streams")
+            else {}
+        ),
     )
     if args.encode_child:
         _encode_in_child(args.encode_child, spec)
@@ -497,6 +505,7 @@ def main() -> int:
         "CODERAG_BACKEND": args.backend,
         "HF_HUB_OFFLINE": "1",
         "CODERAG_WORKERS": str(args.workers),
+        "CODERAG_INFERENCE_STREAMS": str(streams),
     }
     coderag = [sys.executable, "-m", "coderag_assets.cli"]
 

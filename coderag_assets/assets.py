@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 
 import dagster as dg
 
@@ -159,7 +158,7 @@ def _prepare(
 def index_shard(
     context: dg.OpExecutionContext, prepared: indexing.PreparedShard, coderag: CodeRagResource
 ) -> indexing.ShardStats:
-    spec = replace(coderag.embedder_spec(), threads=coderag.step_inference_threads())
+    spec = coderag.step_embedder_spec()
     store = coderag.index_store()
     with writing_root(context, store):
         stats = indexing.embed_shard(store, prepared, spec, run_id=context.run_id)

@@ -27,7 +27,8 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,7 +39,7 @@ from coderag_assets.model_cache import (
     PAD_MULTIPLE_TOKENS,
     ModelError,
     available_cores,
-    compile_openvino,
+    compile_openvino_model,
     convert_once,
     converted_dir,
     export_openvino,
@@ -90,6 +91,21 @@ MAX_BATCH_TEXTS = 256
 # buffers after each shard. Django's texts: 6.61 M padded tokens at 32, 6.29 M at 8, for
 # 6.19 M real ones.
 BATCH_PAD_MULTIPLE = 8
+# `CODERAG_INFERENCE_STREAMS`: an indexing step may run its batches on several OpenVINO
+# streams, two batches at once, each on its share of the threads, instead of one batch on
+# all of them, whose threads meet at every layer. Django's texts on 2 cores (AMD EPYC, bf16),
+# the two alternated slice by slice: 5.7 % more texts a second and 6 % less CPU with 2
+# streams, the same vectors (benchmarks/embed_streams.py); the gain sits in the machine's
+# slow minutes (one thread held up holds up the other). It is not the default: the second
+# stream keeps about 20 MiB more after each release, and the cold Django x10 index peaked
+# at 971 MiB against 914 on one stream, at the 1 GB target (docs/indexing-speed.md).
+# Queries keep one stream: one text at a time would run on a share of the threads.
+
+
+def bulk_streams(threads: int | None, requested: int) -> int:
+    """`EmbedderSpec.streams` for embedding many texts on `threads` threads (None: every
+    core) when `requested` streams are asked for: as many as there are threads, at most."""
+    return max(1, min(requested, threads or available_cores()))
 
 
 class EmbeddingError(ModelError):
@@ -109,6 +125,10 @@ class EmbedderSpec:
         cache_dir: where converted models live (one subdirectory per model and backend);
             required by the ``openvino`` and ``onnx`` backends, ignored by ``torch``.
         threads: inference threads for this process; None means every core available to it.
+        streams: batches one `Embedder.embed` call runs at once, each on its share of the
+            threads (``openvino``; the other backends run one). 1 suits queries, one text
+            at a time; indexing may ask for more (`bulk_streams`). The vectors are the same
+            either way: it is not part of `model_id`.
         max_seq_tokens: token limit per text (longer texts are truncated); None means the
             model's own ``max_seq_length`` (256 for all-MiniLM-L6-v2).
 
@@ -121,6 +141,7 @@ class EmbedderSpec:
     cache_dir: Path | None = None
     threads: int | None = None
     max_seq_tokens: int | None = None
+    streams: int = 1
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -129,6 +150,10 @@ class EmbedderSpec:
             )
         if self.threads is not None and self.threads < 1:
             raise EmbeddingError(f"threads must be >= 1 or None, got {self.threads}")
+        if self.streams < 1 or (self.threads is not None and self.streams > self.threads):
+            raise EmbeddingError(
+                f"streams must be between 1 and the threads ({self.threads}), got {self.streams}"
+            )
         if self.max_seq_tokens is not None and self.max_seq_tokens < MIN_SEQ_TOKENS:
             raise EmbeddingError(
                 f"max_seq_tokens must be >= {MIN_SEQ_TOKENS} or None, got {self.max_seq_tokens}"
@@ -157,6 +182,7 @@ class _Runtime(Protocol):
 
     dim: int
     lengths_are_tokens: bool  # whether `prepare`'s lengths count tokens (else characters)
+    streams: int  # batches `run_overlapped` runs at once (1: it is never called)
 
     def prepare(self, texts: Sequence[str]) -> tuple[list[Any], list[int]]:
         """Per-text inputs for `run` and their lengths (used to sort texts into batches)."""
@@ -165,6 +191,13 @@ class _Runtime(Protocol):
     def run(self, items: Sequence[Any], pad_multiple: int) -> np.ndarray:
         """Vectors (len(items), dim), float32, L2-normalized, in the order of ``items``; a
         backend that pads a batch rounds its length up to ``pad_multiple`` tokens."""
+        ...
+
+    def run_overlapped(
+        self, batches: Iterable[Sequence[Any]], pad_multiple: int
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """`run` of each of `batches`, up to `streams` at once: (batch number, its vectors),
+        in the order they finish."""
         ...
 
     def release_memory(self) -> None:
@@ -205,7 +238,8 @@ class Embedder:
         Texts are sorted by length, longest first, and cut into batches that pad little: of
         about `BATCH_TOKENS` tokens each (at most `MAX_BATCH_TEXTS` texts) where the backend
         counts tokens, else of `DEFAULT_BATCH_SIZE` texts; ``batch_size`` fixes the number of
-        texts per batch instead. Texts longer than the token limit are truncated.
+        texts per batch instead. On several streams the batches run that many at a time and
+        share the token budget. Texts longer than the token limit are truncated.
         ``on_progress(n)`` is called after each batch with the number of texts it finished.
 
         Returns:
@@ -222,13 +256,29 @@ class Embedder:
         order = np.argsort(-sorted_lengths, kind="stable")
         sorted_lengths = sorted_lengths[order]
         if batch_size is None and self._runtime.lengths_are_tokens:
+            # The streams share the budget: as many tokens in flight as one stream's batch,
+            # so a second stream costs little memory (Django: +14 MiB peak, where 2 x 2,048
+            # tokens cost +51 MiB) and runs as fast.
             bounds = token_budget_batches(
-                sorted_lengths, BATCH_TOKENS, MAX_BATCH_TEXTS, BATCH_PAD_MULTIPLE
+                sorted_lengths,
+                BATCH_TOKENS // self._runtime.streams,
+                MAX_BATCH_TEXTS,
+                BATCH_PAD_MULTIPLE,
             )
         else:
             bounds = fixed_size_batches(len(order), batch_size or DEFAULT_BATCH_SIZE)
-        for start, end in bounds:
-            batch_rows = order[start:end]
+        batches = [order[start:end] for start, end in bounds]
+        if self._runtime.streams > 1 and len(batches) > 1:
+            with self._run_lock:  # the call's batches take every stream until it returns
+                finished = self._runtime.run_overlapped(
+                    ([items[row] for row in rows] for rows in batches), BATCH_PAD_MULTIPLE
+                )
+                for number, batch_vectors in finished:
+                    vectors[batches[number]] = batch_vectors
+                    if on_progress is not None:
+                        on_progress(len(batches[number]))
+            return vectors
+        for batch_rows in batches:
             with self._run_lock:
                 vectors[batch_rows] = self._runtime.run(
                     [items[row] for row in batch_rows], BATCH_PAD_MULTIPLE
@@ -628,7 +678,7 @@ def _load_runtime(spec: EmbedderSpec) -> _Runtime:
             raise EmbeddingError(f"converted model in {directory} is unreadable")
     try:
         if spec.backend == "openvino":
-            return _OpenVinoRuntime(directory, manifest, spec.threads, max_tokens)
+            return _OpenVinoRuntime(directory, manifest, spec.threads, max_tokens, spec.streams)
         return _OnnxRuntime(directory, manifest, spec.threads, max_tokens)
     except Exception as error:
         raise EmbeddingError(
@@ -641,6 +691,7 @@ class _TorchRuntime:
     """sentence-transformers at fp32 on CPU: the reference backend."""
 
     lengths_are_tokens = False  # it tokenizes inside `encode`; `prepare` counts characters
+    streams = 1
 
     def __init__(self, source: _ModelSource, threads: int | None, max_tokens: int) -> None:
         self._model = _load_sentence_transformer(source, threads)
@@ -671,6 +722,7 @@ class _TokenizedRuntime:
     """Shared by converted backends: tokenize with `tokenizers`, pad per batch, pool in numpy."""
 
     lengths_are_tokens = True
+    streams = 1
 
     def __init__(self, directory: Path, manifest: _Manifest, max_tokens: int) -> None:
         from tokenizers import Tokenizer
@@ -690,14 +742,27 @@ class _TokenizedRuntime:
         return encodings, [len(encoding.ids) for encoding in encodings]
 
     def run(self, items: Sequence[Any], pad_multiple: int) -> np.ndarray:
-        encodings: Sequence[tokenizers.Encoding] = items
+        inputs, attention_mask = self._inputs(items, pad_multiple)
+        return self._vectors(self._forward(inputs), attention_mask)
+
+    def run_overlapped(
+        self, batches: Iterable[Sequence[Any]], pad_multiple: int
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        for number, items in enumerate(batches):
+            yield number, self.run(items, pad_multiple)
+
+    def _inputs(
+        self, encodings: Sequence[tokenizers.Encoding], pad_multiple: int
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The model's inputs for one batch, and its attention mask (for pooling)."""
         arrays = padded_token_arrays(
             encodings, self._manifest.pad_token_id, limit=self._max_tokens, multiple=pad_multiple
         )
-        inputs = {name: arrays[name] for name in self._manifest.input_names}
-        token_vectors = self._forward(inputs)
-        mode = self._manifest.pooling_mode
-        return _l2_normalize(_pool(token_vectors, arrays["attention_mask"], mode))
+        return {name: arrays[name] for name in self._manifest.input_names}, arrays["attention_mask"]
+
+    def _vectors(self, token_vectors: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Pooled, normalized vectors of one batch's token vectors."""
+        return _l2_normalize(_pool(token_vectors, attention_mask, self._manifest.pooling_mode))
 
     def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
@@ -707,21 +772,67 @@ class _TokenizedRuntime:
 
 
 class _OpenVinoRuntime(_TokenizedRuntime):
-    """The OpenVINO IR on CPU at OpenVINO's default precision."""
+    """The OpenVINO IR on CPU at OpenVINO's default precision, on `streams` streams: one
+    infer request for `run` (a query), and as many as streams for `run_overlapped`."""
 
     def __init__(
-        self, directory: Path, manifest: _Manifest, threads: int | None, max_tokens: int
+        self,
+        directory: Path,
+        manifest: _Manifest,
+        threads: int | None,
+        max_tokens: int,
+        streams: int = 1,
     ) -> None:
         super().__init__(directory, manifest, max_tokens)
-        self._request = compile_openvino(directory / OPENVINO_MODEL_FILE, threads)
+        self._compiled = compile_openvino_model(directory / OPENVINO_MODEL_FILE, threads, streams)
+        self._request = self._compiled.create_infer_request()
+        self.streams = streams
+        self._queue: Any = None  # the overlapped requests, made on first use
 
     def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         result = self._request.infer(inputs)
         return np.asarray(result[0], dtype=np.float32)
 
+    def run_overlapped(
+        self, batches: Iterable[Sequence[Any]], pad_multiple: int
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Each batch is padded here and started on a free request (waiting for one when
+        all `streams` run); a request's callback pools its batch, on OpenVINO's thread, into
+        a queue this generator empties between starts. A failed batch raises here."""
+        import openvino
+
+        if self._queue is None:
+            self._queue = openvino.AsyncInferQueue(self._compiled, self.streams)
+        finished: deque[tuple[int, np.ndarray | BaseException]] = deque()
+
+        def done(request: Any, userdata: tuple[int, np.ndarray]) -> None:
+            number, attention_mask = userdata
+            try:  # the output buffer is the request's own: pooled before it runs again
+                token_vectors = np.asarray(request.get_output_tensor(0).data, dtype=np.float32)
+                finished.append((number, self._vectors(token_vectors, attention_mask)))
+            except BaseException as error:  # noqa: BLE001 - handed to the caller
+                finished.append((number, error))
+
+        def drain() -> Iterator[tuple[int, np.ndarray]]:
+            while finished:
+                number, outcome = finished.popleft()
+                if isinstance(outcome, BaseException):
+                    raise EmbeddingError(f"inference failed: {outcome}") from outcome
+                yield number, outcome
+
+        self._queue.set_callback(done)
+        try:
+            for number, items in enumerate(batches):
+                inputs, attention_mask = self._inputs(items, pad_multiple)
+                self._queue.start_async(inputs, (number, attention_mask))
+                yield from drain()
+        finally:
+            self._queue.wait_all()  # no request outlives the call, even an abandoned one
+        yield from drain()
+
     def release_memory(self) -> None:
         # the CPU plugin keeps intermediate buffers for every input shape it ran
-        self._request.get_compiled_model().release_memory()
+        self._compiled.release_memory()
 
 
 class _OnnxRuntime(_TokenizedRuntime):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 
-from coderag_assets.embedding import DEFAULT_MODEL, EmbedderSpec
+from coderag_assets.embedding import DEFAULT_MODEL, EmbedderSpec, bulk_streams
 from coderag_assets.files import resolve_root
 from coderag_assets.settings import Settings
 from coderag_assets.store import IndexStore
@@ -25,6 +26,8 @@ class CodeRagResource(dg.ConfigurableResource):
     """Shard steps expected to run at once (the multiprocess executor's max_concurrent)."""
     inference_threads: int = 0
     """Inference threads per shard step; 0 = the cores left to each of `workers` steps."""
+    inference_streams: int = 1
+    """Batches a shard step runs at once, each on its share of the threads (at most them)."""
     max_file_bytes: int = 1_000_000
 
     @classmethod
@@ -37,6 +40,7 @@ class CodeRagResource(dg.ConfigurableResource):
             shard_count=settings.shard_count,
             workers=settings.workers,
             inference_threads=settings.inference_threads,
+            inference_streams=settings.inference_streams,
             max_file_bytes=settings.max_file_bytes,
         )
 
@@ -63,3 +67,10 @@ class CodeRagResource(dg.ConfigurableResource):
         return EmbedderSpec(
             model=self.model, backend=self.backend, cache_dir=Path(self.data_dir) / "models"
         )
+
+    def step_embedder_spec(self, threads: int | None = None) -> EmbedderSpec:
+        """What a shard step embeds with: `threads` (default :meth:`step_inference_threads`)
+        on `inference_streams` streams, as many as fit in them (`bulk_streams`)."""
+        threads = threads or self.step_inference_threads()
+        streams = bulk_streams(threads, self.inference_streams)
+        return replace(self.embedder_spec(), threads=threads, streams=streams)

@@ -92,6 +92,7 @@ class Settings:
     executor: str = "auto"
     instance_yaml: Path | None = None
     inference_threads: int = 0  # per shard step; 0 = cores // workers
+    inference_streams: int = 1  # batches a shard step runs at once (at most its threads)
     rerank: bool = False  # re-score the top results with the cross-encoder (`--rerank`)
     reranker: str = DEFAULT_RERANKER  # shipped name or a local model directory
     shards_from: str = SHARDS_SET  # where `shard_count` came from (SHARDS_* above)
@@ -115,6 +116,10 @@ class Settings:
         if self.inference_threads < 0:
             raise SettingsError(
                 f"CODERAG_INFERENCE_THREADS={self.inference_threads} must be 0 (auto) or more"
+            )
+        if self.inference_streams < 1:
+            raise SettingsError(
+                f"CODERAG_INFERENCE_STREAMS={self.inference_streams} must be at least 1"
             )
         if self.executor not in EXECUTORS:
             raise SettingsError(
@@ -168,6 +173,7 @@ def load_settings(**overrides: object) -> Settings:
         "max_file_bytes": _int_env("CODERAG_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
         "executor": (os.environ.get("CODERAG_EXECUTOR") or "auto").strip().lower(),
         "inference_threads": _int_env("CODERAG_INFERENCE_THREADS", 0),
+        "inference_streams": _int_env("CODERAG_INFERENCE_STREAMS", 1),
         "rerank": _bool_env("CODERAG_RERANK"),
         "reranker": os.environ.get("CODERAG_RERANKER") or DEFAULT_RERANKER,
     }
@@ -206,6 +212,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CODERAG_MAX_FILE_BYTES": str(settings.max_file_bytes),
         "CODERAG_EXECUTOR": settings.executor,
         "CODERAG_INFERENCE_THREADS": str(settings.inference_threads),
+        "CODERAG_INFERENCE_STREAMS": str(settings.inference_streams),
         "CODERAG_RERANK": "1" if settings.rerank else "0",
         "CODERAG_RERANKER": settings.reranker,
     }

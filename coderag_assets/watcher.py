@@ -9,7 +9,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import dagster as dg
 
@@ -151,9 +151,10 @@ class Watcher:
         from coderag_assets.embedding import load_embedder, prepare_model
 
         started = time.perf_counter()
-        spec = self.resource.embedder_spec()
+        # the spec of the in-process executor's steps (every core): the runs reuse this model
+        spec = self.resource.step_embedder_spec(threads=os.cpu_count() or 1)
         prepare_model(spec)
-        load_embedder(replace(spec, threads=os.cpu_count() or 1))
+        load_embedder(spec)
         return time.perf_counter() - started
 
     def tick(self, on_start: Callable[[str, list[str]], None] | None = None) -> WatchUpdate | None:

@@ -280,6 +280,61 @@ def test_embed_batches_short_texts_together_and_long_ones_apart(
     assert done == [3, 3, 3, 1]
 
 
+def test_two_streams_give_the_vectors_of_one_in_input_order(
+    openvino_spec: EmbedderSpec,
+) -> None:
+    one = load_embedder(replace(openvino_spec, threads=2))
+    two = load_embedder(replace(openvino_spec, threads=2, streams=2))
+    assert two is not one and two.model_id == one.model_id  # the same vectors: one cache key
+    texts = [CODE_SNIPPETS[index % len(CODE_SNIPPETS)] * (1 + index % 5) for index in range(60)]
+    texts += ["x = 1"] * 300  # batches of many short texts as well
+    done: list[int] = []
+    expected = one.embed(texts)
+    vectors = two.embed(texts, on_progress=done.append)
+    assert len(done) > 2 and sum(done) == len(texts)  # batch by batch, as they finished
+    # Each text's own vector: the streams share the token budget, so batches hold other
+    # texts (and padding) than on one stream, which moves bf16 results in the 4th decimal.
+    assert np.sum(vectors * expected, axis=1).min() > 0.9999
+    two.release_memory()
+    assert np.sum(two.embed(texts[:7]) * expected[:7], axis=1).min() > 0.9999
+    assert float(two.embed_query(texts[3]) @ expected[3]) > 0.9999  # one request, one stream
+
+
+def test_a_failed_batch_on_streams_raises_and_the_embedder_still_works(
+    openvino_spec: EmbedderSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = load_embedder(replace(openvino_spec, threads=2, streams=2))
+    runtime = embedder._runtime
+    texts = [CODE_SNIPPETS[index % len(CODE_SNIPPETS)] for index in range(40)]
+    expected = embedder.embed(texts)
+    real_vectors = runtime._vectors
+    calls = 0
+
+    def fail_the_third(token_vectors: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("pooling broke")
+        return real_vectors(token_vectors, attention_mask)
+
+    monkeypatch.setattr(runtime, "_vectors", fail_the_third)
+    with pytest.raises(EmbeddingError, match="inference failed: pooling broke"):
+        embedder.embed(texts, batch_size=4)
+    monkeypatch.undo()
+    np.testing.assert_allclose(embedder.embed(texts), expected, atol=1e-6)
+
+
+def test_streams_are_checked_and_bulk_streams_fit_the_threads() -> None:
+    with pytest.raises(EmbeddingError, match="streams must be between 1 and the threads"):
+        EmbedderSpec(threads=1, streams=2)
+    with pytest.raises(EmbeddingError, match="streams must be between 1"):
+        EmbedderSpec(streams=0)
+    assert embedding.bulk_streams(1, requested=2) == 1
+    assert embedding.bulk_streams(2, requested=2) == embedding.bulk_streams(16, requested=2) == 2
+    assert embedding.bulk_streams(4, requested=1) == 1
+    assert EmbedderSpec(threads=4, streams=2).model_id == EmbedderSpec(threads=1).model_id
+
+
 def test_empty_input_gives_empty_matrix(openvino_spec: EmbedderSpec) -> None:
     vectors = load_embedder(openvino_spec).embed([])
     assert vectors.shape == (0, DIM) and vectors.dtype == np.float32

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from coderag_assets.query import QueryService
 from coderag_assets.runs import get_instance, run_index
@@ -78,3 +79,33 @@ def test_in_process_and_multiprocess_build_the_same_index(tmp_path: Path, data_d
     assert shard_step_pids(local_instance, local.run_id) == {os.getpid()}
     spread_pids = shard_step_pids(spread_instance, spread.run_id)
     assert len(spread_pids) > 1 and os.getpid() not in spread_pids
+
+
+def test_shard_steps_embed_on_the_streams_asked_for_with_the_model_the_watcher_warms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from coderag_assets.embedding import bulk_streams
+    from coderag_assets.execution import executor_threads
+    from coderag_assets.resources import CodeRagResource
+    from coderag_assets.settings import SettingsError, settings_env
+
+    assert load_settings().inference_streams == 1  # one stream unless asked
+    monkeypatch.setenv("CODERAG_INFERENCE_STREAMS", "2")
+    settings = load_settings(data_dir=tmp_path / "data", workers=2).with_root(tmp_path)
+    assert settings_env(settings)["CODERAG_INFERENCE_STREAMS"] == "2"  # step processes agree
+    cores = os.cpu_count() or 1
+    # What run_shards hands an in-process run's steps, and what `coderag watch` loads first.
+    in_process = replace(settings, inference_threads=executor_threads("in_process", 2))
+    step = CodeRagResource.from_settings(in_process).step_embedder_spec()
+    warmed = CodeRagResource.from_settings(settings).step_embedder_spec(threads=cores)
+    assert step == warmed and step.threads == cores and step.streams == min(2, cores)
+    # A multiprocess step gets its share of the cores and as many streams as fit in it.
+    spread = replace(settings, inference_threads=executor_threads("multiprocess", 2))
+    spec = CodeRagResource.from_settings(spread).step_embedder_spec()
+    assert spec.threads == max(1, cores // 2)
+    assert spec.streams == bulk_streams(spec.threads, 2) == min(2, spec.threads)
+    monkeypatch.setenv("CODERAG_INFERENCE_STREAMS", "0")
+    with pytest.raises(SettingsError, match="CODERAG_INFERENCE_STREAMS=0 must be at least 1"):
+        load_settings()
