@@ -208,7 +208,8 @@ class _Runtime(Protocol):
 class Embedder:
     """A loaded model. Load it once per process with `load_embedder`.
 
-    Thread-safe: calls from several threads share the model and run one batch at a time.
+    Thread-safe: calls from several threads share the model and run one batch at a time
+    (on several streams, one call at a time, its batches side by side).
 
     Attributes:
         spec: what was loaded.
