@@ -36,8 +36,12 @@ speed of the same few minutes, turn by turn; what neither shares is the tail one
 runs alone after the other has finished, which is printed. The bare encode's texts are
 cut at the batch boundaries of one `embed` call over all of them (`batch_windows`), so it
 runs that call's very batches, which pad no more than the index's (it sorts within a shard).
+Keep S short: a shard's speed swings by up to 12 % within 15 s here, and 20-s turns still
+carried it (session 10: 3 s). `--check-interleave` puts a child that embeds the same texts
+in the index's place, to show what the turns themselves cost (3-s turns on Django: 0.997,
+the child's start and model load included).
 
-Either way the run's own split is printed too: the embed stage's seconds over the wall
+Without `--interleave` the run's own split is printed too: the embed stage's seconds over the wall
 (`embed / wall`). The stage is part of the wall, timed by the same process at the same
 time, so a machine that slows down stretches both, and neither the process-to-process
 spread nor the drift enters it. The embed stage runs at the bare encode's speed
@@ -46,7 +50,7 @@ ratio would be on a machine whose speed holds still.
 
 Usage: .venv/bin/python benchmarks/index_throughput.py [--package django==5.1.4] [--backend openvino]
        [--path DIR]   (index a local tree instead of a downloaded sdist)
-       [--same-process | --interleave SECONDS]
+       [--same-process | --interleave SECONDS [--check-interleave]]
 """
 
 from __future__ import annotations
