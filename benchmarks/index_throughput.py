@@ -412,6 +412,13 @@ def _index_here(source: Path, env: dict[str, str]) -> tuple[float, float, int, s
     return wall, cpu, code, out.getvalue(), sampler
 
 
+def _print_rows(rows: list[tuple[str, object]]) -> None:
+    """`name  value` lines, the values in one column."""
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
 def _print_check(
     wall: float, bare_seconds: float, texts: int, turns: Turns, code: int, stdout: str
 ) -> int:
@@ -431,9 +438,7 @@ def _print_check(
         ),
         ("ratio child / bare (texts/s)", f"{bare_seconds / wall:.3f}"),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    _print_rows(rows)
     return 0
 
 
@@ -692,9 +697,7 @@ def main() -> int:
         ),
         ("peak RSS, process tree MiB (sampled each second)", f"{sampler.peak_total / 2**20:.0f}"),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    _print_rows(rows)
     return 0
 
 
