@@ -182,7 +182,7 @@ class _Runtime(Protocol):
 
     dim: int
     lengths_are_tokens: bool  # whether `prepare`'s lengths count tokens (else characters)
-    streams: int  # batches `run_overlapped` runs at once (1: it is never called)
+    streams: int  # batches `run_overlapped` runs at once
 
     def prepare(self, texts: Sequence[str]) -> tuple[list[Any], list[int]]:
         """Per-text inputs for `run` and their lengths (used to sort texts into batches)."""
@@ -197,7 +197,7 @@ class _Runtime(Protocol):
         self, batches: Iterable[Sequence[Any]], pad_multiple: int
     ) -> Iterator[tuple[int, np.ndarray]]:
         """`run` of each of `batches`, up to `streams` at once: (batch number, its vectors),
-        in the order they finish."""
+        in the order they finish. Called only where `streams` > 1 (`_OpenVinoRuntime`)."""
         ...
 
     def release_memory(self) -> None:
@@ -252,6 +252,33 @@ class Embedder:
         if len(texts) == 0:
             return vectors
         items, lengths = self._runtime.prepare(texts)
+        batches = self._batches(lengths, batch_size)
+
+        def finished(rows: np.ndarray, batch_vectors: np.ndarray) -> None:
+            vectors[rows] = batch_vectors
+            if on_progress is not None:
+                on_progress(len(rows))
+
+        if self._runtime.streams > 1 and len(batches) > 1:
+            with self._run_lock:  # the call's batches take every stream until it returns
+                overlapped = self._runtime.run_overlapped(
+                    ([items[row] for row in rows] for rows in batches), BATCH_PAD_MULTIPLE
+                )
+                for number, batch_vectors in overlapped:
+                    finished(batches[number], batch_vectors)
+            return vectors
+        for rows in batches:
+            with self._run_lock:
+                batch_vectors = self._runtime.run([items[row] for row in rows], BATCH_PAD_MULTIPLE)
+            finished(rows, batch_vectors)
+        return vectors
+
+    def batch_plan(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The batches `embed(texts)` runs, in order: each one's positions in `texts`."""
+        return self._batches(self._runtime.prepare(texts)[1], None) if len(texts) else []
+
+    def _batches(self, lengths: Sequence[int], batch_size: int | None) -> list[np.ndarray]:
+        """Positions of texts of these `prepare` lengths, cut into `embed`'s batches."""
         # Longest first: the slowest batches start early and progress speeds up, not down.
         sorted_lengths = np.asarray(lengths, dtype=np.int64)
         order = np.argsort(-sorted_lengths, kind="stable")
@@ -268,25 +295,7 @@ class Embedder:
             )
         else:
             bounds = fixed_size_batches(len(order), batch_size or DEFAULT_BATCH_SIZE)
-        batches = [order[start:end] for start, end in bounds]
-        if self._runtime.streams > 1 and len(batches) > 1:
-            with self._run_lock:  # the call's batches take every stream until it returns
-                finished = self._runtime.run_overlapped(
-                    ([items[row] for row in rows] for rows in batches), BATCH_PAD_MULTIPLE
-                )
-                for number, batch_vectors in finished:
-                    vectors[batches[number]] = batch_vectors
-                    if on_progress is not None:
-                        on_progress(len(batches[number]))
-            return vectors
-        for batch_rows in batches:
-            with self._run_lock:
-                vectors[batch_rows] = self._runtime.run(
-                    [items[row] for row in batch_rows], BATCH_PAD_MULTIPLE
-                )
-            if on_progress is not None:
-                on_progress(len(batch_rows))
-        return vectors
+        return [order[start:end] for start, end in bounds]
 
     def release_memory(self) -> None:
         """Hand back the memory inference keeps between calls; the model stays loaded and the
@@ -745,12 +754,6 @@ class _TokenizedRuntime:
     def run(self, items: Sequence[Any], pad_multiple: int) -> np.ndarray:
         inputs, attention_mask = self._inputs(items, pad_multiple)
         return self._vectors(self._forward(inputs), attention_mask)
-
-    def run_overlapped(
-        self, batches: Iterable[Sequence[Any]], pad_multiple: int
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        for number, items in enumerate(batches):
-            yield number, self.run(items, pad_multiple)
 
     def _inputs(
         self, encodings: Sequence[tokenizers.Encoding], pad_multiple: int

@@ -272,6 +272,7 @@ def test_embed_batches_short_texts_together_and_long_ones_apart(
     done: list[int] = []
     embedder.embed([short] * 300, on_progress=done.append)
     assert done == [256, 44]  # 2,048 tokens a batch, at most 256 texts
+    assert [rows.size for rows in embedder.batch_plan([short] * 300)] == done
     done.clear()
     embedder.embed([long] * 20, on_progress=done.append)
     assert done == [8, 8, 4]  # 8 x 256 tokens
@@ -292,6 +293,9 @@ def test_two_streams_give_the_vectors_of_one_in_input_order(
     expected = one.embed(texts)
     vectors = two.embed(texts, on_progress=done.append)
     assert len(done) > 2 and sum(done) == len(texts)  # batch by batch, as they finished
+    plan = two.batch_plan(texts)  # the streams share the token budget: smaller batches
+    assert sorted(done) == sorted(rows.size for rows in plan)
+    assert len(plan) > len(one.batch_plan(texts))
     # Each text's own vector: the streams share the token budget, so batches hold other
     # texts (and padding) than on one stream, which moves bf16 results in the 4th decimal.
     assert np.sum(vectors * expected, axis=1).min() > 0.9999
