@@ -216,26 +216,17 @@ def index_texts(store) -> dict[str, str]:
 
 def batch_windows(embedder: Embedder, texts: list[str], min_texts: int) -> list[list[int]]:
     """Positions in `texts` cut into windows of at least `min_texts` at the batch boundaries
-    of one `embed` call over all of them: `embed` of a window sorts it the same way and, its
-    batches being cut greedily from the window's first text, runs exactly that call's
-    batches for it. (The whole call's tokens are counted here, untimed.)"""
-    import numpy as np
-
-    from coderag_assets.embedding import (
-        BATCH_PAD_MULTIPLE,
-        BATCH_TOKENS,
-        MAX_BATCH_TEXTS,
-        token_budget_batches,
-    )
-
-    _, lengths = embedder._runtime.prepare(texts)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable")
-    bounds = token_budget_batches(lengths[order], BATCH_TOKENS, MAX_BATCH_TEXTS, BATCH_PAD_MULTIPLE)
+    of one `embed` call over all of them (`Embedder.batch_plan`, untimed): `embed` of a
+    window sorts it the same way and, its batches being cut greedily from the window's first
+    text, runs exactly that call's batches for it."""
+    if not hasattr(embedder, "batch_plan"):
+        raise SystemExit(
+            "--interleave needs Embedder.batch_plan: code from 2026-12-07 (session 10) on"
+        )
     windows: list[list[int]] = []
     current: list[int] = []
-    for start, end in bounds:
-        current.extend(order[start:end].tolist())
+    for rows in embedder.batch_plan(texts):
+        current.extend(rows.tolist())
         if len(current) >= min_texts:
             windows.append(current)
             current = []
@@ -488,11 +479,12 @@ def main() -> int:
     from coderag_assets import embedding
     from coderag_assets.embedding import EmbedderSpec
     from coderag_assets.execution import executor_threads
+    from coderag_assets.settings import load_settings
 
     # The spec the in-process executor's shard steps embed with (every core, on their
     # streams), so that with --same-process `load_embedder` hands the run this very model.
     threads = executor_threads("in_process", args.workers)
-    streams = int(os.environ.get("CODERAG_INFERENCE_STREAMS", "1"))  # as the run's steps
+    streams = getattr(load_settings(), "inference_streams", 1)  # as the run's steps
     spec = EmbedderSpec(
         backend=args.backend,
         cache_dir=data_dir / "models",
