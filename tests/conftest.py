@@ -32,6 +32,22 @@ def copy_fixture_repo(destination: Path, *, fresh_mtimes: bool = False) -> Path:
     return destination
 
 
+def copy_models(source: Path, destination: Path) -> Path:
+    """A models directory at `destination` with `source`'s files hard-linked, not copied: a
+    converted model and its compiled blobs are written once and never changed in place, and
+    full copies cost the suite about 90 MB a blob (several per model). Falls back to copying
+    where the two paths are on different file systems."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, destination, copy_function=link)
+    return destination
+
+
 def copy_served_repo(base: Path) -> Path:
     """The fixture repository under ``base/repo`` plus what a server must refuse to serve: a
     secret (``.env``) and a symlink (``escape.txt``) to a file outside the root."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_fixture_repo
+from tests.conftest import copy_fixture_repo, copy_models
 
 PROJECT = Path(__file__).resolve().parents[1]
 CLUSTER_SH = PROJECT / "scripts" / "cluster.sh"
@@ -249,7 +249,7 @@ def test_celery_index_equals_local_index(cluster: Cluster, tmp_path: Path, data_
     local_data = tmp_path / "local-data"
     local_data.mkdir()
     if (data_dir / "models").is_dir():
-        shutil.copytree(data_dir / "models", local_data / "models")
+        copy_models(data_dir / "models", local_data / "models")
     local_env = {key: value for key, value in cluster.env.items() if not key.startswith("CODERAG_")}
     local_env.update(CODERAG_DATA=str(local_data), CODERAG_EXECUTOR="in_process")
     started = time.monotonic()
@@ -266,7 +266,7 @@ def test_celery_index_equals_local_index(cluster: Cluster, tmp_path: Path, data_
 
     # Every worker needs the same model files under CODERAG_DATA/models (docs/scale-out.md).
     if (local_data / "models").is_dir() and not (cluster.data / "models").exists():
-        shutil.copytree(local_data / "models", cluster.data / "models")
+        copy_models(local_data / "models", cluster.data / "models")
     started = time.monotonic()
     remote = cluster.sh("index", str(repo), "--quiet", "--json", timeout=300)
     assert remote.returncode == 0, remote.stdout + remote.stderr

@@ -4,7 +4,6 @@ way, and the same index (real model, real Dagster instance, fixture repository).
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +14,7 @@ from coderag_assets.runs import get_instance, run_index
 from coderag_assets.settings import load_settings
 from coderag_assets.store import IndexStore
 from coderag_assets.tags import EXECUTOR_TAG
-from tests.conftest import copy_fixture_repo
+from tests.conftest import copy_fixture_repo, copy_models
 
 QUERIES = [
     ("retry with exponential backoff", "hybrid"),
@@ -28,7 +27,7 @@ def index_with(executor: str, root: Path, data: Path, shared_models: Path):
     """Index `root` into `data` on `executor`; (summary, instance, search results)."""
     data.mkdir(parents=True)
     if shared_models.is_dir():  # reuse the session's converted model
-        shutil.copytree(shared_models, data / "models")
+        copy_models(shared_models, data / "models")
     settings = load_settings(data_dir=data, executor=executor, workers=2).with_root(root)
     instance = get_instance(settings)
     summary = run_index(settings, instance=instance)
