@@ -268,3 +268,38 @@ def test_tokens_fall_back_to_the_regex_when_the_word_table_disagrees(
     expected = chunk_file("a.py", text, "python").occurrences.rows()
     monkeypatch.setattr(occurrences, "_is_word_character", lambda chars: chars == ord("d"))
     assert chunk_file("a.py", text, "python").occurrences.rows() == expected
+
+
+def _nested_regions(rng, start: int, end: int, depth: int) -> list:
+    """Random regions nested inside [start, end), as syntax nodes nest (siblings apart)."""
+    regions = []
+    position = start
+    while depth and position < end - 1 and rng.random() < 0.7:
+        a = rng.randrange(position, end - 1)
+        b = rng.randrange(a + 1, min(end, a + 40) + 1)
+        regions.append((a, b, rng.randrange(2), rng.choice(["comment", "string", "code"])))
+        regions.extend(_nested_regions(rng, a, b, depth - 1))
+        position = b
+    return regions
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sweep_gives_each_token_its_innermost_holding_region(seed: int) -> None:
+    """`_sweep` (a parent pass over the regions, then a vectorized climb) against the
+    definition: among the regions holding all of a token, the innermost, that is the last in
+    (start, -end, rank) order; "code" when none holds it. Tokens straddle region edges too."""
+    import random
+
+    import numpy as np
+
+    from coderag_assets.chunking.occurrences import _sweep
+
+    rng = random.Random(seed)
+    regions = sorted(_nested_regions(rng, 0, 300, 4), key=lambda r: (r[0], -r[1], r[2]))
+    starts = np.array(sorted(rng.randrange(300) for _ in range(120)), np.int64)
+    ends = starts + np.array([rng.randrange(1, 12) for _ in range(120)], np.int64)
+    expected = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        holding = [r for r in regions if r[0] <= start and r[1] >= end]
+        expected.append(holding[-1][3] if holding else "code")
+    assert _sweep(regions, starts, ends) == expected

@@ -146,7 +146,7 @@ def syntax_occurrences(text: str, tree: Tree, language: Language) -> FileOccurre
         offsets = np.concatenate(([0], np.cumsum(widths, dtype=np.int64)))
         starts = offsets[tokens.starts]
         ends = offsets[tokens.starts + lengths]
-    contexts = _sweep(_context_regions(tree, language), starts.tolist(), ends.tolist())
+    contexts = _sweep(_context_regions(tree, language), starts, ends)
     lines, columns = _located(characters, tokens)
     return FileOccurrences(tokens.names, lines, columns, contexts)
 
@@ -230,26 +230,32 @@ def _context_regions(tree: Tree, language: Language) -> list[_Region]:
     return regions
 
 
-def _sweep(regions: list[_Region], starts: list[int], ends: list[int]) -> list[Context]:
+def _sweep(regions: list[_Region], starts: np.ndarray, ends: np.ndarray) -> list[Context]:
     """Context of each token (byte ranges in increasing start order): that of the innermost
-    region holding all of it, "code" when none does."""
-    contexts: list[Context] = []
-    stack: list[_Region] = []
-    next_region = 0
-    count = len(regions)
-    for start, end in zip(starts, ends, strict=True):
-        while next_region < count and regions[next_region][0] <= start:
-            region = regions[next_region]
-            while stack and stack[-1][1] <= region[0]:
-                stack.pop()
-            stack.append(region)
-            next_region += 1
-        while stack and stack[-1][1] <= start:
-            stack.pop()
-        context: Context = "code"
-        for region in reversed(stack):
-            if region[1] >= end:
-                context = region[3]
-                break
-        contexts.append(context)
-    return contexts
+    region holding all of it, "code" when none does.
+
+    One pass over the regions (a file has far fewer than tokens) gives each its parent: the
+    innermost earlier region still open where it starts. A token's candidates are then the
+    last region starting at or before it and that region's ancestors; the walk up runs in
+    NumPy for all tokens at once, one step per level of nesting."""
+    if not regions:
+        return ["code"] * len(starts)
+    region_starts = np.fromiter((region[0] for region in regions), np.int64, len(regions))
+    region_ends = np.fromiter((region[1] for region in regions), np.int64, len(regions))
+    parents = np.empty(len(regions), np.int64)
+    open_regions: list[int] = []
+    for index, (start, end, _, _) in enumerate(regions):
+        while open_regions and regions[open_regions[-1]][1] <= start:
+            open_regions.pop()
+        parents[index] = open_regions[-1] if open_regions else -1
+        open_regions.append(index)
+    holder = np.searchsorted(region_starts, starts, side="right") - 1
+    pending = np.flatnonzero(holder >= 0)
+    while pending.size:  # climb while the candidate ends before the token does
+        short = region_ends[holder[pending]] < ends[pending]
+        pending = pending[short]
+        holder[pending] = parents[holder[pending]]
+        pending = pending[holder[pending] >= 0]
+    names: list[Context] = [region[3] for region in regions]
+    names.append("code")  # holder -1: no region holds the token
+    return [names[index] for index in holder.tolist()]
