@@ -244,7 +244,7 @@ def _sweep(regions: list[_Region], starts: np.ndarray, ends: np.ndarray) -> list
     region_ends = np.fromiter((region[1] for region in regions), np.int64, len(regions))
     parents = np.empty(len(regions), np.int64)
     open_regions: list[int] = []
-    for index, (start, end, _, _) in enumerate(regions):
+    for index, (start, _, _, _) in enumerate(regions):
         while open_regions and regions[open_regions[-1]][1] <= start:
             open_regions.pop()
         parents[index] = open_regions[-1] if open_regions else -1
