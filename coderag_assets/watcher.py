@@ -5,7 +5,6 @@ model kept warm here (small updates run on the in-process executor).
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from coderag_assets.execution import prepare_config
+from coderag_assets.execution import executor_threads, prepare_config
 from coderag_assets.freshness import LiveTree
 from coderag_assets.partitions import shard_keys
 from coderag_assets.progress import ProgressReporter
@@ -151,8 +150,10 @@ class Watcher:
         from coderag_assets.embedding import load_embedder, prepare_model
 
         started = time.perf_counter()
-        # the spec of the in-process executor's steps (every core): the runs reuse this model
-        spec = self.resource.step_embedder_spec(threads=os.cpu_count() or 1)
+        # the spec of the in-process executor's steps: the runs reuse this very model
+        spec = self.resource.step_embedder_spec(
+            threads=executor_threads("in_process", self.resource.workers)
+        )
         prepare_model(spec)
         load_embedder(spec)
         return time.perf_counter() - started
